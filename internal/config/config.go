@@ -1,0 +1,108 @@
+// Package config reads and validates stoke.yaml: every error names the file, line and key.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+)
+
+// Config is a whole stoke.yaml after defaults are applied and validation passed.
+type Config struct {
+	// Path is the absolute path of the file the config was read from; relative
+	// paths in functions (cwd) are resolved against its directory.
+	Path      string
+	Listen    string // default 127.0.0.1:8080
+	Admin     Admin
+	DataDir   string // absolute; default <dir of Path>/.stoke
+	Gateway   Gateway
+	Billing   Billing
+	Functions map[string]*Function
+	// Warnings are "file:line: message" notes about settings that are valid
+	// but probably not what the user meant; the server prints them at start.
+	Warnings []string
+}
+
+// Admin is the admin API listener (JSON API, metrics, dashboard).
+type Admin struct {
+	Listen string // default 127.0.0.1:8081
+	Token  string // empty: generated into DataDir on first start
+}
+
+// Gateway holds the limits the front door applies to every request.
+type Gateway struct {
+	Timeout time.Duration // default 30s
+	// QueueSize bounds the requests waiting for an instance of one function
+	// once max_instances are busy; beyond it requests get 429. Default 100.
+	QueueSize int
+	// MaxBodyBytes bounds request bodies; beyond it requests get 413. Default 6 MB (Lambda's).
+	MaxBodyBytes int64
+}
+
+// Billing says how invocation durations are rounded up before pricing.
+type Billing struct {
+	Granularity time.Duration // default 1ms
+}
+
+// Function is one function's settings.
+type Function struct {
+	Name         string
+	Runtime      string   // "http" (only one for now)
+	Build        string   // shell command run once per deploy in Cwd; may be empty
+	Command      []string // argv; Command[0] resolved against Cwd if relative and contains a slash
+	Cwd          string   // absolute; default: dir of the config file
+	Env          map[string]string
+	Memory       int           // MB, 128..10240, default 128
+	Timeout      time.Duration // per invocation, default 3s (Lambda's), max 900s
+	Concurrency  int           // in-flight requests per instance, default 1
+	MaxInstances int           // default 10
+	KeepWarm     int           // default 0
+	IdleTimeout  time.Duration // default 10m
+	InitTimeout  time.Duration // default 10s (Lambda's init limit)
+	Routes       []string
+	Readiness    Readiness
+	// Line is where the function is defined in the file, for messages.
+	Line int
+}
+
+// Readiness says how Stoke knows an http instance is ready to serve.
+type Readiness struct {
+	Protocol  string // "http" (default) or "tcp"
+	Path      string // default "/"
+	StatusMin int    // default 100
+	StatusMax int    // default 499
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Fingerprint is a stable hash of everything that defines a version of the
+// function (all fields but Name and Line), so a deploy can tell whether a
+// function changed. Nil and empty slices/maps hash the same.
+func (f *Function) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "runtime=%q\nbuild=%q\ncommand=%q\ncwd=%q\n", f.Runtime, f.Build, f.Command, f.Cwd)
+	keys := make([]string, 0, len(f.Env))
+	for k := range f.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "env %q=%q\n", k, f.Env[k])
+	}
+	fmt.Fprintf(h, "memory=%d\ntimeout=%d\nconcurrency=%d\nmax_instances=%d\nkeep_warm=%d\n",
+		f.Memory, f.Timeout, f.Concurrency, f.MaxInstances, f.KeepWarm)
+	fmt.Fprintf(h, "idle_timeout=%d\ninit_timeout=%d\nroutes=%q\n", f.IdleTimeout, f.InitTimeout, f.Routes)
+	r := f.Readiness
+	fmt.Fprintf(h, "readiness=%q %q %d %d\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}

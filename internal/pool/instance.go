@@ -1,0 +1,85 @@
+package pool
+
+import (
+	"sort"
+	"time"
+
+	"github.com/stokehq/stoke/internal/runtime"
+)
+
+// State is where an instance is in its lifecycle:
+// starting → idle ⇄ busy → stopped (or failed when it never became ready).
+type State string
+
+const (
+	StateStarting State = "starting"
+	StateIdle     State = "idle"
+	StateBusy     State = "busy"
+	StateDraining State = "draining"
+	StateStopped  State = "stopped"
+	StateFailed   State = "failed"
+)
+
+type instance struct {
+	id       string
+	rt       runtime.Instance // nil while starting
+	state    State
+	inflight int
+	served   int64
+	inFree   bool
+	created  time.Time
+	lastUsed time.Time
+}
+
+// Info describes one live instance, for `stoke ls` and the admin API.
+type Info struct {
+	ID          string        `json:"id"`
+	State       State         `json:"state"`
+	Pid         int           `json:"pid,omitempty"`
+	Inflight    int           `json:"inflight"`
+	Served      int64         `json:"served"`
+	Age         time.Duration `json:"age_ns"`
+	Idle        time.Duration `json:"idle_ns,omitempty"`
+	InitMS      float64       `json:"init_ms,omitempty"`
+	MemoryMB    int           `json:"memory_used_mb"`
+	MaxMemoryMB int           `json:"max_memory_used_mb"`
+}
+
+// Instances lists the pool's live instances, oldest first.
+func (p *Pool) Instances() []Info {
+	p.mu.Lock()
+	now := time.Now()
+	out := make([]Info, 0, len(p.all))
+	var rts []runtime.Instance
+	for _, in := range p.all {
+		st := in.state
+		if p.draining && st != StateStarting {
+			st = StateDraining
+		}
+		i := Info{ID: in.id, State: st, Inflight: in.inflight, Served: in.served, Age: now.Sub(in.created)}
+		if in.rt != nil && st == StateIdle {
+			i.Idle = now.Sub(in.lastUsed)
+		}
+		out = append(out, i)
+		rts = append(rts, in.rt)
+	}
+	p.mu.Unlock()
+	// Reading memory touches cgroup files: do it outside the lock.
+	for i, rt := range rts {
+		if rt != nil {
+			out[i].Pid = rt.Pid()
+			out[i].InitMS = float64(rt.InitDuration().Microseconds()) / 1000
+			out[i].MemoryMB = rt.MemoryMB()
+			out[i].MaxMemoryMB = rt.MaxMemoryMB()
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Age > out[j].Age })
+	return out
+}
+
+// Waiting is the number of requests waiting for an instance.
+func (p *Pool) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiters)
+}

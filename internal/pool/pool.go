@@ -1,0 +1,532 @@
+// Package pool schedules the requests of one function version onto its
+// instances: it starts instances on demand (cold starts), hands each waiting
+// request to whichever instance frees first, keeps keep_warm instances, stops
+// idle ones and never stops an instance with a request in flight.
+package pool
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/stokehq/stoke/internal/runtime"
+)
+
+// Errors Acquire returns besides the context's and a start failure's.
+var (
+	// ErrThrottled: max_instances are busy and the queue is full.
+	ErrThrottled = errors.New("pool: all instances busy and the queue is full")
+	// ErrDraining: the pool is being replaced; the caller should use the new one.
+	ErrDraining = errors.New("pool: draining")
+	// ErrClosed: the pool was closed while the request waited.
+	ErrClosed = errors.New("pool: closed")
+)
+
+// Options configures a Pool. Zero values get the defaults named per field.
+type Options struct {
+	Runtime      runtime.Runtime
+	MaxInstances int           // default 1
+	KeepWarm     int           // default 0
+	Concurrency  int           // in-flight requests per instance, default 1
+	QueueSize    int           // waiters allowed beyond what starting instances will serve
+	IdleTimeout  time.Duration // default 10m
+	// NewID names instances; default a counter.
+	NewID func() string
+	// Events, when set, is told of instance lifecycle events (for the
+	// function's log). Called without the pool's lock held.
+	Events func(Event)
+	Logger *slog.Logger
+}
+
+// EventKind is what happened to an instance.
+type EventKind string
+
+const (
+	EventReady       EventKind = "ready"
+	EventStartFailed EventKind = "start-failed"
+	EventExited      EventKind = "exited"
+	EventStopped     EventKind = "stopped"
+)
+
+// Event describes an instance lifecycle event.
+type Event struct {
+	Kind     EventKind
+	Instance string
+	Pid      int
+	Init     time.Duration // EventReady
+	Err      error         // EventStartFailed, EventExited
+	Reason   string        // EventStopped: "idle", "drained", "closed", "discarded"
+}
+
+// Pool is the scheduler of one function version. Create it with New.
+type Pool struct {
+	o Options
+
+	mu       sync.Mutex
+	all      map[string]*instance
+	free     []*instance // ready instances with a spare slot, most recently used last
+	waiters  []*waiter   // FIFO
+	starting int
+	draining bool
+	closed   bool
+	drained  chan struct{} // closed when draining and nothing is in flight or waiting
+	// warmBackoff delays keep_warm replacements after start failures, so an
+	// app that cannot start does not spin.
+	warmBackoff time.Duration
+	warmRetryAt time.Time
+	seq         int
+
+	ctx    context.Context // instance start context; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New makes a pool; call Start to begin keep-warm and idle reaping.
+func New(o Options) *Pool {
+	if o.MaxInstances < 1 {
+		o.MaxInstances = 1
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 1
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{o: o, all: map[string]*instance{}, ctx: ctx, cancel: cancel, drained: make(chan struct{})}
+}
+
+// Start starts the keep_warm instances and the idle reaper.
+func (p *Pool) Start() {
+	p.mu.Lock()
+	p.scaleLocked()
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.reap()
+}
+
+// Lease is one request's hold on an instance. Exactly one of Release or
+// Discard must be called.
+type Lease struct {
+	Instance   runtime.Instance
+	InstanceID string
+	// Cold is true when this request waited for its instance to start.
+	Cold bool
+	// QueueWait is how long Acquire waited for an instance.
+	QueueWait time.Duration
+	p         *Pool
+	in        *instance
+	once      sync.Once
+}
+
+// Release returns a healthy instance to the pool.
+func (l *Lease) Release() { l.once.Do(func() { l.p.release(l.in, false) }) }
+
+// Discard stops the instance (it timed out or broke) and removes it.
+func (l *Lease) Discard() { l.once.Do(func() { l.p.release(l.in, true) }) }
+
+type waiter struct {
+	ch chan grant // buffered: granting never blocks under the lock
+}
+
+type grant struct {
+	in   *instance
+	cold bool
+	err  error
+}
+
+// Acquire returns a lease on a ready instance: an idle one if any, otherwise
+// whichever frees or starts first. It starts an instance when fewer than
+// max_instances exist and the waiting requests are not already covered by
+// instances being started.
+func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
+	begin := time.Now()
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return nil, ErrClosed
+	case p.draining:
+		p.mu.Unlock()
+		return nil, ErrDraining
+	}
+	if n := len(p.free); n > 0 && len(p.waiters) == 0 {
+		in := p.free[n-1]
+		p.takeSlotLocked(in)
+		p.mu.Unlock()
+		return &Lease{Instance: in.rt, InstanceID: in.id, p: p, in: in}, nil
+	}
+	w := &waiter{ch: make(chan grant, 1)}
+	p.waiters = append(p.waiters, w)
+	p.scaleLocked()
+	if len(p.waiters) > p.starting*p.o.Concurrency+p.o.QueueSize {
+		p.removeWaiterLocked(w)
+		p.mu.Unlock()
+		return nil, ErrThrottled
+	}
+	p.mu.Unlock()
+
+	select {
+	case g := <-w.ch:
+		return p.lease(g, begin)
+	case <-ctx.Done():
+		p.mu.Lock()
+		removed := p.removeWaiterLocked(w)
+		p.mu.Unlock()
+		if !removed {
+			// Granted in the meantime: hand the instance back.
+			if g := <-w.ch; g.in != nil {
+				p.release(g.in, false)
+			}
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (p *Pool) lease(g grant, begin time.Time) (*Lease, error) {
+	if g.err != nil {
+		return nil, g.err
+	}
+	return &Lease{Instance: g.in.rt, InstanceID: g.in.id, Cold: g.cold, QueueWait: time.Since(begin), p: p, in: g.in}, nil
+}
+
+// takeSlotLocked marks one more request in flight on a ready instance.
+func (p *Pool) takeSlotLocked(in *instance) {
+	in.inflight++
+	in.served++
+	in.state = StateBusy
+	if in.inflight >= p.o.Concurrency && in.inFree {
+		p.removeFreeLocked(in)
+	}
+}
+
+// offerLocked hands a ready instance's spare slots to waiting requests, in
+// arrival order, and parks what is left in the free list.
+func (p *Pool) offerLocked(in *instance, cold bool) {
+	for in.inflight < p.o.Concurrency && len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters[0] = nil
+		p.waiters = p.waiters[1:]
+		p.takeSlotLocked(in)
+		w.ch <- grant{in: in, cold: cold}
+		cold = false // only one request waited on this init
+	}
+	if in.inflight == 0 {
+		in.state = StateIdle
+	}
+	if in.inflight < p.o.Concurrency && !in.inFree {
+		in.inFree = true
+		p.free = append(p.free, in)
+	}
+}
+
+func (p *Pool) removeFreeLocked(in *instance) {
+	for i, f := range p.free {
+		if f == in {
+			p.free = append(p.free[:i], p.free[i+1:]...)
+			break
+		}
+	}
+	in.inFree = false
+}
+
+func (p *Pool) removeWaiterLocked(w *waiter) bool {
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			p.checkDrainedLocked()
+			return true
+		}
+	}
+	return false
+}
+
+// scaleLocked starts instances for waiting requests not covered by those
+// already starting, and for keep_warm.
+func (p *Pool) scaleLocked() {
+	if p.closed {
+		return
+	}
+	need := len(p.waiters) - p.starting*p.o.Concurrency
+	for need > 0 && len(p.all) < p.o.MaxInstances {
+		p.spawnLocked()
+		need -= p.o.Concurrency
+	}
+	if p.draining || time.Now().Before(p.warmRetryAt) {
+		return
+	}
+	for len(p.all) < p.o.KeepWarm {
+		p.spawnLocked()
+	}
+}
+
+func (p *Pool) spawnLocked() {
+	p.seq++
+	id := ""
+	if p.o.NewID != nil {
+		id = p.o.NewID()
+	} else {
+		id = "i" + itoa(p.seq)
+	}
+	in := &instance{id: id, state: StateStarting, created: time.Now()}
+	p.all[id] = in
+	p.starting++
+	p.wg.Add(1)
+	go p.boot(in)
+}
+
+func (p *Pool) boot(in *instance) {
+	defer p.wg.Done()
+	rt, err := p.o.Runtime.Start(p.ctx, in.id)
+	p.mu.Lock()
+	p.starting--
+	if err != nil {
+		delete(p.all, in.id)
+		in.state = StateFailed
+		// The oldest waiter gets the init error, as on Lambda the request
+		// that caused an init sees its failure; others keep waiting.
+		if len(p.waiters) > 0 {
+			w := p.waiters[0]
+			p.waiters = p.waiters[1:]
+			w.ch <- grant{err: err}
+		}
+		p.warmBackoff = min(max(2*p.warmBackoff, 100*time.Millisecond), 30*time.Second)
+		p.warmRetryAt = time.Now().Add(p.warmBackoff)
+		p.scaleLocked()
+		p.checkDrainedLocked()
+		p.mu.Unlock()
+		p.emit(Event{Kind: EventStartFailed, Instance: in.id, Err: err})
+		return
+	}
+	if p.closed {
+		p.mu.Unlock()
+		p.stop(rt, in.id, "closed")
+		return
+	}
+	p.warmBackoff = 0
+	in.rt = rt
+	in.lastUsed = time.Now()
+	p.offerLocked(in, true)
+	p.wg.Add(1)
+	go p.watch(in)
+	if p.draining && in.inflight == 0 {
+		p.removeLocked(in)
+		p.checkDrainedLocked()
+		p.mu.Unlock()
+		p.emit(Event{Kind: EventReady, Instance: in.id, Pid: rt.Pid(), Init: rt.InitDuration()})
+		p.stop(rt, in.id, "drained")
+		return
+	}
+	p.mu.Unlock()
+	p.emit(Event{Kind: EventReady, Instance: in.id, Pid: rt.Pid(), Init: rt.InitDuration()})
+}
+
+// watch removes an instance whose process exited and replaces it if it was
+// one of the keep_warm ones.
+func (p *Pool) watch(in *instance) {
+	defer p.wg.Done()
+	<-in.rt.Done()
+	p.mu.Lock()
+	gone := p.all[in.id] != in // already removed: we stopped it
+	if !gone {
+		p.removeLocked(in)
+		p.scaleLocked()
+		p.checkDrainedLocked()
+	}
+	p.mu.Unlock()
+	if !gone {
+		p.emit(Event{Kind: EventExited, Instance: in.id, Pid: in.rt.Pid(), Err: in.rt.Err()})
+		_ = in.rt.Stop(context.Background()) // frees what the runtime holds
+	}
+}
+
+func (p *Pool) removeLocked(in *instance) {
+	if in.inFree {
+		p.removeFreeLocked(in)
+	}
+	delete(p.all, in.id)
+	in.state = StateStopped
+}
+
+func (p *Pool) release(in *instance, discard bool) {
+	p.mu.Lock()
+	in.inflight--
+	in.lastUsed = time.Now()
+	reason := ""
+	switch {
+	case p.all[in.id] != in: // exited meanwhile; watch cleaned up
+	case discard:
+		reason = "discarded"
+	case p.closed:
+		reason = "closed"
+	case p.draining && len(p.waiters) == 0:
+		if in.inflight == 0 {
+			reason = "drained"
+		}
+	default:
+		p.offerLocked(in, false)
+	}
+	if reason != "" {
+		p.removeLocked(in)
+		p.scaleLocked()
+	}
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+	if reason != "" {
+		p.stop(in.rt, in.id, reason)
+	}
+}
+
+func (p *Pool) stop(rt runtime.Instance, id, reason string) {
+	_ = rt.Stop(context.Background())
+	p.emit(Event{Kind: EventStopped, Instance: id, Pid: rt.Pid(), Reason: reason})
+}
+
+func (p *Pool) emit(e Event) {
+	if p.o.Events != nil {
+		p.o.Events(e)
+	}
+}
+
+// reap stops instances idle for longer than idle_timeout, beyond keep_warm,
+// and retries keep_warm starts after a failure backoff.
+func (p *Pool) reap() {
+	defer p.wg.Done()
+	tick := min(max(p.o.IdleTimeout/10, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var victims []*instance
+		p.mu.Lock()
+		now := time.Now()
+		alive := len(p.all)
+		// Oldest-idle first, so the most recently used stay warm.
+		idle := make([]*instance, 0, len(p.free))
+		for _, in := range p.free {
+			if in.inflight == 0 {
+				idle = append(idle, in)
+			}
+		}
+		sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
+		for _, in := range idle {
+			if alive <= p.o.KeepWarm || now.Sub(in.lastUsed) < p.o.IdleTimeout {
+				break
+			}
+			p.removeLocked(in)
+			victims = append(victims, in)
+			alive--
+		}
+		p.scaleLocked()
+		p.mu.Unlock()
+		for _, in := range victims {
+			p.stop(in.rt, in.id, "idle")
+		}
+	}
+}
+
+func (p *Pool) checkDrainedLocked() {
+	if !p.draining || len(p.waiters) > 0 || p.starting > 0 {
+		return
+	}
+	for _, in := range p.all {
+		if in.inflight > 0 {
+			return
+		}
+	}
+	select {
+	case <-p.drained:
+	default:
+		close(p.drained)
+	}
+}
+
+// Drain stops taking new requests (Acquire returns ErrDraining), lets the
+// requests in flight and those already waiting finish, then stops every
+// instance. It returns ctx's error if that takes too long; Close then stops
+// what is left.
+func (p *Pool) Drain(ctx context.Context) error {
+	p.mu.Lock()
+	p.draining = true
+	var idle []*instance
+	for _, in := range p.free {
+		if in.inflight == 0 && len(p.waiters) == 0 {
+			idle = append(idle, in)
+		}
+	}
+	for _, in := range idle {
+		p.removeLocked(in)
+	}
+	p.checkDrainedLocked()
+	p.mu.Unlock()
+	for _, in := range idle {
+		p.stop(in.rt, in.id, "drained")
+	}
+	select {
+	case <-p.drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops every instance, in flight or not, fails waiting requests with
+// ErrClosed and waits for the pool's goroutines to end.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return
+	}
+	p.closed = true
+	p.draining = true
+	for _, w := range p.waiters {
+		w.ch <- grant{err: ErrClosed}
+	}
+	p.waiters = nil
+	var all []*instance
+	for _, in := range p.all {
+		if in.rt != nil {
+			all = append(all, in)
+		}
+	}
+	for _, in := range all {
+		p.removeLocked(in)
+	}
+	p.mu.Unlock()
+	p.cancel() // aborts starts in progress
+	var wg sync.WaitGroup
+	for _, in := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop(in.rt, in.id, "closed")
+		}()
+	}
+	wg.Wait()
+	p.wg.Wait()
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}

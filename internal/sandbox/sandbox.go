@@ -1,0 +1,55 @@
+// Package sandbox runs one instance's process group in its own cgroup (memory
+// limit, CPU quota in proportion to memory), captures its output line by line,
+// measures its memory and reports how it ended. It knows nothing about HTTP.
+package sandbox
+
+import (
+	"context"
+	"time"
+)
+
+// MBPerCPU is Lambda's ratio: 1,769 MB of memory buys one full CPU.
+const MBPerCPU = 1769
+
+// Spec describes one process to run.
+type Spec struct {
+	ID       string   // instance id; names the cgroup
+	Args     []string // argv; Args[0] looked up like exec.Command does
+	Dir      string
+	Env      []string // the whole environment, KEY=VALUE
+	MemoryMB int      // memory limit and, through MBPerCPU, CPU quota; 0 = no limits
+	// Output receives each line the process writes to stdout or stderr,
+	// without the newline. Called from a sandbox goroutine; must not block long.
+	Output func(stream string, line string)
+}
+
+// Exit says how a process ended.
+type Exit struct {
+	Code      int    // exit status, -1 when killed by a signal
+	Signal    string // e.g. "killed", empty when it exited
+	OOMKilled bool   // the kernel killed it for exceeding its memory limit
+	Stopped   bool   // Stoke stopped it (Process.Stop)
+	Time      time.Time
+}
+
+// Process is a running sandboxed process group.
+type Process interface {
+	Pid() int
+	Started() time.Time
+	// Done is closed once the process has exited and Exit is valid.
+	Done() <-chan struct{}
+	Exit() Exit
+	// MaxMemoryMB is the peak memory use of the whole cgroup so far (0 when
+	// limits are not enforced).
+	MaxMemoryMB() int
+	// MemoryMB is the current memory use of the cgroup.
+	MemoryMB() int
+	// Stop kills the whole process group (SIGTERM, then SIGKILL after grace),
+	// waits for it and removes its cgroup. Safe to call more than once.
+	Stop(ctx context.Context, grace time.Duration) error
+}
+
+// Starter starts processes. Implemented by *Manager.
+type Starter interface {
+	Start(ctx context.Context, spec Spec) (Process, error)
+}
