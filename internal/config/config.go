@@ -52,7 +52,7 @@ type Function struct {
 	Name         string
 	Runtime      string   // "http" (only one for now)
 	Build        string   // shell command run once per deploy in Cwd; may be empty
-	Command      []string // argv; Command[0] resolved against Cwd if relative and contains a slash
+	Command      []string // argv; Parse makes Command[0] absolute (against Cwd) if it is relative and contains a slash
 	Cwd          string   // absolute; default: dir of the config file
 	Env          map[string]string
 	Memory       int           // MB, 128..10240, default 128

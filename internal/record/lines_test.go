@@ -1,0 +1,115 @@
+package record
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The lines below are AWS's own examples from reference/lambda.md.
+const (
+	awsStart  = "START RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd Version: $LATEST"
+	awsEnd    = "END RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+	awsReport = "REPORT RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\tDuration: 47.28 ms\tBilled Duration: 48 ms\tMemory Size: 128 MB\tMax Memory Used: 86 MB\tInit Duration: 340.74 ms\t"
+)
+
+func awsRecord() *Record {
+	return &Record{
+		RequestID:   "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
+		Cold:        true,
+		InitMS:      340.74,
+		DurationMS:  47.28,
+		BilledMS:    Billed(47280*time.Microsecond, time.Millisecond),
+		MemoryMB:    128,
+		MaxMemoryMB: 86,
+	}
+}
+
+func TestLinesMatchAWS(t *testing.T) {
+	r := awsRecord()
+	if got := StartLine(r); got != awsStart {
+		t.Errorf("StartLine:\n got %q\nwant %q", got, awsStart)
+	}
+	if got := EndLine(r); got != awsEnd {
+		t.Errorf("EndLine:\n got %q\nwant %q", got, awsEnd)
+	}
+	if got := ReportLine(r); got != awsReport {
+		t.Errorf("ReportLine:\n got %q\nwant %q", got, awsReport)
+	}
+
+	r.Version = "7"
+	if got, want := StartLine(r), "START RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd Version: 7"; got != want {
+		t.Errorf("StartLine with version: got %q want %q", got, want)
+	}
+
+	r.Cold = false
+	warm := "REPORT RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd\tDuration: 47.28 ms\tBilled Duration: 48 ms\tMemory Size: 128 MB\tMax Memory Used: 86 MB\t"
+	if got := ReportLine(r); got != warm {
+		t.Errorf("warm ReportLine:\n got %q\nwant %q", got, warm)
+	}
+}
+
+// Power Tuning's regexes, verbatim.
+var (
+	reDuration = regexp.MustCompile(`\tDuration: (\d+\.\d+) ms`)
+	reBilled   = regexp.MustCompile(`\tBilled Duration: (\d+) ms`)
+	reInit     = regexp.MustCompile(`\tInit Duration: (\d+\.\d+) ms`)
+)
+
+func TestReportParsesWithPowerTuningRegexes(t *testing.T) {
+	r := &Record{RequestID: "x", Cold: true, InitMS: 1234.5, DurationMS: 3, BilledMS: 100, MemoryMB: 1024, MaxMemoryMB: 90}
+	line := ReportLine(r)
+
+	m := reDuration.FindStringSubmatch(line)
+	if m == nil || m[1] != "3.00" {
+		t.Fatalf("Duration regex on %q: %v", line, m)
+	}
+	if m := reBilled.FindStringSubmatch(line); m == nil || m[1] != "100" {
+		t.Fatalf("Billed regex on %q: %v", line, m)
+	}
+	if m := reInit.FindStringSubmatch(line); m == nil || m[1] != "1234.50" {
+		t.Fatalf("Init regex on %q: %v", line, m)
+	}
+	// The Duration regex must not be fooled by "Billed Duration" or "Init Duration".
+	if n := len(reDuration.FindAllStringIndex(line, -1)); n != 1 {
+		t.Fatalf("Duration regex matched %d times in %q", n, line)
+	}
+
+	r.Cold = false
+	if m := reInit.FindStringSubmatch(ReportLine(r)); m != nil {
+		t.Fatalf("warm REPORT has Init Duration: %q", ReportLine(r))
+	}
+	d, err := strconv.ParseFloat(reDuration.FindStringSubmatch(ReportLine(r))[1], 64)
+	if err != nil || d != 3 {
+		t.Fatalf("warm Duration = %v, %v", d, err)
+	}
+}
+
+func TestBilled(t *testing.T) {
+	ms := time.Millisecond
+	us := time.Microsecond
+	for _, c := range []struct {
+		d, g time.Duration
+		want int64
+	}{
+		{47280 * us, ms, 48},
+		{170 * ms, 100 * ms, 200},
+		{71 * ms, 100 * ms, 100},
+		{100 * ms, 100 * ms, 100},
+		{100*ms + 1, 100 * ms, 200},
+		{48 * ms, ms, 48},
+		{0, ms, 1},
+		{0, 100 * ms, 100},
+		{100 * us, ms, 1},
+		{1, ms, 1},
+		{2 * time.Second, ms, 2000},
+		{47280 * us, 0, 48},       // default granularity
+		{47280 * us, -5 * ms, 48}, // nonsense granularity → default
+		{1, 1500 * us, 2},         // sub-ms granularity still bills whole ms
+	} {
+		if got := Billed(c.d, c.g); got != c.want {
+			t.Errorf("Billed(%v, %v) = %d, want %d", c.d, c.g, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package httprt
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// appEnv names the test app the test binary should run as instead of tests.
+const appEnv = "STOKE_HTTPRT_TEST_APP"
+
+func TestMain(m *testing.M) {
+	if app := os.Getenv(appEnv); app != "" {
+		runApp(app)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runApp is a test app: a small HTTP server on $PORT whose behaviour at
+// start is chosen by name.
+func runApp(name string) {
+	start := time.Now()
+	switch name {
+	case "exit2":
+		fmt.Fprintln(os.Stderr, "boom: config file missing")
+		os.Exit(2)
+	case "never":
+		fmt.Println("initialising forever")
+		select {}
+	case "slow":
+		time.Sleep(200 * time.Millisecond)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	// For TestReadinessLag: when the app could first have served.
+	fmt.Println("listening", time.Now().UnixNano())
+	var notReady atomic.Int64 // readiness probes answered 503
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if name == "ready503" && time.Since(start) < 100*time.Millisecond {
+			notReady.Add(1)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/notready", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strconv.FormatInt(notReady.Load(), 10))
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(os.Environ())
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Add("Set-Cookie", "a=1")
+		w.Header().Add("Set-Cookie", "b=2")
+		w.Header().Add("X-Multi", "x")
+		w.Header().Add("X-Multi", "y")
+		json.NewEncoder(w).Encode(map[string]any{
+			"method": r.Method, "host": r.Host, "uri": r.RequestURI,
+			"header": r.Header, "body": string(body),
+		})
+	})
+	mux.HandleFunc("/copy", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.Write(pattern(n))
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select { // the test releases the last chunk once it has the first
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "last\n")
+	})
+	mux.HandleFunc("/release", func(w http.ResponseWriter, r *http.Request) {
+		close(release)
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("exiting on request")
+		os.Exit(3)
+	})
+	mux.HandleFunc("/alloc", func(w http.ResponseWriter, r *http.Request) {
+		var hold [][]byte
+		for i := 0; ; i++ { // until the kernel kills us
+			b := make([]byte, 8<<20)
+			for j := 0; j < len(b); j += 4096 { // touch every page
+				b[j] = 1
+			}
+			hold = append(hold, b)
+			if i > 1000 {
+				break
+			}
+		}
+		fmt.Fprintln(w, len(hold))
+	})
+	srv := &http.Server{Handler: mux}
+	srv.Serve(l)
+}
+
+// pattern returns n bytes that differ by position, so reordering shows.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/251)
+	}
+	return b
+}

@@ -1,0 +1,339 @@
+// Package httprt is the http runtime: any command that serves HTTP on $PORT
+// runs as a function, the way AWS Lambda Web Adapter runs it. Start launches
+// the command in a sandbox and probes it until it answers; Invoke reverse
+// proxies one request to it over a kept-alive loopback connection.
+package httprt
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// Options configures a Runtime.
+type Options struct {
+	Function *config.Function
+	Version  string // default "$LATEST"
+	Region   string // default "us-east-1"
+	Sandbox  sandbox.Starter
+	// Output receives the app's log lines; may be nil.
+	Output func(instanceID, stream, line string)
+	Logger *slog.Logger
+}
+
+// Runtime starts http instances of one function version.
+type Runtime struct {
+	o Options
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime; o.Function and o.Sandbox are required.
+func New(o Options) *Runtime {
+	if o.Version == "" {
+		o.Version = "$LATEST"
+	}
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Runtime{o: o}
+}
+
+// Probe pacing. Probes start about every 100 µs so a Go app that is ready in
+// ~16 ms is seen within about a millisecond, then back off in proportion to
+// how long init has taken (bounding the added latency to about 1/16 of it),
+// never slower than Lambda Web Adapter's 10 ms. A refused connect costs tens
+// of microseconds, so the ~70 probes of a 50 ms init are cheap.
+const (
+	probeMinDelay = 100 * time.Microsecond
+	probeMaxDelay = 10 * time.Millisecond
+	// Go timers have ~1 ms resolution once the scheduler idles in epoll, so
+	// shorter pauses use nanosleep, which blocks this goroutine's thread only.
+	timerMinDelay = time.Millisecond
+	stopGrace     = 2 * time.Second
+	lastLines     = 10
+)
+
+// Start starts one instance and returns it once it serves, or an
+// *runtime.Error (Runtime.ExitError, Runtime.OutOfMemory, Runtime.InitError,
+// Runtime.InvalidEntrypoint), or ctx's error if ctx ended first.
+func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, error) {
+	f := rt.o.Function
+	port, err := freePort()
+	if err != nil {
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "pick a port: %v", err)
+	}
+	in := newInstance(rt, id, port)
+	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+		ID:       id,
+		Args:     f.Command,
+		Dir:      f.Cwd,
+		Env:      Env(f, rt.o.Version, rt.o.Region, id, port, time.Now()),
+		MemoryMB: f.Memory,
+		Output:   in.output,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start instance %s: %w", id, ctx.Err())
+		}
+		typ := "Runtime.InitError"
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			typ = "Runtime.InvalidEntrypoint"
+		}
+		return nil, runtime.Errorf(typ, http.StatusBadGateway, "start %q: %v", strings.Join(f.Command, " "), err)
+	}
+	in.proc = proc
+	if err := in.waitReady(ctx); err != nil {
+		// The instance never served, so there is nothing to drain: kill it now.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if serr := proc.Stop(sctx, 0); serr != nil {
+			rt.o.Logger.Warn("stop failed instance", "function", f.Name, "instance", id, "err", serr)
+		}
+		in.transport.CloseIdleConnections()
+		return nil, err
+	}
+	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
+		"port", port, "init", in.initDuration)
+	return in, nil
+}
+
+// freePort asks the kernel for a free loopback port. The app binds it
+// moments later; another process taking it in between is unlikely enough
+// that it is reported as an init failure rather than retried.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
+}
+
+// Env returns the whole environment of an instance: a minimal slice of
+// Stoke's own environment, the variables Lambda gives every function, the
+// port to listen on, then the function's own env, which wins over the rest.
+func Env(f *config.Function, version, region, instanceID string, port int, now time.Time) []string {
+	if version == "" {
+		version = "$LATEST"
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "LANG", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	p := strconv.Itoa(port)
+	env = append(env,
+		"AWS_LAMBDA_FUNCTION_NAME="+f.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION="+version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(f.Memory),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+f.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+now.UTC().Format("2006/01/02")+"/["+version+"]"+streamID(instanceID),
+		"AWS_REGION="+region,
+		"AWS_DEFAULT_REGION="+region,
+		"LAMBDA_TASK_ROOT="+f.Cwd,
+		"TZ=:UTC",
+		"PORT="+p,
+		"AWS_LWA_PORT="+p,
+	)
+	keys := make([]string, 0, len(f.Env))
+	for k := range f.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kv := k + "=" + f.Env[k]
+		if i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }); i >= 0 {
+			env[i] = kv
+		} else {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// streamID is the 32 hex digits Lambda puts at the end of a log stream name:
+// the instance id itself when it is a UUID, else a digest of it.
+func streamID(id string) string {
+	s := strings.ToLower(strings.ReplaceAll(id, "-", ""))
+	if len(s) == 32 {
+		if _, err := hex.DecodeString(s); err == nil {
+			return s
+		}
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16])
+}
+
+// waitReady probes the app until it serves, exits, init times out or ctx ends.
+func (in *Instance) waitReady(ctx context.Context) error {
+	f := in.rt.o.Function
+	timeout := f.InitTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	start := time.Now()
+	pctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
+	defer cancel()
+	var timer *time.Timer
+	var last string // why the last probe failed, for the timeout message
+	for {
+		ok, why := in.probe(pctx)
+		select {
+		case <-in.proc.Done():
+			// Whatever answered, it was not this process.
+			return in.initExitError()
+		default:
+		}
+		if ok {
+			in.initDuration = time.Since(in.proc.Started())
+			return nil
+		}
+		last = why
+		delay := min(max(time.Since(start)/16, probeMinDelay), probeMaxDelay)
+		if delay < timerMinDelay {
+			ts := syscall.NsecToTimespec(int64(delay))
+			_ = syscall.Nanosleep(&ts, nil) // EINTR only means probing sooner
+			if pctx.Err() == nil {
+				continue
+			}
+		} else if timer == nil {
+			timer = time.NewTimer(delay)
+			defer timer.Stop()
+		} else {
+			timer.Reset(delay)
+		}
+		var tc <-chan time.Time
+		if timer != nil {
+			tc = timer.C
+		}
+		select {
+		case <-in.proc.Done():
+			return in.initExitError()
+		case <-pctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("start instance %s: %w", in.id, ctx.Err())
+			}
+			return runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
+				"init timed out after %v: the app did not %s on port %d (last probe: %s)",
+				timeout, in.readinessGoal(), in.port, last)
+		case <-tc:
+		}
+	}
+}
+
+func (in *Instance) readinessGoal() string {
+	r := in.rt.o.Function.Readiness
+	if r.Protocol == "tcp" {
+		return "accept a TCP connection"
+	}
+	return fmt.Sprintf("answer GET %s with a status in %d-%d", probePath(r), r.StatusMin, r.StatusMax)
+}
+
+func probePath(r config.Readiness) string {
+	if r.Path == "" {
+		return "/"
+	}
+	return r.Path
+}
+
+// probe makes one readiness check. HTTP probes go through the instance's own
+// Transport, so the kept-alive connection they leave serves the first request.
+func (in *Instance) probe(ctx context.Context) (bool, string) {
+	r := in.rt.o.Function.Readiness
+	if r.Protocol == "tcp" {
+		c, err := probeDialer.DialContext(ctx, "tcp", in.addr)
+		if err != nil {
+			return false, err.Error()
+		}
+		c.Close()
+		return true, ""
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.addr+probePath(r), nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	res, err := in.transport.RoundTrip(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	// Drain so the connection goes back to the idle pool for the first request.
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	res.Body.Close()
+	lo, hi := r.StatusMin, r.StatusMax
+	if lo == 0 && hi == 0 {
+		lo, hi = 100, 499
+	}
+	if res.StatusCode < lo || res.StatusCode > hi {
+		return false, "status " + strconv.Itoa(res.StatusCode)
+	}
+	return true, ""
+}
+
+var probeDialer = &net.Dialer{Timeout: time.Second}
+
+// initExitError explains an exit before ready, with the app's last words.
+func (in *Instance) initExitError() error {
+	e := in.exitError()
+	e.Message = "process exited before it was ready: " + e.Message
+	if out := in.lastOutput(); out != "" {
+		e.Message += "; last output: " + out
+	}
+	return e
+}
+
+// ring keeps the last few lines an instance wrote, for error messages.
+type ring struct {
+	mu    sync.Mutex
+	lines [lastLines]string
+	n     int
+}
+
+func (r *ring) add(line string) {
+	if len(line) > 512 {
+		line = line[:512] + "…"
+	}
+	r.mu.Lock()
+	r.lines[r.n%lastLines] = line
+	r.n++
+	r.mu.Unlock()
+}
+
+func (r *ring) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for i := max(0, r.n-lastLines); i < r.n; i++ {
+		if b.Len() > 0 {
+			b.WriteString(" | ")
+		}
+		b.WriteString(r.lines[i%lastLines])
+	}
+	return b.String()
+}

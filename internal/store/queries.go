@@ -1,0 +1,268 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stokehq/stoke/internal/record"
+)
+
+// Version is one deployed version of a function.
+type Version struct {
+	Function    string
+	Version     int
+	Fingerprint string // hash of what makes a version different (config, build output)
+	Config      []byte // the function's config as JSON
+	Created     time.Time
+}
+
+// PutVersion saves v, replacing a row with the same function and version.
+func (s *Store) PutVersion(ctx context.Context, v Version) error {
+	if v.Created.IsZero() {
+		v.Created = time.Now()
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO versions (function, version, fingerprint, config, created_ns)
+		VALUES (?,?,?,?,?)`, v.Function, v.Version, v.Fingerprint, v.Config, v.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("store: saving version %s:%d: %w", v.Function, v.Version, err)
+	}
+	return nil
+}
+
+// Versions returns the latest version of every function, by function name.
+func (s *Store) Versions(ctx context.Context) ([]Version, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT function, version, fingerprint, config, created_ns FROM versions v
+		WHERE version = (SELECT MAX(version) FROM versions WHERE function = v.function)
+		ORDER BY function`)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing versions: %w", err)
+	}
+	defer rows.Close()
+	var out []Version
+	for rows.Next() {
+		var v Version
+		var ns int64
+		if err := rows.Scan(&v.Function, &v.Version, &v.Fingerprint, &v.Config, &ns); err != nil {
+			return nil, fmt.Errorf("store: reading version: %w", err)
+		}
+		v.Created = time.Unix(0, ns)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: listing versions: %w", err)
+	}
+	return out, nil
+}
+
+// NextVersion is the version number a deploy of function with this
+// fingerprint gets: the latest version again if nothing changed, otherwise
+// latest+1 (1 for a new function). It does not save anything; the caller
+// PutVersions when changed, and must not run two deploys of one function at
+// once.
+func (s *Store) NextVersion(ctx context.Context, function, fingerprint string) (version int, changed bool, err error) {
+	var latest int
+	var fp string
+	err = s.db.QueryRowContext(ctx, `SELECT version, fingerprint FROM versions WHERE function = ?
+		ORDER BY version DESC LIMIT 1`, function).Scan(&latest, &fp)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 1, true, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("store: reading latest version of %s: %w", function, err)
+	case fp == fingerprint:
+		return latest, false, nil
+	default:
+		return latest + 1, true, nil
+	}
+}
+
+// keptConfigs is how many deployed configs are kept; only the last is read,
+// the rest are history for a human with sqlite3.
+const keptConfigs = 20
+
+// PutConfig records the config file (its path and bytes) of a deploy, so a
+// restart without -f can serve the same functions.
+func (s *Store) PutConfig(ctx context.Context, path string, yaml []byte) error {
+	if yaml == nil {
+		yaml = []byte{}
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO deployments (path, yaml, created_ns) VALUES (?,?,?)`,
+		path, yaml, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("store: saving config %s: %w", path, err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM deployments WHERE id <= (
+		SELECT id FROM deployments ORDER BY id DESC LIMIT 1 OFFSET ?)`, keptConfigs); err != nil {
+		return fmt.Errorf("store: trimming old configs: %w", err)
+	}
+	return nil
+}
+
+// LastConfig returns the config saved by the last PutConfig, or ErrNotFound.
+func (s *Store) LastConfig(ctx context.Context) (path string, yaml []byte, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT path, yaml FROM deployments ORDER BY id DESC LIMIT 1`).Scan(&path, &yaml)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, fmt.Errorf("store: no deployed config: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("store: reading last config: %w", err)
+	}
+	return path, yaml, nil
+}
+
+// Query selects records. Zero fields do not filter.
+type Query struct {
+	Function string
+	ColdOnly bool
+	Limit    int // ≤ 0: no limit
+	Since    time.Time
+}
+
+const recordColumns = `request_id, function, version, start_ns, cold, init_ms, queue_ms, duration_ms, billed_ms,
+	memory_mb, max_memory_mb, status, error_type, instance_id, method, path`
+
+func scanRecord(sc interface{ Scan(...any) error }) (record.Record, error) {
+	var r record.Record
+	var ns int64
+	err := sc.Scan(&r.RequestID, &r.Function, &r.Version, &ns, &r.Cold, &r.InitMS, &r.QueueMS, &r.DurationMS,
+		&r.BilledMS, &r.MemoryMB, &r.MaxMemoryMB, &r.Status, &r.ErrorType, &r.InstanceID, &r.Method, &r.Path)
+	r.Start = time.Unix(0, ns)
+	return r, err
+}
+
+// Records returns the written records matching q, newest first.
+func (s *Store) Records(ctx context.Context, q Query) ([]record.Record, error) {
+	var where []string
+	var args []any
+	if q.Function != "" {
+		where = append(where, "function = ?")
+		args = append(args, q.Function)
+	}
+	if q.ColdOnly {
+		where = append(where, "cold")
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "start_ns >= ?")
+		args = append(args, q.Since.UnixNano())
+	}
+	sqlq := "SELECT " + recordColumns + " FROM records"
+	if len(where) > 0 {
+		sqlq += " WHERE " + strings.Join(where, " AND ")
+	}
+	sqlq += " ORDER BY id DESC"
+	if q.Limit > 0 {
+		sqlq += " LIMIT ?"
+		args = append(args, q.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: querying records: %w", err)
+	}
+	defer rows.Close()
+	var out []record.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading record: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: querying records: %w", err)
+	}
+	return out, nil
+}
+
+// Record returns the record of one request (the latest, if an async
+// invocation was retried under the same id), or ErrNotFound.
+func (s *Store) Record(ctx context.Context, requestID string) (record.Record, error) {
+	r, err := scanRecord(s.db.QueryRowContext(ctx, "SELECT "+recordColumns+
+		" FROM records WHERE request_id = ? ORDER BY id DESC LIMIT 1", requestID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return record.Record{}, fmt.Errorf("store: record %s: %w", requestID, ErrNotFound)
+	}
+	if err != nil {
+		return record.Record{}, fmt.Errorf("store: reading record %s: %w", requestID, err)
+	}
+	return r, nil
+}
+
+// Log streams.
+const (
+	StreamStdout   = "stdout"
+	StreamStderr   = "stderr"
+	StreamPlatform = "platform" // START, END, REPORT and Stoke's own lines
+)
+
+// LogLine is one line of a function's log.
+type LogLine struct {
+	Seq      int64 // assigned when written; increases, never reused
+	Function string
+	Time     time.Time
+	Stream   string // StreamStdout, StreamStderr or StreamPlatform
+	Instance string
+	Text     string
+}
+
+// Logs returns up to limit (≤ 0: no limit) written lines of function ("" for
+// all functions) with Seq > afterSeq, oldest first. A follower polls with the
+// Seq of the last line it got.
+func (s *Store) Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]LogLine, error) {
+	q := "SELECT seq, function, time_ns, stream, instance, text FROM logs WHERE seq > ?"
+	args := []any{afterSeq}
+	if function != "" {
+		q += " AND function = ?"
+		args = append(args, function)
+	}
+	q += " ORDER BY seq"
+	if limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, limit)
+	}
+	return s.queryLogs(ctx, q, args...)
+}
+
+// TailLogs returns the last n written lines of function ("" for all), oldest
+// first.
+func (s *Store) TailLogs(ctx context.Context, function string, n int) ([]LogLine, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	q := "SELECT seq, function, time_ns, stream, instance, text FROM logs"
+	var args []any
+	if function != "" {
+		q += " WHERE function = ?"
+		args = append(args, function)
+	}
+	q += " ORDER BY seq DESC LIMIT ?"
+	args = append(args, n)
+	out, err := s.queryLogs(ctx, q, args...)
+	slices.Reverse(out)
+	return out, err
+}
+
+func (s *Store) queryLogs(ctx context.Context, q string, args ...any) ([]LogLine, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: querying logs: %w", err)
+	}
+	defer rows.Close()
+	var out []LogLine
+	for rows.Next() {
+		var l LogLine
+		var ns int64
+		if err := rows.Scan(&l.Seq, &l.Function, &ns, &l.Stream, &l.Instance, &l.Text); err != nil {
+			return nil, fmt.Errorf("store: reading log line: %w", err)
+		}
+		l.Time = time.Unix(0, ns)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: querying logs: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,284 @@
+// Package store is Stoke's embedded SQLite database under data_dir: deployed
+// versions, the last deployed config, invocation records and function logs.
+//
+// Records and log lines arrive on the request path, so they are queued and
+// written in batches by one writer goroutine; when the queue is full they are
+// dropped and counted rather than slowing a request down. Everything else is
+// written synchronously. Retention is bounded per function.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stokehq/stoke/internal/record"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned (wrapped) when a looked-up row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrClosed is returned by calls made after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Options tunes the store; zero fields take the defaults.
+type Options struct {
+	MaxRecords  int // per function; default 100,000
+	MaxLogLines int // per function; default 200,000
+	// QueueSize bounds records and log lines waiting for the writer; beyond
+	// it they are dropped. Default 16,384.
+	QueueSize     int
+	BatchSize     int           // rows per transaction; default 500
+	FlushInterval time.Duration // longest a queued row waits; default 50ms
+	// PruneInterval is how often functions that got new rows are trimmed to
+	// their limits even if they have not grown by 1% yet. Default 1 minute.
+	PruneInterval time.Duration
+	Logger        *slog.Logger // default slog.Default()
+}
+
+func (o *Options) defaults() {
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 100_000
+	}
+	if o.MaxLogLines <= 0 {
+		o.MaxLogLines = 200_000
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 16_384
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 50 * time.Millisecond
+	}
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Store is the database. Its methods are safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	opts Options
+	log  *slog.Logger
+
+	queue   chan item
+	stopped chan struct{} // closed when the writer goroutine has exited
+	closed  atomic.Bool
+	dropped atomic.Int64
+	once    sync.Once
+}
+
+// item is one message to the writer: a row to write, a flush request, or stop.
+type item struct {
+	rec  *record.Record
+	log  *LogLine
+	done chan error // flush: answered once everything before it is written
+	stop bool
+}
+
+// Open opens (creating if needed) <dir>/stoke.db with default options.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	return OpenWith(ctx, dir, Options{})
+}
+
+// OpenWith opens (creating if needed) <dir>/stoke.db, migrates its schema and
+// starts the writer goroutine.
+func OpenWith(ctx context.Context, dir string, o Options) (*Store, error) {
+	o.defaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: creating data dir: %w", err)
+	}
+	path := filepath.Join(dir, "stoke.db")
+	// WAL lets readers (admin API, CLI) run while the writer commits;
+	// synchronous=NORMAL is durable across process crashes, which is what
+	// matters here; busy_timeout covers the synchronous writes racing the
+	// batch writer; immediate transactions take the write lock up front so
+	// they wait on busy_timeout instead of failing on a lock upgrade.
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: migrating %s: %w", path, err)
+	}
+	s := &Store{
+		db:      db,
+		opts:    o,
+		log:     o.Logger.With("component", "store"),
+		queue:   make(chan item, o.QueueSize),
+		stopped: make(chan struct{}),
+	}
+	go s.run()
+	return s, nil
+}
+
+// migrations[i] moves the schema from user_version i to i+1. Append only.
+var migrations = []string{
+	`
+CREATE TABLE versions (
+	function    TEXT    NOT NULL,
+	version     INTEGER NOT NULL,
+	fingerprint TEXT    NOT NULL,
+	config      BLOB,
+	created_ns  INTEGER NOT NULL,
+	PRIMARY KEY (function, version)
+);
+CREATE TABLE deployments (
+	id         INTEGER PRIMARY KEY,
+	path       TEXT    NOT NULL,
+	yaml       BLOB    NOT NULL,
+	created_ns INTEGER NOT NULL
+);
+CREATE TABLE records (
+	id            INTEGER PRIMARY KEY,
+	request_id    TEXT    NOT NULL,
+	function      TEXT    NOT NULL,
+	version       TEXT    NOT NULL,
+	start_ns      INTEGER NOT NULL,
+	cold          INTEGER NOT NULL,
+	init_ms       REAL    NOT NULL,
+	queue_ms      REAL    NOT NULL,
+	duration_ms   REAL    NOT NULL,
+	billed_ms     INTEGER NOT NULL,
+	memory_mb     INTEGER NOT NULL,
+	max_memory_mb INTEGER NOT NULL,
+	status        INTEGER NOT NULL,
+	error_type    TEXT    NOT NULL,
+	instance_id   TEXT    NOT NULL,
+	method        TEXT    NOT NULL,
+	path          TEXT    NOT NULL
+);
+-- Not unique: Lambda keeps the request id when it retries an async invocation.
+CREATE INDEX records_request ON records (request_id);
+CREATE INDEX records_function ON records (function, id);
+-- AUTOINCREMENT so a seq is never reused and log followers never miss lines.
+CREATE TABLE logs (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	function   TEXT    NOT NULL,
+	time_ns    INTEGER NOT NULL,
+	stream     TEXT    NOT NULL,
+	instance   TEXT    NOT NULL,
+	text       TEXT    NOT NULL
+);
+CREATE INDEX logs_function ON logs (function, seq);
+`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("reading user_version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this stoke (%d)", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("applying migration %d: %w", v+1, err)
+		}
+		// PRAGMA takes no bind parameters.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("setting user_version %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("committing migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// Close writes everything queued, stops the writer and closes the database.
+// Rows added concurrently with or after Close are dropped.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.closed.Store(true)
+		s.queue <- item{stop: true} // the writer is draining, so this cannot block for long
+		<-s.stopped
+		err = s.db.Close()
+	})
+	return err
+}
+
+// Dropped is how many records and log lines were discarded because the
+// writer fell behind (or the store was closed).
+func (s *Store) Dropped() int64 { return s.dropped.Load() }
+
+// enqueue never blocks: a full queue means the disk is slower than traffic,
+// and losing a row is better than stalling a request.
+func (s *Store) enqueue(it item) {
+	if s.closed.Load() {
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.queue <- it:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// Add queues an invocation record. It never blocks; r is copied.
+func (s *Store) Add(r *record.Record) {
+	rc := *r
+	s.enqueue(item{rec: &rc})
+}
+
+// AddLog queues a log line. It never blocks. Its Seq is assigned on write.
+func (s *Store) AddLog(l LogLine) {
+	s.enqueue(item{log: &l})
+}
+
+// Flush waits until every record and log line added before it was called is
+// written (or dropped), and returns the first write error since the last
+// Flush.
+func (s *Store) Flush(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case s.queue <- item{done: done}:
+	case <-s.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("store: flush: %w", ctx.Err())
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-s.stopped:
+		// The writer may have answered just before exiting.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return ErrClosed
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("store: flush: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stokehq/stoke/internal/record"
+)
+
+// writer is the state of the goroutine that owns batched writes.
+type writer struct {
+	s       *Store
+	recs    []*record.Record
+	logs    []*LogLine
+	timer   *time.Timer
+	err     error // first write error since the last flush request
+	grownR  map[string]int
+	grownL  map[string]int
+	lastPrn time.Time
+}
+
+func (s *Store) run() {
+	defer close(s.stopped)
+	w := &writer{
+		s:       s,
+		timer:   time.NewTimer(time.Hour),
+		grownR:  map[string]int{},
+		grownL:  map[string]int{},
+		lastPrn: time.Now(),
+	}
+	w.timer.Stop()
+	for {
+		select {
+		case it := <-s.queue:
+			if it.stop {
+				w.drain()
+				w.commit()
+				w.prune(true)
+				return
+			}
+			w.take(it)
+		case <-w.timer.C:
+			w.commit()
+		}
+	}
+}
+
+// drain takes whatever is already queued when Close is called.
+func (w *writer) drain() {
+	for {
+		select {
+		case it := <-w.s.queue:
+			if !it.stop {
+				w.take(it)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (w *writer) take(it item) {
+	switch {
+	case it.rec != nil:
+		w.add(func() { w.recs = append(w.recs, it.rec) })
+	case it.log != nil:
+		w.add(func() { w.logs = append(w.logs, it.log) })
+	case it.done != nil:
+		w.commit()
+		err := w.err
+		w.err = nil
+		it.done <- err
+	}
+}
+
+func (w *writer) add(appendRow func()) {
+	if len(w.recs)+len(w.logs) == 0 {
+		w.timer.Reset(w.s.opts.FlushInterval)
+	}
+	appendRow()
+	if len(w.recs)+len(w.logs) >= w.s.opts.BatchSize {
+		w.commit()
+	}
+}
+
+// commit writes the pending batch in one transaction, then prunes if due.
+func (w *writer) commit() {
+	if len(w.recs)+len(w.logs) == 0 {
+		return
+	}
+	w.timer.Stop()
+	n := len(w.recs) + len(w.logs)
+	if err := w.write(); err != nil {
+		w.s.log.Error("writing records and logs", "rows", n, "err", err)
+		if w.err == nil {
+			w.err = err
+		}
+	} else {
+		for _, r := range w.recs {
+			w.grownR[r.Function]++
+		}
+		for _, l := range w.logs {
+			w.grownL[l.Function]++
+		}
+	}
+	clear(w.recs)
+	clear(w.logs)
+	w.recs, w.logs = w.recs[:0], w.logs[:0]
+	w.prune(false)
+}
+
+func (w *writer) write() error {
+	// Background: a batch already taken off the queue is written even
+	// during shutdown; busy_timeout bounds the wait.
+	ctx := context.Background()
+	tx, err := w.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning batch: %w", err)
+	}
+	defer tx.Rollback()
+	if len(w.recs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO records (request_id, function, version, start_ns, cold,
+			init_ms, queue_ms, duration_ms, billed_ms, memory_mb, max_memory_mb, status, error_type,
+			instance_id, method, path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("preparing record insert: %w", err)
+		}
+		defer st.Close()
+		for _, r := range w.recs {
+			if _, err := st.ExecContext(ctx, r.RequestID, r.Function, r.Version, r.Start.UnixNano(), r.Cold,
+				r.InitMS, r.QueueMS, r.DurationMS, r.BilledMS, r.MemoryMB, r.MaxMemoryMB, r.Status, r.ErrorType,
+				r.InstanceID, r.Method, r.Path); err != nil {
+				return fmt.Errorf("inserting record %s: %w", r.RequestID, err)
+			}
+		}
+	}
+	if len(w.logs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO logs (function, time_ns, stream, instance, text) VALUES (?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("preparing log insert: %w", err)
+		}
+		defer st.Close()
+		for _, l := range w.logs {
+			if _, err := st.ExecContext(ctx, l.Function, l.Time.UnixNano(), l.Stream, l.Instance, l.Text); err != nil {
+				return fmt.Errorf("inserting log line: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing batch: %w", err)
+	}
+	return nil
+}
+
+// prune trims functions that got rows to their limits. Trimming costs an
+// index walk of up to the limit, so it runs only once a function has grown by
+// 1% of its limit or PruneInterval has passed, keeping the overshoot small
+// and the cost per row tiny.
+func (w *writer) prune(force bool) {
+	due := force || time.Since(w.lastPrn) >= w.s.opts.PruneInterval
+	w.pruneTable(w.grownR, "records", "id", w.s.opts.MaxRecords, due)
+	w.pruneTable(w.grownL, "logs", "seq", w.s.opts.MaxLogLines, due)
+	if due {
+		w.lastPrn = time.Now()
+	}
+}
+
+func (w *writer) pruneTable(grown map[string]int, table, key string, limit int, due bool) {
+	slack := max(1, limit/100)
+	for fn, n := range grown {
+		if !due && n < slack {
+			continue
+		}
+		delete(grown, fn)
+		// The row at OFFSET limit-1 is the oldest one kept; with fewer rows
+		// the subquery is NULL and nothing is deleted.
+		q := fmt.Sprintf(`DELETE FROM %[1]s WHERE function = ?1 AND %[2]s < (
+			SELECT %[2]s FROM %[1]s WHERE function = ?1 ORDER BY %[2]s DESC LIMIT 1 OFFSET ?2)`, table, key)
+		res, err := w.s.db.ExecContext(context.Background(), q, fn, limit-1)
+		if err != nil {
+			w.s.log.Error("pruning", "table", table, "function", fn, "err", err)
+			continue
+		}
+		if d, _ := res.RowsAffected(); d > 0 {
+			w.s.log.Debug("pruned", "table", table, "function", fn, "rows", d)
+		}
+	}
+}
