@@ -6,6 +6,8 @@ package pool
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sort"
@@ -33,7 +35,8 @@ type Options struct {
 	Concurrency  int           // in-flight requests per instance, default 1
 	QueueSize    int           // waiters allowed beyond what starting instances will serve
 	IdleTimeout  time.Duration // default 10m
-	// NewID names instances; default a counter.
+	// NewID names instances (and so their cgroups); default 16 random hex
+	// digits, unique across pools.
 	NewID func() string
 	// Events, when set, is told of instance lifecycle events (for the
 	// function's log). Called without the pool's lock held.
@@ -77,7 +80,6 @@ type Pool struct {
 	// app that cannot start does not spin.
 	warmBackoff time.Duration
 	warmRetryAt time.Time
-	seq         int
 
 	ctx    context.Context // instance start context; cancelled by Close
 	cancel context.CancelFunc
@@ -267,12 +269,13 @@ func (p *Pool) scaleLocked() {
 }
 
 func (p *Pool) spawnLocked() {
-	p.seq++
-	id := ""
+	var id string
 	if p.o.NewID != nil {
 		id = p.o.NewID()
 	} else {
-		id = "i" + itoa(p.seq)
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
 	}
 	in := &instance{id: id, state: StateStarting, created: time.Now()}
 	p.all[id] = in
@@ -516,17 +519,4 @@ func (p *Pool) Close() {
 	}
 	wg.Wait()
 	p.wg.Wait()
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }

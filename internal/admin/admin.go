@@ -1,0 +1,207 @@
+// Package admin serves Stoke's admin API: JSON for the CLI (and later the
+// dashboard), behind a bearer token, on its own listener.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/store"
+)
+
+// FunctionInfo is one deployed function as `stoke ls` shows it.
+type FunctionInfo struct {
+	Name         string      `json:"name"`
+	Runtime      string      `json:"runtime"`
+	Version      string      `json:"version"`
+	MemoryMB     int         `json:"memory_mb"`
+	Timeout      string      `json:"timeout"`
+	Concurrency  int         `json:"concurrency"`
+	MaxInstances int         `json:"max_instances"`
+	KeepWarm     int         `json:"keep_warm"`
+	IdleTimeout  string      `json:"idle_timeout"`
+	Routes       []string    `json:"routes"`
+	Waiting      int         `json:"waiting"`
+	Instances    []pool.Info `json:"instances"`
+}
+
+// DeployResult says what a deploy changed.
+type DeployResult struct {
+	Deployed  map[string]string `json:"deployed"` // function → new version
+	Unchanged []string          `json:"unchanged"`
+	Removed   []string          `json:"removed"`
+	Warnings  []string          `json:"warnings,omitempty"`
+}
+
+// Backend is what the admin API serves; the server implements it.
+type Backend interface {
+	Functions() []FunctionInfo
+	// Deploy applies a config; a *DeployError means nothing changed.
+	Deploy(ctx context.Context, path string, yaml []byte) (*DeployResult, error)
+	// Invoke runs one request on a function, as the gateway would.
+	Invoke(w http.ResponseWriter, r *http.Request, function string)
+	Records(ctx context.Context, q store.Query) ([]record.Record, error)
+	Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error)
+	TailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error)
+}
+
+// DeployError is a deploy refused before anything changed (bad config,
+// failed build); its message is shown to the user as is.
+type DeployError struct{ Msg string }
+
+func (e *DeployError) Error() string { return e.Msg }
+
+// Handler returns the admin API, requiring `Authorization: Bearer <token>`.
+func Handler(b Backend, token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/functions", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Functions())
+	})
+	mux.HandleFunc("POST /v1/deploy", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Path string `json:"path"`
+			YAML string `json:"yaml"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&req); err != nil {
+			writeErr(w, http.StatusBadRequest, "reading the deploy request: "+err.Error())
+			return
+		}
+		res, err := b.Deploy(r.Context(), req.Path, []byte(req.YAML))
+		var de *DeployError
+		switch {
+		case errors.As(err, &de):
+			writeErr(w, http.StatusUnprocessableEntity, de.Msg)
+		case err != nil:
+			writeErr(w, http.StatusInternalServerError, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, res)
+		}
+	})
+	mux.HandleFunc("/v1/functions/{name}/invoke/{path...}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + r.PathValue("path")
+		r2.URL.RawPath = ""
+		r2.RequestURI = ""
+		r2.Header.Del("Authorization")
+		b.Invoke(w, r2, name)
+	})
+	mux.HandleFunc("GET /v1/functions/{name}/invocations", func(w http.ResponseWriter, r *http.Request) {
+		q := store.Query{Function: r.PathValue("name"), ColdOnly: r.FormValue("cold") == "1", Limit: intParam(r, "limit", 50)}
+		if s := r.FormValue("since"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				writeErr(w, http.StatusBadRequest, "since: "+err.Error())
+				return
+			}
+			q.Since = time.Now().Add(-d)
+		}
+		recs, err := b.Records(r.Context(), q)
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if recs == nil {
+			recs = []record.Record{}
+		}
+		writeJSON(w, http.StatusOK, recs)
+	})
+	mux.HandleFunc("GET /v1/functions/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
+		serveLogs(w, r, b, r.PathValue("name"))
+	})
+	return authenticate(token, mux)
+}
+
+// serveLogs writes the function's log as JSON lines: the latest `limit`
+// lines with tail=1, else those after seq `after`. With follow=1 it keeps the
+// response open and polls for new lines; polling the store (rather than a
+// live feed) gives each line exactly once, in order.
+func serveLogs(w http.ResponseWriter, r *http.Request, b Backend, fn string) {
+	after := int64(intParam(r, "after", 0))
+	limit := intParam(r, "limit", 1000)
+	var lines []store.LogLine
+	var err error
+	if r.FormValue("tail") == "1" {
+		lines, err = b.TailLogs(r.Context(), fn, limit)
+	} else {
+		lines, err = b.Logs(r.Context(), fn, after, limit)
+	}
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	write := func(lines []store.LogLine) error {
+		for _, l := range lines {
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+			after = max(after, l.Seq)
+		}
+		return nil
+	}
+	_ = write(lines)
+	if r.FormValue("follow") != "1" {
+		return
+	}
+	rc := http.NewResponseController(w)
+	t := time.NewTicker(followPoll)
+	defer t.Stop()
+	for {
+		_ = rc.Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+		lines, err := b.Logs(r.Context(), fn, after, 1000)
+		if err != nil || write(lines) != nil {
+			return
+		}
+	}
+}
+
+// followPoll is how often `stoke logs -f` looks for new lines.
+const followPoll = 200 * time.Millisecond
+
+func authenticate(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stoke"`)
+			writeErr(w, http.StatusUnauthorized, "missing or wrong admin token: send Authorization: Bearer <token> (the token is admin.token in stoke.yaml or the file admin-token in data_dir)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func intParam(r *http.Request, name string, def int) int {
+	if v, err := strconv.Atoi(strings.TrimSpace(r.FormValue(name))); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

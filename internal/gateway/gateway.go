@@ -1,0 +1,340 @@
+// Package gateway is Stoke's front door: it matches a request's path to a
+// function, enforces the gateway and function timeouts and the body limit,
+// gets an instance from the function's pool and records the invocation.
+// It knows nothing about processes.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/runtime"
+)
+
+// Pool is what the gateway needs of a function's scheduler.
+type Pool interface {
+	Acquire(ctx context.Context) (*pool.Lease, error)
+}
+
+// Function is one deployed function version as the gateway serves it.
+type Function struct {
+	Name     string
+	Version  string
+	MemoryMB int
+	Timeout  time.Duration
+	Routes   []string
+	Pool     Pool
+}
+
+// Recorder receives each invocation: Begin before the instance is invoked
+// (START line), End once it answered (END and REPORT lines, storage).
+type Recorder interface {
+	Begin(r *record.Record)
+	End(r *record.Record)
+}
+
+// Options configures a Gateway.
+type Options struct {
+	Timeout      time.Duration // gateway.timeout
+	MaxBodyBytes int64
+	Granularity  time.Duration // billing granularity
+	Recorder     Recorder
+	Logger       *slog.Logger
+}
+
+// Gateway routes HTTP requests to functions. Its zero value is not usable;
+// create it with New and give it functions with Set.
+type Gateway struct {
+	o     Options
+	table atomic.Pointer[table]
+}
+
+// New makes a gateway with no functions.
+func New(o Options) *Gateway {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Granularity <= 0 {
+		o.Granularity = time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	g := &Gateway{o: o}
+	g.table.Store(newTable(nil))
+	return g
+}
+
+// Set replaces the deployed functions atomically: requests arriving after it
+// returns are routed to the new set.
+func (g *Gateway) Set(fns []*Function) { g.table.Store(newTable(fns)) }
+
+// Function returns the deployed function called name, or nil.
+func (g *Gateway) Function(name string) *Function { return g.table.Load().byName[name] }
+
+// ServeHTTP routes by path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fn := g.table.Load().match(r.URL.Path)
+	if fn == nil {
+		writeError(w, http.StatusNotFound, "NotFound", "no function is routed at "+r.URL.Path, "")
+		return
+	}
+	g.Invoke(w, r, fn.Name)
+}
+
+// Invoke runs one request on the named function, whatever its path.
+func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
+	begin := time.Now()
+	reqID := uuid.NewString()
+	h := w.Header()
+	h.Set("X-Request-Id", reqID)
+
+	if r.ContentLength > g.o.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException",
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.o.MaxBodyBytes), reqID)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes)
+	}
+
+	ctx, cancel := context.WithTimeoutCause(r.Context(), g.o.Timeout, errGatewayTimeout)
+	defer cancel()
+
+	fn, lease, err := g.acquire(ctx, name)
+	if err != nil {
+		status, typ := g.acquireFailed(w, name, err, ctx, reqID)
+		if fn != nil && g.o.Recorder != nil && status != http.StatusNotFound {
+			// No instance ran it, but it still counts: throttles, init
+			// failures and queue timeouts show up among the invocations.
+			g.o.Recorder.End(&record.Record{
+				RequestID: reqID, Function: fn.Name, Version: fn.Version, Start: begin,
+				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: status, ErrorType: typ,
+				Method: r.Method, Path: r.URL.Path,
+			})
+		}
+		return
+	}
+	rec := &record.Record{
+		RequestID: reqID, Function: fn.Name, Version: fn.Version, Start: begin,
+		Cold: lease.Cold, QueueMS: ms(lease.QueueWait), MemoryMB: fn.MemoryMB,
+		InstanceID: lease.InstanceID, Method: r.Method, Path: r.URL.Path,
+	}
+	inst := lease.Instance
+	if rec.Cold {
+		rec.InitMS = ms(inst.InitDuration())
+		h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
+	}
+	h.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
+	if g.o.Recorder != nil {
+		g.o.Recorder.Begin(rec)
+	}
+
+	ictx, icancel := context.WithTimeoutCause(ctx, fn.Timeout, errFunctionTimeout)
+	defer icancel()
+	r.Header.Set("X-Request-Id", reqID)
+	sw := &statusWriter{ResponseWriter: w}
+	start := time.Now()
+	err = inst.Invoke(sw, r.WithContext(ictx))
+	rec.DurationMS = ms(time.Since(start))
+
+	if err != nil {
+		discard := true
+		status, typ, msg := http.StatusBadGateway, "", ""
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			status, typ = http.StatusRequestEntityTooLarge, "RequestTooLargeException"
+			msg = fmt.Sprintf("request body exceeds the limit of %d bytes", mbe.Limit)
+		case context.Cause(ictx) == errFunctionTimeout:
+			status, typ = http.StatusGatewayTimeout, "Sandbox.Timedout"
+			msg = fmt.Sprintf("Task timed out after %.2f seconds", fn.Timeout.Seconds())
+		case context.Cause(ictx) == errGatewayTimeout:
+			status, typ = http.StatusGatewayTimeout, "Gateway.Timeout"
+			msg = fmt.Sprintf("gateway timed out after %s (gateway.timeout) while the function was running", g.o.Timeout)
+		case r.Context().Err() != nil:
+			status, typ, msg = 499, "Client.Closed", "the client closed the request"
+		default:
+			e := runtime.AsError(err)
+			status, typ, msg = e.Status, e.Type, e.Message
+			if status == 0 {
+				status = http.StatusBadGateway
+			}
+		}
+		rec.ErrorType = typ
+		if !sw.wrote {
+			writeError(sw, status, typ, msg, reqID)
+		}
+		if typ == "RequestTooLargeException" {
+			discard = false
+		}
+		if discard {
+			lease.Discard()
+		} else {
+			lease.Release()
+		}
+	} else {
+		lease.Release()
+	}
+	rec.Status = sw.status
+	if rec.Status == 0 {
+		rec.Status = http.StatusOK
+	}
+	rec.BilledMS = record.Billed(time.Duration(rec.DurationMS*float64(time.Millisecond)), g.o.Granularity)
+	rec.MaxMemoryMB = inst.MaxMemoryMB()
+	if g.o.Recorder != nil {
+		g.o.Recorder.End(rec)
+	}
+	if err != nil && sw.wrote && errors.Is(err, http.ErrAbortHandler) {
+		// The response broke off midway: abort the connection so the client
+		// cannot take a truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+var (
+	errGatewayTimeout  = errors.New("gateway timeout")
+	errFunctionTimeout = errors.New("function timeout")
+)
+
+// acquire gets an instance of the named function, following a deploy that
+// swaps the function's pool while the request is on its way.
+func (g *Gateway) acquire(ctx context.Context, name string) (*Function, *pool.Lease, error) {
+	for {
+		fn := g.table.Load().byName[name]
+		if fn == nil {
+			return nil, nil, errNoFunction
+		}
+		lease, err := fn.Pool.Acquire(ctx)
+		if errors.Is(err, pool.ErrDraining) {
+			if next := g.table.Load().byName[name]; next != nil && next.Pool != fn.Pool {
+				continue
+			}
+			// The function is being removed: nothing new will come.
+			return fn, nil, errNoFunction
+		}
+		return fn, lease, err
+	}
+}
+
+var errNoFunction = errors.New("no such function")
+
+// acquireFailed answers a request that got no instance, and says how.
+func (g *Gateway) acquireFailed(w http.ResponseWriter, name string, err error, ctx context.Context, reqID string) (int, string) {
+	switch {
+	case errors.Is(err, errNoFunction):
+		writeError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+name, reqID)
+		return http.StatusNotFound, "ResourceNotFoundException"
+	case errors.Is(err, pool.ErrThrottled):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, "TooManyRequestsException",
+			fmt.Sprintf(`{"Reason":"ConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded.","requestId":%q}`, reqID))
+		return http.StatusTooManyRequests, "TooManyRequestsException"
+	case context.Cause(ctx) == errGatewayTimeout:
+		writeError(w, http.StatusGatewayTimeout, "Gateway.Timeout",
+			fmt.Sprintf("gateway timed out after %s (gateway.timeout) while waiting for an instance of %s", g.o.Timeout, name), reqID)
+		return http.StatusGatewayTimeout, "Gateway.Timeout"
+	case ctx.Err() != nil:
+		writeError(w, 499, "Client.Closed", "the client closed the request while it waited for an instance", reqID)
+		return 499, "Client.Closed"
+	}
+	e := runtime.AsError(err)
+	status := e.Status
+	if status == 0 {
+		status = http.StatusBadGateway
+	}
+	writeError(w, status, e.Type, e.Message, reqID)
+	return status, e.Type
+}
+
+// writeError answers with a Lambda-style JSON error body and says its type
+// in x-amzn-ErrorType, as Lambda's APIs do.
+func writeError(w http.ResponseWriter, status int, typ, msg, reqID string) {
+	body := fmt.Sprintf(`{"errorType":%q,"errorMessage":%q,"requestId":%q}`, typ, msg, reqID)
+	writeJSON(w, status, typ, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, typ, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-Errortype", typ)
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// statusWriter remembers the status an instance answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote && code >= 200 {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.status, s.wrote = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// table is an immutable route table; Set swaps in a new one.
+type table struct {
+	byName   map[string]*Function
+	exact    map[string]*Function
+	prefixes []prefixRoute // longest first
+}
+
+type prefixRoute struct {
+	prefix string
+	fn     *Function
+}
+
+func newTable(fns []*Function) *table {
+	t := &table{byName: map[string]*Function{}, exact: map[string]*Function{}}
+	for _, fn := range fns {
+		t.byName[fn.Name] = fn
+		for _, r := range fn.Routes {
+			if p, ok := strings.CutSuffix(r, "*"); ok {
+				t.prefixes = append(t.prefixes, prefixRoute{p, fn})
+			} else {
+				t.exact[r] = fn
+			}
+		}
+	}
+	// Config validation forbids overlaps, so order only matters for speed.
+	return t
+}
+
+func (t *table) match(path string) *Function {
+	if fn := t.exact[path]; fn != nil {
+		return fn
+	}
+	for _, p := range t.prefixes {
+		if strings.HasPrefix(path, p.prefix) {
+			return p.fn
+		}
+	}
+	return nil
+}

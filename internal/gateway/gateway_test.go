@@ -1,0 +1,276 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/record"
+	httprt "github.com/stokehq/stoke/internal/runtime/http"
+	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
+)
+
+// The test binary doubles as the function's app.
+func TestMain(m *testing.M) {
+	if os.Getenv("STOKE_GW_APP") != "" {
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			ms, _ := strconv.Atoi(r.URL.Query().Get("sleep"))
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			fmt.Fprintf(w, "%s %s", os.Getenv("STOKE_GW_APP"), r.URL.Path)
+		})
+		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// recorder keeps what the gateway records.
+type recorder struct {
+	mu    sync.Mutex
+	recs  []record.Record
+	begun int
+}
+
+func (r *recorder) Begin(*record.Record) { r.mu.Lock(); r.begun++; r.mu.Unlock() }
+func (r *recorder) End(rec *record.Record) {
+	r.mu.Lock()
+	r.recs = append(r.recs, *rec)
+	r.mu.Unlock()
+}
+func (r *recorder) last() record.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recs[len(r.recs)-1]
+}
+
+type fixture struct {
+	t   *testing.T
+	sb  *sandbox.Manager
+	gw  *gateway.Gateway
+	rec *recorder
+	srv *httptest.Server
+}
+
+func newFixture(t *testing.T, gwTimeout time.Duration) *fixture {
+	sandboxtest.CheckNoLeaks(t)
+	sb, err := sandbox.New(slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	f := &fixture{t: t, sb: sb, rec: &recorder{}}
+	f.gw = gateway.New(gateway.Options{Timeout: gwTimeout, MaxBodyBytes: 1 << 20, Granularity: 100 * time.Millisecond, Recorder: f.rec})
+	f.srv = httptest.NewServer(f.gw)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// function makes a deployed function whose app answers "<tag> <path>".
+func (f *fixture) function(name, tag string, timeout time.Duration, o pool.Options, routes ...string) *gateway.Function {
+	cf := &config.Function{
+		Name: name, Runtime: "http", Command: []string{os.Args[0]}, Cwd: f.t.TempDir(),
+		Env:    map[string]string{"STOKE_GW_APP": tag},
+		Memory: 1769, Timeout: timeout, Concurrency: 1, InitTimeout: 10 * time.Second,
+		Readiness: config.Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
+	}
+	o.Runtime = httprt.New(httprt.Options{Function: cf, Version: tag, Sandbox: f.sb})
+	if o.MaxInstances == 0 {
+		o.MaxInstances = 2
+	}
+	p := pool.New(o)
+	p.Start()
+	f.t.Cleanup(p.Close)
+	return &gateway.Function{Name: name, Version: tag, MemoryMB: 1769, Timeout: timeout, Routes: routes, Pool: p}
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestRoutesAndRecords(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	f.gw.Set([]*gateway.Function{
+		f.function("a", "A", 5*time.Second, pool.Options{}, "/a", "/a/*"),
+		f.function("b", "B", 5*time.Second, pool.Options{}, "/b*"),
+	})
+	for path, want := range map[string]string{"/a": "A /a", "/a/x/y": "A /a/x/y", "/b": "B /b", "/bcd/e": "B /bcd/e"} {
+		resp, body := get(t, f.srv.URL+path)
+		if resp.StatusCode != 200 || body != want {
+			t.Errorf("%s: got %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+		if resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("%s: no X-Request-Id", path)
+		}
+	}
+	resp, body := get(t, f.srv.URL+"/ab")
+	if resp.StatusCode != 404 || !strings.Contains(body, "no function is routed at /ab") {
+		t.Errorf("unrouted path: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = get(t, f.srv.URL+"/a")
+	if resp.Header.Get("X-Stoke-Cold") != "false" {
+		t.Error("second request to a should be warm")
+	}
+	r := f.rec.last()
+	if r.Function != "a" || r.Cold || r.Status != 200 || r.RequestID != resp.Header.Get("X-Request-Id") || r.MemoryMB != 1769 {
+		t.Errorf("record: %+v", r)
+	}
+	if r.BilledMS%100 != 0 || r.BilledMS < 100 {
+		t.Errorf("billed %d ms at 100ms granularity", r.BilledMS)
+	}
+	f.rec.mu.Lock()
+	cold := 0
+	for _, r := range f.rec.recs {
+		if r.Cold {
+			cold++
+			if r.InitMS <= 0 {
+				t.Errorf("cold record without init time: %+v", r)
+			}
+		}
+	}
+	f.rec.mu.Unlock()
+	if cold != 2 {
+		t.Errorf("want 2 cold starts (one per function), got %d", cold)
+	}
+}
+
+func TestFunctionTimeout(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	f.gw.Set([]*gateway.Function{f.function("slow", "S", 300*time.Millisecond, pool.Options{}, "/s")})
+	resp, body := get(t, f.srv.URL+"/s?sleep=2000")
+	if resp.StatusCode != 504 || !strings.Contains(body, "Task timed out after 0.30 seconds") {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	if r := f.rec.last(); r.ErrorType != "Sandbox.Timedout" || r.Status != 504 {
+		t.Errorf("record: %+v", r)
+	}
+	// The runaway instance was stopped: the next request is a cold start.
+	resp, _ = get(t, f.srv.URL+"/s")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Stoke-Cold") != "true" {
+		t.Errorf("after a timeout the next request should cold start: %d cold=%s", resp.StatusCode, resp.Header.Get("X-Stoke-Cold"))
+	}
+}
+
+func TestGatewayTimeoutSaysWhichLayer(t *testing.T) {
+	f := newFixture(t, 300*time.Millisecond)
+	f.gw.Set([]*gateway.Function{f.function("slow", "S", 10*time.Second, pool.Options{}, "/s")})
+	resp, body := get(t, f.srv.URL+"/s?sleep=2000")
+	if resp.StatusCode != 504 || !strings.Contains(body, "gateway.timeout") || resp.Header.Get("X-Amzn-Errortype") != "Gateway.Timeout" {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestThrottleBody(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	f.gw.Set([]*gateway.Function{f.function("one", "O", 5*time.Second, pool.Options{MaxInstances: 1, QueueSize: 0}, "/o")})
+	get(t, f.srv.URL+"/o") // warm it
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		get(t, f.srv.URL+"/o?sleep=500")
+	}()
+	time.Sleep(100 * time.Millisecond)
+	resp, body := get(t, f.srv.URL+"/o")
+	<-done
+	if resp.StatusCode != 429 || resp.Header.Get("X-Amzn-Errortype") != "TooManyRequestsException" {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	var e struct{ Reason, Type, Message string }
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Reason != "ConcurrentInvocationLimitExceeded" || e.Message != "Rate Exceeded." {
+		t.Errorf("429 body %s (%v)", body, err)
+	}
+	if r := f.rec.last(); r.Status != 429 && r.Status != 200 {
+		t.Errorf("record: %+v", r)
+	}
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	f.gw.Set([]*gateway.Function{f.function("a", "A", 5*time.Second, pool.Options{}, "/a")})
+	resp, err := http.Post(f.srv.URL+"/a", "application/octet-stream", strings.NewReader(strings.Repeat("x", 2<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !strings.Contains(string(b), "exceeds the limit of 1048576 bytes") {
+		t.Fatalf("got %d %s", resp.StatusCode, b)
+	}
+}
+
+// Swapping a function's version while requests flow drops none of them: the
+// old pool drains, requests racing the swap are retried on the new pool.
+func TestDeploySwapDropsNothing(t *testing.T) {
+	f := newFixture(t, 10*time.Second)
+	v1 := f.function("a", "v1", 5*time.Second, pool.Options{MaxInstances: 4, QueueSize: 100}, "/a")
+	f.gw.Set([]*gateway.Function{v1})
+	get(t, f.srv.URL+"/a")
+
+	var ok, failed atomic.Int64
+	var sawV2 atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(f.srv.URL + "/a?sleep=20")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					t.Logf("status %d: %s", resp.StatusCode, b)
+					continue
+				}
+				if strings.HasPrefix(string(b), "v2") {
+					sawV2.Store(true)
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	v2 := f.function("a", "v2", 5*time.Second, pool.Options{MaxInstances: 4, QueueSize: 100}, "/a")
+	f.gw.Set([]*gateway.Function{v2})
+	if err := v1.Pool.(*pool.Pool).Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v1.Pool.(*pool.Pool).Close()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || !sawV2.Load() || ok.Load() < 10 {
+		t.Fatalf("ok %d failed %d sawV2 %v", ok.Load(), failed.Load(), sawV2.Load())
+	}
+}

@@ -1,0 +1,386 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	cgroupMount = "/sys/fs/cgroup"
+	cpuPeriodUS = 100000
+	minQuotaUS  = 1000 // the kernel rejects cfs quotas below 1 ms
+	mib         = 1 << 20
+)
+
+// hierarchy is where this Manager's cgroups live: the parent stoke/<pid> in
+// either the v1 memory, cpu and pids hierarchies or the v2 unified one.
+//
+// The parent sits at <Root>/stoke/<pid> of each hierarchy, Root "/" by
+// default, rather than nested under the cgroup Stoke itself runs in. Nesting
+// (cgroup1.NestedPath) puts the instances under whatever session or job
+// cgroup happened to start Stoke, which differs between runs (on this dev VM
+// every shell gets its own memory cgroup), so a restarted Stoke could not
+// find and sweep what a crashed one left, and the leftover children would
+// stop the owner of that cgroup from removing it. One fixed place makes the
+// sweep on New complete. Where Stoke must stay inside a delegated subtree
+// (systemd Delegate=yes), set Options.Root to that subtree.
+type hierarchy struct {
+	v2      bool
+	rel     string // parent path inside each hierarchy, e.g. /stoke/4242
+	v1      cgroup1.Cgroup
+	v1h     cgroup1.Hierarchy
+	v2m     *cgroup2.Manager
+	swap    bool // memsw (v1) / memory.swap.max (v2) exists, so swap can be limited too
+	pidsMax int64
+}
+
+// v1Subsystems lists only the controllers Stoke sets: the library's default
+// list creates a directory in every mounted hierarchy (cpuset, blkio,
+// devices, ...), which is slower on every cold start and buys nothing.
+func v1Subsystems() ([]cgroup1.Subsystem, error) {
+	var out []cgroup1.Subsystem
+	for _, s := range []cgroup1.Subsystem{
+		cgroup1.NewMemory(cgroupMount), cgroup1.NewCpu(cgroupMount), cgroup1.NewPids(cgroupMount),
+	} {
+		p, ok := s.(interface{ Path(string) string })
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat(p.Path("/")); err == nil {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 || out[0].Name() != cgroup1.Memory {
+		return nil, errors.New("cgroup v1 memory controller is not mounted")
+	}
+	return out, nil
+}
+
+// openHierarchy creates the parent cgroup root/stoke/<pid>.
+func openHierarchy(root string, pidsMax int64) (*hierarchy, error) {
+	rel := filepath.Join("/", root, "stoke", strconv.Itoa(os.Getpid()))
+	h := &hierarchy{rel: rel, pidsMax: pidsMax}
+	switch cgroups.Mode() {
+	case cgroups.Unavailable:
+		return nil, errors.New("no cgroup filesystem mounted at " + cgroupMount)
+	case cgroups.Unified:
+		h.v2 = true
+		m, err := cgroup2.NewManager(cgroupMount, rel, &cgroup2.Resources{})
+		if err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", rel, err)
+		}
+		// Enable the controllers down to the parent's own subtree_control once
+		// here, so each Start only makes its directory and writes its limits.
+		// ToggleControllers writes every ancestor of the manager's path, so
+		// ask it for a (never created) child of the parent.
+		probe, err := cgroup2.Load(rel+"/probe", cgroup2.WithMountpoint(cgroupMount))
+		if err == nil {
+			err = probe.ToggleControllers([]string{"memory", "cpu", "pids"}, cgroup2.Enable)
+		}
+		if err != nil {
+			_ = m.Delete()
+			return nil, fmt.Errorf("enable memory, cpu and pids controllers under %s: %w", rel, err)
+		}
+		h.v2m = m
+		_, err = os.Stat(filepath.Join(cgroupMount, rel, "memory.swap.max"))
+		h.swap = err == nil
+	default: // Legacy or Hybrid: the controllers are on v1.
+		h.v1h = v1Subsystems
+		cg, err := cgroup1.New(cgroup1.StaticPath(rel), &specs.LinuxResources{}, cgroup1.WithHierarchy(h.v1h))
+		if err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", rel, err)
+		}
+		h.v1 = cg
+		_, err = os.Stat(filepath.Join(cgroupMount, "memory", rel, "memory.memsw.limit_in_bytes"))
+		h.swap = err == nil
+	}
+	return h, nil
+}
+
+// delete removes the parent cgroup (its instances must be gone already) and,
+// best effort, the shared stoke/ directory when no other Stoke uses it.
+func (h *hierarchy) delete(ctx context.Context) error {
+	var err error
+	if h.v2 {
+		err = retryRemove(ctx, h.v2m.Delete)
+		_ = os.Remove(filepath.Join(cgroupMount, filepath.Dir(h.rel)))
+	} else {
+		err = retryRemove(ctx, h.v1.Delete)
+		for _, s := range []string{"memory", "cpu", "pids"} {
+			_ = os.Remove(filepath.Join(cgroupMount, s, filepath.Dir(h.rel)))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("remove cgroup %s: %w", h.rel, err)
+	}
+	return nil
+}
+
+// group is one instance's cgroup.
+type group struct {
+	v2     bool
+	dir    string // memory.* files and the cgroup.procs listing every member
+	v1     cgroup1.Cgroup
+	v2m    *cgroup2.Manager
+	failed bool // memory.failcnt fallback for kernels without an oom_kill counter
+}
+
+// newGroup makes the instance cgroup <parent>/<id> with limits for memoryMB.
+func (h *hierarchy) newGroup(id string, memoryMB int) (*group, error) {
+	g := &group{v2: h.v2}
+	var limit, quota int64
+	period := uint64(cpuPeriodUS)
+	if memoryMB > 0 {
+		limit = int64(memoryMB) * mib
+		quota = max(int64(cpuPeriodUS)*int64(memoryMB)/MBPerCPU, minQuotaUS)
+	}
+	if h.v2 {
+		g.dir = filepath.Join(cgroupMount, h.rel, id)
+		m, err := h.v2m.NewChild(id, nil)
+		if err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", g.dir, err)
+		}
+		g.v2m = m
+		if memoryMB > 0 {
+			res := &cgroup2.Resources{
+				Memory: &cgroup2.Memory{Max: &limit},
+				CPU:    &cgroup2.CPU{Max: cgroup2.NewCPUMax(&quota, &period)},
+				Pids:   &cgroup2.Pids{Max: h.pidsMax},
+			}
+			if h.swap {
+				var zero int64
+				res.Memory.Swap = &zero
+			}
+			if err := m.Update(res); err != nil {
+				_ = m.Delete()
+				return nil, fmt.Errorf("set limits on cgroup %s: %w", g.dir, err)
+			}
+		}
+		return g, nil
+	}
+	g.dir = filepath.Join(cgroupMount, "memory", h.rel, id)
+	res := &specs.LinuxResources{}
+	if memoryMB > 0 {
+		res.Memory = &specs.LinuxMemory{Limit: &limit}
+		if h.swap {
+			// memory+swap equal to memory: no swap at all, so swapping
+			// cannot stretch the limit.
+			res.Memory.Swap = &limit
+		}
+		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+		res.Pids = &specs.LinuxPids{Limit: &h.pidsMax}
+	}
+	cg, err := h.v1.New(id, res)
+	if err != nil {
+		if cg, lerr := cgroup1.Load(cgroup1.StaticPath(filepath.Join(h.rel, id)), cgroup1.WithHierarchy(h.v1h)); lerr == nil {
+			_ = cg.Delete()
+		}
+		return nil, fmt.Errorf("create cgroup %s: %w", g.dir, err)
+	}
+	g.v1 = cg
+	return g, nil
+}
+
+// add moves pid into the cgroup (v1 only; v2 starts the process inside it).
+func (g *group) add(pid int) error {
+	if g.v2 {
+		return nil
+	}
+	if err := g.v1.AddProc(uint64(pid)); err != nil {
+		return fmt.Errorf("add pid %d to cgroup %s: %w", pid, g.dir, err)
+	}
+	return nil
+}
+
+// killAll sends SIGKILL to every process in the cgroup, including those that
+// left the instance's process group.
+func (g *group) killAll() {
+	if g.v2 && g.v2m.Kill() == nil {
+		return
+	}
+	killListed(g.dir)
+}
+
+// killListed SIGKILLs each pid in dir/cgroup.procs. A pid can exit and be
+// reused between the read and the kill; the window is microseconds and the
+// kernel hands out pids in increasing order, so this is accepted.
+func killListed(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, f := range bytes.Fields(b) {
+		if pid, err := strconv.Atoi(string(f)); err == nil && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			n++
+		}
+	}
+	return n
+}
+
+// The memory readers open one file each: they run after every invocation,
+// and the libraries' Stat() reads every stat file of every controller (see
+// BenchmarkMemoryRead).
+
+func (g *group) peakBytes() (uint64, error) {
+	if g.v2 {
+		return readUint(filepath.Join(g.dir, "memory.peak")) // kernel 5.19+
+	}
+	return readUint(filepath.Join(g.dir, "memory.max_usage_in_bytes"))
+}
+
+func (g *group) currentBytes() (uint64, error) {
+	if g.v2 {
+		return readUint(filepath.Join(g.dir, "memory.current"))
+	}
+	return readUint(filepath.Join(g.dir, "memory.usage_in_bytes"))
+}
+
+// oomKilled reports whether the kernel OOM-killed anything in the cgroup.
+// killedBySIGKILL is the fallback evidence on old v1 kernels (before 4.13)
+// that have no oom_kill counter: the limit was hit and the process died of
+// SIGKILL.
+func (g *group) oomKilled(killedBySIGKILL bool) bool {
+	if g.v2 {
+		n, err := readKey(filepath.Join(g.dir, "memory.events"), "oom_kill")
+		return err == nil && n > 0
+	}
+	n, err := readKey(filepath.Join(g.dir, "memory.oom_control"), "oom_kill")
+	if err == nil {
+		return n > 0
+	}
+	fails, err := readUint(filepath.Join(g.dir, "memory.failcnt"))
+	return err == nil && fails > 0 && killedBySIGKILL
+}
+
+// remove kills whatever is left and deletes the cgroup, retrying because
+// rmdir fails with EBUSY until the kernel has finished tearing down the
+// killed tasks.
+func (g *group) remove(ctx context.Context) error {
+	del := func() error {
+		g.killAll()
+		if g.v2 {
+			return g.v2m.Delete()
+		}
+		return g.v1.Delete()
+	}
+	if err := retryRemove(ctx, del); err != nil {
+		return fmt.Errorf("remove cgroup %s: %w", g.dir, err)
+	}
+	return nil
+}
+
+func retryRemove(ctx context.Context, del func() error) error {
+	deadline := time.Now().Add(5 * time.Second)
+	wait := time.Millisecond
+	for {
+		err := del()
+		if err == nil || errors.Is(err, cgroup1.ErrCgroupDeleted) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+func readUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+}
+
+// readKey reads "key value" from a flat keyed cgroup file.
+func readKey(path, key string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.Lines(b) {
+		k, v, ok := bytes.Cut(bytes.TrimSpace(line), []byte{' '})
+		if ok && string(k) == key {
+			return strconv.ParseUint(string(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %q", path, key)
+}
+
+// sweep removes stoke/<pid> cgroups left by Stoke processes that are gone
+// (crashed, or killed before Close), killing whatever still runs in them. A
+// directory named after our own pid is stale too: it can only come from an
+// earlier process that had the same pid.
+func sweep(root string) (removed []string) {
+	var bases []string
+	if cgroups.Mode() == cgroups.Unified {
+		bases = []string{filepath.Join(cgroupMount, root, "stoke")}
+	} else {
+		for _, s := range []string{"memory", "cpu", "pids"} {
+			bases = append(bases, filepath.Join(cgroupMount, s, root, "stoke"))
+		}
+	}
+	self := os.Getpid()
+	for _, base := range bases {
+		ents, err := os.ReadDir(base)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || !e.IsDir() {
+				continue
+			}
+			if pid != self && syscall.Kill(pid, 0) != syscall.ESRCH {
+				continue // that Stoke is alive and owns it
+			}
+			dir := filepath.Join(base, e.Name())
+			if removeTree(dir) == nil {
+				removed = append(removed, dir)
+			}
+		}
+		_ = os.Remove(base) // only succeeds when empty
+	}
+	return removed
+}
+
+// removeTree kills every process in a cgroup subtree and removes it, deepest
+// first.
+func removeTree(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			_ = removeTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	if f, err := os.OpenFile(filepath.Join(dir, "cgroup.kill"), os.O_WRONLY, 0); err == nil {
+		_, _ = f.WriteString("1")
+		_ = f.Close()
+	}
+	return retryRemove(context.Background(), func() error {
+		killListed(dir)
+		return os.Remove(dir)
+	})
+}

@@ -1,0 +1,162 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+)
+
+// DefaultPidsMax caps the tasks of one instance, so a fork bomb stays inside
+// its sandbox.
+const DefaultPidsMax = 1024
+
+// Options tune a Manager. The zero value is what production wants.
+type Options struct {
+	// DisableCgroups runs processes without cgroups, as on a host where they
+	// cannot be created (non-root, read-only /sys/fs/cgroup).
+	DisableCgroups bool
+	// Root is the cgroup path under which stoke/<pid> is made in each
+	// hierarchy; "" means the hierarchy root. Set it to a delegated subtree
+	// when Stoke may not write elsewhere.
+	Root string
+	// PidsMax is the tasks limit of each instance; 0 means DefaultPidsMax.
+	PidsMax int64
+}
+
+// Manager starts sandboxed processes and owns their cgroups.
+//
+// Tested on a cgroup v1 (hybrid) host only. The v2 code path (CgroupFD start,
+// memory.peak, memory.events, cgroup.kill, subtree_control) follows the
+// kernel and library documentation but has not run here.
+type Manager struct {
+	log  *slog.Logger
+	opts Options
+	h    *hierarchy // nil: limits are not enforced
+
+	mu       sync.Mutex
+	procs    map[string]*process // by Spec.ID, while alive
+	closed   bool
+	starting sync.WaitGroup // Starts in flight, which Close waits for
+}
+
+// New makes a Manager with the default Options.
+func New(logger *slog.Logger) (*Manager, error) {
+	return NewWithOptions(logger, Options{})
+}
+
+// NewWithOptions makes a Manager. It first removes cgroups that Stoke
+// processes which are no longer alive left behind, then creates its own
+// parent cgroup. If cgroups cannot be used it still works, without limits,
+// and says so once, loudly.
+func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if opts.PidsMax <= 0 {
+		opts.PidsMax = DefaultPidsMax
+	}
+	m := &Manager{log: logger, opts: opts, procs: map[string]*process{}}
+	reason := "disabled by Options.DisableCgroups"
+	if !opts.DisableCgroups {
+		for _, dir := range sweep(opts.Root) {
+			logger.Info("sandbox: removed cgroup left by a Stoke process that is gone", "cgroup", dir)
+		}
+		h, err := openHierarchy(opts.Root, opts.PidsMax)
+		if err == nil {
+			m.h = h
+			return m, nil
+		}
+		reason = err.Error()
+	}
+	logger.Warn("sandbox: MEMORY AND CPU LIMITS ARE NOT ENFORCED: cannot use cgroups; functions run unconstrained and max memory is not measured",
+		"reason", reason)
+	return m, nil
+}
+
+// Enforced reports whether processes run in cgroups with limits.
+func (m *Manager) Enforced() bool { return m.h != nil }
+
+// Start starts spec's process in a new cgroup named spec.ID.
+func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
+	if spec.ID == "" || spec.ID == "." || spec.ID == ".." || strings.ContainsRune(spec.ID, '/') {
+		return nil, fmt.Errorf("start sandbox: invalid instance id %q", spec.ID)
+	}
+	if len(spec.Args) == 0 {
+		return nil, fmt.Errorf("start sandbox %s: no command", spec.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("start sandbox %s: manager is closed", spec.ID)
+	}
+	if _, dup := m.procs[spec.ID]; dup {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("start sandbox %s: an instance with this id is running", spec.ID)
+	}
+	// Reserve the id while starting, so a concurrent Start cannot share the cgroup.
+	m.procs[spec.ID] = nil
+	m.starting.Add(1)
+	m.mu.Unlock()
+	defer m.starting.Done()
+
+	p, err := start(m, spec)
+	m.mu.Lock()
+	if err != nil {
+		delete(m.procs, spec.ID)
+	} else {
+		m.procs[spec.ID] = p
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	p.begin()
+	return p, nil
+}
+
+func (m *Manager) forget(p *process) {
+	m.mu.Lock()
+	if m.procs[p.id] == p {
+		delete(m.procs, p.id)
+	}
+	m.mu.Unlock()
+}
+
+// Close kills every process the Manager started (no grace: callers that want
+// a graceful stop Stop their processes first), waits for them and removes
+// every cgroup it made, its parent cgroup included.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.starting.Wait()
+
+	m.mu.Lock()
+	var ps []*process
+	for _, p := range m.procs {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	m.mu.Unlock()
+
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.Stop(ctx, 0) })
+	}
+	wg.Wait()
+	if m.h != nil {
+		errs = append(errs, m.h.delete(ctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sandbox manager: %w", err)
+	}
+	return nil
+}

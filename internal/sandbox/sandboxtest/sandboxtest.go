@@ -1,0 +1,126 @@
+// Package sandboxtest helps tests that start sandboxed processes prove they
+// leave nothing behind.
+package sandboxtest
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// CheckNoLeaks registers a cleanup that fails t if, once t and its subtests
+// are done, a child process of this test binary is still alive or a zombie
+// nobody reaped, or a stoke/<this pid> cgroup exists in any hierarchy.
+// Cleanups run last-registered first, so call it before creating a Manager
+// whose Close is also a cleanup. It waits up to 2 s for things to settle.
+// Not for tests running in parallel with others that start processes: their
+// children are children of this binary too.
+func CheckNoLeaks(t testing.TB) {
+	t.Helper()
+	t.Cleanup(func() {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			kids, dirs := Children(), StokeCgroups()
+			if len(kids) == 0 && len(dirs) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				for _, k := range kids {
+					t.Errorf("leaked child process: %s", k)
+				}
+				for _, d := range dirs {
+					t.Errorf("leaked cgroup: %s", d)
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// Children describes each process whose parent is this process, as
+// "pid (comm) state", zombies included.
+func Children() []string {
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return []string{"cannot list /proc: " + err.Error()}
+	}
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...; comm may contain spaces and parentheses.
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == self {
+			out = append(out, fmt.Sprintf("%d %s state %s", pid, s[strings.IndexByte(s, '('):end+1], f[0]))
+		}
+	}
+	return out
+}
+
+// StokeCgroups lists every directory .../stoke/<this pid> in every mounted
+// cgroup hierarchy, wherever it is nested.
+func StokeCgroups() []string {
+	want := filepath.Join("stoke", strconv.Itoa(os.Getpid()))
+	var out []string
+	for _, mnt := range cgroupMounts() {
+		_ = filepath.WalkDir(mnt, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if strings.HasSuffix(path, "/"+want) {
+				out = append(out, path)
+				return fs.SkipDir
+			}
+			if strings.Count(path[len(mnt):], "/") > 8 {
+				return fs.SkipDir
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+func cgroupMounts() []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ... mountpoint ... - fstype source options
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, typ := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(typ) < 1 {
+			continue
+		}
+		if typ[0] == "cgroup" || typ[0] == "cgroup2" {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}

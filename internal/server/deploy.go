@@ -1,0 +1,282 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stokehq/stoke/internal/admin"
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/record"
+	httprt "github.com/stokehq/stoke/internal/runtime/http"
+	"github.com/stokehq/stoke/internal/store"
+)
+
+// buildTimeout bounds one function's build command.
+const buildTimeout = 10 * time.Minute
+
+// Deploy applies a changed config to the running server (the admin API's
+// POST /v1/deploy). A bad config or a failed build changes nothing.
+func (s *Server) Deploy(ctx context.Context, path string, yaml []byte) (*admin.DeployResult, error) {
+	cfg, err := config.Parse(path, yaml)
+	if err != nil {
+		return nil, &admin.DeployError{Msg: err.Error()}
+	}
+	return s.apply(ctx, cfg, yaml)
+}
+
+// apply builds what changed, starts new pools (waiting for their keep_warm
+// instances), swaps the gateway's table and drains the replaced pools.
+func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*admin.DeployResult, error) {
+	s.deployMu.Lock()
+	defer s.deployMu.Unlock()
+	res := &admin.DeployResult{Deployed: map[string]string{}, Warnings: cfg.Warnings}
+	if s.cfg != nil {
+		if cfg.Listen != s.cfg.Listen || cfg.Admin.Listen != s.cfg.Admin.Listen || cfg.DataDir != s.cfg.DataDir {
+			res.Warnings = append(res.Warnings, "listen, admin.listen and data_dir changes take effect on the next `stoke serve`")
+		}
+	}
+
+	s.mu.Lock()
+	old := s.fns
+	s.mu.Unlock()
+
+	// Build everything that changed before touching anything: one failed
+	// build leaves every function on its previous version.
+	var changed []*config.Function
+	names := make([]string, 0, len(cfg.Functions))
+	for name := range cfg.Functions {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := cfg.Functions[name]
+		if d := old[name]; d != nil && d.cfg.Fingerprint() == f.Fingerprint() {
+			res.Unchanged = append(res.Unchanged, name)
+			continue
+		}
+		changed = append(changed, f)
+	}
+	for _, f := range changed {
+		if err := s.build(ctx, f); err != nil {
+			return nil, err
+		}
+	}
+
+	next := map[string]*deployed{}
+	for _, name := range res.Unchanged {
+		next[name] = old[name]
+	}
+	var started []*deployed
+	fail := func(err error) (*admin.DeployResult, error) {
+		for _, d := range started {
+			d.pool.Close()
+		}
+		return nil, err
+	}
+	for _, f := range changed {
+		v, _, err := s.st.NextVersion(ctx, f.Name, f.Fingerprint())
+		if err != nil {
+			return fail(fmt.Errorf("choosing a version for %s: %w", f.Name, err))
+		}
+		d := s.newDeployed(cfg, f, v)
+		d.pool.Start()
+		started = append(started, d)
+		next[f.Name] = d
+		res.Deployed[f.Name] = strconv.Itoa(v)
+	}
+	// New versions take traffic once their keep_warm instances are ready,
+	// so a deploy does not turn warm traffic cold.
+	for _, d := range started {
+		if err := waitWarm(ctx, d); err != nil {
+			return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start its keep_warm instances: %v; the previous version keeps serving", d.cfg.Name, d.version, err)})
+		}
+	}
+	for _, d := range started {
+		cj, _ := json.Marshal(d.cfg)
+		if err := s.st.PutVersion(ctx, store.Version{Function: d.cfg.Name, Version: d.version, Fingerprint: d.cfg.Fingerprint(), Config: cj, Created: time.Now()}); err != nil {
+			return fail(fmt.Errorf("saving version of %s: %w", d.cfg.Name, err))
+		}
+	}
+	if err := s.st.PutConfig(ctx, cfg.Path, yaml); err != nil {
+		return fail(fmt.Errorf("saving the config: %w", err))
+	}
+
+	gfs := make([]*gateway.Function, 0, len(next))
+	for _, d := range next {
+		gfs = append(gfs, d.gw)
+	}
+	s.mu.Lock()
+	s.fns = next
+	s.cfg = cfg
+	s.mu.Unlock()
+	s.gw.Set(gfs)
+
+	for name, d := range old {
+		if next[name] == d {
+			continue
+		}
+		if next[name] == nil {
+			res.Removed = append(res.Removed, name)
+		}
+		s.drains.Add(1)
+		go func() {
+			defer s.drains.Done()
+			dctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout+5*time.Second)
+			defer cancel()
+			if err := d.pool.Drain(dctx); err != nil {
+				s.log.Warn("old version did not drain in time; stopping it", "function", d.cfg.Name, "version", d.version, "err", err)
+			}
+			d.pool.Close()
+		}()
+	}
+	for name, v := range res.Deployed {
+		s.log.Info("deployed", "function", name, "version", v)
+	}
+	return res, nil
+}
+
+func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int) *deployed {
+	ver := strconv.Itoa(version)
+	rt := httprt.New(httprt.Options{
+		Function: f,
+		Version:  ver,
+		Sandbox:  s.sb,
+		Output: func(instance, stream, line string) {
+			s.hub.Write(f.Name, instance, stream, line)
+		},
+		Logger: s.log,
+	})
+	name := f.Name
+	p := pool.New(pool.Options{
+		Runtime:      rt,
+		MaxInstances: f.MaxInstances,
+		KeepWarm:     f.KeepWarm,
+		Concurrency:  f.Concurrency,
+		QueueSize:    cfg.Gateway.QueueSize,
+		IdleTimeout:  f.IdleTimeout,
+		Events:       func(e pool.Event) { s.instanceEvent(name, ver, e) },
+		Logger:       s.log,
+	})
+	return &deployed{cfg: f, version: version, pool: p, gw: &gateway.Function{
+		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
+	}}
+}
+
+// instanceEvent writes an instance's lifecycle to the function's log.
+func (s *Server) instanceEvent(fn, version string, e pool.Event) {
+	var line string
+	switch e.Kind {
+	case pool.EventReady:
+		line = fmt.Sprintf("INSTANCE %s ready: version %s, pid %d, init %.2f ms", e.Instance, version, e.Pid, float64(e.Init.Microseconds())/1000)
+	case pool.EventStartFailed:
+		line = fmt.Sprintf("INSTANCE %s failed to start: %v", e.Instance, e.Err)
+	case pool.EventExited:
+		line = fmt.Sprintf("INSTANCE %s exited: %v", e.Instance, e.Err)
+	case pool.EventStopped:
+		line = fmt.Sprintf("INSTANCE %s stopped (%s)", e.Instance, e.Reason)
+	}
+	s.hub.Write(fn, e.Instance, "platform", line)
+}
+
+// build runs a function's build command in its cwd.
+func (s *Server) build(ctx context.Context, f *config.Function) error {
+	if strings.TrimSpace(f.Build) == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", f.Build)
+	cmd.Dir = f.Cwd
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return &admin.DeployError{Msg: fmt.Sprintf("build of function %s failed (%v): %s\n%s\nNothing was deployed; the previous version keeps serving.", f.Name, err, f.Build, strings.TrimRight(out.String(), "\n"))}
+	}
+	s.log.Info("built", "function", f.Name, "command", f.Build, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func waitWarm(ctx context.Context, d *deployed) error {
+	if d.cfg.KeepWarm == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.InitTimeout+5*time.Second)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ready := 0
+		for _, in := range d.pool.Instances() {
+			if in.State == pool.StateIdle || in.State == pool.StateBusy {
+				ready++
+			}
+		}
+		if ready >= d.cfg.KeepWarm {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Functions lists deployed functions for `stoke ls`.
+func (s *Server) Functions() []admin.FunctionInfo {
+	s.mu.Lock()
+	fns := make([]*deployed, 0, len(s.fns))
+	for _, d := range s.fns {
+		fns = append(fns, d)
+	}
+	s.mu.Unlock()
+	sort.Slice(fns, func(i, j int) bool { return fns[i].cfg.Name < fns[j].cfg.Name })
+	out := make([]admin.FunctionInfo, 0, len(fns))
+	for _, d := range fns {
+		f := d.cfg
+		out = append(out, admin.FunctionInfo{
+			Name: f.Name, Runtime: f.Runtime, Version: strconv.Itoa(d.version), MemoryMB: f.Memory,
+			Timeout: f.Timeout.String(), Concurrency: f.Concurrency, MaxInstances: f.MaxInstances,
+			KeepWarm: f.KeepWarm, IdleTimeout: f.IdleTimeout.String(), Routes: f.Routes,
+			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(),
+		})
+	}
+	return out
+}
+
+// Invoke runs one request on a function through the gateway.
+func (s *Server) Invoke(w http.ResponseWriter, r *http.Request, function string) {
+	s.gw.Invoke(w, r, function)
+}
+
+func (s *Server) Records(ctx context.Context, q store.Query) ([]record.Record, error) {
+	if err := s.st.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return s.st.Records(ctx, q)
+}
+
+func (s *Server) Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error) {
+	if err := s.st.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return s.st.Logs(ctx, function, afterSeq, limit)
+}
+
+func (s *Server) TailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error) {
+	if err := s.st.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return s.st.TailLogs(ctx, function, n)
+}

@@ -1,0 +1,232 @@
+// Package server wires Stoke's parts together: it opens the store, starts the
+// gateway and admin listeners, deploys functions (build, version, pool) and
+// shuts everything down in order.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stokehq/stoke/internal/admin"
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/logs"
+	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/store"
+)
+
+// Options configures a Server beyond its config file.
+type Options struct {
+	Logger *slog.Logger
+	// Out receives the one-time admin token notice and, with EchoLogs, the
+	// functions' log lines. Default os.Stderr.
+	Out      io.Writer
+	EchoLogs bool
+	// DrainTimeout bounds how long shutdown and deploys wait for requests in
+	// flight. Default: the longest function timeout plus 5 s.
+	DrainTimeout time.Duration
+}
+
+// Server is a running Stoke.
+type Server struct {
+	o   Options
+	log *slog.Logger
+
+	cfg   *config.Config // the config of the last successful deploy
+	st    *store.Store
+	hub   *logs.Hub
+	sb    *sandbox.Manager
+	gw    *gateway.Gateway
+	token string
+
+	gwLn, adminLn net.Listener
+	gwSrv         *http.Server
+	adminSrv      *http.Server
+
+	deployMu sync.Mutex // one deploy at a time
+	mu       sync.Mutex
+	fns      map[string]*deployed
+	drains   sync.WaitGroup // old pools draining after a deploy
+}
+
+type deployed struct {
+	cfg     *config.Function
+	version int
+	pool    *pool.Pool
+	gw      *gateway.Function
+}
+
+// Start opens the store under cfg.DataDir, listens, and deploys cfg. Nothing
+// is left running when it returns an error.
+func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *Server, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+	if s.st, err = store.Open(ctx, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	s.hub = logs.New(s.st)
+	if o.EchoLogs {
+		s.hub.Echo = o.Out
+	}
+	if s.sb, err = sandbox.New(s.log); err != nil {
+		return nil, fmt.Errorf("starting the sandbox: %w", err)
+	}
+	if s.token, err = adminToken(cfg, o.Out); err != nil {
+		return nil, err
+	}
+	s.gw = gateway.New(gateway.Options{
+		Timeout:      cfg.Gateway.Timeout,
+		MaxBodyBytes: cfg.Gateway.MaxBodyBytes,
+		Granularity:  cfg.Billing.Granularity,
+		Recorder:     s,
+		Logger:       s.log,
+	})
+	if s.gwLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("gateway: listening on %s (listen): %w", cfg.Listen, err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		return nil, fmt.Errorf("admin: listening on %s (admin.listen): %w", cfg.Admin.Listen, err)
+	}
+	if _, err = s.apply(ctx, cfg, yaml); err != nil {
+		return nil, err
+	}
+	s.gwSrv = &http.Server{Handler: s.gw, ReadHeaderTimeout: 10 * time.Second}
+	s.adminSrv = &http.Server{Handler: admin.Handler(s, s.token), ReadHeaderTimeout: 10 * time.Second}
+	go s.gwSrv.Serve(s.gwLn)
+	go s.adminSrv.Serve(s.adminLn)
+	s.log.Info("stoke is serving", "gateway", "http://"+s.gwLn.Addr().String(), "admin", "http://"+s.adminLn.Addr().String(), "functions", len(cfg.Functions), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// GatewayAddr and AdminAddr are the bound addresses (useful with port 0).
+func (s *Server) GatewayAddr() string { return s.gwLn.Addr().String() }
+func (s *Server) AdminAddr() string   { return s.adminLn.Addr().String() }
+
+// Token is the admin API's bearer token.
+func (s *Server) Token() string { return s.token }
+
+// Close stops taking requests, lets those in flight finish (bounded by ctx
+// and DrainTimeout), stops every instance, removes the cgroups and closes
+// the store.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	drain := s.drainTimeout()
+	dctx, cancel := context.WithTimeout(ctx, drain)
+	defer cancel()
+	if s.gwSrv != nil {
+		// Shutdown closes the listener and waits for requests in flight.
+		if err := s.gwSrv.Shutdown(dctx); err != nil {
+			errs = append(errs, fmt.Errorf("draining the gateway: %w", err))
+		}
+	} else if s.gwLn != nil {
+		s.gwLn.Close()
+	}
+	if s.adminSrv != nil {
+		sctx, c := context.WithTimeout(ctx, time.Second)
+		_ = s.adminSrv.Shutdown(sctx) // log followers never end by themselves
+		c()
+		s.adminSrv.Close()
+	} else if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+	s.mu.Lock()
+	fns := s.fns
+	s.fns = map[string]*deployed{}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, d := range fns {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.pool.Close() }()
+	}
+	wg.Wait()
+	s.drains.Wait()
+	if s.sb != nil {
+		if err := s.sb.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.st != nil {
+		if err := s.st.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) drainTimeout() time.Duration {
+	if s.o.DrainTimeout > 0 {
+		return s.o.DrainTimeout
+	}
+	longest := 3 * time.Second
+	s.mu.Lock()
+	for _, d := range s.fns {
+		longest = max(longest, d.cfg.Timeout)
+	}
+	s.mu.Unlock()
+	return longest + 5*time.Second
+}
+
+// adminToken returns admin.token, or the token saved in data_dir, or makes
+// one, saves it and prints it once.
+func adminToken(cfg *config.Config, out io.Writer) (string, error) {
+	if cfg.Admin.Token != "" {
+		return cfg.Admin.Token, nil
+	}
+	path := filepath.Join(cfg.DataDir, "admin-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	tok := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("saving the admin token: %w", err)
+	}
+	fmt.Fprintf(out, "\nAdmin API token (saved in %s; the CLI reads it from there):\n\n    %s\n\n", path, tok)
+	return tok, nil
+}
+
+// Begin and End make the server the gateway's Recorder: the invocation's
+// START, END and REPORT lines go to the function's log, the record to the store.
+func (s *Server) Begin(r *record.Record) {
+	s.hub.Write(r.Function, r.InstanceID, "platform", record.StartLine(r))
+}
+
+func (s *Server) End(r *record.Record) {
+	if r.InstanceID == "" {
+		// Never reached an instance (throttled, init failed, timed out in
+		// the queue): Lambda logs no START/REPORT for these; keep the record.
+		s.st.Add(r)
+		return
+	}
+	if r.ErrorType != "" {
+		s.hub.Write(r.Function, r.InstanceID, "platform", fmt.Sprintf("%s RequestId: %s Error: %s (status %d)", time.Now().UTC().Format(time.RFC3339Nano), r.RequestID, r.ErrorType, r.Status))
+	}
+	s.hub.Write(r.Function, r.InstanceID, "platform", record.EndLine(r))
+	s.hub.Write(r.Function, r.InstanceID, "platform", record.ReportLine(r))
+	s.st.Add(r)
+}
