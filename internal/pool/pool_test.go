@@ -323,9 +323,12 @@ func TestDrainFinishesInFlightThenStops(t *testing.T) {
 	drained := make(chan error, 1)
 	go func() { drained <- p.Drain(context.Background()) }()
 	waitFor(t, "draining", func() bool {
-		_, err := p.Acquire(context.Background())
-		return errors.Is(err, pool.ErrDraining)
+		ins := p.Instances()
+		return len(ins) == 1 && ins[0].State == pool.StateDraining
 	})
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, pool.ErrDraining) {
+		t.Fatalf("acquire on a draining pool: want ErrDraining, got %v", err)
+	}
 	select {
 	case <-drained:
 		t.Fatal("drain returned with a request in flight")
