@@ -93,13 +93,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.Invoke(w, r, fn.Name)
 }
 
-// Invoke runs one request on the named function, whatever its path.
+// Invoke runs one HTTP request on the named function, whatever its path.
 func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
-	begin := time.Now()
 	reqID := uuid.NewString()
 	h := w.Header()
 	h.Set("X-Request-Id", reqID)
-
 	if r.ContentLength > g.o.MaxBodyBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException",
 			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.o.MaxBodyBytes), reqID)
@@ -108,99 +106,146 @@ func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes)
 	}
+	r.Header.Set("X-Request-Id", reqID)
+	sw := &statusWriter{ResponseWriter: w}
+	out := g.Run(r.Context(), Call{
+		Function: name, RequestID: reqID, Method: r.Method, Path: r.URL.Path,
+		Ready: func(rec *record.Record) {
+			if rec.Cold {
+				h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
+			}
+			h.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
+		},
+		Do: func(ctx context.Context, inst runtime.Instance) error {
+			return inst.Invoke(sw, r.WithContext(ctx))
+		},
+		Status: func() int { return sw.status },
+	})
+	if out.Err != nil && !sw.wrote {
+		writeFailure(sw, out, reqID)
+	}
+	if out.Err != nil && sw.wrote && errors.Is(out.Err, http.ErrAbortHandler) {
+		// The response broke off midway: abort the connection so the client
+		// cannot take a truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
 
-	ctx, cancel := context.WithTimeoutCause(r.Context(), g.o.Timeout, errGatewayTimeout)
+// Call is one invocation for Run.
+type Call struct {
+	Function     string
+	RequestID    string
+	Method, Path string // for the record
+	// Ready is called once an instance is acquired, before Do (e.g. to set
+	// response headers saying whether it was cold).
+	Ready func(rec *record.Record)
+	// Do runs the invocation on the instance, within the function timeout.
+	Do func(ctx context.Context, inst runtime.Instance) error
+	// Status reports the HTTP status the invocation answered with, once Do
+	// returned without error (default 200).
+	Status func() int
+}
+
+// Outcome is how an invocation ended. On failure Err is set and Status,
+// ErrorType and Message say what to answer.
+type Outcome struct {
+	Record    *record.Record // nil when the function does not exist
+	Err       error
+	Status    int
+	ErrorType string
+	Message   string
+	// Throttled is set when the answer should be Lambda's 429 body.
+	Throttled bool
+}
+
+// Run runs one invocation of the named function: it waits for an instance
+// (gateway timeout), runs c.Do on it (function timeout), releases or
+// discards the instance, and records the invocation. Both HTTP routes and
+// the Lambda Invoke API go through it.
+func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
+	begin := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, g.o.Timeout, errGatewayTimeout)
 	defer cancel()
 
-	fn, lease, err := g.acquire(ctx, name)
+	fn, lease, err := g.acquire(ctx, c.Function)
 	if err != nil {
-		status, typ := g.acquireFailed(w, name, err, ctx, reqID)
-		if fn != nil && g.o.Recorder != nil && status != http.StatusNotFound {
+		out := g.acquireFailed(ctx, c.Function, err)
+		if fn != nil {
 			// No instance ran it, but it still counts: throttles, init
 			// failures and queue timeouts show up among the invocations.
-			g.o.Recorder.End(&record.Record{
-				RequestID: reqID, Function: fn.Name, Version: fn.Version, Start: begin,
-				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: status, ErrorType: typ,
-				Method: r.Method, Path: r.URL.Path,
-			})
+			out.Record = &record.Record{
+				RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin,
+				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType,
+				Method: c.Method, Path: c.Path,
+			}
+			if g.o.Recorder != nil {
+				g.o.Recorder.End(out.Record)
+			}
 		}
-		return
+		return out
 	}
 	rec := &record.Record{
-		RequestID: reqID, Function: fn.Name, Version: fn.Version, Start: begin,
+		RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin,
 		Cold: lease.Cold, QueueMS: ms(lease.QueueWait), MemoryMB: fn.MemoryMB,
-		InstanceID: lease.InstanceID, Method: r.Method, Path: r.URL.Path,
+		InstanceID: lease.InstanceID, Method: c.Method, Path: c.Path,
 	}
 	inst := lease.Instance
 	if rec.Cold {
 		rec.InitMS = ms(inst.InitDuration())
-		h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
 	}
-	h.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
+	if c.Ready != nil {
+		c.Ready(rec)
+	}
 	if g.o.Recorder != nil {
 		g.o.Recorder.Begin(rec)
 	}
 
 	ictx, icancel := context.WithTimeoutCause(ctx, fn.Timeout, errFunctionTimeout)
 	defer icancel()
-	r.Header.Set("X-Request-Id", reqID)
-	sw := &statusWriter{ResponseWriter: w}
 	start := time.Now()
-	err = inst.Invoke(sw, r.WithContext(ictx))
+	err = c.Do(ictx, inst)
 	rec.DurationMS = ms(time.Since(start))
 
+	out := Outcome{Record: rec, Err: err, Status: http.StatusOK}
 	if err != nil {
-		discard := true
-		status, typ, msg := http.StatusBadGateway, "", ""
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			status, typ = http.StatusRequestEntityTooLarge, "RequestTooLargeException"
-			msg = fmt.Sprintf("request body exceeds the limit of %d bytes", mbe.Limit)
+			out.Status, out.ErrorType = http.StatusRequestEntityTooLarge, "RequestTooLargeException"
+			out.Message = fmt.Sprintf("request body exceeds the limit of %d bytes", mbe.Limit)
 		case context.Cause(ictx) == errFunctionTimeout:
-			status, typ = http.StatusGatewayTimeout, "Sandbox.Timedout"
-			msg = fmt.Sprintf("Task timed out after %.2f seconds", fn.Timeout.Seconds())
+			out.Status, out.ErrorType = http.StatusGatewayTimeout, "Sandbox.Timedout"
+			out.Message = fmt.Sprintf("Task timed out after %.2f seconds", fn.Timeout.Seconds())
 		case context.Cause(ictx) == errGatewayTimeout:
-			status, typ = http.StatusGatewayTimeout, "Gateway.Timeout"
-			msg = fmt.Sprintf("gateway timed out after %s (gateway.timeout) while the function was running", g.o.Timeout)
-		case r.Context().Err() != nil:
-			status, typ, msg = 499, "Client.Closed", "the client closed the request"
+			out.Status, out.ErrorType = http.StatusGatewayTimeout, "Gateway.Timeout"
+			out.Message = fmt.Sprintf("gateway timed out after %s (gateway.timeout) while the function was running", g.o.Timeout)
+		case ictx.Err() != nil:
+			out.Status, out.ErrorType, out.Message = 499, "Client.Closed", "the client closed the request"
 		default:
 			e := runtime.AsError(err)
-			status, typ, msg = e.Status, e.Type, e.Message
-			if status == 0 {
-				status = http.StatusBadGateway
+			out.Status, out.ErrorType, out.Message = e.Status, e.Type, e.Message
+			if out.Status == 0 {
+				out.Status = http.StatusBadGateway
 			}
 		}
-		rec.ErrorType = typ
-		if !sw.wrote {
-			writeError(sw, status, typ, msg, reqID)
-		}
-		if typ == "RequestTooLargeException" {
-			discard = false
-		}
-		if discard {
-			lease.Discard()
-		} else {
-			lease.Release()
-		}
+		rec.ErrorType = out.ErrorType
+		rec.Status = out.Status
+		// The app may still be busy with the abandoned request: reusing the
+		// instance would break one request per instance.
+		lease.Discard()
 	} else {
 		lease.Release()
-	}
-	rec.Status = sw.status
-	if rec.Status == 0 {
 		rec.Status = http.StatusOK
+		if c.Status != nil && c.Status() != 0 {
+			rec.Status = c.Status()
+		}
 	}
 	rec.BilledMS = record.Billed(time.Duration(rec.DurationMS*float64(time.Millisecond)), g.o.Granularity)
 	rec.MaxMemoryMB = inst.MaxMemoryMB()
 	if g.o.Recorder != nil {
 		g.o.Recorder.End(rec)
 	}
-	if err != nil && sw.wrote && errors.Is(err, http.ErrAbortHandler) {
-		// The response broke off midway: abort the connection so the client
-		// cannot take a truncated body for a whole one.
-		panic(http.ErrAbortHandler)
-	}
+	return out
 }
 
 var (
@@ -230,32 +275,36 @@ func (g *Gateway) acquire(ctx context.Context, name string) (*Function, *pool.Le
 
 var errNoFunction = errors.New("no such function")
 
-// acquireFailed answers a request that got no instance, and says how.
-func (g *Gateway) acquireFailed(w http.ResponseWriter, name string, err error, ctx context.Context, reqID string) (int, string) {
+// acquireFailed says why a request got no instance.
+func (g *Gateway) acquireFailed(ctx context.Context, name string, err error) Outcome {
 	switch {
 	case errors.Is(err, errNoFunction):
-		writeError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+name, reqID)
-		return http.StatusNotFound, "ResourceNotFoundException"
+		return Outcome{Err: err, Status: http.StatusNotFound, ErrorType: "ResourceNotFoundException", Message: "Function not found: " + name}
 	case errors.Is(err, pool.ErrThrottled):
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusTooManyRequests, "TooManyRequestsException",
-			fmt.Sprintf(`{"Reason":"ConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded.","requestId":%q}`, reqID))
-		return http.StatusTooManyRequests, "TooManyRequestsException"
+		return Outcome{Err: err, Status: http.StatusTooManyRequests, ErrorType: "TooManyRequestsException", Message: "Rate Exceeded.", Throttled: true}
 	case context.Cause(ctx) == errGatewayTimeout:
-		writeError(w, http.StatusGatewayTimeout, "Gateway.Timeout",
-			fmt.Sprintf("gateway timed out after %s (gateway.timeout) while waiting for an instance of %s", g.o.Timeout, name), reqID)
-		return http.StatusGatewayTimeout, "Gateway.Timeout"
+		return Outcome{Err: err, Status: http.StatusGatewayTimeout, ErrorType: "Gateway.Timeout",
+			Message: fmt.Sprintf("gateway timed out after %s (gateway.timeout) while waiting for an instance of %s", g.o.Timeout, name)}
 	case ctx.Err() != nil:
-		writeError(w, 499, "Client.Closed", "the client closed the request while it waited for an instance", reqID)
-		return 499, "Client.Closed"
+		return Outcome{Err: err, Status: 499, ErrorType: "Client.Closed", Message: "the client closed the request while it waited for an instance"}
 	}
 	e := runtime.AsError(err)
-	status := e.Status
-	if status == 0 {
-		status = http.StatusBadGateway
+	out := Outcome{Err: err, Status: e.Status, ErrorType: e.Type, Message: e.Message}
+	if out.Status == 0 {
+		out.Status = http.StatusBadGateway
 	}
-	writeError(w, status, e.Type, e.Message, reqID)
-	return status, e.Type
+	return out
+}
+
+// writeFailure answers a failed invocation with a Lambda-style error.
+func writeFailure(w http.ResponseWriter, out Outcome, reqID string) {
+	if out.Throttled {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, out.ErrorType,
+			fmt.Sprintf(`{"Reason":"ConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded.","requestId":%q}`, reqID))
+		return
+	}
+	writeError(w, out.Status, out.ErrorType, out.Message, reqID)
 }
 
 // writeError answers with a Lambda-style JSON error body and says its type
