@@ -20,6 +20,9 @@ type Config struct {
 	DataDir   string // absolute; default <dir of Path>/.stoke
 	Gateway   Gateway
 	Billing   Billing
+	Region    string // default us-east-1; in ARNs, Lambda's environment and SigV4
+	AccountID string // default "000000000000"; in ARNs
+	InvokeAPI InvokeAPI
 	Functions map[string]*Function
 	// Warnings are "file:line: message" notes about settings that are valid
 	// but probably not what the user meant; the server prints them at start.
@@ -43,6 +46,18 @@ type Gateway struct {
 }
 
 // Billing says how invocation durations are rounded up before pricing.
+// InvokeAPI configures the Lambda Invoke API on the gateway listener.
+type InvokeAPI struct {
+	Auth        string // "sigv4" (default) or "none"
+	Credentials []Credential
+}
+
+// Credential is one access key the Invoke API accepts.
+type Credential struct {
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"-"`
+}
+
 type Billing struct {
 	Granularity time.Duration // default 1ms
 }
@@ -50,7 +65,7 @@ type Billing struct {
 // Function is one function's settings.
 type Function struct {
 	Name         string
-	Runtime      string   // "http" (only one for now)
+	Runtime      string   // "http" or "lambda"
 	Build        string   // shell command run once per deploy in Cwd; may be empty
 	Command      []string // argv; Parse makes Command[0] absolute (against Cwd) if it is relative and contains a slash
 	Cwd          string   // absolute; default: dir of the config file
@@ -64,6 +79,9 @@ type Function struct {
 	InitTimeout  time.Duration // default 10s (Lambda's init limit)
 	Routes       []string
 	Readiness    Readiness
+	// EventFormat is the API Gateway payload version HTTP routes to a lambda
+	// function produce: "2.0" (HTTP API, default) or "1.0" (REST API).
+	EventFormat string
 	// Line is where the function is defined in the file, for messages.
 	Line int
 }

@@ -73,6 +73,7 @@ func TestLoadFull(t *testing.T) {
 		DataDir: filepath.Join(dir, "state"),
 		Gateway: Gateway{Timeout: 45 * time.Second, QueueSize: 0, MaxBodyBytes: 1 << 20},
 		Billing: Billing{Granularity: 100 * time.Millisecond},
+		Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
 		Functions: map[string]*Function{
 			"hello": {
 				Name:    "hello",
@@ -128,12 +129,13 @@ func TestDefaults(t *testing.T) {
 			t.Fatalf("%q: %v", text, err)
 		}
 		want := &Config{
-			Path:      path,
-			Listen:    "127.0.0.1:8080",
-			Admin:     Admin{Listen: "127.0.0.1:8081"},
-			DataDir:   filepath.Join(filepath.Dir(path), ".stoke"),
-			Gateway:   Gateway{Timeout: 30 * time.Second, QueueSize: 100, MaxBodyBytes: 6291456},
-			Billing:   Billing{Granularity: time.Millisecond},
+			Path:    path,
+			Listen:  "127.0.0.1:8080",
+			Admin:   Admin{Listen: "127.0.0.1:8081"},
+			DataDir: filepath.Join(filepath.Dir(path), ".stoke"),
+			Gateway: Gateway{Timeout: 30 * time.Second, QueueSize: 100, MaxBodyBytes: 6291456},
+			Billing: Billing{Granularity: time.Millisecond},
+			Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
 			Functions: map[string]*Function{},
 		}
 		if !reflect.DeepEqual(cfg, want) {
@@ -162,8 +164,17 @@ func TestErrors(t *testing.T) {
 		name, text string
 		want       string // the whole message, or a prefix of it ending in "..."
 	}{
-		{"unknown top key", "listen: :80\nregion: us-east-1\n",
-			"stoke.yaml:2: region: unknown key; allowed: admin, billing, data_dir, functions, gateway, listen"},
+		{"unknown top key", "listen: :80\nzone: us-east-1a\n",
+			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, region"},
+		{"bad region", "region: Mars\n", `stoke.yaml:1: region: "Mars" is not a region name; allowed: names like us-east-1, eu-west-2`},
+		{"bad account", "account_id: 12\n", `stoke.yaml:1: account_id: "12" is not an account id; allowed: 12 digits, quoted, like "000000000000"`},
+		{"bad auth", "invoke_api:\n  auth: basic\n", `stoke.yaml:2: invoke_api.auth: "basic" is not an auth mode; allowed: sigv4, none`},
+		{"sigv4 without keys", "invoke_api:\n  auth: sigv4\n", `stoke.yaml:2: invoke_api.credentials: auth sigv4 needs at least one credential; allowed: a list of {access_key_id, secret_access_key}, or auth: none`},
+		{"half a credential", "invoke_api:\n  credentials:\n    - access_key_id: AKID\n", "stoke.yaml:2: invoke_api.credentials: auth sigv4 needs at least one credential; allowed: a list of {access_key_id, secret_access_key}, or auth: none"},
+		{"event_format on http", "functions:\n  hello:\n    runtime: http\n    command: [x]\n    event_format: \"2.0\"\n",
+			`stoke.yaml:5: functions.hello.event_format: only used with runtime lambda; allowed: remove it, or runtime: lambda`},
+		{"bad event_format", "functions:\n  hello:\n    runtime: lambda\n    command: [x]\n    event_format: \"3.0\"\n",
+			`stoke.yaml:5: functions.hello.event_format: "3.0" is not an API Gateway payload version; allowed: "1.0" (REST API), "2.0" (HTTP API)`},
 		{"unknown admin key", "admin:\n  tokn: x\n",
 			"stoke.yaml:2: admin.tokn: unknown key (did you mean token?); allowed: listen, token"},
 		{"unknown gateway key", "gateway:\n  invoke_api: true\n",
@@ -171,7 +182,7 @@ func TestErrors(t *testing.T) {
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: granularity"},
 		{"unknown function key", fn("    memroy: 256\n"),
-			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, env, idle_timeout, init_timeout, keep_warm, max_instances, memory, readiness, routes, runtime, timeout"},
+			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, env, event_format, idle_timeout, init_timeout, keep_warm, max_instances, memory, readiness, routes, runtime, timeout"},
 		{"later feature key", fn("    handler: app.handler\n"),
 			"stoke.yaml:4: functions.hello.handler: unknown key; allowed: build, ..."},
 		{"unknown readiness key", fn("    readiness: {path: /, code: 200}\n"),
@@ -229,10 +240,10 @@ func TestErrors(t *testing.T) {
 		{"granularity too small", "billing:\n  granularity: 500us\n",
 			"stoke.yaml:2: billing.granularity: 500us is out of range; allowed: 1ms to 1h"},
 		{"missing runtime", "functions:\n  hello:\n    command: [x]\n",
-			"stoke.yaml:2: functions.hello.runtime: required; allowed: http"},
-		{"null function", "functions:\n  hello:\n", "stoke.yaml:2: functions.hello.runtime: required; allowed: http"},
+			"stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda"},
+		{"null function", "functions:\n  hello:\n", "stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda"},
 		{"bad runtime", "functions:\n  hello:\n    runtime: python-wsgi\n    command: [x]\n",
-			`stoke.yaml:3: functions.hello.runtime: "python-wsgi" is not a supported runtime; allowed: http`},
+			`stoke.yaml:3: functions.hello.runtime: "python-wsgi" is not a supported runtime; allowed: http, lambda`},
 		{"missing command", "functions:\n  hello:\n    runtime: http\n",
 			"stoke.yaml:2: functions.hello.command: required for runtime http; e.g. command: [./bin/hello]"},
 		{"bad function name", "functions:\n  hello.world:\n    runtime: http\n    command: [x]\n",
@@ -338,7 +349,7 @@ func workDir(t *testing.T) string {
 }
 
 func TestAllErrorsCollected(t *testing.T) {
-	text := "listen: nope\nregion: x\nfunctions:\n  a:\n    runtime: lambda\n    memory: 1\n    timeout: 5\n"
+	text := "listen: nope\nregion: x\nfunctions:\n  a:\n    runtime: lambdax\n    memory: 1\n    timeout: 5\n"
 	_, err := Parse("stoke.yaml", []byte(text))
 	var es Errors
 	if !errors.As(err, &es) {

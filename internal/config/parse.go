@@ -33,6 +33,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		DataDir:   filepath.Join(p.dir, ".stoke"),
 		Gateway:   Gateway{Timeout: 30 * time.Second, QueueSize: 100, MaxBodyBytes: 6 << 20},
 		Billing:   Billing{Granularity: time.Millisecond},
+		Region:    "us-east-1",
+		AccountID: "000000000000",
+		InvokeAPI: InvokeAPI{Auth: "sigv4"},
 		Functions: map[string]*Function{},
 	}
 	root := p.decode(data)
@@ -90,7 +93,7 @@ var (
 )
 
 // runtimes lists the accepted function runtimes; later ones are added here.
-var runtimes = []string{"http"}
+var runtimes = []string{"http", "lambda"}
 
 // reservedEnv are the variables Lambda sets itself and refuses in a
 // function's configuration; Stoke sets them too.
@@ -114,6 +117,66 @@ var topKeys = map[string]setter[*Config]{
 	"functions": func(p *parser, k string, v *yaml.Node, c *Config) {
 		p.functions(v, k, c)
 	},
+	"region": func(p *parser, k string, v *yaml.Node, c *Config) {
+		var s string
+		if p.str(v, k, &s) {
+			if !regionRe.MatchString(s) {
+				p.errf(v, k, "%q is not a region name; allowed: names like us-east-1, eu-west-2", s)
+				return
+			}
+			c.Region = s
+		}
+	},
+	"account_id": func(p *parser, k string, v *yaml.Node, c *Config) {
+		var s string
+		if p.str(v, k, &s) {
+			if !accountRe.MatchString(s) {
+				p.errf(v, k, "%q is not an account id; allowed: 12 digits, quoted, like \"000000000000\"", s)
+				return
+			}
+			c.AccountID = s
+		}
+	},
+	"invoke_api": func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, invokeAPIKeys, &c.InvokeAPI) },
+}
+
+var (
+	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+)
+
+var invokeAPIKeys = map[string]setter[*InvokeAPI]{
+	"auth": func(p *parser, k string, v *yaml.Node, a *InvokeAPI) {
+		var s string
+		if p.str(v, k, &s) {
+			if s != "sigv4" && s != "none" {
+				p.errf(v, k, "%q is not an auth mode; allowed: sigv4, none", s)
+				return
+			}
+			a.Auth = s
+		}
+	},
+	"credentials": func(p *parser, k string, v *yaml.Node, a *InvokeAPI) {
+		v = resolve(v)
+		if v.Kind != yaml.SequenceNode {
+			p.errf(v, k, "%s; allowed: a list of {access_key_id, secret_access_key}", describe(v))
+			return
+		}
+		for i, item := range v.Content {
+			var c Credential
+			walk(p, item, fmt.Sprintf("%s[%d]", k, i), credentialKeys, &c)
+			if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+				p.errf(item, fmt.Sprintf("%s[%d]", k, i), "needs both access_key_id and secret_access_key")
+				continue
+			}
+			a.Credentials = append(a.Credentials, c)
+		}
+	},
+}
+
+var credentialKeys = map[string]setter[*Credential]{
+	"access_key_id":     func(p *parser, k string, v *yaml.Node, c *Credential) { p.str(v, k, &c.AccessKeyID) },
+	"secret_access_key": func(p *parser, k string, v *yaml.Node, c *Credential) { p.str(v, k, &c.SecretAccessKey) },
 }
 
 var adminKeys = map[string]setter[*Admin]{
@@ -181,7 +244,18 @@ var functionKeys = map[string]setter[*fnState]{
 	"init_timeout": func(p *parser, k string, v *yaml.Node, s *fnState) {
 		p.duration(v, k, 1, 0, "more than 0s", &s.fn.InitTimeout)
 	},
-	"routes":    func(p *parser, k string, v *yaml.Node, s *fnState) { p.routes(v, k, s) },
+	"routes": func(p *parser, k string, v *yaml.Node, s *fnState) { p.routes(v, k, s) },
+	"event_format": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		var f string
+		if !p.scalarValue(v, k, &f) {
+			return
+		}
+		if f != "1.0" && f != "2.0" {
+			p.errf(v, k, "%q is not an API Gateway payload version; allowed: \"1.0\" (REST API), \"2.0\" (HTTP API)", f)
+			return
+		}
+		s.fn.EventFormat = f
+	},
 	"readiness": func(p *parser, k string, v *yaml.Node, s *fnState) { p.readiness(v, k, &s.fn.Readiness) },
 }
 
@@ -425,8 +499,14 @@ func (p *parser) finishFunction(s *fnState) {
 	if s.present["runtime"] == nil {
 		p.errf(s.node, s.key+".runtime", "required; allowed: %s", strings.Join(runtimes, ", "))
 	}
-	if f.Runtime == "http" && len(f.Command) == 0 && s.present["command"] == nil {
-		p.errf(s.node, s.key+".command", "required for runtime http; e.g. command: [./bin/hello]")
+	if (f.Runtime == "http" || f.Runtime == "lambda") && len(f.Command) == 0 && s.present["command"] == nil {
+		p.errf(s.node, s.key+".command", "required for runtime %s; e.g. command: [./bin/hello]", f.Runtime)
+	}
+	if f.Runtime == "lambda" && f.EventFormat == "" {
+		f.EventFormat = "2.0"
+	}
+	if f.Runtime != "lambda" && s.present["event_format"] != nil {
+		p.errf(s.present["event_format"], s.key+".event_format", "only used with runtime lambda; allowed: remove it, or runtime: lambda")
 	}
 	if f.KeepWarm > f.MaxInstances {
 		at := s.present["keep_warm"]
@@ -453,6 +533,9 @@ func (p *parser) crossChecks(c *Config) {
 	if c.Listen == c.Admin.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		at := p.present["admin"]
 		p.errf(at, "admin.listen", "%s is also the gateway listen address; allowed: a different host:port", c.Admin.Listen)
+	}
+	if c.InvokeAPI.Auth == "sigv4" && len(c.InvokeAPI.Credentials) == 0 && p.present["invoke_api"] != nil {
+		p.errf(p.present["invoke_api"], "invoke_api.credentials", "auth sigv4 needs at least one credential; allowed: a list of {access_key_id, secret_access_key}, or auth: none")
 	}
 	for _, s := range p.fns {
 		if s.fn.Timeout > c.Gateway.Timeout {
