@@ -1,0 +1,436 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// env is one benchmark run: the binaries, built once into a temp dir, and
+// every process started, so that cleanup can stop them all.
+type env struct {
+	root  string // the repository
+	dir   string // temp dir, removed at the end
+	stoke string // bin/stoke of the repository
+	hello string // examples/hello, built into dir
+	proxy string // bench/cmd/plainproxy, built into dir
+
+	mu    sync.Mutex
+	procs []*exec.Cmd
+	leaks []string
+}
+
+func repoRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/stokehq/stoke") {
+			return d, nil
+		}
+		p := filepath.Dir(d)
+		if p == d {
+			return "", errors.New("run stokebench inside the stoke repository")
+		}
+		d = p
+	}
+}
+
+func newEnv(ctx context.Context) (*env, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "stokebench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{root: root, dir: dir, stoke: filepath.Join(root, "bin", "stoke"),
+		hello: filepath.Join(dir, "hello"), proxy: filepath.Join(dir, "plainproxy")}
+	for _, b := range [][2]string{{e.stoke, "./cmd/stoke"}, {e.hello, "./examples/hello"}, {e.proxy, "./bench/cmd/plainproxy"}} {
+		c := exec.CommandContext(ctx, goBin(), "build", "-o", b[0], b[1])
+		c.Dir = root
+		if out, err := c.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return e, nil
+}
+
+func goBin() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// close stops every process still running (SIGTERM, then SIGKILL after 10s),
+// checks nothing of ours is left, and removes the temp dir.
+func (e *env) close() {
+	e.mu.Lock()
+	procs := e.procs
+	e.procs = nil
+	e.mu.Unlock()
+	for _, c := range procs {
+		stopProc(c, 10*time.Second)
+	}
+	for _, pid := range procsUsing(e.dir) {
+		e.leak(fmt.Sprintf("process %d (%s) still running at exit; killed", pid, cmdline(pid)))
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	os.RemoveAll(e.dir)
+	for _, l := range e.leaks {
+		fmt.Fprintln(os.Stderr, "LEAK:", l)
+	}
+}
+
+func (e *env) tracked(pid int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.procs {
+		if c.Process != nil && c.Process.Pid == pid {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *env) leak(s string) {
+	e.mu.Lock()
+	e.leaks = append(e.leaks, s)
+	e.mu.Unlock()
+}
+
+// start starts a process tracked for cleanup; its output goes to logPath.
+func (e *env) start(logPath string, env []string, name string, args ...string) (*exec.Cmd, error) {
+	c := exec.Command(name, args...)
+	c.Env = append(os.Environ(), env...)
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return nil, err
+		}
+		c.Stdout, c.Stderr = f, f
+		defer f.Close()
+	}
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.procs = append(e.procs, c)
+	e.mu.Unlock()
+	return c, nil
+}
+
+// stop stops one tracked process.
+func (e *env) stop(c *exec.Cmd, grace time.Duration) {
+	e.mu.Lock()
+	for i, p := range e.procs {
+		if p == c {
+			e.procs = append(e.procs[:i], e.procs[i+1:]...)
+			break
+		}
+	}
+	e.mu.Unlock()
+	stopProc(c, grace)
+}
+
+func stopProc(c *exec.Cmd, grace time.Duration) {
+	if c.Process == nil || c.ProcessState != nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	if grace > 0 {
+		c.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			return
+		case <-time.After(grace):
+			fmt.Fprintf(os.Stderr, "stokebench: %s (pid %d) did not stop in %v; killing\n", c.Path, c.Process.Pid, grace)
+		}
+	}
+	c.Process.Kill()
+	<-done
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// procsUsing lists processes whose command line mentions s (e.g. the temp
+// dir holding the hello binary), excluding this one.
+func procsUsing(s string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if strings.Contains(cmdline(pid), s) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
+
+// cpuTime is utime+stime of a process (all its threads).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// fields after "(comm) ": state=0 ... utime=11 stime=12
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// status reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status, in MB.
+func status(pid int, key string) float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// stokeProc is one running `stoke serve` with a generated config.
+type stokeProc struct {
+	e     *env
+	cmd   *exec.Cmd
+	gw    string // http://127.0.0.1:port
+	admin string
+	token string
+	dir   string
+	pid   int
+	hc    *http.Client
+}
+
+// startStoke writes stoke.yaml (the gateway and admin listen addresses and
+// data_dir are added here) and runs `stoke serve -q` until both APIs answer.
+func (e *env) startStoke(ctx context.Context, name, body string) (*stokeProc, error) {
+	dir := filepath.Join(e.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	gp, ap := freePort(), freePort()
+	yaml := fmt.Sprintf("listen: 127.0.0.1:%d\nadmin:\n  listen: 127.0.0.1:%d\ndata_dir: %s\n%s",
+		gp, ap, filepath.Join(dir, "data"), body)
+	cfg := filepath.Join(dir, "stoke.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		return nil, err
+	}
+	c, err := e.start(filepath.Join(dir, "stoke.log"), nil, e.stoke, "serve", "-q", "-f", cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &stokeProc{e: e, cmd: c, dir: dir, pid: c.Process.Pid,
+		gw: fmt.Sprintf("http://127.0.0.1:%d", gp), admin: fmt.Sprintf("http://127.0.0.1:%d", ap),
+		hc: &http.Client{Timeout: 10 * time.Second}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if ctx.Err() != nil || time.Now().After(deadline) || exited(c) {
+			log, _ := os.ReadFile(filepath.Join(dir, "stoke.log"))
+			s.stop()
+			return nil, fmt.Errorf("stoke did not come up (%v):\n%s", ctx.Err(), tail(string(log), 2000))
+		}
+		if s.token == "" {
+			if b, err := os.ReadFile(filepath.Join(dir, "data", "admin-token")); err == nil {
+				s.token = strings.TrimSpace(string(b))
+			}
+		}
+		if s.token != "" {
+			if _, err := s.functions(); err == nil {
+				if conn, err := net.Dial("tcp", s.gw[len("http://"):]); err == nil {
+					conn.Close()
+					return s, nil
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func exited(c *exec.Cmd) bool {
+	var ws syscall.WaitStatus
+	pid, _ := syscall.Wait4(c.Process.Pid, &ws, syscall.WNOHANG, nil)
+	if pid == c.Process.Pid {
+		c.Process.Release()
+		c.ProcessState = &os.ProcessState{}
+		return true
+	}
+	return false
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// stop shuts stoke down with SIGTERM and checks it left no process and no
+// cgroup behind.
+func (s *stokeProc) stop() {
+	s.e.stop(s.cmd, 20*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	for _, pid := range procsUsing(s.e.hello) {
+		if s.e.tracked(pid) {
+			continue // a baseline's app, started by the benchmark itself
+		}
+		s.e.leak(fmt.Sprintf("after stoke (pid %d) stopped, process %d (%s) was still running; killed", s.pid, pid, cmdline(pid)))
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, h := range []string{"memory", "cpu", "pids"} {
+		p := fmt.Sprintf("/sys/fs/cgroup/%s/stoke/%d", h, s.pid)
+		if _, err := os.Stat(p); err == nil {
+			s.e.leak("cgroup left behind: " + p)
+		}
+	}
+}
+
+type instanceInfo struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Pid   int    `json:"pid"`
+}
+
+type functionInfo struct {
+	Name      string         `json:"name"`
+	Waiting   int            `json:"waiting"`
+	Instances []instanceInfo `json:"instances"`
+}
+
+func (s *stokeProc) get(path string, v any) error {
+	req, _ := http.NewRequest("GET", s.admin+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (s *stokeProc) functions() (map[string]functionInfo, error) {
+	var raw json.RawMessage
+	if err := s.get("/v1/functions", &raw); err != nil {
+		return nil, err
+	}
+	// Accept either a list or {"functions": [...]}.
+	var list []functionInfo
+	if err := json.Unmarshal(raw, &list); err != nil {
+		var wrapped struct {
+			Functions []functionInfo `json:"functions"`
+		}
+		if err := json.Unmarshal(raw, &wrapped); err != nil {
+			return nil, fmt.Errorf("decoding /v1/functions: %w", err)
+		}
+		list = wrapped.Functions
+	}
+	m := make(map[string]functionInfo, len(list))
+	for _, f := range list {
+		m[f.Name] = f
+	}
+	return m, nil
+}
+
+// waitIdle waits until no instance of any function is listed and no process
+// of the hello binary is alive (a reaped instance leaves the list before its
+// process has exited), so the next request is a cold start on a quiet machine.
+func (s *stokeProc) waitIdle(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		fs, err := s.functions()
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, f := range fs {
+			n += len(f.Instances)
+		}
+		if n == 0 && len(procsUsing(s.e.hello)) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still %d instances / %d hello processes after %v", n, len(procsUsing(s.e.hello)), timeout)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// stats
+
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
+
+func medianF(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,113 @@
+// Command stokebench measures Stoke's core against baselines measured in the
+// same run, interleaved. It builds bin/stoke, examples/hello and
+// bench/cmd/plainproxy, runs `stoke serve` as a subprocess with a generated
+// config on free loopback ports, and stops every process it started.
+//
+//	go run ./bench/cmd/stokebench cold    # cold start vs starting the app directly
+//	go run ./bench/cmd/stokebench warm    # warm latency (c=1) and throughput (wrk -c64)
+//	go run ./bench/cmd/stokebench burst   # 200 concurrent requests on a cold function
+//	go run ./bench/cmd/stokebench rss     # Stoke's RSS with 100 idle functions
+//	go run ./bench/cmd/stokebench all     # (or -all) every one of the above
+//
+// docs/BENCHMARKS.md has the results and how to read them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+var (
+	flagN      = flag.Int("n", 100, "cold: starts per variant")
+	flagRounds = flag.Int("rounds", 5, "warm: c=1 rounds per target")
+	flagReqs   = flag.Int("reqs", 5000, "warm: requests per c=1 round")
+	flagWrk    = flag.Int("wrk-rounds", 3, "warm: wrk rounds per target")
+	flagWrkDur = flag.String("wrk-d", "10s", "warm: wrk duration per round")
+	flagBurst  = flag.Int("burst-rounds", 3, "burst: rounds per memory size")
+	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
+	flagAll    = flag.Bool("all", false, "run every benchmark")
+)
+
+var benches = []struct {
+	name string
+	run  func(context.Context, *env) error
+}{
+	{"cold", benchCold},
+	{"warm", benchWarm},
+	{"burst", benchBurst},
+	{"rss", benchRSS},
+}
+
+func main() {
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all ...")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	want := map[string]bool{}
+	for _, a := range flag.Args() {
+		want[a] = true
+	}
+	if *flagAll || want["all"] {
+		for _, b := range benches {
+			want[b.name] = true
+		}
+	}
+	if len(want) == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, err := newEnv(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stokebench:", err)
+		os.Exit(1)
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("stokebench on %s, %d CPUs, %s\n", host, numCPU(), time.Now().UTC().Format(time.RFC1123))
+	failed := false
+	for _, b := range benches {
+		if !want[b.name] {
+			continue
+		}
+		delete(want, b.name)
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		start := time.Now()
+		fmt.Printf("\n== %s\n", b.name)
+		if err := b.run(bctx, e); err != nil {
+			fmt.Fprintf(os.Stderr, "stokebench %s: %v\n", b.name, err)
+			failed = true
+		}
+		cancel()
+		fmt.Printf("(%s took %v)\n", b.name, time.Since(start).Round(time.Second))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	delete(want, "all")
+	for w := range want {
+		fmt.Fprintf(os.Stderr, "stokebench: unknown benchmark %q\n", w)
+		failed = true
+	}
+	e.close()
+	if failed || len(e.leaks) > 0 {
+		os.Exit(1)
+	}
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	n := 0
+	for i := 0; i+9 < len(b); i++ {
+		if string(b[i:i+9]) == "processor" && (i == 0 || b[i-1] == '\n') {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// target is one thing the warm benchmark sends requests to.
+type target struct {
+	name string
+	url  string
+	pids func() []int // processes whose CPU time counts for this target
+}
+
+// benchWarm: warm latency at concurrency 1 and throughput at concurrency 64,
+// Stoke against the app directly and against bench/cmd/plainproxy in front of
+// the app, in interleaved rounds. The Stoke function has concurrency: 64 and
+// max_instances: 1, so one app process serves all 64 connections, as in the
+// baselines; memory 3538 gives it a quota of both CPUs.
+func benchWarm(ctx context.Context, e *env) error {
+	appPort, proxyPort := freePort(), freePort()
+	app, err := e.start(filepath.Join(e.dir, "app.log"), []string{fmt.Sprintf("PORT=%d", appPort), "GREETING=hi"}, e.hello)
+	if err != nil {
+		return err
+	}
+	defer e.stop(app, 0)
+	proxy, err := e.start(filepath.Join(e.dir, "proxy.log"), nil, e.proxy,
+		"-listen", fmt.Sprintf("127.0.0.1:%d", proxyPort), "-target", fmt.Sprintf("http://127.0.0.1:%d", appPort))
+	if err != nil {
+		return err
+	}
+	defer e.stop(proxy, 0)
+	s, err := e.startStoke(ctx, "warm", fmt.Sprintf(`functions:
+  w:
+    runtime: http
+    command: [%s]
+    memory: 3538
+    concurrency: 64
+    max_instances: 1
+    keep_warm: 1
+    idle_timeout: 10m
+    timeout: 10s
+    routes: [/w]
+    env: {GREETING: hi}
+`, e.hello))
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	for _, a := range []string{fmt.Sprintf("127.0.0.1:%d", appPort), fmt.Sprintf("127.0.0.1:%d", proxyPort)} {
+		if err := waitListen(ctx, a); err != nil {
+			return err
+		}
+	}
+	// The app process Stoke runs. Looked up again before every round: when
+	// wrk stops it closes its 64 connections with requests in flight, and
+	// Stoke discards an instance whose client went away mid-request, so
+	// keep_warm starts a new one (see docs/BENCHMARKS.md).
+	stokeApp, stokeInst := 0, ""
+	findApp := func() error {
+		stokeApp, stokeInst = 0, ""
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			fs, err := s.functions()
+			if err != nil {
+				return err
+			}
+			for _, in := range fs["w"].Instances {
+				if in.State == "idle" && in.Pid > 0 {
+					stokeApp, stokeInst = in.Pid, in.ID
+					return nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no idle instance of w: %+v", fs["w"])
+			}
+		}
+	}
+	if err := findApp(); err != nil {
+		return err
+	}
+	ts := []target{
+		{"direct", fmt.Sprintf("http://127.0.0.1:%d/w", appPort), func() []int { return []int{app.Process.Pid} }},
+		{"plainproxy", fmt.Sprintf("http://127.0.0.1:%d/w", proxyPort), func() []int { return []int{proxy.Process.Pid, app.Process.Pid} }},
+		{"stoke", s.gw + "/w", func() []int { return []int{s.pid, stokeApp} }},
+	}
+
+	// (a) concurrency 1: a keep-alive Go client loop.
+	lat := make([][]time.Duration, len(ts))
+	var roundMed [][]time.Duration = make([][]time.Duration, len(ts))
+	clients := make([]*http.Client, len(ts))
+	for k := range ts {
+		clients[k] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+		if _, err := loop(ctx, clients[k], ts[k].url, 500); err != nil { // warm-up
+			return fmt.Errorf("%s: %w", ts[k].name, err)
+		}
+	}
+	for r := 0; r < *flagRounds; r++ {
+		for i := range ts {
+			k := (i + r) % len(ts) // rotate the order each round
+			d, err := loop(ctx, clients[k], ts[k].url, *flagReqs)
+			if err != nil {
+				return fmt.Errorf("%s: %w", ts[k].name, err)
+			}
+			lat[k] = append(lat[k], d...)
+			roundMed[k] = append(roundMed[k], pct(d, .5))
+		}
+	}
+	fmt.Printf("(a) concurrency 1, %d rounds × %d requests each, interleaved\n", *flagRounds, *flagReqs)
+	fmt.Printf("| target | p50 | p99 | added p50 | added p99 | median of per-round added p50 |\n|---|---|---|---|---|---|\n")
+	d50, d99 := pct(lat[0], .5), pct(lat[0], .99)
+	added := make([]time.Duration, len(ts))
+	for k, t := range ts {
+		p50, p99 := pct(lat[k], .5), pct(lat[k], .99)
+		var per []float64
+		for r := range roundMed[k] {
+			per = append(per, float64(roundMed[k][r]-roundMed[0][r]))
+		}
+		added[k] = p50 - d50
+		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", t.name, us(p50), us(p99), us(p50-d50), us(p99-d99), us(time.Duration(medianF(per))))
+	}
+	ratio := float64(added[2]) / float64(added[1])
+	verdict := "MET"
+	if ratio > 0.75 {
+		verdict = fmt.Sprintf("MISSED: %.2f× instead of ≤ 0.75× (%s more than 0.75× the proxy's)", ratio, us(added[2]-time.Duration(0.75*float64(added[1]))))
+	}
+	fmt.Printf("target: stoke adds ≤ 0.75× what plainproxy adds at p50: %.2f× → %s\n", ratio, verdict)
+
+	// (b) concurrency 64 with wrk.
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return fmt.Errorf("wrk not found (apt-get install -y wrk): %w", err)
+	}
+	type wres struct {
+		rps, p50, p99 []float64
+		cpu           [][]float64 // per pid index: CPU µs per request
+		non2xx, errs  int
+	}
+	ws := make([]wres, len(ts))
+	var periods, throttled, thrNS int64
+	replaced := 0
+	for r := 0; r < *flagWrk; r++ {
+		for i := range ts {
+			k := (i + r) % len(ts)
+			var cpuStat string
+			var thrBefore map[string]int64
+			if ts[k].name == "stoke" {
+				old := stokeApp
+				if err := findApp(); err != nil {
+					return err
+				}
+				if old != stokeApp {
+					replaced++
+				}
+				cpuStat = fmt.Sprintf("/sys/fs/cgroup/cpu/stoke/%d/%s/cpu.stat", s.pid, stokeInst)
+				thrBefore = readKV(cpuStat)
+			}
+			pids := ts[k].pids()
+			before := make([]time.Duration, len(pids))
+			for j, p := range pids {
+				before[j] = cpuTime(p)
+			}
+			out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d"+*flagWrkDur, "--latency", ts[k].url).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("wrk %s: %v\n%s", ts[k].name, err, out)
+			}
+			w, err := parseWrk(string(out))
+			if err != nil {
+				return fmt.Errorf("wrk %s: %v\n%s", ts[k].name, err, out)
+			}
+			if cpuStat != "" {
+				// Read right after wrk: the instance may be discarded soon.
+				if thr := readKV(cpuStat); thr != nil && thrBefore != nil {
+					periods += thr["nr_periods"] - thrBefore["nr_periods"]
+					throttled += thr["nr_throttled"] - thrBefore["nr_throttled"]
+					thrNS += thr["throttled_time"] - thrBefore["throttled_time"]
+				}
+			}
+			ws[k].rps = append(ws[k].rps, w.rps)
+			ws[k].p50 = append(ws[k].p50, w.p50)
+			ws[k].p99 = append(ws[k].p99, w.p99)
+			ws[k].non2xx += w.non2xx
+			ws[k].errs += w.errs
+			if ws[k].cpu == nil {
+				ws[k].cpu = make([][]float64, len(pids))
+			}
+			for j, p := range pids {
+				ws[k].cpu[j] = append(ws[k].cpu[j], float64(cpuTime(p)-before[j])/1e3/float64(w.reqs))
+			}
+		}
+	}
+	fmt.Printf("\n(b) wrk -t2 -c64 -d%s, %d rounds each, interleaved (medians over rounds)\n", *flagWrkDur, *flagWrk)
+	fmt.Printf("| target | req/s (rounds) | ratio to direct | p50 | p99 | non-2xx | socket errors | CPU µs/req |\n|---|---|---|---|---|---|---|---|\n")
+	dr := medianF(ws[0].rps)
+	ratios := make([]float64, len(ts))
+	for k, t := range ts {
+		var rounds []string
+		for _, v := range ws[k].rps {
+			rounds = append(rounds, fmt.Sprintf("%.0f", v))
+		}
+		var cpu []string
+		names := map[int]string{0: "proxy", 1: "app"}
+		if k == 0 {
+			names = map[int]string{0: "app"}
+		} else if k == 2 {
+			names = map[int]string{0: "stoke", 1: "app"}
+		}
+		for j := range ws[k].cpu {
+			cpu = append(cpu, fmt.Sprintf("%s %.1f", names[j], medianF(ws[k].cpu[j])))
+		}
+		// Per-round ratio to the direct round of the same round index.
+		var per []float64
+		for r := range ws[k].rps {
+			per = append(per, ws[k].rps[r]/ws[0].rps[r])
+		}
+		ratios[k] = medianF(per)
+		fmt.Printf("| %s | %.0f (%s) | %.2f (median of per-round %.2f) | %.2f ms | %.2f ms | %d | %d | %s |\n", t.name, medianF(ws[k].rps), strings.Join(rounds, ", "),
+			medianF(ws[k].rps)/dr, ratios[k], medianF(ws[k].p50), medianF(ws[k].p99), ws[k].non2xx, ws[k].errs, strings.Join(cpu, ", "))
+	}
+	fmt.Printf("stoke's instance cgroup (quota 2 CPUs) during the stoke rounds: nr_periods %d, nr_throttled %d, throttled_time %.1f ms\n", periods, throttled, float64(thrNS)/1e6)
+	fmt.Printf("stoke's app process was a new one (the previous instance had been discarded) before %d of %d stoke rounds\n", replaced, *flagWrk)
+	tr := ratios[2] / ratios[1]
+	verdict = "MET"
+	if tr < 1.5 {
+		verdict = fmt.Sprintf("MISSED by %.2f", 1.5-tr)
+	}
+	fmt.Printf("target: stoke's ratio to direct ≥ 1.5× plainproxy's: %.2f / %.2f = %.2f× → %s\n", ratios[2], ratios[1], tr, verdict)
+	return nil
+}
+
+// loop sends n GETs one after another on one kept-alive connection.
+func loop(ctx context.Context, c *http.Client, url string, n int) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		t0 := time.Now()
+		resp, err := c.Get(url)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("status %s", resp.Status)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func waitListen(ctx context.Context, addr string) error {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s does not listen", addr)
+		}
+	}
+}
+
+type wrkOut struct {
+	rps, p50, p99 float64 // p50, p99 in ms
+	reqs          int
+	non2xx, errs  int
+}
+
+var (
+	reRPS    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	reReqs   = regexp.MustCompile(`(\d+) requests in`)
+	reNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	reSock   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	rePct    = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+)
+
+func parseWrk(s string) (wrkOut, error) {
+	var w wrkOut
+	m := reRPS.FindStringSubmatch(s)
+	n := reReqs.FindStringSubmatch(s)
+	if m == nil || n == nil {
+		return w, fmt.Errorf("cannot parse wrk output")
+	}
+	w.rps, _ = strconv.ParseFloat(m[1], 64)
+	w.reqs, _ = strconv.Atoi(n[1])
+	if m := reNon2xx.FindStringSubmatch(s); m != nil {
+		w.non2xx, _ = strconv.Atoi(m[1])
+	}
+	if m := reSock.FindStringSubmatch(s); m != nil {
+		for _, x := range m[1:] {
+			v, _ := strconv.Atoi(x)
+			w.errs += v
+		}
+	}
+	for _, m := range rePct.FindAllStringSubmatch(s, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		switch m[3] {
+		case "us":
+			v /= 1000
+		case "s":
+			v *= 1000
+		}
+		if m[1] == "50" {
+			w.p50 = v
+		} else {
+			w.p99 = v
+		}
+	}
+	return w, nil
+}
+
+// readKV reads a cgroup file of "key value" lines (cpu.stat); nil if absent.
+func readKV(path string) map[string]int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	m := map[string]int64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			m[f[0]], _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return m
+}
