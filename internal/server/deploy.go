@@ -27,6 +27,9 @@ const buildTimeout = 10 * time.Minute
 // Deploy applies a changed config to the running server (the admin API's
 // POST /v1/deploy). A bad config or a failed build changes nothing.
 func (s *Server) Deploy(ctx context.Context, path string, yaml []byte) (*admin.DeployResult, error) {
+	if path == "" || len(bytes.TrimSpace(yaml)) == 0 {
+		return nil, &admin.DeployError{Msg: "a deploy needs the config file's path and its text (stoke deploy -f stoke.yaml sends both)"}
+	}
 	cfg, err := config.Parse(path, yaml)
 	if err != nil {
 		return nil, &admin.DeployError{Msg: err.Error()}
