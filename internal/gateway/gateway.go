@@ -35,6 +35,8 @@ type Function struct {
 	Timeout  time.Duration
 	Routes   []string
 	Pool     Pool
+	// Concurrency is the function's in-flight requests per instance.
+	Concurrency int
 }
 
 // Recorder receives each invocation: Begin before the instance is invoked
@@ -117,7 +119,12 @@ func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
 			h.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
 		},
 		Do: func(ctx context.Context, inst runtime.Instance) error {
-			return inst.Invoke(sw, r.WithContext(ctx))
+			if err := inst.Invoke(sw, r.WithContext(ctx)); err != nil {
+				return err
+			}
+			// Send the response now, not after the bookkeeping that follows.
+			_ = http.NewResponseController(sw).Flush()
+			return nil
 		},
 		Status: func() int { return sw.status },
 	})
@@ -230,9 +237,15 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		}
 		rec.ErrorType = out.ErrorType
 		rec.Status = out.Status
-		// The app may still be busy with the abandoned request: reusing the
-		// instance would break one request per instance.
-		lease.Discard()
+		// At concurrency 1 the app may still be busy with the abandoned
+		// request, and reusing the instance would break one request per
+		// instance. Above 1 the app serves requests side by side anyway,
+		// and stopping it would fail the others in flight.
+		if fn.Concurrency <= 1 || isDone(inst) {
+			lease.Discard()
+		} else {
+			lease.Release()
+		}
 	} else {
 		lease.Release()
 		rec.Status = http.StatusOK
@@ -246,6 +259,15 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		g.o.Recorder.End(rec)
 	}
 	return out
+}
+
+func isDone(inst runtime.Instance) bool {
+	select {
+	case <-inst.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 var (

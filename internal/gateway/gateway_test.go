@@ -85,7 +85,7 @@ func (f *fixture) function(name, tag string, timeout time.Duration, o pool.Optio
 	cf := &config.Function{
 		Name: name, Runtime: "http", Command: []string{os.Args[0]}, Cwd: f.t.TempDir(),
 		Env:    map[string]string{"STOKE_GW_APP": tag},
-		Memory: 1769, Timeout: timeout, Concurrency: 1, InitTimeout: 10 * time.Second,
+		Memory: 1769, Timeout: timeout, Concurrency: max(o.Concurrency, 1), InitTimeout: 10 * time.Second,
 		Readiness: config.Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
 	}
 	o.Runtime = httprt.New(httprt.Options{Function: cf, Version: tag, Sandbox: f.sb})
@@ -95,7 +95,7 @@ func (f *fixture) function(name, tag string, timeout time.Duration, o pool.Optio
 	p := pool.New(o)
 	p.Start()
 	f.t.Cleanup(p.Close)
-	return &gateway.Function{Name: name, Version: tag, MemoryMB: 1769, Timeout: timeout, Routes: routes, Pool: p}
+	return &gateway.Function{Name: name, Version: tag, MemoryMB: 1769, Timeout: timeout, Routes: routes, Pool: p, Concurrency: cf.Concurrency}
 }
 
 func get(t *testing.T, url string) (*http.Response, string) {
@@ -272,5 +272,36 @@ func TestDeploySwapDropsNothing(t *testing.T) {
 	wg.Wait()
 	if failed.Load() != 0 || !sawV2.Load() || ok.Load() < 10 {
 		t.Fatalf("ok %d failed %d sawV2 %v", ok.Load(), failed.Load(), sawV2.Load())
+	}
+}
+
+// Above concurrency 1, a client giving up must not stop the instance the
+// other requests in flight are running on.
+func TestClientGoneKeepsSharedInstance(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	f.gw.Set([]*gateway.Function{f.function("c", "C", 5*time.Second, pool.Options{MaxInstances: 1, Concurrency: 4}, "/c")})
+	get(t, f.srv.URL+"/c")
+	var wg sync.WaitGroup
+	codes := make(chan int, 3)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := get(t, f.srv.URL+"/c?sleep=600")
+			codes <- resp.StatusCode
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/c?sleep=600", nil)
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("the impatient client should have given up")
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Errorf("a request sharing the instance failed with %d", c)
+		}
 	}
 }
