@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -212,18 +213,34 @@ type LogLine struct {
 // all functions) with Seq > afterSeq, oldest first. A follower polls with the
 // Seq of the last line it got.
 func (s *Store) Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]LogLine, error) {
-	q := "SELECT seq, function, time_ns, stream, instance, text FROM logs WHERE seq > ?"
-	args := []any{afterSeq}
-	if function != "" {
-		q += " AND function = ?"
-		args = append(args, function)
+	var out []LogLine
+	after := afterSeq
+	for {
+		q := "SELECT id, function, data FROM log_chunks WHERE id >= ?"
+		args := []any{after >> seqShift}
+		if function != "" {
+			q += " AND function = ?"
+			args = append(args, function)
+		}
+		q += " ORDER BY id LIMIT 64"
+		chunks, err := s.queryChunks(ctx, q, args...)
+		if err != nil || len(chunks) == 0 {
+			return out, err
+		}
+		for _, c := range chunks {
+			for _, l := range c {
+				if l.Seq <= afterSeq {
+					continue
+				}
+				out = append(out, l)
+				if limit > 0 && len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		last := chunks[len(chunks)-1]
+		after = (last[0].Seq>>seqShift + 1) << seqShift
 	}
-	q += " ORDER BY seq"
-	if limit > 0 {
-		q += " LIMIT ?"
-		args = append(args, limit)
-	}
-	return s.queryLogs(ctx, q, args...)
 }
 
 // TailLogs returns the last n written lines of function ("" for all), oldest
@@ -232,37 +249,102 @@ func (s *Store) TailLogs(ctx context.Context, function string, n int) ([]LogLine
 	if n <= 0 {
 		return nil, nil
 	}
-	q := "SELECT seq, function, time_ns, stream, instance, text FROM logs"
-	var args []any
-	if function != "" {
-		q += " WHERE function = ?"
-		args = append(args, function)
+	var out []LogLine // newest first while collecting
+	before := int64(1) << 62
+	for len(out) < n {
+		q := "SELECT id, function, data FROM log_chunks WHERE id < ?"
+		args := []any{before}
+		if function != "" {
+			q += " AND function = ?"
+			args = append(args, function)
+		}
+		q += " ORDER BY id DESC LIMIT 64"
+		chunks, err := s.queryChunks(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		if len(chunks) == 0 {
+			break
+		}
+		for _, c := range chunks {
+			for i := len(c) - 1; i >= 0 && len(out) < n; i-- {
+				out = append(out, c[i])
+			}
+		}
+		before = chunks[len(chunks)-1][0].Seq >> seqShift
 	}
-	q += " ORDER BY seq DESC LIMIT ?"
-	args = append(args, n)
-	out, err := s.queryLogs(ctx, q, args...)
 	slices.Reverse(out)
-	return out, err
+	return out, nil
 }
 
-func (s *Store) queryLogs(ctx context.Context, q string, args ...any) ([]LogLine, error) {
+// queryChunks reads log chunks (id, function, data) and decodes their lines.
+func (s *Store) queryChunks(ctx context.Context, q string, args ...any) ([][]LogLine, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: querying logs: %w", err)
 	}
 	defer rows.Close()
-	var out []LogLine
+	var out [][]LogLine
 	for rows.Next() {
-		var l LogLine
-		var ns int64
-		if err := rows.Scan(&l.Seq, &l.Function, &ns, &l.Stream, &l.Instance, &l.Text); err != nil {
-			return nil, fmt.Errorf("store: reading log line: %w", err)
+		var id int64
+		var fn string
+		var data []byte
+		if err := rows.Scan(&id, &fn, &data); err != nil {
+			return nil, fmt.Errorf("store: reading log chunk: %w", err)
 		}
-		l.Time = time.Unix(0, ns)
-		out = append(out, l)
+		lines, err := decodeChunk(id, fn, data)
+		if err != nil {
+			return nil, fmt.Errorf("store: decoding log chunk %d: %w", id, err)
+		}
+		if len(lines) > 0 {
+			out = append(out, lines)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: querying logs: %w", err)
+	}
+	return out, nil
+}
+
+// seqShift splits a line's Seq into its chunk id and its index in the chunk.
+const seqShift = 20
+
+// chunkLine is a log line as stored inside a chunk.
+type chunkLine struct {
+	T int64  `json:"t"`
+	S string `json:"s"`
+	I string `json:"i,omitempty"`
+	X string `json:"x"`
+}
+
+// chunkLogs groups a batch's lines by function, keeping their order.
+func chunkLogs(lines []*LogLine) map[string][]*LogLine {
+	out := map[string][]*LogLine{}
+	for _, l := range lines {
+		out[l.Function] = append(out[l.Function], l)
+	}
+	return out
+}
+
+func encodeChunk(lines []*LogLine) ([]byte, error) {
+	if len(lines) >= 1<<seqShift {
+		return nil, fmt.Errorf("%d lines in one chunk", len(lines))
+	}
+	cl := make([]chunkLine, len(lines))
+	for i, l := range lines {
+		cl[i] = chunkLine{T: l.Time.UnixNano(), S: l.Stream, I: l.Instance, X: l.Text}
+	}
+	return json.Marshal(cl)
+}
+
+func decodeChunk(id int64, fn string, data []byte) ([]LogLine, error) {
+	var cl []chunkLine
+	if err := json.Unmarshal(data, &cl); err != nil {
+		return nil, err
+	}
+	out := make([]LogLine, len(cl))
+	for i, c := range cl {
+		out[i] = LogLine{Seq: id<<seqShift | int64(i), Function: fn, Time: time.Unix(0, c.T), Stream: c.S, Instance: c.I, Text: c.X}
 	}
 	return out, nil
 }

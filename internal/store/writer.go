@@ -136,14 +136,18 @@ func (w *writer) write() error {
 		}
 	}
 	if len(w.logs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO logs (function, time_ns, stream, instance, text) VALUES (?,?,?,?,?)`)
+		st, err := tx.PrepareContext(ctx, `INSERT INTO log_chunks (function, lines, data) VALUES (?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("preparing log insert: %w", err)
 		}
 		defer st.Close()
-		for _, l := range w.logs {
-			if _, err := st.ExecContext(ctx, l.Function, l.Time.UnixNano(), l.Stream, l.Instance, l.Text); err != nil {
-				return fmt.Errorf("inserting log line: %w", err)
+		for fn, lines := range chunkLogs(w.logs) {
+			data, err := encodeChunk(lines)
+			if err != nil {
+				return fmt.Errorf("encoding log lines: %w", err)
+			}
+			if _, err := st.ExecContext(ctx, fn, len(lines), data); err != nil {
+				return fmt.Errorf("inserting log lines: %w", err)
 			}
 		}
 	}
@@ -160,7 +164,7 @@ func (w *writer) write() error {
 func (w *writer) prune(force bool) {
 	due := force || time.Since(w.lastPrn) >= w.s.opts.PruneInterval
 	w.pruneTable(w.grownR, "records", "id", w.s.opts.MaxRecords, due)
-	w.pruneTable(w.grownL, "logs", "seq", w.s.opts.MaxLogLines, due)
+	w.pruneChunks(due)
 	if due {
 		w.lastPrn = time.Now()
 	}
@@ -184,6 +188,26 @@ func (w *writer) pruneTable(grown map[string]int, table, key string, limit int, 
 		}
 		if d, _ := res.RowsAffected(); d > 0 {
 			w.s.log.Debug("pruned", "table", table, "function", fn, "rows", d)
+		}
+	}
+}
+
+// pruneChunks trims functions' logs to at most MaxLogLines lines, a whole
+// chunk at a time (so a function keeps a little less than the limit).
+func (w *writer) pruneChunks(due bool) {
+	slack := max(1, w.s.opts.MaxLogLines/100)
+	for fn, n := range w.grownL {
+		if !due && n < slack {
+			continue
+		}
+		delete(w.grownL, fn)
+		// The newest chunk at which the running line count, newest first,
+		// passes the limit is the first one to go, with all older ones.
+		_, err := w.s.db.ExecContext(context.Background(), `DELETE FROM log_chunks WHERE function = ?1 AND id <= (
+			SELECT id FROM (SELECT id, SUM(lines) OVER (ORDER BY id DESC) AS kept FROM log_chunks WHERE function = ?1)
+			WHERE kept > ?2 ORDER BY id DESC LIMIT 1)`, fn, w.s.opts.MaxLogLines)
+		if err != nil {
+			w.s.log.Error("pruning", "table", "log_chunks", "function", fn, "err", err)
 		}
 	}
 }
