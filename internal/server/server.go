@@ -52,6 +52,7 @@ type Server struct {
 	sb    *sandbox.Manager
 	gw    *gateway.Gateway
 	token string
+	echo  *echoWriter // nil unless Options.EchoLogs
 
 	gwLn, adminLn net.Listener
 	gwSrv         *http.Server
@@ -90,7 +91,8 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	}
 	s.hub = logs.New(s.st)
 	if o.EchoLogs {
-		s.hub.Echo = o.Out
+		s.echo = newEchoWriter(o.Out)
+		s.hub.Echo = s.echo
 	}
 	if s.sb, err = sandbox.New(s.log); err != nil {
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
@@ -173,6 +175,9 @@ func (s *Server) Close(ctx context.Context) error {
 		if err := s.st.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if s.echo != nil {
+		s.echo.Close()
 	}
 	return errors.Join(errs...)
 }
