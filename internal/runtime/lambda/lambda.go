@@ -1,0 +1,241 @@
+// Package lambdart is the lambda runtime: an unmodified Lambda custom-runtime
+// bootstrap (a Go program built with aws-lambda-go's lambda.Start, or any
+// other runtime interface client) runs as a function. Each instance gets its
+// own Runtime API server on a loopback port, named in AWS_LAMBDA_RUNTIME_API;
+// the bootstrap long-polls it for events and posts back its answers, exactly
+// as it would inside Lambda.
+package lambdart
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/runtime"
+	httprt "github.com/stokehq/stoke/internal/runtime/http"
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// Options configures a Runtime.
+type Options struct {
+	// Function's Command is the bootstrap; its EventFormat ("1.0" or "2.0")
+	// shapes the events HTTP routes produce.
+	Function  *config.Function
+	Version   string // default "$LATEST"
+	Region    string // default "us-east-1"
+	AccountID string // in the function ARN; default "000000000000"
+	Sandbox   sandbox.Starter
+	// Output receives the bootstrap's log lines; may be nil.
+	Output func(instanceID, stream, line string)
+	Logger *slog.Logger
+}
+
+// Runtime starts lambda instances of one function version.
+type Runtime struct {
+	o   Options
+	arn string
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New returns a Runtime; o.Function and o.Sandbox are required.
+func New(o Options) *Runtime {
+	if o.Version == "" {
+		o.Version = "$LATEST"
+	}
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.AccountID == "" {
+		o.AccountID = "000000000000"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Runtime{o: o, arn: FunctionARN(o.Region, o.AccountID, o.Function.Name)}
+}
+
+// FunctionARN is the unqualified ARN Lambda passes as
+// Lambda-Runtime-Invoked-Function-Arn.
+func FunctionARN(region, account, name string) string {
+	return "arn:aws:lambda:" + region + ":" + account + ":function:" + name
+}
+
+const (
+	// MaxPayload is Lambda's synchronous request and response limit, the
+	// value the Runtime Interface Emulator enforces and names in its errors.
+	MaxPayload  = 6 << 20
+	stopGrace   = 2 * time.Second
+	lastLines   = 10
+	apiBasePath = "/2018-06-01"
+)
+
+// Start starts one instance and returns it once the bootstrap first asks
+// for an event, or an *runtime.Error (Runtime.ExitError,
+// Runtime.OutOfMemory, Runtime.InitError, Runtime.InvalidEntrypoint, or the
+// type the bootstrap posted to /runtime/init/error), or ctx's error.
+func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, error) {
+	f := rt.o.Function
+	// Listening before the process starts means the bootstrap can never
+	// race the server: its first /next connects or queues in the backlog.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for the Runtime API: %v", err)
+	}
+	in := newInstance(rt, id, l)
+	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+		ID:       id,
+		Args:     f.Command,
+		Dir:      f.Cwd,
+		Env:      Env(f, rt.o.Version, rt.o.Region, id, in.addr, time.Now()),
+		MemoryMB: f.Memory,
+		Output:   in.output,
+	})
+	if err != nil {
+		in.closeAPI()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start instance %s: %w", id, ctx.Err())
+		}
+		typ := "Runtime.InitError"
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			typ = "Runtime.InvalidEntrypoint"
+		}
+		return nil, runtime.Errorf(typ, http.StatusBadGateway, "start %q: %v", strings.Join(f.Command, " "), err)
+	}
+	in.proc = proc
+	go in.closeAPIOnExit()
+	if err := in.waitInit(ctx); err != nil {
+		// The instance never served, so there is nothing to drain: kill it now.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if serr := in.Stop(sctx); serr != nil {
+			rt.o.Logger.Warn("stop failed instance", "function", f.Name, "instance", id, "err", serr)
+		}
+		return nil, err
+	}
+	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
+		"runtime_api", in.addr, "init", in.initDuration)
+	return in, nil
+}
+
+// waitInit waits for the bootstrap's first GET /next (ready), its
+// /init/error, its exit, the init timeout or ctx.
+func (in *Instance) waitInit(ctx context.Context) error {
+	timeout := in.rt.o.Function.InitTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-in.ready:
+		// Measured here rather than in the handler, which may run before
+		// Sandbox.Start has returned the process.
+		in.mu.Lock()
+		in.initDuration = in.firstNext.Sub(in.proc.Started())
+		in.mu.Unlock()
+		return nil
+	case <-in.initFailed:
+		return in.initErr
+	case <-in.proc.Done():
+		// A bootstrap may post /init/error and exit at once: its own words
+		// explain more than the exit status does.
+		select {
+		case <-in.initFailed:
+			return in.initErr
+		case <-in.ready:
+			// Ready and then gone before Start returned: report the exit.
+		default:
+		}
+		return in.initExitError()
+	case <-t.C:
+		return runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
+			"init timed out after %v: the bootstrap did not ask for an event (GET %s/runtime/invocation/next)",
+			timeout, apiBasePath)
+	case <-ctx.Done():
+		return fmt.Errorf("start instance %s: %w", in.id, ctx.Err())
+	}
+}
+
+// initExitError explains an exit before ready, with the bootstrap's last words.
+func (in *Instance) initExitError() error {
+	e := in.exitError("")
+	e.Message = "process exited before it was ready: " + e.Message
+	if out := in.last.String(); out != "" {
+		e.Message += "; last output: " + out
+	}
+	return e
+}
+
+// Env returns the whole environment of an instance: the http runtime's
+// (Lambda's variables and the function's own env) without its port
+// variables, plus the Runtime API address and _HANDLER. The Runtime API
+// address always wins: a function cannot point its bootstrap elsewhere.
+func Env(f *config.Function, version, region, instanceID, runtimeAPI string, now time.Time) []string {
+	g := *f
+	g.Env = nil
+	env := slices.DeleteFunc(httprt.Env(&g, version, region, instanceID, 0, now), func(kv string) bool {
+		return strings.HasPrefix(kv, "PORT=") || strings.HasPrefix(kv, "AWS_LWA_PORT=")
+	})
+	handler := ""
+	if len(f.Command) > 0 {
+		handler = filepath.Base(f.Command[0])
+	}
+	env = append(env, "_HANDLER="+handler)
+	keys := make([]string, 0, len(f.Env))
+	for k := range f.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kv := k + "=" + f.Env[k]
+		if i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }); i >= 0 {
+			env[i] = kv
+		} else {
+			env = append(env, kv)
+		}
+	}
+	env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") })
+	return append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPI)
+}
+
+// ring keeps the last few lines an instance wrote, for error messages.
+type ring struct {
+	mu    sync.Mutex
+	lines [lastLines]string
+	n     int
+}
+
+func (r *ring) add(line string) {
+	if len(line) > 512 {
+		line = line[:512] + "…"
+	}
+	r.mu.Lock()
+	r.lines[r.n%lastLines] = line
+	r.n++
+	r.mu.Unlock()
+}
+
+func (r *ring) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for i := max(0, r.n-lastLines); i < r.n; i++ {
+		if b.Len() > 0 {
+			b.WriteString(" | ")
+		}
+		b.WriteString(r.lines[i%lastLines])
+	}
+	return b.String()
+}

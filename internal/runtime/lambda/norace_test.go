@@ -1,0 +1,5 @@
+//go:build !race
+
+package lambdart
+
+const raceEnabled = false
