@@ -171,6 +171,20 @@ CREATE TABLE records (
 -- Not unique: Lambda keeps the request id when it retries an async invocation.
 CREATE INDEX records_request ON records (request_id);
 CREATE INDEX records_function ON records (function, id);
+-- AUTOINCREMENT so a seq is never reused and log followers never miss lines.
+CREATE TABLE logs (
+	seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+	function   TEXT    NOT NULL,
+	time_ns    INTEGER NOT NULL,
+	stream     TEXT    NOT NULL,
+	instance   TEXT    NOT NULL,
+	text       TEXT    NOT NULL
+);
+CREATE INDEX logs_function ON logs (function, seq);
+`,
+	asyncSchema, // async.go
+	`
+DROP TABLE logs;
 -- Log lines are stored in chunks, one row per function per writer batch:
 -- a row per line cost more CPU than the request it logged. A line's Seq is
 -- chunk id << 20 | its index in the chunk. AUTOINCREMENT so an id is never
@@ -183,7 +197,6 @@ CREATE TABLE log_chunks (
 );
 CREATE INDEX log_chunks_function ON log_chunks (function, id);
 `,
-	asyncSchema, // async.go
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
