@@ -7,12 +7,14 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/store"
@@ -52,6 +54,20 @@ type Backend interface {
 	Records(ctx context.Context, q store.Query) ([]record.Record, error)
 	Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error)
 	TailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error)
+	// Cost prices the invocations of function ("" for all) in the last
+	// `since`, with keep-warm advice.
+	Cost(ctx context.Context, function string, since time.Duration) (*CostReport, error)
+	// Metrics serves Prometheus' scrape.
+	Metrics() http.Handler
+}
+
+// CostReport is `stoke cost`: what the invocations in a window would cost
+// on Lambda, per function.
+type CostReport struct {
+	Since     time.Time      `json:"since"`
+	Until     time.Time      `json:"until"`
+	Prices    cost.Prices    `json:"prices"`
+	Functions []cost.Summary `json:"functions"`
 }
 
 // DeployError is a deploy refused before anything changed (bad config,
@@ -118,6 +134,27 @@ func Handler(b Backend, token string) http.Handler {
 	mux.HandleFunc("GET /v1/functions/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
 		serveLogs(w, r, b, r.PathValue("name"))
 	})
+	mux.HandleFunc("GET /v1/cost", func(w http.ResponseWriter, r *http.Request) {
+		since := 24 * time.Hour
+		if s := r.FormValue("since"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				writeErr(w, http.StatusBadRequest, fmt.Sprintf("since: %q is not a positive duration like 24h or 30m", s))
+				return
+			}
+			since = d
+		}
+		rep, err := b.Cost(r.Context(), r.FormValue("function"), since)
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	})
+	// Prometheus scrapes with the same bearer token as every other route
+	// (authorization.credentials_file in its scrape config): the metrics
+	// name every function and its traffic.
+	mux.Handle("GET /metrics", b.Metrics())
 	return authenticate(token, mux)
 }
 

@@ -45,7 +45,6 @@ type Gateway struct {
 	MaxBodyBytes int64
 }
 
-// Billing says how invocation durations are rounded up before pricing.
 // InvokeAPI configures the Lambda Invoke API on the gateway listener.
 type InvokeAPI struct {
 	Auth        string // "sigv4" (default) or "none"
@@ -58,8 +57,18 @@ type Credential struct {
 	SecretAccessKey string `json:"-"`
 }
 
+// Billing says how invocations are rounded up and priced: `stoke cost` and
+// the cost metrics use it. The defaults are Lambda's x86 prices in us-east-1.
 type Billing struct {
-	Granularity time.Duration // default 1ms
+	Granularity      time.Duration // default 1ms
+	PricePerGBSecond float64       // duration price, default 0.0000166667
+	PricePerRequest  float64       // default 0.0000002
+	// BillInit bills a cold start's init time at the duration price, as
+	// Lambda does for on-demand functions since 2025-08-01. Default true.
+	BillInit bool
+	// KeepWarmPricePerGBSecond prices keep_warm instances for every second
+	// they exist, like provisioned concurrency. Default 0.0000041667.
+	KeepWarmPricePerGBSecond float64
 }
 
 // Function is one function's settings.

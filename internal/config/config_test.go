@@ -20,8 +20,8 @@ gateway:
   timeout: 45s
   queue_size: 0
   max_body: 1048576
-billing:
-  granularity: 100ms
+billing: {granularity: 100ms, price_per_gb_second: 0.0000133334,
+  price_per_request: 2e-7, bill_init: false, keep_warm_price_per_gb_second: 0}
 functions:
   hello:
     runtime: http
@@ -72,7 +72,7 @@ func TestLoadFull(t *testing.T) {
 		Admin:   Admin{Listen: "127.0.0.1:9001", Token: "s3cret"},
 		DataDir: filepath.Join(dir, "state"),
 		Gateway: Gateway{Timeout: 45 * time.Second, QueueSize: 0, MaxBodyBytes: 1 << 20},
-		Billing: Billing{Granularity: 100 * time.Millisecond},
+		Billing: Billing{Granularity: 100 * time.Millisecond, PricePerGBSecond: 0.0000133334, PricePerRequest: 2e-7},
 		Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
 		Functions: map[string]*Function{
 			"hello": {
@@ -134,7 +134,7 @@ func TestDefaults(t *testing.T) {
 			Admin:   Admin{Listen: "127.0.0.1:8081"},
 			DataDir: filepath.Join(filepath.Dir(path), ".stoke"),
 			Gateway: Gateway{Timeout: 30 * time.Second, QueueSize: 100, MaxBodyBytes: 6291456},
-			Billing: Billing{Granularity: time.Millisecond},
+			Billing: DefaultBilling,
 			Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
 			Functions: map[string]*Function{},
 		}
@@ -180,7 +180,7 @@ func TestErrors(t *testing.T) {
 		{"unknown gateway key", "gateway:\n  invoke_api: true\n",
 			"stoke.yaml:2: gateway.invoke_api: unknown key; allowed: max_body, queue_size, timeout"},
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
-			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: granularity"},
+			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),
 			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, env, event_format, idle_timeout, init_timeout, keep_warm, max_instances, memory, readiness, routes, runtime, timeout"},
 		{"later feature key", fn("    handler: app.handler\n"),
@@ -239,6 +239,14 @@ func TestErrors(t *testing.T) {
 			"stoke.yaml:4: functions.hello.timeout: 0s is out of range; allowed: more than 0s, at most 15m (900s)"},
 		{"granularity too small", "billing:\n  granularity: 500us\n",
 			"stoke.yaml:2: billing.granularity: 500us is out of range; allowed: 1ms to 1h"},
+		{"negative price", "billing:\n  price_per_gb_second: -1\n",
+			"stoke.yaml:2: billing.price_per_gb_second: -1 is negative; allowed: a decimal number of dollars ≥ 0, like 0.0000166667 or 1.66667e-5"},
+		{"price with a dollar sign", "billing:\n  price_per_request: $0.20\n",
+			"stoke.yaml:2: billing.price_per_request: \"$0.20\" is not a number; allowed: a decimal number of dollars ≥ 0, like 0.0000166667 or 1.66667e-5"},
+		{"price not a scalar", "billing:\n  keep_warm_price_per_gb_second: [1]\n",
+			"stoke.yaml:2: billing.keep_warm_price_per_gb_second: expected a number, got a list; allowed: a decimal number of dollars ≥ 0, like 0.0000166667 or 1.66667e-5"},
+		{"bill_init not a bool", "billing:\n  bill_init: yes\n",
+			"stoke.yaml:2: billing.bill_init: \"yes\" is not a bool; allowed: true, false"},
 		{"missing runtime", "functions:\n  hello:\n    command: [x]\n",
 			"stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda"},
 		{"null function", "functions:\n  hello:\n", "stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda"},

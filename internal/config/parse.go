@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// DefaultBilling is Lambda's pricing (x86, us-east-1, first tier) at 1 ms
+// granularity, with init billed as since 2025-08-01.
+var DefaultBilling = Billing{
+	Granularity:              time.Millisecond,
+	PricePerGBSecond:         0.0000166667,
+	PricePerRequest:          0.0000002,
+	BillInit:                 true,
+	KeepWarmPricePerGBSecond: 0.0000041667,
+}
 
 // Parse parses and validates a config file's contents. path is used in
 // messages and to resolve relative paths; it need not exist. On any problem
@@ -32,7 +43,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		Admin:     Admin{Listen: "127.0.0.1:8081"},
 		DataDir:   filepath.Join(p.dir, ".stoke"),
 		Gateway:   Gateway{Timeout: 30 * time.Second, QueueSize: 100, MaxBodyBytes: 6 << 20},
-		Billing:   Billing{Granularity: time.Millisecond},
+		Billing:   DefaultBilling,
 		Region:    "us-east-1",
 		AccountID: "000000000000",
 		InvokeAPI: InvokeAPI{Auth: "sigv4"},
@@ -203,6 +214,10 @@ var billingKeys = map[string]setter[*Billing]{
 	"granularity": func(p *parser, k string, v *yaml.Node, b *Billing) {
 		p.duration(v, k, time.Millisecond, time.Hour, "1ms to 1h", &b.Granularity)
 	},
+	"price_per_gb_second":           func(p *parser, k string, v *yaml.Node, b *Billing) { p.price(v, k, &b.PricePerGBSecond) },
+	"price_per_request":             func(p *parser, k string, v *yaml.Node, b *Billing) { p.price(v, k, &b.PricePerRequest) },
+	"keep_warm_price_per_gb_second": func(p *parser, k string, v *yaml.Node, b *Billing) { p.price(v, k, &b.KeepWarmPricePerGBSecond) },
+	"bill_init":                     func(p *parser, k string, v *yaml.Node, b *Billing) { p.boolean(v, k, &b.BillInit) },
 }
 
 var functionKeys = map[string]setter[*fnState]{
@@ -640,6 +655,45 @@ func (p *parser) intField(n *yaml.Node, key string, lo, hi int64, unit string, d
 	var v int64
 	if p.integer(n, key, lo, hi, unit, &v) {
 		*dst = int(v)
+	}
+}
+
+// price parses a price in dollars: a non-negative decimal number. 0 is
+// allowed (to leave a charge out); a leading $ is not, so YAML's and the
+// user's idea of the value agree.
+func (p *parser) price(n *yaml.Node, key string, dst *float64) {
+	const allow = "allowed: a decimal number of dollars ≥ 0, like 0.0000166667 or 1.66667e-5"
+	s, ok := p.scalar(n, key, "a number", allow)
+	if !ok {
+		return
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		p.errf(n, key, "%q is not a number; %s", s, allow)
+		return
+	}
+	if v < 0 {
+		p.errf(n, key, "%s is negative; %s", s, allow)
+		return
+	}
+	*dst = v
+}
+
+// boolean parses true or false (YAML 1.2's spelling only: yes/no/on/off are
+// errors rather than strings that silently mean something).
+func (p *parser) boolean(n *yaml.Node, key string, dst *bool) {
+	const allow = "allowed: true, false"
+	s, ok := p.scalar(n, key, "a bool", allow)
+	if !ok {
+		return
+	}
+	switch strings.TrimSpace(s) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		p.errf(n, key, "%q is not a bool; %s", s, allow)
 	}
 }
 

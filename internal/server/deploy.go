@@ -17,7 +17,9 @@ import (
 	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/runtime"
 	httprt "github.com/stokehq/stoke/internal/runtime/http"
+	lambdart "github.com/stokehq/stoke/internal/runtime/lambda"
 	"github.com/stokehq/stoke/internal/store"
 )
 
@@ -46,6 +48,9 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	if s.cfg != nil {
 		if cfg.Listen != s.cfg.Listen || cfg.Admin.Listen != s.cfg.Admin.Listen || cfg.DataDir != s.cfg.DataDir {
 			res.Warnings = append(res.Warnings, "listen, admin.listen and data_dir changes take effect on the next `stoke serve`")
+		}
+		if cfg.Billing != s.cfg.Billing {
+			res.Warnings = append(res.Warnings, "billing changes take effect on the next `stoke serve`")
 		}
 	}
 
@@ -150,15 +155,15 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 
 func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int) *deployed {
 	ver := strconv.Itoa(version)
-	rt := httprt.New(httprt.Options{
-		Function: f,
-		Version:  ver,
-		Sandbox:  s.sb,
-		Output: func(instance, stream, line string) {
-			s.hub.Write(f.Name, instance, stream, line)
-		},
-		Logger: s.log,
-	})
+	output := func(instance, stream, line string) { s.hub.Write(f.Name, instance, stream, line) }
+	var rt runtime.Runtime
+	switch f.Runtime {
+	case "lambda":
+		rt = lambdart.New(lambdart.Options{Function: f, Version: ver, Region: cfg.Region, AccountID: cfg.AccountID,
+			Sandbox: s.sb, Output: output, Logger: s.log})
+	default:
+		rt = httprt.New(httprt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Output: output, Logger: s.log})
+	}
 	name := f.Name
 	p := pool.New(pool.Options{
 		Runtime:      rt,

@@ -21,8 +21,10 @@ import (
 
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/logs"
+	"github.com/stokehq/stoke/internal/metrics"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/sandbox"
@@ -54,6 +56,12 @@ type Server struct {
 	token string
 	echo  *echoWriter // nil unless Options.EchoLogs
 
+	// prices are billing: at start; like billing.granularity (which the
+	// gateway rounds with) they change on the next `stoke serve`.
+	prices  cost.Prices
+	metrics *metrics.Metrics
+	started time.Time // keep-warm instances have cost money since then
+
 	gwLn, adminLn net.Listener
 	gwSrv         *http.Server
 	adminSrv      *http.Server
@@ -80,7 +88,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if o.Out == nil {
 		o.Out = os.Stderr
 	}
-	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}}
+	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}, started: time.Now(), prices: prices(cfg.Billing)}
 	defer func() {
 		if err != nil {
 			s.Close(context.Background())
@@ -90,6 +98,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		return nil, err
 	}
 	s.hub = logs.New(s.st)
+	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped})
 	if o.EchoLogs {
 		s.echo = newEchoWriter(o.Out)
 		s.hub.Echo = s.echo
@@ -222,6 +231,7 @@ func (s *Server) Begin(r *record.Record) {
 }
 
 func (s *Server) End(r *record.Record) {
+	s.metrics.Observe(r)
 	if r.InstanceID == "" {
 		// Never reached an instance (throttled, init failed, timed out in
 		// the queue): Lambda logs no START/REPORT for these; keep the record.

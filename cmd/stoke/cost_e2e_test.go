@@ -1,0 +1,83 @@
+package main_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// `stoke cost` and /metrics against the real binary and examples/hello.
+func TestCostEndToEnd(t *testing.T) {
+	stokeBin, hello := build(t)
+	dir := t.TempDir()
+	gw, adm := freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, dir, gw, adm, hello, "hi")
+	// Pre-2021 billing, so the durations round to 100 ms.
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("billing:\n  granularity: 100ms\n")
+	f.Close()
+	s := startStoke(t, stokeBin, cfg, gw)
+	defer s.stop()
+
+	for i := range 3 {
+		if resp, _ := s.get("/hello"); resp.StatusCode != 200 || (resp.Header.Get("X-Stoke-Cold") == "true") != (i == 0) {
+			t.Fatalf("request %d: %d cold=%s", i, resp.StatusCode, resp.Header.Get("X-Stoke-Cold"))
+		}
+	}
+
+	out, err := s.cli("cost", "--since", "1h")
+	if err != nil {
+		t.Fatalf("stoke cost: %v\n%s", err, out)
+	}
+	t.Logf("stoke cost --since 1h:\n%s", out)
+	// hello: 3 invocations, 1 cold, 0 throttled; 3 × 100 ms + a ≤100 ms init
+	// at 1769 MB = 0.691 GB-s; request cost 3 × $0.0000002.
+	row := regexp.MustCompile(`(?m)^\s*hello\s+3\s+1\s+0\s+0\.691\s+\$0\.000000600\s+\$\d\.\d+\s+\$\d\.\d+\s+\$0\s+\$\d\.\d+\s*$`)
+	if !row.MatchString(out) || !strings.Contains(out, "last 1h; prices: $0.0000166667 per GB-s, $0.0000002 per request, init billed, keep-warm $0.0000041667 per GB-s, billed in 100ms steps") ||
+		!strings.Contains(out, "keep_warm 1 would have removed 1 of 1 cold starts for $0.62/day") ||
+		!strings.Contains(out, "hello (1769 MB, keep_warm 0): duration p50 ") {
+		t.Errorf("stoke cost:\n%s", out)
+	}
+
+	out, err = s.cli("cost", "hello", "--json")
+	var rep struct {
+		Functions []struct {
+			Function    string
+			Invocations int
+			Total       float64
+			Advice      []struct{ KeepWarm, Removed int } `json:"keep_warm_advice"`
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Functions) != 1 ||
+		rep.Functions[0].Invocations != 3 || rep.Functions[0].Total <= 0 || len(rep.Functions[0].Advice) != 5 {
+		t.Errorf("stoke cost --json: %v\n%s", err, out)
+	}
+	if out, err = s.cli("cost", "nope"); err != nil || !strings.Contains(out, "no invocations in the last 24h") {
+		t.Errorf("stoke cost nope: %v\n%s", err, out)
+	}
+	if out, err = s.cli("cost", "--since", "-1h"); err == nil {
+		t.Errorf("negative --since accepted:\n%s", out)
+	}
+
+	// Prometheus scrapes /metrics with the admin token as a bearer token.
+	tok, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
+	req, _ := http.NewRequest("GET", "http://"+adm+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {
+		t.Errorf("/metrics: %d\n%s", resp.StatusCode, b)
+	}
+}
