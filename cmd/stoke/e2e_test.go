@@ -324,7 +324,7 @@ func TestHelp(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "stoke serve -f examples/stoke.yaml") {
 		t.Errorf("stoke --help: %v\n%s", err, out)
 	}
-	for _, c := range []string{"serve", "deploy", "ls", "invoke", "logs", "invocations"} {
+	for _, c := range []string{"serve", "deploy", "ls", "invoke", "logs", "invocations", "cost"} {
 		out, err := exec.Command(stokeBin, c, "--help").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Usage:") {
 			t.Errorf("stoke %s --help: %v\n%s", c, err, out)
