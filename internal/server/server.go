@@ -23,6 +23,7 @@ import (
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/invokeapi"
 	"github.com/stokehq/stoke/internal/logs"
 	"github.com/stokehq/stoke/internal/metrics"
 	"github.com/stokehq/stoke/internal/pool"
@@ -55,6 +56,8 @@ type Server struct {
 	gw    *gateway.Gateway
 	token string
 	echo  *echoWriter // nil unless Options.EchoLogs
+	// invoke is Lambda's Invoke API, with its queue of Event invocations.
+	invoke *invokeapi.API
 
 	// prices are billing: at start; like billing.granularity (which the
 	// gateway rounds with) they change on the next `stoke serve`.
@@ -125,7 +128,17 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if _, err = s.apply(ctx, cfg, yaml); err != nil {
 		return nil, err
 	}
-	s.gwSrv = &http.Server{Handler: s.gw, ReadHeaderTimeout: 10 * time.Second}
+	s.invoke = invokeapi.New(invokeBackend{s}, invokeapi.Options{
+		Region: cfg.Region, AccountID: cfg.AccountID, Auth: cfg.InvokeAPI.Auth, Credentials: cfg.InvokeAPI.Credentials,
+		Store: s.st, Logger: s.log,
+	})
+	// Finished Event invocations are kept a week (Lambda keeps an event up
+	// to 6 hours; the outcome is worth longer); pruned at each start.
+	if _, err := s.st.PruneAsync(ctx, time.Now().Add(-7*24*time.Hour)); err != nil {
+		s.log.Warn("pruning finished Event invocations", "err", err)
+	}
+	s.invoke.Start(context.WithoutCancel(ctx))
+	s.gwSrv = &http.Server{Handler: frontDoor(s.invoke.Handler(), s.gw), ReadHeaderTimeout: 10 * time.Second}
 	s.adminSrv = &http.Server{Handler: admin.Handler(s, s.token), ReadHeaderTimeout: 10 * time.Second}
 	go s.gwSrv.Serve(s.gwLn)
 	go s.adminSrv.Serve(s.adminLn)
@@ -163,6 +176,12 @@ func (s *Server) Close(ctx context.Context) error {
 		s.adminSrv.Close()
 	} else if s.adminLn != nil {
 		s.adminLn.Close()
+	}
+	if s.invoke != nil {
+		// Event invocations cut off here stay queued for the next start.
+		if err := s.invoke.Close(dctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.mu.Lock()
 	fns := s.fns
