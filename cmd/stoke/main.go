@@ -5,9 +5,13 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/stokehq/stoke/internal/sandbox"
 )
 
 func main() {
+	// First: a sandbox stub re-runs this binary and must not initialise the CLI.
+	sandbox.MaybeRunStub()
 	if err := rootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stoke:", err)
 		os.Exit(1)

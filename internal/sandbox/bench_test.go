@@ -1,28 +1,43 @@
 package sandbox_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
-// BenchmarkPlainExec is the baseline for BenchmarkStart: the bare
-// exec.Cmd.Start of the same child, in its own process group.
+// The start benchmarks time until the child runs its program: from the call
+// (exec.Cmd.Start, Manager.Start) until its first output line ("hello",
+// printed first thing in main) has arrived. The exit, the cgroup removal and
+// refilling the stub pool are not timed.
+
+// BenchmarkPlainExec is the baseline: a bare exec.Cmd.Start of the same
+// child in its own process group, reading its stdout pipe.
 func BenchmarkPlainExec(b *testing.B) {
 	exe := self(b)
 	for b.Loop() {
 		cmd := exec.Command(exe)
-		cmd.Env = []string{childEnv + "=exit"}
+		cmd.Env = []string{childEnv + "=hello"}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -31,27 +46,51 @@ func BenchmarkPlainExec(b *testing.B) {
 	}
 }
 
-// BenchmarkStart times Manager.Start (cgroup creation and limits, pipes,
-// exec, joining the cgroup) of a child that exits at once. The exit and the
-// cgroup removal are not timed.
+// BenchmarkStart is Manager.Start without stubs: cgroup creation and
+// limits, pipes, fork and exec, joining the cgroup (v1: under ptrace).
 func BenchmarkStart(b *testing.B) {
+	benchStart(b, -1)
+}
+
+// BenchmarkStartStub is Manager.Start handing the spec to an idle stub,
+// which is already in its cgroup; the pool is full before each start.
+func BenchmarkStartStub(b *testing.B) {
+	benchStart(b, 1)
+}
+
+func benchStart(b *testing.B, stubs int) {
 	for _, tc := range []struct {
 		name string
 		opts sandbox.Options
-	}{{"cgroup", sandbox.Options{}}, {"nocgroup", sandbox.Options{DisableCgroups: true}}} {
+	}{{"cgroup", sandbox.Options{Stubs: stubs}}, {"nocgroup", sandbox.Options{DisableCgroups: true, Stubs: stubs}}} {
 		b.Run(tc.name, func(b *testing.B) {
 			m := newManager(b, tc.opts, &syncBuffer{})
 			exe, i := self(b), 0
+			line := make(chan struct{}, 1)
 			for b.Loop() {
+				b.StopTimer()
+				if stubs > 0 {
+					waitStubs(b, m, stubs)
+				}
 				i++
+				b.StartTimer()
 				p, err := m.Start(context.Background(), sandbox.Spec{
 					ID: fmt.Sprint("b", i), Args: []string{exe}, MemoryMB: 128,
-					Env: []string{childEnv + "=exit"}, Output: func(string, string) {},
+					Env: []string{childEnv + "=hello"}, Output: func(string, string) {
+						select {
+						case line <- struct{}{}:
+						default:
+						}
+					},
 				})
 				if err != nil {
 					b.Fatal(err)
 				}
+				<-line
 				b.StopTimer()
+				if stubs > 0 && !sandbox.FromStub(p) {
+					b.Fatal("not started from a stub")
+				}
 				<-p.Done()
 				b.StartTimer()
 			}
@@ -91,4 +130,71 @@ func BenchmarkMemoryRead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkStartInterleaved runs the three ways to start in turn within each
+// iteration (plain exec, Start without stubs, Start from a stub; cgroups on)
+// and reports each one's median in ms: this VM's speed drifts within
+// minutes, so only numbers from the same run compare.
+func BenchmarkStartInterleaved(b *testing.B) {
+	exe := self(b)
+	noStub := newManager(b, sandbox.Options{Stubs: -1}, &syncBuffer{})
+	stubs := newManager(b, sandbox.Options{Stubs: 1}, &syncBuffer{})
+	if !stubs.Enforced() {
+		b.Skip("cgroups not usable here")
+	}
+	line := make(chan struct{}, 1)
+	out := func(string, string) {
+		select {
+		case line <- struct{}{}:
+		default:
+		}
+	}
+	managed := func(m *sandbox.Manager, id string, mem int) time.Duration {
+		t0 := time.Now()
+		p, err := m.Start(context.Background(), sandbox.Spec{
+			ID: id, Args: []string{exe}, MemoryMB: mem, Env: []string{childEnv + "=hello"}, Output: out,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-line
+		d := time.Since(t0)
+		<-p.Done()
+		return d
+	}
+	var plain, start, stub []time.Duration
+	i := 0
+	for b.Loop() { // the medians are the result, not ns/op
+		i++
+		t0 := time.Now()
+		cmd := exec.Command(exe)
+		cmd.Env = []string{childEnv + "=hello"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		r, err := cmd.StdoutPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+			b.Fatal(err)
+		}
+		plain = append(plain, time.Since(t0))
+		_ = cmd.Wait()
+
+		start = append(start, managed(noStub, fmt.Sprint("s", i), 3538))
+		waitStubs(b, stubs, 1)
+		time.Sleep(20 * time.Millisecond) // let the refill's join finish, as between cold starts
+		stub = append(stub, managed(stubs, fmt.Sprint("t", i), 3538))
+	}
+	med := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(med(plain), "plain-ms")
+	b.ReportMetric(med(start), "start-ms")
+	b.ReportMetric(med(stub), "stub-ms")
+	b.ReportMetric(0, "ns/op")
 }

@@ -140,12 +140,6 @@ type group struct {
 // newGroup makes the instance cgroup <parent>/<id> with limits for memoryMB.
 func (h *hierarchy) newGroup(id string, memoryMB int) (*group, error) {
 	g := &group{v2: h.v2}
-	var limit, quota int64
-	period := uint64(cpuPeriodUS)
-	if memoryMB > 0 {
-		limit = int64(memoryMB) * mib
-		quota = max(int64(cpuPeriodUS)*int64(memoryMB)/MBPerCPU, minQuotaUS)
-	}
 	if h.v2 {
 		g.dir = filepath.Join(cgroupMount, h.rel, id)
 		m, err := h.v2m.NewChild(id, nil)
@@ -153,36 +147,14 @@ func (h *hierarchy) newGroup(id string, memoryMB int) (*group, error) {
 			return nil, fmt.Errorf("create cgroup %s: %w", g.dir, err)
 		}
 		g.v2m = m
-		if memoryMB > 0 {
-			res := &cgroup2.Resources{
-				Memory: &cgroup2.Memory{Max: &limit},
-				CPU:    &cgroup2.CPU{Max: cgroup2.NewCPUMax(&quota, &period)},
-				Pids:   &cgroup2.Pids{Max: h.pidsMax},
-			}
-			if h.swap {
-				var zero int64
-				res.Memory.Swap = &zero
-			}
-			if err := m.Update(res); err != nil {
-				_ = m.Delete()
-				return nil, fmt.Errorf("set limits on cgroup %s: %w", g.dir, err)
-			}
+		if err := g.setLimits(h, memoryMB); err != nil {
+			_ = m.Delete()
+			return nil, err
 		}
 		return g, nil
 	}
 	g.dir = filepath.Join(cgroupMount, "memory", h.rel, id)
-	res := &specs.LinuxResources{}
-	if memoryMB > 0 {
-		res.Memory = &specs.LinuxMemory{Limit: &limit}
-		if h.swap {
-			// memory+swap equal to memory: no swap at all, so swapping
-			// cannot stretch the limit.
-			res.Memory.Swap = &limit
-		}
-		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
-		res.Pids = &specs.LinuxPids{Limit: &h.pidsMax}
-	}
-	cg, err := h.v1.New(id, res)
+	cg, err := h.v1.New(id, h.v1Limits(memoryMB))
 	if err != nil {
 		if cg, lerr := cgroup1.Load(cgroup1.StaticPath(filepath.Join(h.rel, id)), cgroup1.WithHierarchy(h.v1h)); lerr == nil {
 			_ = cg.Delete()
@@ -191,6 +163,107 @@ func (h *hierarchy) newGroup(id string, memoryMB int) (*group, error) {
 	}
 	g.v1 = cg
 	return g, nil
+}
+
+// quota is the CFS quota in µs per cpuPeriodUS for memoryMB, Lambda-style.
+func quota(memoryMB int) int64 {
+	return max(int64(cpuPeriodUS)*int64(memoryMB)/MBPerCPU, minQuotaUS)
+}
+
+// v1Limits are the v1 resources for memoryMB; empty (no limits) for 0.
+func (h *hierarchy) v1Limits(memoryMB int) *specs.LinuxResources {
+	res := &specs.LinuxResources{}
+	if memoryMB <= 0 {
+		return res
+	}
+	limit, q, period := int64(memoryMB)*mib, quota(memoryMB), uint64(cpuPeriodUS)
+	res.Memory = &specs.LinuxMemory{Limit: &limit}
+	if h.swap {
+		// memory+swap equal to memory: no swap at all, so swapping
+		// cannot stretch the limit.
+		res.Memory.Swap = &limit
+	}
+	res.CPU = &specs.LinuxCPU{Period: &period, Quota: &q}
+	res.Pids = &specs.LinuxPids{Limit: &h.pidsMax}
+	return res
+}
+
+// setLimits writes the limits for memoryMB into an existing cgroup (none for
+// 0). Writing limit files is cheap; only joining a v1 cgroup is slow, which
+// is why a stub's cgroup is made without limits ahead of time and given them
+// here, on the request path.
+func (g *group) setLimits(h *hierarchy, memoryMB int) error {
+	if memoryMB <= 0 {
+		return nil
+	}
+	var err error
+	if g.v2 {
+		limit, q, period := int64(memoryMB)*mib, quota(memoryMB), uint64(cpuPeriodUS)
+		res := &cgroup2.Resources{
+			Memory: &cgroup2.Memory{Max: &limit},
+			CPU:    &cgroup2.CPU{Max: cgroup2.NewCPUMax(&q, &period)},
+			Pids:   &cgroup2.Pids{Max: h.pidsMax},
+		}
+		if h.swap {
+			var zero int64
+			res.Memory.Swap = &zero
+		}
+		err = g.v2m.Update(res)
+	} else {
+		// The library writes memory.limit_in_bytes before memsw when the
+		// current limit is higher (here: unlimited), as the kernel requires.
+		err = g.v1.Update(h.v1Limits(memoryMB))
+	}
+	if err != nil {
+		return fmt.Errorf("set limits on cgroup %s: %w", g.dir, err)
+	}
+	return nil
+}
+
+// rename gives a stub's cgroup the instance's name, in every hierarchy, so
+// the tree shows stoke/<pid>/<id> like a cgroup made for the instance. Only
+// v1 can rename a cgroup (within its parent); v2 refuses, and there the
+// cgroup keeps its stub name.
+func (g *group) rename(h *hierarchy, id string) error {
+	if g.v2 {
+		return errors.New("cgroup v2 cannot rename")
+	}
+	from := filepath.Base(g.dir)
+	var done []string
+	for _, s := range []string{"memory", "cpu", "pids"} {
+		parent := filepath.Join(cgroupMount, s, h.rel)
+		if _, err := os.Stat(filepath.Join(parent, from)); errors.Is(err, os.ErrNotExist) {
+			continue // controller not mounted here (v1Subsystems left it out)
+		}
+		if err := os.Rename(filepath.Join(parent, from), filepath.Join(parent, id)); err != nil {
+			for _, p := range done {
+				_ = os.Rename(filepath.Join(p, id), filepath.Join(p, from))
+			}
+			return err
+		}
+		done = append(done, parent)
+	}
+	cg, err := cgroup1.Load(cgroup1.StaticPath(filepath.Join(h.rel, id)), cgroup1.WithHierarchy(h.v1h))
+	if err != nil {
+		for _, p := range done {
+			_ = os.Rename(filepath.Join(p, id), filepath.Join(p, from))
+		}
+		return err
+	}
+	g.v1, g.dir = cg, filepath.Join(cgroupMount, "memory", h.rel, id)
+	return nil
+}
+
+// resetPeak restarts the peak-memory watermark from the current use, so what
+// a stub's own Go runtime touched before it exec'd the app is not reported
+// as the app's. v1 only: v2's memory.peak reset (6.12+) is per open file and
+// the readers here open it anew each time, so on v2 the peak can include the
+// stub's few MB.
+func (g *group) resetPeak() error {
+	if g.v2 {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(g.dir, "memory.max_usage_in_bytes"), []byte("0"), 0)
 }
 
 // add moves pid into the cgroup (v1 only; v2 starts the process inside it).

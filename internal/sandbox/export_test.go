@@ -17,3 +17,13 @@ func CgroupDirs(m *Manager, id string) []string {
 	}
 	return out
 }
+
+// IdleStubs is how many stubs are ready for Start.
+func IdleStubs(m *Manager) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.stubs)
+}
+
+// FromStub reports whether p was started in a stub.
+func FromStub(p Process) bool { return p.(*process).stub }

@@ -24,6 +24,11 @@ type Options struct {
 	Root string
 	// PidsMax is the tasks limit of each instance; 0 means DefaultPidsMax.
 	PidsMax int64
+	// Stubs is how many idle stub processes, each already in its own cgroup,
+	// are kept for Start (see stub.go); 0 means DefaultStubs, negative none.
+	// Stubs need the binary's main to call MaybeRunStub first; when this
+	// process has not, there are none.
+	Stubs int
 }
 
 // Manager starts sandboxed processes and owns their cgroups.
@@ -40,6 +45,13 @@ type Manager struct {
 	procs    map[string]*process // by Spec.ID, while alive
 	closed   bool
 	starting sync.WaitGroup // Starts in flight, which Close waits for
+
+	stubs     []*stub // idle, ready
+	stubsWant int     // pool size; 0 once making stubs failed
+	stubSeq   uint64  // names stub cgroups: stub-<n>
+	filling   bool    // a refill goroutine runs
+	fillers   sync.WaitGroup
+	quit      chan struct{} // closed by Close: a waiting refill gives up
 }
 
 // New makes a Manager with the default Options.
@@ -58,7 +70,19 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 	if opts.PidsMax <= 0 {
 		opts.PidsMax = DefaultPidsMax
 	}
-	m := &Manager{log: logger, opts: opts, procs: map[string]*process{}}
+	switch {
+	case opts.Stubs == 0:
+		opts.Stubs = DefaultStubs
+	case opts.Stubs < 0:
+		opts.Stubs = 0
+	}
+	m := &Manager{log: logger, opts: opts, procs: map[string]*process{}, stubsWant: opts.Stubs, quit: make(chan struct{})}
+	if m.stubsWant > 0 && !stubAware.Load() {
+		// Re-running a binary that does not handle stubEnv would run its
+		// main (or a test binary's tests) instead.
+		logger.Info("sandbox: no stub processes: this binary did not call sandbox.MaybeRunStub")
+		m.stubsWant = 0
+	}
 	reason := "disabled by Options.DisableCgroups"
 	if !opts.DisableCgroups {
 		for _, dir := range sweep(opts.Root) {
@@ -67,19 +91,27 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 		h, err := openHierarchy(opts.Root, opts.PidsMax)
 		if err == nil {
 			m.h = h
+			m.mu.Lock()
+			m.refillLocked(0)
+			m.mu.Unlock()
 			return m, nil
 		}
 		reason = err.Error()
 	}
 	logger.Warn("sandbox: MEMORY AND CPU LIMITS ARE NOT ENFORCED: cannot use cgroups; functions run unconstrained and max memory is not measured",
 		"reason", reason)
+	m.mu.Lock()
+	m.refillLocked(0)
+	m.mu.Unlock()
 	return m, nil
 }
 
 // Enforced reports whether processes run in cgroups with limits.
 func (m *Manager) Enforced() bool { return m.h != nil }
 
-// Start starts spec's process in a new cgroup named spec.ID.
+// Start starts spec's process in a new cgroup named spec.ID: in an idle stub
+// when one is ready (its Started is when the stub was handed the spec),
+// else by fork and exec.
 func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
 	if spec.ID == "" || spec.ID == "." || spec.ID == ".." || strings.ContainsRune(spec.ID, '/') {
 		return nil, fmt.Errorf("start sandbox: invalid instance id %q", spec.ID)
@@ -105,7 +137,10 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
 	m.mu.Unlock()
 	defer m.starting.Done()
 
-	p, err := start(m, spec)
+	p, err := m.startFromStub(spec)
+	if p == nil && err == nil {
+		p, err = start(m, spec)
+	}
 	m.mu.Lock()
 	if err != nil {
 		delete(m.procs, spec.ID)
@@ -129,15 +164,21 @@ func (m *Manager) forget(p *process) {
 }
 
 // Close kills every process the Manager started (no grace: callers that want
-// a graceful stop Stop their processes first), waits for them and removes
-// every cgroup it made, its parent cgroup included.
+// a graceful stop Stop their processes first) and its idle stubs, waits for
+// them and removes every cgroup it made, its parent cgroup included.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
-	m.closed = true
+	if !m.closed {
+		m.closed = true
+		close(m.quit)
+	}
 	m.mu.Unlock()
 	m.starting.Wait()
+	m.fillers.Wait() // a refill sees closed and kills what it made
 
 	m.mu.Lock()
+	stubs := m.stubs
+	m.stubs = nil
 	var ps []*process
 	for _, p := range m.procs {
 		if p != nil {
@@ -146,10 +187,13 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 
-	errs := make([]error, len(ps))
+	errs := make([]error, len(ps)+len(stubs))
 	var wg sync.WaitGroup
 	for i, p := range ps {
 		wg.Go(func() { errs[i] = p.Stop(ctx, 0) })
+	}
+	for i, s := range stubs {
+		wg.Go(func() { errs[len(ps)+i] = s.kill() })
 	}
 	wg.Wait()
 	if m.h != nil {

@@ -34,6 +34,7 @@ import (
 const childEnv = "STOKE_SANDBOX_CHILD"
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
 	if mode := os.Getenv(childEnv); mode != "" {
 		child(mode)
 		os.Exit(0)
@@ -120,6 +121,21 @@ func child(mode string) {
 			fmt.Println("gc", cmd.Process.Pid, strings.TrimSpace(string(buf[:n])))
 		}
 		time.Sleep(time.Hour)
+	case "hello":
+		fmt.Println("hello")
+	case "cgroup":
+		// First thing in main: where the process is and what it inherited.
+		cg, _ := os.ReadFile("/proc/self/cgroup")
+		fds, _ := os.ReadDir("/proc/self/fd")
+		var names []string
+		for _, f := range fds {
+			target, _ := os.Readlink("/proc/self/fd/" + f.Name())
+			names = append(names, f.Name()+"="+target)
+		}
+		for l := range strings.Lines(string(cg)) {
+			fmt.Println("cgroup " + strings.TrimSpace(l))
+		}
+		fmt.Println("fds " + strings.Join(names, ","))
 	case "env":
 		wd, _ := os.Getwd()
 		fmt.Println("FOO=" + os.Getenv("FOO"))

@@ -1,0 +1,242 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
+)
+
+// waitStubs waits until m has n idle stubs.
+func waitStubs(t testing.TB, m *sandbox.Manager, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for sandbox.IdleStubs(m) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle stubs after 10s, want %d", sandbox.IdleStubs(m), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func stubStart(t *testing.T, m *sandbox.Manager, spec sandbox.Spec) sandbox.Process {
+	t.Helper()
+	waitStubs(t, m, 1)
+	if spec.Args == nil {
+		spec.Args = []string{self(t)}
+	}
+	p, err := m.Start(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sandbox.FromStub(p) {
+		t.Fatal("not started from a stub")
+	}
+	return p
+}
+
+// A stub-started process is in its own cgroup, named after its id, when its
+// main runs; it inherits no control socket; its env is exactly the spec's.
+func TestStubPlacement(t *testing.T) {
+	m := enforced(t)
+	var c collector
+	p := stubStart(t, m, sandbox.Spec{ID: "placed", MemoryMB: 128, Output: c.add, Env: []string{childEnv + "=cgroup"}})
+	if ex := waitDone(t, p, 10*time.Second); ex.Code != 0 {
+		t.Fatalf("exit %+v, output %q", ex, c.get())
+	}
+	want := "/stoke/" + strconv.Itoa(os.Getpid()) + "/placed"
+	var got []string
+	for _, l := range c.get() {
+		if rest, ok := strings.CutPrefix(l, "stdout: cgroup "); ok {
+			f := strings.SplitN(rest, ":", 3)
+			// v1 controllers here; on a hybrid host the unified "0::" line
+			// is not where the limits are, so it is checked only on pure v2.
+			v2 := !strings.HasPrefix(sandbox.CgroupDirs(m, "")[0], "/sys/fs/cgroup/memory/")
+			if len(f) == 3 && (f[1] == "memory" || f[1] == "cpu,cpuacct" || f[1] == "pids" || (v2 && f[1] == "")) {
+				got = append(got, rest)
+				if f[2] != want {
+					t.Errorf("in cgroup %s, want %s", rest, want)
+				}
+			}
+		}
+		if fds, ok := strings.CutPrefix(l, "stdout: fds "); ok && strings.Contains(fds, "socket:") {
+			t.Errorf("app inherited a socket: %s", fds)
+		}
+	}
+	if len(got) == 0 {
+		t.Fatalf("no memory/cpu/pids cgroup lines in %q", c.get())
+	}
+	assertGone(t, sandbox.CgroupDirs(m, "placed"))
+}
+
+func TestStubEnvAndDir(t *testing.T) {
+	m := newManager(t, sandbox.Options{}, nil)
+	dir := t.TempDir()
+	var c collector
+	p := stubStart(t, m, sandbox.Spec{ID: "env", Dir: dir, MemoryMB: 128, Output: c.add,
+		Env: []string{childEnv + "=env", "FOO=bar baz"}})
+	waitDone(t, p, 10*time.Second)
+	want := []string{"stdout: FOO=bar baz", "stdout: DIR=" + dir, "stdout: N=2"}
+	if got := c.get(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}
+
+// Failures are reported by Start with errors the runtime classifies
+// (Runtime.InvalidEntrypoint), and leave nothing behind.
+func TestStubBadProgram(t *testing.T) {
+	m := enforced(t)
+	notExec := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(notExec, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		dir  string
+		want error
+	}{
+		{"missing file", []string{"/nonexistent/prog"}, "", fs.ErrNotExist},
+		{"not in PATH", []string{"stoke-no-such-program"}, "", exec.ErrNotFound},
+		{"not executable", []string{notExec}, "", fs.ErrPermission},
+		{"missing dir", []string{self(t)}, "/nonexistent/dir", fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			waitStubs(t, m, 1)
+			_, err := m.Start(context.Background(), sandbox.Spec{ID: "bad", Args: tc.args, Dir: tc.dir, MemoryMB: 128})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Start error %v, want %v", err, tc.want)
+			}
+			t.Log(err)
+			assertGone(t, sandbox.CgroupDirs(m, "bad"))
+		})
+	}
+	// The id is free and the pool still works.
+	var c collector
+	p := stubStart(t, m, sandbox.Spec{ID: "bad", MemoryMB: 128, Output: c.add, Env: []string{childEnv + "=hello"}})
+	if ex := waitDone(t, p, 10*time.Second); ex.Code != 0 || len(c.get()) != 1 {
+		t.Fatalf("exit %+v, output %q", ex, c.get())
+	}
+}
+
+// OOM and peak memory work as without stubs, and the peak does not include
+// the stub's own Go runtime.
+func TestStubOOMAndPeak(t *testing.T) {
+	m := enforced(t)
+	var c collector
+	p := stubStart(t, m, sandbox.Spec{ID: "oom", MemoryMB: 128, Output: c.add,
+		Env: []string{childEnv + "=alloc", "STOKE_ALLOC_MB=300"}})
+	ex := waitDone(t, p, 20*time.Second)
+	if !ex.OOMKilled || ex.Signal != "killed" || ex.Stopped {
+		t.Errorf("exit = %+v, want OOM-killed; output %q", ex, c.get())
+	}
+	if mb := p.MaxMemoryMB(); mb < 100 || mb > 129 {
+		t.Errorf("MaxMemoryMB = %d, want within [100,129]", mb)
+	}
+
+	p = stubStart(t, m, sandbox.Spec{ID: "small", MemoryMB: 128, Env: []string{childEnv + "=sleep"}})
+	time.Sleep(50 * time.Millisecond)
+	small := p.MaxMemoryMB()
+	if err := p.Stop(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	// A sleeping Go program is a few MB; the stub (this test binary's runtime
+	// and package init) must not be counted on top.
+	if small <= 0 || small > 8 {
+		t.Errorf("MaxMemoryMB of a sleeping child = %d, want (0,8]", small)
+	}
+}
+
+// MaxMemoryMB may be cached while running, but after exit it is exact.
+func TestMaxMemoryCachedThenExact(t *testing.T) {
+	m := enforced(t)
+	p := start(t, m, "grow", 256, nil, childEnv+"=alloc", "STOKE_ALLOC_MB=64")
+	early := p.MaxMemoryMB()
+	waitDone(t, p, 20*time.Second)
+	if final := p.MaxMemoryMB(); final < 64 || final < early {
+		t.Errorf("MaxMemoryMB after exit = %d (early %d), want ≥ 64", final, early)
+	}
+}
+
+func TestStubPoolRefillsAndFallback(t *testing.T) {
+	m := newManager(t, sandbox.Options{Stubs: 1}, nil)
+	waitStubs(t, m, 1)
+	var ps []sandbox.Process
+	for i := range 3 { // the first takes the stub, the next fall back
+		var c collector
+		p, err := m.Start(context.Background(), sandbox.Spec{ID: "f" + strconv.Itoa(i), Args: []string{self(t)},
+			MemoryMB: 128, Output: c.add, Env: []string{childEnv + "=sleep"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := sandbox.FromStub(p), i == 0; got != want {
+			t.Errorf("start %d: from stub %v, want %v", i, got, want)
+		}
+		ps = append(ps, p)
+	}
+	waitStubs(t, m, 1)
+	if m.Enforced() {
+		for i := range ps {
+			if _, err := os.Stat(sandbox.CgroupDirs(m, "f"+strconv.Itoa(i))[0]); err != nil {
+				t.Errorf("cgroup of f%d: %v", i, err)
+			}
+		}
+	}
+	for _, p := range ps {
+		if err := p.Stop(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Close kills idle stubs and removes their cgroups; a stopped stub-started
+// process takes its cgroup with it.
+func TestStubClose(t *testing.T) {
+	sandboxtest.CheckNoLeaks(t)
+	m, err := sandbox.NewWithOptions(nil, sandbox.Options{Stubs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStubs(t, m, 3)
+	if kids := sandboxtest.Children(); len(kids) < 3 {
+		t.Errorf("children %q, want ≥ 3 stubs", kids)
+	}
+	p, err := m.Start(context.Background(), sandbox.Spec{ID: "x", Args: []string{self(t)}, MemoryMB: 128,
+		Env: []string{childEnv + "=sleep"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, p, time.Second)
+	if kids := sandboxtest.Children(); len(kids) != 0 {
+		t.Errorf("children after Close: %q", kids)
+	}
+	if dirs := sandboxtest.StokeCgroups(); len(dirs) != 0 {
+		t.Errorf("cgroups after Close: %q", dirs)
+	}
+}
+
+// A stub is stopped before it gets to exec: Stop still ends it.
+func TestStubStopRightAway(t *testing.T) {
+	m := newManager(t, sandbox.Options{}, nil)
+	for i := range 5 {
+		p := stubStart(t, m, sandbox.Spec{ID: "quick" + strconv.Itoa(i), MemoryMB: 128, Env: []string{childEnv + "=sleep"}})
+		if err := p.Stop(context.Background(), time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if ex := p.Exit(); !ex.Stopped {
+			t.Errorf("exit %+v, want stopped", ex)
+		}
+	}
+}
