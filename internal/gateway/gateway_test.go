@@ -27,6 +27,7 @@ import (
 
 // The test binary doubles as the function's app.
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
 	if os.Getenv("STOKE_GW_APP") != "" {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			ms, _ := strconv.Atoi(r.URL.Query().Get("sleep"))

@@ -26,6 +26,7 @@ import (
 // The test binary doubles as the function's app: a real process serving
 // HTTP on $PORT, started in a real cgroup by the real http runtime.
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
 	if os.Getenv("STOKE_POOL_APP") == "1" {
 		app()
 		return

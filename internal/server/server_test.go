@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/stokehq/stoke/internal/sandbox"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 // The test binary doubles as the function's app.
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
 	if os.Getenv("STOKE_SRV_APP") == "1" {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Println("app saw", r.URL.Path)

@@ -33,6 +33,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
 	os.Exit(run(m))
 }
 
