@@ -149,10 +149,10 @@ func TestStubOOMAndPeak(t *testing.T) {
 	if err := p.Stop(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	// A sleeping Go program is a few MB; the stub (this test binary's runtime
-	// and package init) must not be counted on top.
-	if small <= 0 || small > 8 {
-		t.Errorf("MaxMemoryMB of a sleeping child = %d, want (0,8]", small)
+	// A sleeping Go program is a few MB (more under -race, whose runtime
+	// reserves shadow memory); the stub's own run must not be counted on top.
+	if small <= 0 || small > 32 {
+		t.Errorf("MaxMemoryMB of a sleeping child = %d, want (0,32]", small)
 	}
 }
 
