@@ -3,6 +3,7 @@ package httprt
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/stokehq/stoke/internal/sandbox"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 const appEnv = "STOKE_HTTPRT_TEST_APP"
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
 	if app := os.Getenv(appEnv); app != "" {
 		runApp(app)
 		os.Exit(0)
@@ -77,6 +79,9 @@ func runApp(name string) {
 		})
 	})
 	mux.HandleFunc("/copy", func(w http.ResponseWriter, r *http.Request) {
+		// Echo as it reads; without full duplex net/http would drop
+		// unread body bytes once the response starts.
+		http.NewResponseController(w).EnableFullDuplex()
 		io.Copy(w, r.Body)
 	})
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +119,65 @@ func runApp(name string) {
 		}
 		fmt.Fprintln(w, len(hold))
 	})
-	srv := &http.Server{Handler: mux}
+	var conns atomic.Int64 // connections accepted, for the reuse tests
+	mux.HandleFunc("/conns", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strconv.FormatInt(conns.Load(), 10))
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		w.WriteHeader(code)
+		io.WriteString(w, "body") // dropped by net/http for 204 and 304
+	})
+	mux.HandleFunc("/close", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
+	mux.HandleFunc("/early", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Del("Link")
+		io.WriteString(w, "after hints")
+	})
+	// /hangup and /eof answer and close without saying so, as a broken or
+	// HTTP/1.0-style server would.
+	raw := func(w http.ResponseWriter, resp string) {
+		c, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		bw.WriteString(resp)
+		bw.Flush()
+		c.Close()
+	}
+	mux.HandleFunc("/hangup", func(w http.ResponseWriter, r *http.Request) {
+		raw(w, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nhangup")
+	})
+	mux.HandleFunc("/eof", func(w http.ResponseWriter, r *http.Request) {
+		raw(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+	})
+	mux.HandleFunc("/upgrade", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "want Upgrade: echo", http.StatusBadRequest)
+			return
+		}
+		c, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		bw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		bw.Flush()
+		io.Copy(c, bw)
+	})
+	srv := &http.Server{Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}}
+	if name == "idle" {
+		srv.IdleTimeout = 300 * time.Millisecond
+	}
 	srv.Serve(l)
 }
 

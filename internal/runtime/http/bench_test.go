@@ -2,12 +2,14 @@ package httprt
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,35 +17,62 @@ import (
 	"time"
 )
 
-// The three benchmarks hit the same kind of app with the same client, one
-// request at a time: Direct is the floor, ReverseProxy is what a plain
-// httputil.ReverseProxy adds, Invoke is what Stoke's http runtime adds.
+// The three benchmarks hit the same app with the same client, each through
+// a real HTTP server: Direct is the app's own server (the floor),
+// PlainReverseProxy is what a plain httputil.ReverseProxy adds (its
+// Transport keeping up to 256 idle connections, no buffer pool, as
+// bench/cmd/plainproxy), Invoke is what Stoke's http runtime adds. Each
+// runs one request at a time (c1) and from 64 goroutines (c64). Compare
+// them within one run: this VM's speed drifts.
+//
+//	go test -run '^$' -bench . -benchmem ./internal/runtime/http
 
 func benchApp(b *testing.B) *Instance {
 	checkNoLeaks(b)
-	return start(b, function(b, "hello"))
+	f := function(b, "hello")
+	f.Concurrency = 64 // one app process serves all 64 clients, as in stokebench warm
+	return start(b, f)
 }
 
 func benchGet(b *testing.B, url string) {
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	b.Cleanup(c.CloseIdleConnections)
-	get := func() {
+	get := func() error {
 		res, err := c.Get(url)
 		if err != nil {
-			b.Fatal(err)
+			return err
 		}
 		n, _ := io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		if res.StatusCode != 200 || n != 5 {
-			b.Fatalf("status %d, %d bytes", res.StatusCode, n)
+			return fmt.Errorf("status %d, %d bytes", res.StatusCode, n)
 		}
+		return nil
 	}
-	get() // connect outside the timing
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		get()
-	}
+	b.Run("c1", func(b *testing.B) {
+		if err := get(); err != nil { // connect outside the timing
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if err := get(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("c64", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism((64 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := get(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
 
 func BenchmarkDirect(b *testing.B) {
@@ -51,10 +80,15 @@ func BenchmarkDirect(b *testing.B) {
 	benchGet(b, "http://"+inst.addr+"/")
 }
 
-func BenchmarkReverseProxy(b *testing.B) {
+func BenchmarkPlainReverseProxy(b *testing.B) {
 	inst := benchApp(b)
 	target, _ := url.Parse("http://" + inst.addr)
-	srv := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	rp := httputil.NewSingleHostReverseProxy(target)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 256
+	b.Cleanup(t.CloseIdleConnections)
+	rp.Transport = t
+	srv := httptest.NewServer(rp)
 	b.Cleanup(srv.Close)
 	benchGet(b, srv.URL+"/")
 }

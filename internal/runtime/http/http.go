@@ -112,7 +112,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		if serr := proc.Stop(sctx, 0); serr != nil {
 			rt.o.Logger.Warn("stop failed instance", "function", f.Name, "instance", id, "err", serr)
 		}
-		in.transport.CloseIdleConnections()
+		in.closeConns()
 		return nil, err
 	}
 	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
@@ -263,8 +263,8 @@ func probePath(r config.Readiness) string {
 	return r.Path
 }
 
-// probe makes one readiness check. HTTP probes go through the instance's own
-// Transport, so the kept-alive connection they leave serves the first request.
+// probe makes one readiness check over the instance's own connections, so
+// the kept-alive connection it leaves serves the first request.
 func (in *Instance) probe(ctx context.Context) (bool, string) {
 	r := in.rt.o.Function.Readiness
 	if r.Protocol == "tcp" {
@@ -272,20 +272,20 @@ func (in *Instance) probe(ctx context.Context) (bool, string) {
 		if err != nil {
 			return false, err.Error()
 		}
-		c.Close()
+		in.put(newConn(c))
 		return true, ""
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.addr+probePath(r), nil)
 	if err != nil {
 		return false, err.Error()
 	}
-	res, err := in.transport.RoundTrip(req)
+	res, cl, err := in.roundTrip(ctx, req, nil, false)
 	if err != nil {
 		return false, err.Error()
 	}
-	// Drain so the connection goes back to the idle pool for the first request.
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	res.Body.Close()
+	// Drain so the connection can be kept for the first request.
+	_, err = io.CopyN(io.Discard, res.Body, 64<<10)
+	in.finish(cl, err == io.EOF && !res.Close)
 	lo, hi := r.StatusMin, r.StatusMax
 	if lo == 0 && hi == 0 {
 		lo, hi = 100, 499

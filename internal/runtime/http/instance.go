@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,49 +19,29 @@ import (
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
-// Instance is one running app process behind a reverse proxy.
+// Instance is one running app process behind the forwarder (forward.go).
 type Instance struct {
 	rt           *Runtime
 	id           string
 	port         int
 	addr         string
 	proc         sandbox.Process
-	transport    *http.Transport
-	proxy        *httputil.ReverseProxy
 	initDuration time.Duration
 	last         ring
+
+	mu      sync.Mutex
+	idle    []*conn // kept-alive connections to the app, most recently used last
+	maxIdle int     // the function's concurrency: the warm path never dials
+	closed  bool
 }
 
 var _ runtime.Instance = (*Instance)(nil)
 
 func newInstance(rt *Runtime, id string, port int) *Instance {
-	in := &Instance{rt: rt, id: id, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-	conc := max(rt.o.Function.Concurrency, 1)
-	in.transport = &http.Transport{
-		Proxy:       nil,
-		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext,
-		// Keep one connection per request the instance may serve at once, so
-		// the warm path never dials.
-		MaxIdleConns:        conc,
-		MaxIdleConnsPerHost: conc,
-		IdleConnTimeout:     0,
-		DisableCompression:  true,
-		// A non-nil empty map turns HTTP/2 off: the app speaks HTTP/1.1 on loopback.
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	return &Instance{
+		rt: rt, id: id, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		maxIdle: max(rt.o.Function.Concurrency, 1),
 	}
-	in.proxy = &httputil.ReverseProxy{
-		Rewrite: in.rewrite,
-		// FlushInterval stays 0: ReverseProxy already flushes every write of a
-		// response without a Content-Length (streaming) or of text/event-stream,
-		// and -1 would add a timer goroutine and a separate header write to
-		// every request.
-		FlushInterval: 0,
-		BufferPool:    bufferPool{},
-		Transport:     in.transport,
-		ErrorHandler:  errorHandler,
-		ErrorLog:      slog.NewLogLogger(rt.o.Logger.With("instance", id).Handler(), slog.LevelDebug),
-	}
-	return in
 }
 
 // output receives the app's lines from the sandbox.
@@ -72,51 +54,126 @@ func (in *Instance) output(stream, line string) {
 
 func (in *Instance) lastOutput() string { return in.last.String() }
 
-func (in *Instance) rewrite(pr *httputil.ProxyRequest) {
-	// Out is a deep copy of In whose Host already is the client's Host.
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = in.addr
-	// ReverseProxy drops the client's X-Forwarded-For before Rewrite; put it
-	// back so SetXForwarded appends to it, as API Gateway does.
-	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = prior
-	}
-	pr.SetXForwarded()
-}
-
-// invocation wraps the caller's ResponseWriter for one Invoke so the
-// ErrorHandler can hand its error back without allocating. Pooled.
-type invocation struct {
-	http.ResponseWriter
-	err error
-}
-
-// Unwrap lets http.ResponseController reach Flush and Hijack underneath.
-func (v *invocation) Unwrap() http.ResponseWriter { return v.ResponseWriter }
-
-var invocations = sync.Pool{New: func() any { return new(invocation) }}
-
-// errorHandler records the failure and writes nothing: the caller answers.
-func errorHandler(w http.ResponseWriter, _ *http.Request, err error) {
-	if v, ok := w.(*invocation); ok {
-		v.err = err
-	}
-}
-
-// Invoke proxies one request to the instance. On failure it writes nothing
+// Invoke forwards one request to the instance. On failure it writes nothing
 // (unless the response had already started) and returns why: ctx's error
-// (wrapped) if the request ended, else an *runtime.Error. When the response
-// had started before the failure (the app died mid-body, the client went
-// away), the error also matches errors.Is(err, http.ErrAbortHandler): the
-// caller should panic(http.ErrAbortHandler) after recording it, so the client
-// sees a broken response instead of a truncated one that looks complete.
-func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) (err error) {
-	v := invocations.Get().(*invocation)
-	v.ResponseWriter = w
-	defer func() {
-		v.ResponseWriter, v.err = nil, nil
-		invocations.Put(v)
-	}()
+// (wrapped) if the request ended, the client body's *http.MaxBytesError
+// (wrapped), else an *runtime.Error. When the response had started before
+// the failure (the app died mid-body, the client went away), the error also
+// matches errors.Is(err, http.ErrAbortHandler): the caller should
+// panic(http.ErrAbortHandler) after recording it, so the client sees a
+// broken response instead of a truncated one that looks complete.
+func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", in.id, err)
+	}
+	if named(r.Header["Connection"], "upgrade") {
+		return in.invokeUpgrade(w, r)
+	}
+	bp := buffers.Get().(*[bufSize]byte)
+	defer buffers.Put(bp)
+	buf := bp[:]
+	res, cl, err := in.roundTrip(ctx, r, buf, true)
+	if err != nil {
+		return in.explain(ctx, err)
+	}
+	if cl.body != nil {
+		// The body is still being sent: without this, net/http's server
+		// would consume what is left of it when the response starts,
+		// racing the writer for it.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	h := w.Header()
+	copyHeader(h, res.Header)
+	w.WriteHeader(res.StatusCode)
+
+	// Flush as the app writes when it streams (no length, or server-sent
+	// events), as httputil.ReverseProxy does; otherwise the server's buffer
+	// batches the body into as few writes as it can.
+	var rc *http.ResponseController
+	if res.ContentLength < 0 || isEventStream(res.Header["Content-Type"]) {
+		rc = http.NewResponseController(w)
+	}
+	whole := false
+	for {
+		n, rerr := res.Body.Read(buf)
+		if n > 0 {
+			if _, err = w.Write(buf[:n]); err != nil {
+				break
+			}
+			if rc != nil {
+				// As ReverseProxy: a writer that cannot flush still gets
+				// the body, and a client gone fails the next Write.
+				_ = rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			whole = true
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	if whole {
+		for k, vv := range res.Trailer { // filled in once the body ended
+			h[http.TrailerPrefix+k] = vv
+		}
+	}
+	berr := in.finish(cl, whole && !res.Close)
+	if err == nil {
+		// Whatever happened to the rest of the request body, the app gave
+		// a whole answer.
+		return nil
+	}
+	if _, ok := berr.(*bodyError); ok {
+		err = berr
+	}
+	return fmt.Errorf("%w: %w", http.ErrAbortHandler, in.explain(ctx, err))
+}
+
+// explain turns a forwarding error into what Invoke returns.
+func (in *Instance) explain(ctx context.Context, err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("invoke instance %s: %w", in.id, err) // the caller answers 413
+	}
+	return in.failure(ctx, err)
+}
+
+func isEventStream(ct []string) bool {
+	return len(ct) > 0 && len(ct[0]) >= 17 && strings.EqualFold(ct[0][:17], "text/event-stream")
+}
+
+// Upgrades (WebSocket) are rare and long-lived, and need a tunnel in both
+// directions after the 101: they keep going through httputil.ReverseProxy,
+// on connections of their own that are never reused.
+var upgradeTransport = &http.Transport{
+	DialContext:        dialer.DialContext,
+	DisableKeepAlives:  true,
+	DisableCompression: true,
+	// A non-nil empty map turns HTTP/2 off: the app speaks HTTP/1.1 on loopback.
+	TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+}
+
+func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err error) {
+	var perr error
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = in.addr
+			// ReverseProxy drops the client's X-Forwarded-For before
+			// Rewrite; put it back so SetXForwarded appends to it.
+			if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+				pr.Out.Header["X-Forwarded-For"] = prior
+			}
+			pr.SetXForwarded()
+		},
+		Transport:    upgradeTransport,
+		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) { perr = err },
+		ErrorLog:     slog.NewLogLogger(in.rt.o.Logger.With("instance", in.id).Handler(), slog.LevelDebug),
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
@@ -125,14 +182,9 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) (err error) {
 			err = fmt.Errorf("%w: %w", http.ErrAbortHandler, in.failure(r.Context(), nil))
 		}
 	}()
-	in.proxy.ServeHTTP(v, r)
-	if v.err != nil {
-		return in.failure(r.Context(), v.err)
-	}
-	// Outside an http.Server, ReverseProxy swallows a failed body copy
-	// instead of panicking; a request that ended is the likely cause.
-	if err := r.Context().Err(); err != nil {
-		return fmt.Errorf("invoke instance %s: %w", in.id, err)
+	rp.ServeHTTP(w, r)
+	if perr != nil {
+		return in.failure(r.Context(), perr)
 	}
 	return nil
 }
@@ -201,25 +253,15 @@ func (in *Instance) Port() int { return in.port }
 // connections to it. Safe to call more than once.
 func (in *Instance) Stop(ctx context.Context) error {
 	err := in.proc.Stop(ctx, stopGrace)
-	in.transport.CloseIdleConnections()
+	in.closeConns()
 	if err != nil {
 		return fmt.Errorf("stop instance %s: %w", in.id, err)
 	}
 	return nil
 }
 
-// bufferPool lends ReverseProxy its 32 KiB copy buffers. It pools array
+// buffers holds the 32 KiB buffers that carry bodies. It pools array
 // pointers, so neither Get nor Put allocates.
-type bufferPool struct{}
-
 const bufSize = 32 << 10
 
 var buffers = sync.Pool{New: func() any { return new([bufSize]byte) }}
-
-func (bufferPool) Get() []byte { return buffers.Get().(*[bufSize]byte)[:] }
-
-func (bufferPool) Put(b []byte) {
-	if cap(b) >= bufSize {
-		buffers.Put((*[bufSize]byte)(b[:bufSize]))
-	}
-}

@@ -1,0 +1,431 @@
+package httprt
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The forwarder: each instance keeps a few HTTP/1.1 connections to its app
+// and runs a request on one of them in the caller's goroutine (write the
+// request, read the response, copy it), instead of http.Transport, whose
+// per-connection read and write goroutines cost two hand-offs per request.
+
+// conn is one kept-alive loopback connection to the app.
+type conn struct {
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	// reused: it served (or was opened by a probe) before, so the app may
+	// have closed it meanwhile; a failure before the response is then retried.
+	reused    bool
+	idleSince time.Time
+	// interrupt unblocks every read and write for good. Bound once per
+	// connection so watching a request's context does not allocate it.
+	interrupt func()
+	num       [20]byte // scratch for formatting numbers without allocating
+}
+
+var (
+	dialer       = &net.Dialer{Timeout: time.Second}
+	aLongTimeAgo = time.Unix(1, 0)
+	// idleCheckAfter: a connection idle this long is checked for a close by
+	// the app (one non-blocking peek) before use. Servers close idle
+	// connections after seconds (gunicorn 2 s, Node and uvicorn 5 s), and
+	// connections in steady use skip the syscall.
+	idleCheckAfter = 250 * time.Millisecond
+)
+
+func newConn(nc net.Conn) *conn {
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.interrupt = func() { _ = nc.SetDeadline(aLongTimeAgo) }
+	return c
+}
+
+// peerClosed says whether the app closed c while it was idle (or sent
+// something nobody asked for), without blocking.
+func (c *conn) peerClosed() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// n == 0 without error is EOF; EAGAIN means open and quiet.
+		closed = n > 0 || err != syscall.EAGAIN
+		return true
+	})
+	return closed || err != nil
+}
+
+// get takes an idle connection to the app, most recently used first, or
+// dials one (always, when fresh).
+func (in *Instance) get(ctx context.Context, fresh bool) (*conn, error) {
+	for !fresh {
+		in.mu.Lock()
+		n := len(in.idle)
+		if n == 0 {
+			in.mu.Unlock()
+			break
+		}
+		c := in.idle[n-1]
+		in.idle[n-1] = nil
+		in.idle = in.idle[:n-1]
+		in.mu.Unlock()
+		if time.Since(c.idleSince) < idleCheckAfter || !c.peerClosed() {
+			return c, nil
+		}
+		c.nc.Close()
+	}
+	nc, err := dialer.DialContext(ctx, "tcp", in.addr)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(nc), nil
+}
+
+// put keeps c for the next request, up to one connection per request the
+// instance may serve at once; the rest are closed.
+func (in *Instance) put(c *conn) {
+	c.reused = true
+	c.idleSince = time.Now()
+	in.mu.Lock()
+	if !in.closed && len(in.idle) < in.maxIdle {
+		in.idle = append(in.idle, c)
+		in.mu.Unlock()
+		return
+	}
+	in.mu.Unlock()
+	c.nc.Close()
+}
+
+// closeConns closes the idle connections and every one returned later.
+func (in *Instance) closeConns() {
+	in.mu.Lock()
+	idle := in.idle
+	in.idle, in.closed = nil, true
+	in.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
+
+// call is one request in flight on a connection.
+type call struct {
+	c *conn
+	// stop stops watching the request's context; false means the watcher
+	// already interrupted the connection.
+	stop func() bool
+	// body, when set, gets the result of the goroutine writing a large body.
+	body chan error
+}
+
+// bodyError is a failure to read the client's request body (for example
+// *http.MaxBytesError), as opposed to a failure talking to the app.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// roundTrip sends r to the app and reads the response head. buf (bufSize
+// bytes) holds a small request body. On success the caller owns cl until
+// finish. Errors are returned as they are; the caller explains them.
+//
+// A body of up to bufSize bytes with a known length is read first and
+// written with the head, so the request can be sent again. A larger or
+// chunked body is written by a goroutine while this one reads the response:
+// an app may answer while it reads (an echo), and writing all of the body
+// before reading could fill both socket buffers and deadlock.
+func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte, forwarded bool) (*http.Response, call, error) {
+	n := r.ContentLength
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if !hasBody {
+		n = 0
+	} else if n == 0 {
+		n = -1 // a body of unknown length, as http.Transport takes it
+	}
+	var small []byte
+	if n > 0 && n <= int64(len(buf)) {
+		if _, err := io.ReadFull(r.Body, buf[:n]); err != nil {
+			return nil, call{}, &bodyError{err}
+		}
+		small = buf[:n]
+	}
+	for retried := false; ; retried = true {
+		c, err := in.get(ctx, retried) // the others kept may be as stale
+		if err != nil {
+			return nil, call{}, err
+		}
+		cl := call{c: c}
+		if ctx.Done() != nil {
+			cl.stop = context.AfterFunc(ctx, c.interrupt)
+		}
+		c.writeHead(r, n, forwarded, in.addr)
+		c.bw.Write(small)
+		err = c.bw.Flush()
+		if err == nil && hasBody && small == nil {
+			cl.body = make(chan error, 1)
+			go c.writeBody(r.Body, n, cl.body)
+		}
+		// Waiting for the first byte tells "the app never answered" (maybe
+		// it closed this connection while idle) from a broken response.
+		answered := false
+		if err == nil {
+			_, err = c.br.Peek(1)
+			answered = err == nil
+		}
+		var res *http.Response
+		if err == nil {
+			res, err = readResponse(c.br, r)
+		}
+		if err == nil {
+			return res, cl, nil
+		}
+		if berr := in.finish(cl, false); berr != nil {
+			var be *bodyError
+			if errors.As(berr, &be) {
+				err = berr // the client's body failed, which broke the request
+			}
+		}
+		if retried || answered || !c.reused || cl.body != nil || ctx.Err() != nil || !replayable(r) {
+			return nil, call{}, err
+		}
+	}
+}
+
+// replayable: the request may be sent again after a connection broke before
+// any answer, because it may have reached the app without harm (RFC 9110
+// idempotent methods, or an idempotency key), as http.Transport decides.
+func replayable(r *http.Request) bool {
+	switch r.Method {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return r.Header["Idempotency-Key"] != nil || r.Header["X-Idempotency-Key"] != nil
+}
+
+// readResponse reads the final response head, skipping 1xx ones.
+func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+	for {
+		res, err := http.ReadResponse(br, r)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode >= 200 {
+			return res, nil
+		}
+		if res.StatusCode == http.StatusSwitchingProtocols {
+			return nil, errors.New("unexpected 101 Switching Protocols")
+		}
+	}
+}
+
+// finish ends a call: it waits for the body writer (stopping it if the app
+// answered without reading all of the body), then keeps the connection if
+// reuse says the response was read whole and nothing interrupted it. It
+// returns the body writer's error.
+func (in *Instance) finish(cl call, reuse bool) error {
+	if cl.stop != nil && !cl.stop() {
+		reuse = false
+	}
+	var err error
+	if cl.body != nil {
+		select {
+		case err = <-cl.body:
+		default:
+			cl.c.interrupt()
+			err = <-cl.body
+			reuse = false
+		}
+	}
+	if reuse && err == nil {
+		in.put(cl.c)
+	} else {
+		cl.c.nc.Close()
+	}
+	return err
+}
+
+// writeBody copies a large or chunked request body to the app. A failure to
+// read the client's body interrupts the connection, so the reader waiting
+// for a response gives up; a failure to write does not, as the app may
+// have answered early.
+func (c *conn) writeBody(body io.Reader, n int64, done chan<- error) {
+	bp := buffers.Get().(*[bufSize]byte)
+	err := c.copyBody(body, n, bp[:])
+	buffers.Put(bp)
+	if _, ok := err.(*bodyError); ok {
+		c.interrupt()
+	}
+	done <- err
+}
+
+func (c *conn) copyBody(body io.Reader, n int64, buf []byte) error {
+	w := c.bw
+	for left := n; n < 0 || left > 0; {
+		p := buf
+		if n >= 0 && left < int64(len(p)) {
+			p = p[:left]
+		}
+		k, err := body.Read(p)
+		if k > 0 {
+			if n < 0 {
+				w.Write(strconv.AppendInt(c.num[:0], int64(k), 16))
+				w.WriteString("\r\n")
+			}
+			w.Write(p[:k])
+			if n < 0 {
+				w.WriteString("\r\n")
+			}
+			left -= int64(k)
+			if werr := w.Flush(); werr != nil {
+				return werr
+			}
+			if left == 0 {
+				break // all n bytes sent
+			}
+		}
+		if err == io.EOF && n < 0 {
+			break
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return &bodyError{err}
+		}
+	}
+	if n < 0 {
+		w.WriteString("0\r\n\r\n")
+	}
+	return w.Flush()
+}
+
+// writeHead buffers the request line and headers: the client's, minus
+// hop-by-hop ones, Host kept, X-Forwarded-* set as httputil's
+// ProxyRequest.SetXForwarded sets them, framing for a body of n bytes
+// (-1: chunked). Errors show up at the next Flush.
+func (c *conn) writeHead(r *http.Request, n int64, forwarded bool, addr string) {
+	w := c.bw
+	w.WriteString(r.Method)
+	w.WriteByte(' ')
+	w.WriteString(r.URL.RequestURI())
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	if host == "" {
+		host = addr
+	}
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if hopByHop(k) || named(connection, k) {
+			continue
+		}
+		switch k {
+		case "Host", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+			continue
+		}
+		for _, v := range vv {
+			writeField(w, k, v)
+		}
+	}
+	if named(r.Header["Te"], "trailers") {
+		w.WriteString("Te: trailers\r\n") // gRPC needs it to pass
+	}
+	if forwarded {
+		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			w.WriteString("X-Forwarded-For: ")
+			for _, v := range r.Header["X-Forwarded-For"] {
+				w.WriteString(v)
+				w.WriteString(", ")
+			}
+			w.WriteString(ip)
+			w.WriteString("\r\n")
+		}
+		if r.Host != "" {
+			writeField(w, "X-Forwarded-Host", r.Host)
+		}
+		if r.TLS != nil {
+			w.WriteString("X-Forwarded-Proto: https\r\n")
+		} else {
+			w.WriteString("X-Forwarded-Proto: http\r\n")
+		}
+	}
+	switch {
+	case n > 0:
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(c.num[:0], n, 10))
+		w.WriteString("\r\n")
+	case n < 0:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	case r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH":
+		w.WriteString("Content-Length: 0\r\n") // some servers want a length (411)
+	}
+	w.WriteString("\r\n")
+}
+
+func writeField(w *bufio.Writer, k, v string) {
+	w.WriteString(k)
+	w.WriteString(": ")
+	w.WriteString(v)
+	w.WriteString("\r\n")
+}
+
+// hopByHop says whether a header (canonical key) is about one connection
+// only (RFC 9110 §7.6.1), so a proxy does not pass it on.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return strings.HasPrefix(k, "Proxy-")
+}
+
+// named says whether a comma-separated header (Connection, TE) lists token.
+func named(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if t = strings.TrimSpace(t); strings.EqualFold(t, token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyHeader adds the app's response headers to dst, minus hop-by-hop ones.
+func copyHeader(dst, src http.Header) {
+	connection := src["Connection"]
+	for k, vv := range src {
+		if hopByHop(k) || named(connection, k) {
+			continue
+		}
+		if old := dst[k]; old != nil {
+			dst[k] = append(old, vv...)
+		} else {
+			dst[k] = vv // the response is ours alone: share, don't copy
+		}
+	}
+}
