@@ -20,6 +20,7 @@ import (
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/trace"
 )
 
 // Pool is what the gateway needs of a function's scheduler.
@@ -46,12 +47,20 @@ type Recorder interface {
 	End(r *record.Record)
 }
 
+// Tracer receives each invocation once it ended, with its trace context and
+// the instants the record does not keep (invokeStart is zero when no
+// instance ran it), to build its spans off the request path.
+type Tracer interface {
+	Trace(rec *record.Record, tc trace.Context, invokeStart, end time.Time)
+}
+
 // Options configures a Gateway.
 type Options struct {
 	Timeout      time.Duration // gateway.timeout
 	MaxBodyBytes int64
 	Granularity  time.Duration // billing granularity
 	Recorder     Recorder
+	Tracer       Tracer // optional
 	Logger       *slog.Logger
 }
 
@@ -112,9 +121,12 @@ func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
 		r.Body = http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes)
 	}
 	r.Header.Set("X-Request-Id", reqID)
+	// The ids exist before the function runs, so it can join the trace.
+	tc := trace.FromHeaders(r.Header)
+	tc.Inject(r.Header)
 	sw := &statusWriter{ResponseWriter: w}
 	out := g.Run(r.Context(), Call{
-		Function: name, RequestID: reqID, Method: r.Method, Path: r.URL.Path,
+		Function: name, RequestID: reqID, Method: r.Method, Path: r.URL.Path, Trace: tc,
 		Ready: func(rec *record.Record) {
 			if rec.Cold {
 				h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
@@ -146,6 +158,9 @@ type Call struct {
 	Function     string
 	RequestID    string
 	Method, Path string // for the record
+	// Trace is the caller's trace context, already given to the function;
+	// zero starts a new trace.
+	Trace trace.Context
 	// Ready is called once an instance is acquired, before Do (e.g. to set
 	// response headers saying whether it was cold).
 	Ready func(rec *record.Record)
@@ -174,6 +189,9 @@ type Outcome struct {
 // the Lambda Invoke API go through it.
 func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	begin := time.Now()
+	if !c.Trace.Valid() {
+		c.Trace = trace.NewContext()
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, g.o.Timeout, errGatewayTimeout)
 	defer cancel()
 
@@ -190,6 +208,9 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 			}
 			if g.o.Recorder != nil {
 				g.o.Recorder.End(out.Record)
+			}
+			if g.o.Tracer != nil {
+				g.o.Tracer.Trace(out.Record, c.Trace, time.Time{}, time.Now())
 			}
 		}
 		return out
@@ -214,7 +235,8 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	defer icancel()
 	start := time.Now()
 	err = c.Do(ictx, inst)
-	rec.DurationMS = ms(time.Since(start))
+	end := time.Now()
+	rec.DurationMS = ms(end.Sub(start))
 
 	out := Outcome{Record: rec, Err: err, Status: http.StatusOK}
 	if err != nil {
@@ -260,6 +282,9 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	rec.MaxMemoryMB = inst.MaxMemoryMB()
 	if g.o.Recorder != nil {
 		g.o.Recorder.End(rec)
+	}
+	if g.o.Tracer != nil {
+		g.o.Tracer.Trace(rec, c.Trace, start, end)
 	}
 	return out
 }
