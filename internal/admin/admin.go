@@ -1,5 +1,6 @@
-// Package admin serves Stoke's admin API: JSON for the CLI (and later the
-// dashboard), behind a bearer token, on its own listener.
+// Package admin serves Stoke's admin API: JSON for the CLI and the
+// dashboard (package ui, mounted at /), behind a bearer token or the
+// dashboard's login cookie, on its own listener.
 package admin
 
 import (
@@ -14,10 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stokehq/stoke/internal/admin/ui"
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/store"
+	"github.com/stokehq/stoke/internal/trace"
 )
 
 // FunctionInfo is one deployed function as `stoke ls` shows it.
@@ -59,6 +62,11 @@ type Backend interface {
 	Cost(ctx context.Context, function string, since time.Duration) (*CostReport, error)
 	// Metrics serves Prometheus' scrape.
 	Metrics() http.Handler
+	Tuner // stoke tune (tune.go)
+	// Trace is the stored trace of a request (store.ErrNotFound, wrapped,
+	// once it aged out); Traces the newest of a function, newest first.
+	Trace(ctx context.Context, requestID string) (*trace.Trace, error)
+	Traces(ctx context.Context, function string, limit int) ([]trace.Trace, error)
 }
 
 // CostReport is `stoke cost`: what the invocations in a window would cost
@@ -76,7 +84,8 @@ type DeployError struct{ Msg string }
 
 func (e *DeployError) Error() string { return e.Msg }
 
-// Handler returns the admin API, requiring `Authorization: Bearer <token>`.
+// Handler returns the admin API, requiring `Authorization: Bearer <token>`
+// (or the dashboard's login cookie), and the dashboard at /.
 func Handler(b Backend, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/functions", func(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +143,29 @@ func Handler(b Backend, token string) http.Handler {
 	mux.HandleFunc("GET /v1/functions/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
 		serveLogs(w, r, b, r.PathValue("name"))
 	})
+	routeTune(mux, b) // POST /v1/functions/{name}/tune, GET …/tune/latest
+	mux.HandleFunc("GET /v1/traces/{requestId}", func(w http.ResponseWriter, r *http.Request) {
+		t, err := b.Trace(r.Context(), r.PathValue("requestId"))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			writeErr(w, http.StatusNotFound, "no trace of request "+r.PathValue("requestId")+" (only the latest traces are kept)")
+		case err != nil:
+			writeErr(w, http.StatusInternalServerError, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, t)
+		}
+	})
+	mux.HandleFunc("GET /v1/functions/{name}/traces", func(w http.ResponseWriter, r *http.Request) {
+		ts, err := b.Traces(r.Context(), r.PathValue("name"), min(max(intParam(r, "limit", 20), 1), 1000))
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if ts == nil {
+			ts = []trace.Trace{}
+		}
+		writeJSON(w, http.StatusOK, ts)
+	})
 	mux.HandleFunc("GET /v1/cost", func(w http.ResponseWriter, r *http.Request) {
 		since := 24 * time.Hour
 		if s := r.FormValue("since"); s != "" {
@@ -155,7 +187,18 @@ func Handler(b Backend, token string) http.Handler {
 	// (authorization.credentials_file in its scrape config): the metrics
 	// name every function and its traffic.
 	mux.Handle("GET /metrics", b.Metrics())
-	return authenticate(token, mux)
+	api := authenticate(token, mux)
+	// The dashboard's pages redirect to its login page instead of
+	// answering 401, so only the API's paths go through authenticate.
+	top := http.NewServeMux()
+	top.Handle("/v1/", api)
+	top.Handle("/metrics", api)
+	top.Handle("/", ui.Handler(token))
+	// The login cookie makes the API usable from a browser; refuse
+	// cross-site unsafe requests (deploy, invoke) as defence in depth
+	// behind SameSite=Strict. The CLI sends neither Origin nor
+	// Sec-Fetch-Site, so it is unaffected.
+	return http.NewCrossOriginProtection().Handler(top)
 }
 
 // serveLogs writes the function's log as JSON lines: the latest `limit`
@@ -215,7 +258,7 @@ func authenticate(token string, next http.Handler) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if subtle.ConstantTimeCompare(got, want) != 1 && !ui.Authorized(r, token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="stoke"`)
 			writeErr(w, http.StatusUnauthorized, "missing or wrong admin token: send Authorization: Bearer <token> (the token is admin.token in stoke.yaml or the file admin-token in data_dir)")
 			return

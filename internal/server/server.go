@@ -30,6 +30,7 @@ import (
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/store"
+	"github.com/stokehq/stoke/internal/trace"
 )
 
 // Options configures a Server beyond its config file.
@@ -54,6 +55,7 @@ type Server struct {
 	hub   *logs.Hub
 	sb    *sandbox.Manager
 	gw    *gateway.Gateway
+	trace *trace.Tracer
 	token string
 	echo  *echoWriter // nil unless Options.EchoLogs
 	// invoke is Lambda's Invoke API, with its queue of Event invocations.
@@ -73,6 +75,7 @@ type Server struct {
 	mu       sync.Mutex
 	fns      map[string]*deployed
 	drains   sync.WaitGroup // old pools draining after a deploy
+	tunes    tuneState      // stoke tune's temporary pools and latest reports (tune.go)
 }
 
 type deployed struct {
@@ -112,11 +115,15 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if s.token, err = adminToken(cfg, o.Out); err != nil {
 		return nil, err
 	}
+	if s.trace, err = trace.NewTracer(ctx, trace.Options{Store: s.st, Logger: s.log}); err != nil {
+		return nil, err
+	}
 	s.gw = gateway.New(gateway.Options{
 		Timeout:      cfg.Gateway.Timeout,
 		MaxBodyBytes: cfg.Gateway.MaxBodyBytes,
 		Granularity:  cfg.Billing.Granularity,
 		Recorder:     s,
+		Tracer:       s.trace,
 		Logger:       s.log,
 	})
 	if s.gwLn, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -193,9 +200,16 @@ func (s *Server) Close(ctx context.Context) error {
 		go func() { defer wg.Done(); d.pool.Close() }()
 	}
 	wg.Wait()
+	s.tunes.closeAll() // a tune cut off by the admin listener's close
 	s.drains.Wait()
 	if s.sb != nil {
 		if err := s.sb.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.trace != nil {
+		// Before the store: it writes the last traces there.
+		if err := s.trace.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

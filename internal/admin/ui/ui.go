@@ -1,0 +1,123 @@
+// Package ui is Stoke's web dashboard: a login page and a few HTML pages
+// whose script reads the admin API's JSON from the browser. Everything is
+// embedded in the binary, so serving it needs no Node.js and no files.
+package ui
+
+import (
+	"crypto/subtle"
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+//go:embed static templates
+var files embed.FS
+
+var pages = template.Must(template.ParseFS(files, "templates/*.html"))
+
+// CookieName is the cookie that carries the admin token after login. It is
+// HttpOnly (the page's script never sees the token) and SameSite=Strict (no
+// other site can make the browser send it), so the API can accept it as it
+// accepts the bearer token.
+const CookieName = "stoke_admin"
+
+// cookieAge is how long a login lasts: long enough not to ask every day;
+// the token itself does not expire, so the cookie adds no new secret.
+const cookieAge = 30 * 24 * time.Hour
+
+// Authorized says whether r carries the admin token in the login cookie.
+func Authorized(r *http.Request, token string) bool {
+	c, err := r.Cookie(CookieName)
+	return err == nil && token != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(token)) == 1
+}
+
+// Handler serves the dashboard. Pages need the login cookie (without it they
+// redirect to /login); the static assets do not, since the login page needs
+// its stylesheet and they hold nothing secret.
+func Handler(token string) http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(files, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		render(w, http.StatusOK, "login.html", view{Title: "Log in", Next: safeNext(r.FormValue("next"))})
+	})
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		next := safeNext(r.FormValue("next"))
+		got := strings.TrimSpace(r.FormValue("token"))
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			render(w, http.StatusUnauthorized, "login.html", view{Title: "Log in", Next: next,
+				Error: "That is not the admin token. It is admin.token in stoke.yaml, or the file admin-token in data_dir."})
+			return
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: CookieName, Value: token, Path: "/",
+			MaxAge: int(cookieAge.Seconds()), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+			Secure: r.TLS != nil, // a plain-HTTP listener (the default, on 127.0.0.1) could not send a Secure cookie back
+		})
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	})
+	page := func(tmpl, title string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !Authorized(r, token) {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			v := view{Title: title, Name: r.PathValue("name"), ID: r.PathValue("id")}
+			if v.Name != "" {
+				v.Title = v.Name + " · " + title
+			}
+			render(w, http.StatusOK, tmpl, v)
+		}
+	}
+	mux.Handle("GET /{$}", page("functions.html", "Functions"))
+	mux.Handle("GET /functions/{name}", page("function.html", "Function"))
+	mux.Handle("GET /traces/{id}", page("trace.html", "Trace"))
+	mux.Handle("GET /cost", page("cost.html", "Cost"))
+	// Anything else: still ask for the login first, so the dashboard's
+	// shape is not visible to strangers.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if !Authorized(r, token) {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	return mux
+}
+
+// view is what the templates see.
+type view struct {
+	Title, Error, Next string
+	Name, ID           string // function name, request id
+}
+
+func render(w http.ResponseWriter, status int, name string, v view) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// Pages hold live data: never serve them from cache, never frame them.
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "same-origin")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, v); err != nil {
+		slog.Error("rendering the dashboard", "page", name, "err", err)
+	}
+}
+
+// safeNext keeps a post-login redirect on this site: a path, not "//host".
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,107 @@
+package ui_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stokehq/stoke/internal/admin/ui"
+)
+
+const token = "s3cret"
+
+// Every page needs the login cookie; without it (or with a wrong one) the
+// answer is a redirect to the login page that comes back to the same page.
+func TestPagesRequireLogin(t *testing.T) {
+	h := ui.Handler(token)
+	for _, path := range []string{"/", "/functions/f", "/traces/abc", "/cost", "/nope"} {
+		for _, cookie := range []string{"", "wrong", token + "x"} {
+			req := httptest.NewRequest("GET", path, nil)
+			if cookie != "" {
+				req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: cookie})
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			want := "/login?next=" + url.QueryEscape(path)
+			if w.Code != http.StatusSeeOther || w.Header().Get("Location") != want {
+				t.Errorf("GET %s with cookie %q: %d Location %q, want 303 to %s", path, cookie, w.Code, w.Header().Get("Location"), want)
+			}
+		}
+		req := httptest.NewRequest("GET", path, nil)
+		req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: token})
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		wantCode := http.StatusOK
+		if path == "/nope" {
+			wantCode = http.StatusNotFound
+		}
+		if w.Code != wantCode {
+			t.Errorf("GET %s logged in: %d, want %d", path, w.Code, wantCode)
+		}
+		if wantCode == 200 && (w.Header().Get("Cache-Control") != "no-store" || !strings.Contains(w.Body.String(), `<main id="main"`)) {
+			t.Errorf("GET %s logged in: %v\n%s", path, w.Header(), w.Body)
+		}
+	}
+}
+
+func TestLoginCookie(t *testing.T) {
+	h := ui.Handler(token)
+	post := func(tok, next string) *httptest.ResponseRecorder {
+		form := url.Values{"token": {tok}, "next": {next}}
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+
+	w := post("wrong", "/cost")
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "not the admin token") || len(w.Result().Cookies()) != 0 {
+		t.Errorf("wrong token: %d cookies %v\n%s", w.Code, w.Result().Cookies(), w.Body)
+	}
+
+	w = post(token, "/cost")
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/cost" {
+		t.Errorf("right token: %d Location %q", w.Code, w.Header().Get("Location"))
+	}
+	cs := w.Result().Cookies()
+	if len(cs) != 1 {
+		t.Fatalf("cookies: %v", cs)
+	}
+	c := cs[0]
+	if c.Name != ui.CookieName || c.Value != token || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge <= 0 {
+		t.Errorf("cookie: %+v (Set-Cookie: %s)", c, w.Header().Get("Set-Cookie"))
+	}
+	if sc := w.Header().Get("Set-Cookie"); !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") {
+		t.Errorf("Set-Cookie: %s", sc)
+	}
+
+	// After login, only this site: an absolute or protocol-relative next
+	// would make the login page an open redirect.
+	for _, next := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example", ""} {
+		if loc := post(token, next).Header().Get("Location"); loc != "/" {
+			t.Errorf("next %q: redirected to %q", next, loc)
+		}
+	}
+
+	req := httptest.NewRequest("POST", "/logout", nil)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 || w.Header().Get("Location") != "/login" {
+		t.Errorf("logout: %d %v", w.Code, cs)
+	}
+}
+
+// Static assets are public (the login page needs them) and embedded.
+func TestStatic(t *testing.T) {
+	h := ui.Handler(token)
+	for _, p := range []string{"/static/app.js", "/static/app.css", "/static/vendor/uplot/uPlot.iife.min.js", "/static/vendor/uplot/LICENSE"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
+		if w.Code != 200 || w.Body.Len() < 100 {
+			t.Errorf("GET %s: %d, %d bytes", p, w.Code, w.Body.Len())
+		}
+	}
+}
