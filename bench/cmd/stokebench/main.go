@@ -9,6 +9,11 @@
 //	go run ./bench/cmd/stokebench rss     # Stoke's RSS with 100 idle functions
 //	go run ./bench/cmd/stokebench all     # (or -all) every one of the above
 //
+// and, for Lambda functions (not part of all; `lambda` runs both):
+//
+//	go run ./bench/cmd/stokebench lambda-warm  # Invoke API / route / http function / direct, c=1 and c=32
+//	go run ./bench/cmd/stokebench lambda-cold  # cold Invoke vs the bootstrap's own start
+//
 // docs/BENCHMARKS.md has the results and how to read them.
 package main
 
@@ -31,6 +36,12 @@ var (
 	flagBurst  = flag.Int("burst-rounds", 3, "burst: rounds per memory size")
 	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
 	flagAll    = flag.Bool("all", false, "run every benchmark")
+
+	flagLRounds   = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
+	flagLReqs     = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
+	flagL32Rounds = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
+	flagLDur      = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
+	flagRIE       = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
 )
 
 var benches = []struct {
@@ -41,11 +52,16 @@ var benches = []struct {
 	{"warm", benchWarm},
 	{"burst", benchBurst},
 	{"rss", benchRSS},
+	{"lambda-warm", benchLambdaWarm},
+	{"lambda-cold", benchLambdaCold},
 }
+
+// lambdaBenches are not part of all (see docs/BENCHMARKS.md, "Lambda functions").
+var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true}
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all ...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -55,7 +71,15 @@ func main() {
 	}
 	if *flagAll || want["all"] {
 		for _, b := range benches {
-			want[b.name] = true
+			if !lambdaBenches[b.name] {
+				want[b.name] = true
+			}
+		}
+	}
+	if want["lambda"] {
+		delete(want, "lambda")
+		for b := range lambdaBenches {
+			want[b] = true
 		}
 	}
 	if len(want) == 0 {
