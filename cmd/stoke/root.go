@@ -56,7 +56,7 @@ address and token in the config file (-f), or take --admin and --token
 	pf.StringVar(&g.admin, "admin", os.Getenv("STOKE_ADMIN"), "admin API address (default: admin.listen from the config file)")
 	pf.StringVar(&g.token, "token", os.Getenv("STOKE_TOKEN"), "admin API token (default: admin.token or data_dir/admin-token)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail")
-	for _, c := range []*cobra.Command{serveCmd(g), deployCmd(g), lsCmd(g), invokeCmd(g), invocationsCmd(g), costCmd(g)} {
+	for _, c := range []*cobra.Command{serveCmd(g), deployCmd(g), lsCmd(g), invokeCmd(g), invocationsCmd(g), costCmd(g), traceCmd(g), tuneCmd(g)} {
 		// A local -f shadows the persistent --file with the same variable,
 		// leaving -f free for `logs -f` (follow), as in tail and kubectl.
 		c.Flags().StringVarP(&g.file, "file", "f", "stoke.yaml", "the config file")
