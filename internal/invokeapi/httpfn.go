@@ -45,7 +45,7 @@ func invokeHTTP(ctx context.Context, inst runtime.Instance, c call) (*runtime.Re
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("X-Request-Id", c.reqID)
-	req.Header.Set("X-Amzn-Trace-Id", c.traceID)
+	c.trace.Inject(req.Header)
 
 	bw := &bufferWriter{h: http.Header{}}
 	if err := inst.Invoke(bw, req); err != nil {

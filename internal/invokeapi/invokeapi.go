@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stokehq/stoke/internal/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -196,7 +197,8 @@ type call struct {
 	arn           string // as the function sees it (with the qualifier it was invoked with)
 	reqID         string
 	payload       []byte
-	traceID       string
+	traceID       string        // X-Ray form, as stored for Event invocations
+	trace         trace.Context // set by invoke: the trace the invocation joins
 	clientContext string
 	path          string // for the record
 }
@@ -302,7 +304,7 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 
 	res, e := a.invoke(ctx, call{
 		t: t, arn: t.arn(a.o.Region, a.o.AccountID), reqID: reqID, payload: payload, traceID: traceID,
-		clientContext: r.Header.Get("X-Amz-Client-Context"), path: r.URL.Path,
+		trace: trace.FromHeaders(r.Header), clientContext: r.Header.Get("X-Amz-Client-Context"), path: r.URL.Path,
 	})
 	if e != nil {
 		return e
@@ -352,8 +354,19 @@ func (a *API) notFound(t target) *apiError {
 func (a *API) invoke(ctx context.Context, c call) (result, *apiError) {
 	var res *runtime.Result
 	var rec *record.Record
+	// The invocation joins the caller's trace (traceparent or
+	// X-Amzn-Trace-Id; for Event invocations the header stored with it), and
+	// the function is told the ids of the invoke span that Run records.
+	if !c.trace.Valid() {
+		if tc, ok := trace.ParseXRay(c.traceID); ok {
+			c.trace = tc
+		} else {
+			c.trace = trace.NewContext()
+		}
+	}
+	c.traceID = c.trace.XRay()
 	out := a.b.Run(ctx, gateway.Call{
-		Function: c.t.Name, RequestID: c.reqID, Method: http.MethodPost, Path: c.path,
+		Function: c.t.Name, RequestID: c.reqID, Method: http.MethodPost, Path: c.path, Trace: c.trace,
 		Ready: func(r *record.Record) { rec = r },
 		Do: func(ctx context.Context, inst runtime.Instance) error {
 			r, err := a.runOn(ctx, inst, c)

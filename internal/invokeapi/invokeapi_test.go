@@ -65,7 +65,7 @@ func TestMain(m *testing.M) {
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"echo":%s,"requestId":%q}`, body, r.Header.Get("X-Request-Id"))
+			fmt.Fprintf(w, `{"echo":%s,"requestId":%q,"traceparent":%q}`, body, r.Header.Get("X-Request-Id"), r.Header.Get("Traceparent"))
 		})
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-App", "yes")
@@ -673,5 +673,26 @@ func TestEventRetriedThenFailed(t *testing.T) {
 	}
 	if err := api.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An invocation joins the caller's X-Ray trace, and the function is told it.
+func TestTraceContextReachesTheFunction(t *testing.T) {
+	f := newFixture(t)
+	f.be.gw.Set([]*gateway.Function{f.function("web", false, 5*time.Second, pool.Options{})})
+	_, srv := f.serve(invokeapi.Options{Auth: "none"})
+	req, _ := http.NewRequest("POST", srv.URL+"/2015-03-31/functions/web/invocations", strings.NewReader(`{"n":1}`))
+	req.Header.Set("X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct{ Traceparent string }
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.Traceparent, "00-5759e988bd862e3fe1be46a994272793-") || !strings.HasSuffix(got.Traceparent, "-01") {
+		t.Errorf("function got traceparent %q, want the caller's trace", got.Traceparent)
 	}
 }
