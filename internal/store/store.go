@@ -40,7 +40,7 @@ type Options struct {
 	BatchSize     int           // rows per transaction; default 500
 	FlushInterval time.Duration // longest a queued row waits; default 50ms
 	// PruneInterval is how often functions that got new rows are trimmed to
-	// their limits even if they have not grown by 1% yet. Default 1 minute.
+	// their limits even if they have not grown by 10% yet. Default 1 minute.
 	PruneInterval time.Duration
 	Logger        *slog.Logger // default slog.Default()
 }
