@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -73,7 +72,6 @@ const (
 	// shorter pauses use nanosleep, which blocks this goroutine's thread only.
 	timerMinDelay = time.Millisecond
 	stopGrace     = 2 * time.Second
-	lastLines     = 10
 )
 
 // Start starts one instance and returns it once it serves, or an
@@ -306,34 +304,4 @@ func (in *Instance) initExitError() error {
 		e.Message += "; last output: " + out
 	}
 	return e
-}
-
-// ring keeps the last few lines an instance wrote, for error messages.
-type ring struct {
-	mu    sync.Mutex
-	lines [lastLines]string
-	n     int
-}
-
-func (r *ring) add(line string) {
-	if len(line) > 512 {
-		line = line[:512] + "…"
-	}
-	r.mu.Lock()
-	r.lines[r.n%lastLines] = line
-	r.n++
-	r.mu.Unlock()
-}
-
-func (r *ring) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var b strings.Builder
-	for i := max(0, r.n-lastLines); i < r.n; i++ {
-		if b.Len() > 0 {
-			b.WriteString(" | ")
-		}
-		b.WriteString(r.lines[i%lastLines])
-	}
-	return b.String()
 }

@@ -27,7 +27,7 @@ type Instance struct {
 	addr         string
 	proc         sandbox.Process
 	initDuration time.Duration
-	last         ring
+	last         runtime.LastLines
 
 	mu      sync.Mutex
 	idle    []*conn // kept-alive connections to the app, most recently used last
@@ -46,7 +46,7 @@ func newInstance(rt *Runtime, id string, port int) *Instance {
 
 // output receives the app's lines from the sandbox.
 func (in *Instance) output(stream, line string) {
-	in.last.add(line)
+	in.last.Add(line)
 	if out := in.rt.o.Output; out != nil {
 		out(in.id, stream, line)
 	}
@@ -213,20 +213,7 @@ func (in *Instance) failure(ctx context.Context, err error) error {
 
 // exitError describes how the process ended, the way Lambda words it.
 func (in *Instance) exitError() *runtime.Error {
-	x := in.proc.Exit()
-	how := "exit status " + strconv.Itoa(x.Code)
-	if x.Signal != "" {
-		how = "signal: " + x.Signal
-	}
-	switch {
-	case x.OOMKilled:
-		return runtime.Errorf("Runtime.OutOfMemory", http.StatusBadGateway,
-			"Runtime exited with error: %s: the instance exceeded its memory limit of %d MB",
-			how, in.rt.o.Function.Memory)
-	case x.Stopped:
-		return runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "Runtime exited: instance was stopped")
-	}
-	return runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "Runtime exited with error: %s", how)
+	return runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
 }
 
 func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }

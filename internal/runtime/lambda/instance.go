@@ -60,7 +60,7 @@ type Instance struct {
 	addr string // host:port of the Runtime API
 	srv  *http.Server
 	proc sandbox.Process
-	last ring
+	last runtime.LastLines
 
 	ready      chan struct{} // closed at the first /next
 	initFailed chan struct{} // closed at /init/error
@@ -113,7 +113,7 @@ func newInstance(rt *Runtime, id string, l net.Listener) *Instance {
 
 // output receives the bootstrap's lines from the sandbox.
 func (in *Instance) output(stream, line string) {
-	in.last.add(line)
+	in.last.Add(line)
 	if out := in.rt.o.Output; out != nil {
 		out(in.id, stream, line)
 	}
@@ -190,24 +190,7 @@ func (in *Instance) timeout() time.Duration {
 // exitError describes how the process ended, the way Lambda words it; with
 // a request id when an invocation was in flight.
 func (in *Instance) exitError(requestID string) *runtime.Error {
-	x := in.proc.Exit()
-	how := "exit status " + strconv.Itoa(x.Code)
-	if x.Signal != "" {
-		how = "signal: " + x.Signal
-	}
-	prefix := ""
-	if requestID != "" {
-		prefix = "RequestId: " + requestID + " Error: "
-	}
-	switch {
-	case x.OOMKilled:
-		return runtime.Errorf("Runtime.OutOfMemory", http.StatusBadGateway,
-			"%sRuntime exited with error: %s (the instance exceeded its memory limit of %d MB)",
-			prefix, how, in.rt.o.Function.Memory)
-	case x.Stopped:
-		return runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "%sRuntime exited: instance was stopped", prefix)
-	}
-	return runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "%sRuntime exited with error: %s", prefix, how)
+	return runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, requestID)
 }
 
 func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/stokehq/stoke/internal/config"
@@ -77,7 +76,6 @@ const (
 	// value the Runtime Interface Emulator enforces and names in its errors.
 	MaxPayload  = 6 << 20
 	stopGrace   = 2 * time.Second
-	lastLines   = 10
 	apiBasePath = "/2018-06-01"
 )
 
@@ -208,34 +206,4 @@ func Env(f *config.Function, version, region, instanceID, runtimeAPI string, now
 	}
 	env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") })
 	return append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPI)
-}
-
-// ring keeps the last few lines an instance wrote, for error messages.
-type ring struct {
-	mu    sync.Mutex
-	lines [lastLines]string
-	n     int
-}
-
-func (r *ring) add(line string) {
-	if len(line) > 512 {
-		line = line[:512] + "…"
-	}
-	r.mu.Lock()
-	r.lines[r.n%lastLines] = line
-	r.n++
-	r.mu.Unlock()
-}
-
-func (r *ring) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var b strings.Builder
-	for i := max(0, r.n-lastLines); i < r.n; i++ {
-		if b.Len() > 0 {
-			b.WriteString(" | ")
-		}
-		b.WriteString(r.lines[i%lastLines])
-	}
-	return b.String()
 }

@@ -1,0 +1,66 @@
+package runtime
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// ExitError describes how an instance's process ended, the way Lambda words
+// it; prefixed with "RequestId: … Error: " when an invocation was in flight.
+func ExitError(x sandbox.Exit, memoryMB int, requestID string) *Error {
+	how := "exit status " + strconv.Itoa(x.Code)
+	if x.Signal != "" {
+		how = "signal: " + x.Signal
+	}
+	prefix := ""
+	if requestID != "" {
+		prefix = "RequestId: " + requestID + " Error: "
+	}
+	switch {
+	case x.OOMKilled:
+		return Errorf("Runtime.OutOfMemory", http.StatusBadGateway,
+			"%sRuntime exited with error: %s: the instance exceeded its memory limit of %d MB", prefix, how, memoryMB)
+	case x.Stopped:
+		return Errorf("Runtime.ExitError", http.StatusBadGateway, "%sRuntime exited: instance was stopped", prefix)
+	}
+	return Errorf("Runtime.ExitError", http.StatusBadGateway, "%sRuntime exited with error: %s", prefix, how)
+}
+
+// LastLines keeps the last few lines an instance wrote, so an init failure
+// can say what the app said before it died. Its zero value is ready to use.
+type LastLines struct {
+	mu    sync.Mutex
+	lines [lastLines]string
+	n     int
+}
+
+const lastLines = 10
+
+// Add keeps one line (cut at 512 bytes).
+func (r *LastLines) Add(line string) {
+	if len(line) > 512 {
+		line = line[:512] + "…"
+	}
+	r.mu.Lock()
+	r.lines[r.n%lastLines] = line
+	r.n++
+	r.mu.Unlock()
+}
+
+// String joins the kept lines, oldest first, with " | ".
+func (r *LastLines) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for i := max(0, r.n-lastLines); i < r.n; i++ {
+		if b.Len() > 0 {
+			b.WriteString(" | ")
+		}
+		b.WriteString(r.lines[i%lastLines])
+	}
+	return b.String()
+}
