@@ -19,7 +19,8 @@ func traceCmd(g *globals) *cobra.Command {
 scaled on the whole request (the gateway span): queue is the wait for an
 instance, init the instance's start on a cold start (it overlaps queue), invoke
 the function's own work. The request id is the X-Request-Id header of the
-response, or a row of stoke invocations. The latest 10,000 traces are kept.`,
+response, or a row of stoke invocations. A trace is kept as long as its invocation's
+record (the latest 100,000 invocations of each function).`,
 		Example: `  stoke trace 3f9c2a4e-8d1b-4c6e-9a0f-5b7d2e1c8a34
   stoke trace 3f9c2a4e-8d1b-4c6e-9a0f-5b7d2e1c8a34 --json`,
 		Args: cobra.ExactArgs(1),

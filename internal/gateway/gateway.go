@@ -47,11 +47,11 @@ type Recorder interface {
 	End(r *record.Record)
 }
 
-// Tracer receives each invocation once it ended, with its trace context and
-// the instants the record does not keep (invokeStart is zero when no
-// instance ran it), to build its spans off the request path.
+// Tracer receives each invocation once it ended, its record stamped with
+// its trace (ids, invoke start, end), to export its spans off the request
+// path. The record is all that is stored of a trace.
 type Tracer interface {
-	Trace(rec *record.Record, tc trace.Context, invokeStart, end time.Time)
+	Trace(rec *record.Record)
 }
 
 // Options configures a Gateway.
@@ -204,13 +204,14 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 			out.Record = &record.Record{
 				RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin,
 				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType,
-				Method: c.Method, Path: c.Path,
+				Method: c.Method, Path: c.Path, End: time.Now(),
 			}
+			c.Trace.Stamp(out.Record)
 			if g.o.Recorder != nil {
 				g.o.Recorder.End(out.Record)
 			}
 			if g.o.Tracer != nil {
-				g.o.Tracer.Trace(out.Record, c.Trace, time.Time{}, time.Now())
+				g.o.Tracer.Trace(out.Record)
 			}
 		}
 		return out
@@ -220,6 +221,7 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		Cold: lease.Cold, QueueMS: ms(lease.QueueWait), MemoryMB: fn.MemoryMB,
 		InstanceID: lease.InstanceID, Method: c.Method, Path: c.Path,
 	}
+	c.Trace.Stamp(rec)
 	inst := lease.Instance
 	if rec.Cold {
 		rec.InitMS = ms(inst.InitDuration())
@@ -237,6 +239,7 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	err = c.Do(ictx, inst)
 	end := time.Now()
 	rec.DurationMS = ms(end.Sub(start))
+	rec.InvokeStart, rec.End = start, end
 
 	out := Outcome{Record: rec, Err: err, Status: http.StatusOK}
 	if err != nil {
@@ -284,7 +287,7 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		g.o.Recorder.End(rec)
 	}
 	if g.o.Tracer != nil {
-		g.o.Tracer.Trace(rec, c.Trace, start, end)
+		g.o.Tracer.Trace(rec)
 	}
 	return out
 }

@@ -21,4 +21,16 @@ type Record struct {
 	ErrorType    string // e.g. "Runtime.OutOfMemory", "Sandbox.Timedout"; empty on success
 	InstanceID   string
 	Method, Path string
+
+	// The invocation's trace, which internal/trace rebuilds the spans from.
+	// Not part of the JSON the admin API serves as an invocation (its trace
+	// is served on its own).
+	TraceID    [16]byte `json:"-"` // zero when not traced
+	ParentSpan [8]byte  `json:"-"` // the caller's span; zero when the trace started here
+	// GatewaySpan and InvokeSpan are the ids of those spans (the function
+	// was told InvokeSpan as its parent).
+	GatewaySpan, InvokeSpan [8]byte   `json:"-"`
+	Sampled                 bool      `json:"-"`
+	InvokeStart             time.Time `json:"-"` // the instance got the request; zero when none ran it
+	End                     time.Time `json:"-"` // the response was out
 }

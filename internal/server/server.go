@@ -208,7 +208,7 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	if s.trace != nil {
-		// Before the store: it writes the last traces there.
+		// Exports what is queued; before the store, which its Flush uses.
 		if err := s.trace.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}

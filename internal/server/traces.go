@@ -6,32 +6,30 @@ import (
 	"github.com/stokehq/stoke/internal/trace"
 )
 
-// Trace and Traces serve the admin API's traces from the store, where the
-// Tracer keeps what they are rebuilt from.
+// Trace and Traces serve the admin API's traces from the store: an
+// invocation's record carries its trace, and the spans are rebuilt from it.
 func (s *Server) Trace(ctx context.Context, requestID string) (*trace.Trace, error) {
-	row, err := s.st.Trace(ctx, requestID)
+	rec, err := s.st.Trace(ctx, requestID)
 	if err != nil {
 		return nil, err
 	}
-	return trace.Decode(row.Data)
+	t := trace.FromRecord(&rec)
+	return &t, nil
 }
 
 func (s *Server) Traces(ctx context.Context, function string, limit int) ([]trace.Trace, error) {
-	rows, err := s.st.Traces(ctx, function, limit)
+	recs, err := s.st.Traces(ctx, function, limit)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]trace.Trace, len(rows))
-	for i, row := range rows {
-		t, err := trace.Decode(row.Data)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = *t
+	out := make([]trace.Trace, len(recs))
+	for i := range recs {
+		out[i] = trace.FromRecord(&recs[i])
 	}
 	return out, nil
 }
 
-// FlushTraces waits until the traces of invocations that ended before it
-// are stored and exported (for tests and tools that read right after a request).
+// FlushTraces waits until the records (so the traces) of invocations that
+// ended before it are stored and their spans exported (for tests and tools
+// that read right after a request).
 func (s *Server) FlushTraces(ctx context.Context) error { return s.trace.Flush(ctx) }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,14 +125,29 @@ type Query struct {
 }
 
 const recordColumns = `request_id, function, version, start_ns, cold, init_ms, queue_ms, duration_ms, billed_ms,
-	memory_mb, max_memory_mb, status, error_type, instance_id, method, path`
+	memory_mb, max_memory_mb, status, error_type, instance_id, method, path,
+	trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns`
 
 func scanRecord(sc interface{ Scan(...any) error }) (record.Record, error) {
 	var r record.Record
 	var ns int64
+	var traceID []byte
+	var parent, gateway, invoke int64
+	var invokeNS, endNS sql.NullInt64
 	err := sc.Scan(&r.RequestID, &r.Function, &r.Version, &ns, &r.Cold, &r.InitMS, &r.QueueMS, &r.DurationMS,
-		&r.BilledMS, &r.MemoryMB, &r.MaxMemoryMB, &r.Status, &r.ErrorType, &r.InstanceID, &r.Method, &r.Path)
+		&r.BilledMS, &r.MemoryMB, &r.MaxMemoryMB, &r.Status, &r.ErrorType, &r.InstanceID, &r.Method, &r.Path,
+		&traceID, &parent, &gateway, &invoke, &r.Sampled, &invokeNS, &endNS)
 	r.Start = time.Unix(0, ns)
+	copy(r.TraceID[:], traceID)
+	binary.BigEndian.PutUint64(r.ParentSpan[:], uint64(parent))
+	binary.BigEndian.PutUint64(r.GatewaySpan[:], uint64(gateway))
+	binary.BigEndian.PutUint64(r.InvokeSpan[:], uint64(invoke))
+	if invokeNS.Valid {
+		r.InvokeStart = time.Unix(0, ns+invokeNS.Int64)
+	}
+	if endNS.Valid {
+		r.End = time.Unix(0, ns+endNS.Int64)
+	}
 	return r, err
 }
 

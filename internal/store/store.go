@@ -198,6 +198,7 @@ CREATE TABLE log_chunks (
 CREATE INDEX log_chunks_function ON log_chunks (function, id);
 `,
 	tracesSchema, // traces.go
+	recordTraces, // traces.go
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

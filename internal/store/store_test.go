@@ -431,3 +431,112 @@ func BenchmarkAddParallel(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(s.Dropped())/float64(b.N), "dropped/op")
 }
+
+// BenchmarkWriteRecords is the writer's cost per record: queued, batched and
+// inserted (the traced fields included).
+func BenchmarkWriteRecords(b *testing.B) {
+	s := open(b, b.TempDir(), Options{QueueSize: 1 << 16})
+	r := rec("bench", 1, true)
+	traced(r, 1)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Add(r)
+		if i++; i%4096 == 0 {
+			_ = s.Flush(context.Background())
+		}
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if d := s.Dropped(); d > 0 {
+		b.Fatalf("%d dropped", d)
+	}
+}
+
+// traced stamps r with a trace, as the gateway does.
+func traced(r *record.Record, seed byte) {
+	for i := range r.TraceID {
+		r.TraceID[i] = seed + byte(i)
+	}
+	r.GatewaySpan = [8]byte{0xff, 1, 2, 3, 4, 5, 6, seed} // the top bit set: stored as a negative integer
+	r.InvokeSpan = [8]byte{7: seed}
+	r.Sampled = true
+	r.InvokeStart = r.Start.Add(1500 * time.Microsecond)
+	r.End = r.InvokeStart.Add(47280 * time.Microsecond)
+}
+
+func TestTracedRecords(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	plain := rec("f", 1, false)
+	s.Add(plain)
+	a, b := rec("f", 2, true), rec("f", 3, false)
+	traced(a, 1)
+	traced(b, 2)
+	b.ParentSpan = [8]byte{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}
+	b.InvokeStart = time.Time{} // no instance ran it
+	s.Add(a)
+	s.Add(b)
+	flush(t, s)
+
+	got, err := s.Trace(ctx, a.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TraceID != a.TraceID || got.GatewaySpan != a.GatewaySpan || got.InvokeSpan != a.InvokeSpan || got.ParentSpan != ([8]byte{}) ||
+		!got.Sampled || !got.InvokeStart.Equal(a.InvokeStart) || !got.End.Equal(a.End) || got.DurationMS != a.DurationMS {
+		t.Errorf("traced record read back as %+v, wrote %+v", got, *a)
+	}
+	got, err = s.Trace(ctx, b.RequestID)
+	if err != nil || got.ParentSpan != b.ParentSpan || !got.InvokeStart.IsZero() || !got.End.Equal(b.End) {
+		t.Errorf("traced record without an instance: %+v %v", got, err)
+	}
+	if _, err := s.Trace(ctx, plain.RequestID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an untraced record has a trace: %v", err)
+	}
+	if r, err := s.Record(ctx, plain.RequestID); err != nil || r.TraceID != ([16]byte{}) || !r.End.IsZero() || !r.InvokeStart.IsZero() {
+		t.Errorf("untraced record: %+v %v", r, err)
+	}
+	ts, err := s.Traces(ctx, "f", 10)
+	if err != nil || len(ts) != 2 || ts[0].RequestID != b.RequestID || ts[1].RequestID != a.RequestID {
+		t.Errorf("traces of f: %v %v", ts, err)
+	}
+}
+
+// A database from before traces lived on records keeps its records, which
+// have no trace, and loses the traces table.
+func TestMigrateTracesToRecords(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "stoke.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations[:4] {
+		if _, err := db.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `PRAGMA user_version = 4;
+		INSERT INTO records (request_id, function, version, start_ns, cold, init_ms, queue_ms, duration_ms, billed_ms,
+			memory_mb, max_memory_mb, status, error_type, instance_id, method, path)
+		VALUES ('old-1', 'f', '1', 1700000000000000000, 0, 0, 1, 2, 2, 128, 30, 200, '', 'i-1', 'GET', '/');
+		INSERT INTO traces (request_id, trace_id, function, start_ns, data) VALUES ('old-1', 'x', 'f', 1, '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, dir, Options{})
+	r, err := s.Record(ctx, "old-1")
+	if err != nil || r.Status != 200 || r.TraceID != ([16]byte{}) || !r.End.IsZero() {
+		t.Fatalf("old record: %+v %v", r, err)
+	}
+	if _, err := s.Trace(ctx, "old-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("old record's trace: %v", err)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'traces%'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("traces table and indexes left: %d %v", n, err)
+	}
+}

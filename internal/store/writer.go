@@ -122,15 +122,22 @@ func (w *writer) write() error {
 	if len(w.recs) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO records (request_id, function, version, start_ns, cold,
 			init_ms, queue_ms, duration_ms, billed_ms, memory_mb, max_memory_mb, status, error_type,
-			instance_id, method, path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+			instance_id, method, path, trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("preparing record insert: %w", err)
 		}
 		defer st.Close()
 		for _, r := range w.recs {
-			if _, err := st.ExecContext(ctx, r.RequestID, r.Function, r.Version, r.Start.UnixNano(), r.Cold,
+			start := r.Start.UnixNano()
+			traceID := r.TraceID[:]
+			if r.TraceID == ([16]byte{}) {
+				traceID = []byte{} // untraced: X'', as rows from before tracing
+			}
+			if _, err := st.ExecContext(ctx, r.RequestID, r.Function, r.Version, start, r.Cold,
 				r.InitMS, r.QueueMS, r.DurationMS, r.BilledMS, r.MemoryMB, r.MaxMemoryMB, r.Status, r.ErrorType,
-				r.InstanceID, r.Method, r.Path); err != nil {
+				r.InstanceID, r.Method, r.Path, traceID, spanInt(r.ParentSpan), spanInt(r.GatewaySpan), spanInt(r.InvokeSpan),
+				r.Sampled, offsetNS(start, r.InvokeStart), offsetNS(start, r.End)); err != nil {
 				return fmt.Errorf("inserting record %s: %w", r.RequestID, err)
 			}
 		}

@@ -4,11 +4,12 @@
 // app's work).
 //
 // The request path only makes the ids (a Context), so the function can be
-// handed the trace context before it runs; the spans are built from the
-// invocation's record afterwards, on the Tracer's goroutine, with explicit
-// timestamps. They are kept in SQLite (the last few thousand traces) and,
+// handed the trace context before it runs, and stamps them on the
+// invocation's record. The spans are built from the record afterwards, with
+// explicit timestamps: in SQLite only the record is kept (a trace lives as
+// long as its record), and its spans are rebuilt when read (FromRecord);
 // when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
-// set, exported over OTLP/HTTP.
+// set, the Tracer's goroutine builds them and exports them over OTLP/HTTP.
 package trace
 
 import (

@@ -1,8 +1,7 @@
 package trace
 
 import (
-	"encoding/json"
-	"fmt"
+	"encoding/binary"
 	"strconv"
 	"time"
 
@@ -12,7 +11,8 @@ import (
 	"github.com/stokehq/stoke/internal/record"
 )
 
-// Trace is one invocation's trace as stored and served by the admin API.
+// Trace is one invocation's trace as the admin API serves it, rebuilt from
+// the invocation's record (FromRecord).
 type Trace struct {
 	RequestID  string    `json:"request_id"`
 	TraceID    string    `json:"trace_id"`
@@ -45,73 +45,57 @@ const (
 	SpanInvoke  = "invoke"
 )
 
-// finished is one ended invocation: the record, the ids, and the two
-// instants the record does not keep.
+// Stamp puts c on r: a record carries its invocation's trace, and the
+// spans are rebuilt from the record (FromRecord) whenever they are wanted.
+func (c Context) Stamp(r *record.Record) {
+	r.TraceID, r.ParentSpan, r.GatewaySpan, r.InvokeSpan = c.TraceID, c.Parent, c.Gateway, c.Invoke
+	r.Sampled = c.Sampled
+}
+
+// ContextOf is the trace context Stamp put on r.
+func ContextOf(r *record.Record) Context {
+	return Context{TraceID: r.TraceID, Parent: r.ParentSpan, Gateway: r.GatewaySpan, Invoke: r.InvokeSpan, Sampled: r.Sampled}
+}
+
+// FromRecord rebuilds the trace of a stamped record, by the same build the
+// exporter uses: the spans are never stored, only the record.
+func FromRecord(r *record.Record) Trace {
+	f := finish(r)
+	return toTrace(&f, build(&f))
+}
+
+// finished is one ended invocation: its record and the ids of its spans.
 type finished struct {
 	rec         record.Record
 	tc          Context
-	queue, init oteltrace.SpanID // made off the request path, before build
-	invokeStart time.Time        // zero when no instance ran it
+	queue, init oteltrace.SpanID // derived from the gateway span's id
 	end         time.Time        // the response was out
 }
 
-// stored is a finished invocation as kept in SQLite. The spans are rebuilt
-// from it when read, by the same build the exporter uses: encoding the
-// record costs a fraction of encoding four spans with their attributes, and
-// the rows are a quarter of the size.
-type stored struct {
-	Rec                                  record.Record `json:"r"`
-	Trace                                string        `json:"t"`
-	Parent, Gateway, Queue, Init, Invoke string        `json:",omitempty"`
-	Sampled                              bool          `json:"sampled"`
-	InvokeStartNS, EndNS                 int64
+func finish(r *record.Record) finished {
+	f := finished{rec: *r, tc: ContextOf(r), end: r.End}
+	f.queue, f.init = derivedSpanID(f.tc.Gateway, 1), derivedSpanID(f.tc.Gateway, 2)
+	if f.end.IsZero() {
+		// Not stamped with its end: the best the record says.
+		f.end = r.Start.Add(msDur(r.QueueMS + r.DurationMS))
+	}
+	return f
 }
 
-func (f *finished) encode() ([]byte, error) {
-	sid := func(id oteltrace.SpanID) string {
-		if !id.IsValid() {
-			return ""
-		}
-		return id.String()
+// derivedSpanID is the n-th span id made from gateway, so the queue and init
+// spans, which the function is never told, need not be kept: splitmix64's
+// finalizer, a bijection, of gateway's id plus n golden-ratio steps.
+func derivedSpanID(gateway oteltrace.SpanID, n uint64) oteltrace.SpanID {
+	x := binary.BigEndian.Uint64(gateway[:]) + n*0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	if x == 0 {
+		x = n
 	}
-	return json.Marshal(stored{
-		Rec: f.rec, Trace: f.tc.TraceID.String(), Parent: sid(f.tc.Parent), Gateway: sid(f.tc.Gateway),
-		Queue: sid(f.queue), Init: sid(f.init), Invoke: sid(f.tc.Invoke), Sampled: f.tc.Sampled,
-		InvokeStartNS: unixNano(f.invokeStart), EndNS: f.end.UnixNano(),
-	})
-}
-
-// Decode rebuilds a stored trace (store.TraceRow.Data).
-func Decode(data []byte) (*Trace, error) {
-	var s stored
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("trace: decoding: %w", err)
-	}
-	f := finished{rec: s.Rec, tc: Context{Sampled: s.Sampled}, end: time.Unix(0, s.EndNS)}
-	if s.InvokeStartNS != 0 {
-		f.invokeStart = time.Unix(0, s.InvokeStartNS)
-	}
-	ok := decodeHex(f.tc.TraceID[:], s.Trace)
-	for _, id := range []struct {
-		dst *oteltrace.SpanID
-		hex string
-	}{{&f.tc.Parent, s.Parent}, {&f.tc.Gateway, s.Gateway}, {&f.queue, s.Queue}, {&f.init, s.Init}, {&f.tc.Invoke, s.Invoke}} {
-		if id.hex != "" {
-			ok = ok && decodeHex(id.dst[:], id.hex)
-		}
-	}
-	if !ok {
-		return nil, fmt.Errorf("trace: decoding %s: malformed ids", s.Rec.RequestID)
-	}
-	t := toTrace(&f, build(&f))
-	return &t, nil
-}
-
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
+	var s oteltrace.SpanID
+	binary.BigEndian.PutUint64(s[:], x)
+	return s
 }
 
 // span is a span before it becomes an OpenTelemetry span or a Span.
@@ -175,10 +159,10 @@ func build(f *finished) []span {
 			},
 		})
 	}
-	if !f.invokeStart.IsZero() {
+	if !r.InvokeStart.IsZero() {
 		spans = append(spans, span{
 			name: SpanInvoke, id: f.tc.Invoke, parent: f.tc.Gateway,
-			start: f.invokeStart, end: f.invokeStart.Add(msDur(r.DurationMS)),
+			start: r.InvokeStart, end: r.InvokeStart.Add(msDur(r.DurationMS)),
 			kind: oteltrace.SpanKindClient, err: r.ErrorType,
 			attrs: []attribute.KeyValue{
 				attribute.String("faas.instance", r.InstanceID),

@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -23,19 +22,19 @@ import (
 
 // Options configures a Tracer; zero fields take the defaults.
 type Options struct {
-	Store *store.Store // nil: traces are not kept
-	Keep  int          // traces kept in the store; default 10,000
-	// QueueSize bounds ended invocations waiting to become spans; beyond it
+	// Store is where the records, which carry the traces, are written; Flush
+	// waits for it too. nil: Flush waits only for the exporter.
+	Store *store.Store
+	// QueueSize bounds ended invocations waiting to be exported; beyond it
 	// they are dropped and counted. Default 8,192.
-	QueueSize     int
-	BatchSize     int           // traces per store transaction; default 256
-	FlushInterval time.Duration // longest a trace waits; default 100ms
-	Logger        *slog.Logger
+	QueueSize int
+	Logger    *slog.Logger
 }
 
-// Tracer turns ended invocations into spans off the request path: one
-// goroutine builds them, exports them when OTLP is configured, and writes
-// them to the store in batches.
+// Tracer exports the spans of ended invocations over OTLP, off the request
+// path: one goroutine builds them from the records and hands them to the
+// SDK's batching exporter. Without an OTLP endpoint it does nothing: the
+// stored traces are the records themselves (FromRecord).
 type Tracer struct {
 	o        Options
 	log      *slog.Logger
@@ -50,8 +49,8 @@ type Tracer struct {
 }
 
 type item struct {
-	f    finished
-	done chan error // flush
+	rec  record.Record
+	done chan struct{} // flush
 	stop bool
 }
 
@@ -62,17 +61,8 @@ type item struct {
 // OTEL_RESOURCE_ATTRIBUTES describe the resource (service.name "stoke" by
 // default).
 func NewTracer(ctx context.Context, o Options) (*Tracer, error) {
-	if o.Keep <= 0 {
-		o.Keep = 10_000
-	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 8192
-	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = 256
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 100 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -109,27 +99,32 @@ func NewTracer(ctx context.Context, o Options) (*Tracer, error) {
 // Exporting says whether spans go to an OTLP endpoint.
 func (t *Tracer) Exporting() bool { return t.provider != nil }
 
-// Dropped is how many traces were lost because the queue was full.
+// Dropped is how many traces were not exported because the queue was full
+// (or the Tracer closed).
 func (t *Tracer) Dropped() int64 { return t.dropped.Load() }
 
-// Trace queues an ended invocation: rec and tc, with the instants the
-// record does not keep (invokeStart is zero when no instance ran it). It
-// never blocks and copies rec.
-func (t *Tracer) Trace(rec *record.Record, tc Context, invokeStart, end time.Time) {
-	if t.closed.Load() || !tc.Valid() {
+// Trace queues an ended invocation's record, stamped with its trace
+// (Context.Stamp), for export. It never blocks and copies rec; it does
+// nothing when not exporting.
+func (t *Tracer) Trace(rec *record.Record) {
+	if t.provider == nil || rec.TraceID == ([16]byte{}) {
+		return
+	}
+	if t.closed.Load() {
 		t.dropped.Add(1)
 		return
 	}
 	select {
-	case t.queue <- item{f: finished{rec: *rec, tc: tc, invokeStart: invokeStart, end: end}}:
+	case t.queue <- item{rec: *rec}:
 	default:
 		t.dropped.Add(1)
 	}
 }
 
-// Flush waits until every trace queued before it is stored and exported.
+// Flush waits until every invocation queued before it is exported, and
+// every record the store got before it is written.
 func (t *Tracer) Flush(ctx context.Context) error {
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	select {
 	case t.queue <- item{done: done}:
 	case <-t.stopped:
@@ -137,30 +132,32 @@ func (t *Tracer) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("trace: flush: %w", ctx.Err())
 	}
-	var err error
 	select {
-	case err = <-done:
+	case <-done:
 	case <-t.stopped:
 		// Close may have answered it while draining, or never seen it.
 		select {
-		case err = <-done:
+		case <-done:
 		default:
 			return errors.New("trace: closed")
 		}
 	case <-ctx.Done():
 		return fmt.Errorf("trace: flush: %w", ctx.Err())
 	}
+	var err error
 	if t.provider != nil {
 		if ferr := t.provider.ForceFlush(ctx); ferr != nil {
-			err = errors.Join(err, fmt.Errorf("trace: exporting: %w", ferr))
+			err = fmt.Errorf("trace: exporting: %w", ferr)
 		}
+	}
+	if t.o.Store != nil {
+		err = errors.Join(err, t.o.Store.Flush(ctx))
 	}
 	return err
 }
 
-// Close handles what is queued, then shuts the exporter down (sending what
-// it holds, within ctx). Traces added after Close are dropped. Call it
-// before closing the store.
+// Close exports what is queued, then shuts the exporter down (sending what
+// it holds, within ctx). Invocations traced after Close are dropped.
 func (t *Tracer) Close(ctx context.Context) error {
 	var err error
 	t.once.Do(func() {
@@ -178,88 +175,33 @@ func (t *Tracer) Close(ctx context.Context) error {
 
 func (t *Tracer) run() {
 	defer close(t.stopped)
-	batch := make([]finished, 0, t.o.BatchSize)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var werr error // first write error since the last flush
-	write := func() {
-		timer.Stop()
-		if err := t.write(batch); err != nil {
-			t.log.Error("storing traces", "traces", len(batch), "err", err)
-			werr = firstErr(werr, err)
-		}
-		clear(batch)
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case it := <-t.queue:
-			switch {
-			case it.stop:
-				for len(t.queue) > 0 {
-					if it := <-t.queue; it.done == nil && !it.stop {
-						batch = append(batch, it.f)
-					} else if it.done != nil {
-						it.done <- nil
-					}
-				}
-				write()
-				return
-			case it.done != nil:
-				write()
-				it.done <- werr
-				werr = nil
-			default:
-				if len(batch) == 0 {
-					timer.Reset(t.o.FlushInterval)
-				}
-				batch = append(batch, it.f)
-				if len(batch) >= t.o.BatchSize {
-					write()
+	for it := range t.queue {
+		switch {
+		case it.stop:
+			for len(t.queue) > 0 {
+				switch it := <-t.queue; {
+				case it.done != nil:
+					close(it.done)
+				case !it.stop:
+					t.exportRecord(&it.rec)
 				}
 			}
-		case <-timer.C:
-			write()
+			return
+		case it.done != nil:
+			close(it.done)
+		default:
+			t.exportRecord(&it.rec)
 		}
 	}
 }
 
-func firstErr(first, err error) error {
-	if first != nil {
-		return first
+// exportRecord builds rec's spans and hands them to the SDK's batcher.
+func (t *Tracer) exportRecord(rec *record.Record) {
+	if t.otel == nil {
+		return
 	}
-	return err
-}
-
-// write builds the batch's spans, hands them to the exporter and stores them.
-func (t *Tracer) write(batch []finished) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	rows := make([]store.TraceRow, 0, len(batch))
-	for i := range batch {
-		f := &batch[i]
-		f.queue, f.init = newSpanID(), newSpanID()
-		if t.otel != nil {
-			t.export(f, build(f))
-		}
-		if t.o.Store == nil {
-			continue
-		}
-		data, err := f.encode()
-		if err != nil {
-			return fmt.Errorf("trace: encoding %s: %w", f.rec.RequestID, err)
-		}
-		rows = append(rows, store.TraceRow{
-			RequestID: f.rec.RequestID, TraceID: f.tc.TraceID.String(), Function: f.rec.Function, Start: f.rec.Start, Data: data,
-		})
-	}
-	if t.o.Store == nil {
-		return nil
-	}
-	// Background: a batch taken off the queue is written even during
-	// shutdown; SQLite's busy_timeout bounds the wait.
-	return t.o.Store.PutTraces(context.Background(), rows, t.o.Keep)
+	f := finish(rec)
+	t.export(&f, build(&f))
 }
 
 // export replays spans through the SDK with their own timestamps and ids

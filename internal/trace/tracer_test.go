@@ -2,6 +2,7 @@ package trace_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -37,6 +38,16 @@ func newTracer(t testing.TB, o trace.Options) (*trace.Tracer, *store.Store) {
 
 func msDur(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
 
+// ended is what the gateway does once an invocation ended: the record is
+// stamped with its trace and the two instants, stored, and handed to the
+// Tracer.
+func ended(tr *trace.Tracer, st *store.Store, rec *record.Record, tc trace.Context, invokeStart, end time.Time) {
+	tc.Stamp(rec)
+	rec.InvokeStart, rec.End = invokeStart, end
+	st.Add(rec)
+	tr.Trace(rec)
+}
+
 // near says whether an exported nanosecond timestamp is t.
 func near(ns uint64, t time.Time) bool { return math.Abs(float64(int64(ns)-t.UnixNano())) < 1000 }
 
@@ -56,17 +67,17 @@ func TestSpansExportedAndStored(t *testing.T) {
 	coldTC, _ := trace.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	invokeStart := start.Add(msDur(18))
 	end := invokeStart.Add(msDur(4.2))
-	tr.Trace(cold, coldTC, invokeStart, end)
+	ended(tr, st, cold, coldTC, invokeStart, end)
 
 	warm := *cold
 	warm.RequestID, warm.Cold, warm.InitMS, warm.QueueMS, warm.Status, warm.ErrorType = "warm-1", false, 0, 0.05, 502, "Runtime.ExitError"
 	warmTC := trace.NewContext()
-	tr.Trace(&warm, warmTC, start.Add(msDur(0.1)), start.Add(msDur(4.3)))
+	ended(tr, st, &warm, warmTC, start.Add(msDur(0.1)), start.Add(msDur(4.3)))
 
 	throttled := &record.Record{RequestID: "thr-1", Function: "hello", Version: "2", Start: start, QueueMS: 0.02,
 		MemoryMB: 256, Status: 429, ErrorType: "TooManyRequestsException", Method: "GET", Path: "/hello"}
 	thrTC := trace.NewContext()
-	tr.Trace(throttled, thrTC, time.Time{}, start.Add(msDur(0.03)))
+	ended(tr, st, throttled, thrTC, time.Time{}, start.Add(msDur(0.03)))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -143,16 +154,13 @@ func TestSpansExportedAndStored(t *testing.T) {
 		t.Errorf("%d spans exported, want 9", n)
 	}
 
-	// The same spans are stored.
+	// The same spans are rebuilt from the stored record.
 	row, err := st.Trace(ctx, "cold-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := trace.Decode(row.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if row.TraceID != coldTC.TraceID.String() || stored.TraceID != row.TraceID || !stored.Cold || len(stored.Spans) != 4 ||
+	stored := trace.FromRecord(&row)
+	if trace.ContextOf(&row) != coldTC || stored.TraceID != coldTC.TraceID.String() || !stored.Cold || len(stored.Spans) != 4 ||
 		math.Abs(stored.DurationMS-22.2) > 0.001 {
 		t.Fatalf("stored: %+v", stored)
 	}
@@ -172,53 +180,76 @@ func TestSpansExportedAndStored(t *testing.T) {
 	}
 }
 
-func TestStoredTracesBounded(t *testing.T) {
+func TestStoredTracesAreRecords(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
-	tr, st := newTracer(t, trace.Options{Keep: 5, BatchSize: 3})
+	tr, st := newTracer(t, trace.Options{})
 	if tr.Exporting() {
 		t.Fatal("exporting without an endpoint")
 	}
+	start := time.Now()
 	for i := range 12 {
 		fn := "a"
 		if i%2 == 1 {
 			fn = "b"
 		}
-		rec := &record.Record{RequestID: fmt.Sprint("r", i), Function: fn, Start: time.Now(), Status: 200}
-		tr.Trace(rec, trace.NewContext(), rec.Start, rec.Start.Add(time.Millisecond))
+		rec := &record.Record{RequestID: fmt.Sprint("r", i), Function: fn, Start: start, Status: 200}
+		if i == 0 {
+			st.Add(rec) // a record without a trace, as written before traces were kept on records
+			continue
+		}
+		ended(tr, st, rec, trace.NewContext(), start, start.Add(time.Millisecond))
 	}
 	ctx := context.Background()
-	if err := tr.Flush(ctx); err != nil {
+	if err := tr.Flush(ctx); err != nil { // flushes the store
 		t.Fatal(err)
 	}
-	a, _ := st.Traces(ctx, "a", 100)
-	b, _ := st.Traces(ctx, "b", 100)
-	if len(a)+len(b) != 5 || b[0].RequestID != "r11" || a[0].RequestID != "r10" {
-		t.Errorf("kept a=%d b=%d, want the newest 5 of 12", len(a), len(b))
+	if d := tr.Dropped(); d != 0 {
+		t.Errorf("%d dropped when not exporting", d)
 	}
-	if _, err := st.Trace(ctx, "r0"); err == nil {
-		t.Error("the oldest trace is still there")
+	a, _ := st.Traces(ctx, "a", 100)
+	b, _ := st.Traces(ctx, "b", 3)
+	if len(a) != 5 || len(b) != 3 || b[0].RequestID != "r11" || a[0].RequestID != "r10" || a[4].RequestID != "r2" {
+		t.Errorf("traces a=%d b=%d, want a's 5 traced records and b's newest 3", len(a), len(b))
+	}
+	if _, err := st.Trace(ctx, "r0"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a record without a trace: %v", err)
+	}
+	if _, err := st.Record(ctx, "r0"); err != nil {
+		t.Errorf("the record itself: %v", err)
+	}
+	got, err := st.Trace(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := trace.FromRecord(&got)
+	if len(tt.Spans) != 3 || tt.Spans[1].SpanID == tt.Spans[0].SpanID || math.Abs(tt.DurationMS-1) > 0.001 {
+		t.Errorf("rebuilt %+v", tt)
+	}
+	if again := trace.FromRecord(&got); again.Spans[1].SpanID != tt.Spans[1].SpanID {
+		t.Error("the queue span's id changes between reads")
 	}
 }
 
-// BenchmarkTraceEnqueue is what tracing adds to a request after it ended:
-// one copy of the record into the queue.
+// BenchmarkTraceEnqueue is what tracing adds to a request after it ended,
+// when not exporting: nothing beyond the stamped record.
 func BenchmarkTraceEnqueue(b *testing.B) {
 	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	b.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	tr, _ := newTracer(b, trace.Options{})
 	rec := &record.Record{RequestID: "3f9c2a4e-8d1b-4c6e-9a0f-5b7d2e1c8a34", Function: "hello", Version: "1", Start: time.Now(),
 		QueueMS: 0.1, DurationMS: 2, BilledMS: 2, MemoryMB: 128, Status: 200, InstanceID: "hello-1-abc", Method: "GET", Path: "/hello"}
-	tc := trace.NewContext()
+	trace.NewContext().Stamp(rec)
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.Trace(rec, tc, rec.Start, rec.Start)
+		tr.Trace(rec)
 	}
 	b.ReportMetric(float64(tr.Dropped())/float64(b.N), "dropped/op")
 }
 
-// BenchmarkTracePipeline is the background cost per trace: spans built,
-// encoded and written to SQLite in batches (and exported, with -otlp).
+// BenchmarkTracePipeline is the background cost per invocation of keeping
+// (and, with otlp=true, exporting) its trace: the record, stamped, written
+// to SQLite in the store's batches, and its spans built and exported.
 func BenchmarkTracePipeline(b *testing.B) {
 	for _, export := range []bool{false, true} {
 		b.Run(fmt.Sprintf("otlp=%v", export), func(b *testing.B) {
@@ -227,13 +258,13 @@ func BenchmarkTracePipeline(b *testing.B) {
 			if export {
 				b.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlptest.Start(b).URL())
 			}
-			tr, _ := newTracer(b, trace.Options{})
+			tr, st := newTracer(b, trace.Options{})
 			rec := &record.Record{RequestID: "3f9c2a4e-8d1b-4c6e-9a0f-5b7d2e1c8a34", Function: "hello", Version: "1", Start: time.Now(),
 				Cold: true, InitMS: 40, QueueMS: 41, DurationMS: 2, BilledMS: 2, MemoryMB: 128, Status: 200, InstanceID: "hello-1-abc", Method: "GET", Path: "/hello"}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				tr.Trace(rec, trace.NewContext(), rec.Start, rec.Start.Add(43*time.Millisecond))
+				ended(tr, st, rec, trace.NewContext(), rec.Start.Add(41*time.Millisecond), rec.Start.Add(43*time.Millisecond))
 				if i++; i%4096 == 0 {
 					_ = tr.Flush(context.Background())
 				}
@@ -241,9 +272,23 @@ func BenchmarkTracePipeline(b *testing.B) {
 			if err := tr.Flush(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			if d := tr.Dropped(); d > 0 {
+			if d := tr.Dropped() + st.Dropped(); d > 0 {
 				b.Fatalf("%d dropped", d)
 			}
 		})
+	}
+}
+
+// BenchmarkFromRecord is the cost of reading a trace: its spans rebuilt
+// from the record.
+func BenchmarkFromRecord(b *testing.B) {
+	start := time.Now()
+	rec := &record.Record{RequestID: "3f9c2a4e-8d1b-4c6e-9a0f-5b7d2e1c8a34", Function: "hello", Version: "1", Start: start,
+		Cold: true, InitMS: 40, QueueMS: 41, DurationMS: 2, BilledMS: 2, MemoryMB: 128, Status: 200, InstanceID: "hello-1-abc", Method: "GET", Path: "/hello",
+		InvokeStart: start.Add(41 * time.Millisecond), End: start.Add(43 * time.Millisecond)}
+	trace.NewContext().Stamp(rec)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = trace.FromRecord(rec)
 	}
 }
