@@ -53,6 +53,7 @@ func (r *recorder) End(rec *record.Record) {
 	r.recs = append(r.recs, *rec)
 	r.mu.Unlock()
 }
+
 // byID waits for the record of a request: the gateway sends the response
 // before it records, so a client can be faster than the record.
 func (r *recorder) byID(t *testing.T, id string) record.Record {
