@@ -6,8 +6,6 @@ package httprt
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,63 +126,11 @@ func freePort() (int, error) {
 	return port, l.Close()
 }
 
-// Env returns the whole environment of an instance: a minimal slice of
-// Stoke's own environment, the variables Lambda gives every function, the
-// port to listen on, then the function's own env, which wins over the rest.
+// Env returns the whole environment of an instance: runtime.Env's layers
+// with PORT and AWS_LWA_PORT (Lambda Web Adapter's name) as this kind's own.
 func Env(f *config.Function, version, region, instanceID string, port int, now time.Time) []string {
-	if version == "" {
-		version = "$LATEST"
-	}
-	if region == "" {
-		region = "us-east-1"
-	}
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "LANG", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
 	p := strconv.Itoa(port)
-	env = append(env,
-		"AWS_LAMBDA_FUNCTION_NAME="+f.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION="+version,
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(f.Memory),
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+f.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME="+now.UTC().Format("2006/01/02")+"/["+version+"]"+streamID(instanceID),
-		"AWS_REGION="+region,
-		"AWS_DEFAULT_REGION="+region,
-		"LAMBDA_TASK_ROOT="+f.Cwd,
-		"TZ=:UTC",
-		"PORT="+p,
-		"AWS_LWA_PORT="+p,
-	)
-	keys := make([]string, 0, len(f.Env))
-	for k := range f.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		kv := k + "=" + f.Env[k]
-		if i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }); i >= 0 {
-			env[i] = kv
-		} else {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// streamID is the 32 hex digits Lambda puts at the end of a log stream name:
-// the instance id itself when it is a UUID, else a digest of it.
-func streamID(id string) string {
-	s := strings.ToLower(strings.ReplaceAll(id, "-", ""))
-	if len(s) == 32 {
-		if _, err := hex.DecodeString(s); err == nil {
-			return s
-		}
-	}
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:16])
+	return runtime.Env(f, version, region, instanceID, now, []string{"PORT=" + p, "AWS_LWA_PORT=" + p}, nil)
 }
 
 // waitReady probes the app until it serves, exits, init times out or ctx ends.

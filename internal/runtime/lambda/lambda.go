@@ -16,13 +16,11 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/runtime"
-	httprt "github.com/stokehq/stoke/internal/runtime/http"
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
@@ -176,34 +174,14 @@ func (in *Instance) initExitError() error {
 	return e
 }
 
-// Env returns the whole environment of an instance: the http runtime's
-// (Lambda's variables and the function's own env) without its port
-// variables, plus the Runtime API address and _HANDLER. The Runtime API
-// address always wins: a function cannot point its bootstrap elsewhere.
+// Env returns the whole environment of an instance: runtime.Env's layers
+// with _HANDLER as this kind's own and the Runtime API address forced: a
+// function cannot point its bootstrap elsewhere.
 func Env(f *config.Function, version, region, instanceID, runtimeAPI string, now time.Time) []string {
-	g := *f
-	g.Env = nil
-	env := slices.DeleteFunc(httprt.Env(&g, version, region, instanceID, 0, now), func(kv string) bool {
-		return strings.HasPrefix(kv, "PORT=") || strings.HasPrefix(kv, "AWS_LWA_PORT=")
-	})
 	handler := ""
 	if len(f.Command) > 0 {
 		handler = filepath.Base(f.Command[0])
 	}
-	env = append(env, "_HANDLER="+handler)
-	keys := make([]string, 0, len(f.Env))
-	for k := range f.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		kv := k + "=" + f.Env[k]
-		if i := slices.IndexFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }); i >= 0 {
-			env[i] = kv
-		} else {
-			env = append(env, kv)
-		}
-	}
-	env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") })
-	return append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPI)
+	return runtime.Env(f, version, region, instanceID, now, []string{"_HANDLER=" + handler},
+		[]string{"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI})
 }
