@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/stokehq/stoke/internal/config"
 	"io"
 	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -59,7 +59,7 @@ per instance at a time and no max_instances limit.`,
 				return enc.Encode(rep)
 			}
 			if len(rep.Functions) == 0 {
-				fmt.Fprintf(out, "no invocations in the last %s\n", shortDur(since))
+				fmt.Fprintf(out, "no invocations in the last %s\n", config.FormatDuration(since))
 				return nil
 			}
 			return printCost(out, &rep, since)
@@ -77,7 +77,7 @@ func printCost(out io.Writer, rep *admin.CostReport, since time.Duration) error 
 		initNote = "init not billed"
 	}
 	fmt.Fprintf(out, "last %s; prices: $%s per GB-s, $%s per request, %s, keep-warm $%s per GB-s, billed in %s steps\n\n",
-		shortDur(since), num(p.PerGBSecond), num(p.PerRequest), initNote, num(p.KeepWarmPerGBSecond), p.Granularity)
+		config.FormatDuration(since), num(p.PerGBSecond), num(p.PerRequest), initNote, num(p.KeepWarmPerGBSecond), p.Granularity)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FUNCTION\tINVOCATIONS\tCOLD\tTHROTTLED\tGB-s\tREQUESTS\tDURATION\tINIT\tKEEP-WARM\tTOTAL")
 	var total cost.Summary
@@ -121,18 +121,6 @@ func printCost(out io.Writer, rep *admin.CostReport, since time.Duration) error 
 
 // num prints a price as written in stoke.yaml: 0.0000166667, not 1.66667e-05.
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-
-// shortDur prints 24h rather than 24h0m0s.
-func shortDur(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
 
 // adviceLine says what keep_warm N would have done, in one sentence.
 func adviceLine(a cost.Advice) string {

@@ -559,7 +559,7 @@ func (p *parser) crossChecks(c *Config) {
 				line = n.Line
 			}
 			p.warnf(line, "%s.timeout %s exceeds gateway.timeout %s; HTTP requests will be cut at %s",
-				s.key, fmtDur(s.fn.Timeout), fmtDur(c.Gateway.Timeout), fmtDur(c.Gateway.Timeout))
+				s.key, FormatDuration(s.fn.Timeout), FormatDuration(c.Gateway.Timeout), FormatDuration(c.Gateway.Timeout))
 		}
 	}
 	// Every route must lead to exactly one function, so no path may match
@@ -1008,8 +1008,9 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// fmtDur prints 15m instead of 15m0s.
-func fmtDur(d time.Duration) string {
+// FormatDuration prints a duration the way stoke.yaml writes it: 15m, not
+// 15m0s; 24h, not 24h0m0s.
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
