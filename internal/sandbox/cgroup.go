@@ -130,11 +130,10 @@ func (h *hierarchy) delete(ctx context.Context) error {
 
 // group is one instance's cgroup.
 type group struct {
-	v2     bool
-	dir    string // memory.* files and the cgroup.procs listing every member
-	v1     cgroup1.Cgroup
-	v2m    *cgroup2.Manager
-	failed bool // memory.failcnt fallback for kernels without an oom_kill counter
+	v2  bool
+	dir string // memory.* files and the cgroup.procs listing every member
+	v1  cgroup1.Cgroup
+	v2m *cgroup2.Manager
 }
 
 // newGroup makes the instance cgroup <parent>/<id> with limits for memoryMB.
