@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -30,7 +31,10 @@ type conn struct {
 	// interrupt unblocks every read and write for good. Bound once per
 	// connection so watching a request's context does not allocate it.
 	interrupt func()
-	num       [20]byte // scratch for formatting numbers without allocating
+	// bodySent: the body writer has the last of the body in hand; the app
+	// may already have it and have answered before the writer reports.
+	bodySent atomic.Bool
+	num      [20]byte // scratch for formatting numbers without allocating
 }
 
 var (
@@ -41,6 +45,9 @@ var (
 	// connections after seconds (gunicorn 2 s, Node and uvicorn 5 s), and
 	// connections in steady use skip the syscall.
 	idleCheckAfter = 250 * time.Millisecond
+	// bodyGrace: how long a whole response waits for a body writer that has
+	// sent its last byte to report, before the connection is given up.
+	bodyGrace = 50 * time.Millisecond
 )
 
 func newConn(nc net.Conn) *conn {
@@ -249,9 +256,13 @@ func (in *Instance) finish(cl call, reuse bool) error {
 		select {
 		case err = <-cl.body:
 		default:
-			cl.c.interrupt()
-			err = <-cl.body
-			reuse = false
+			// The app answered whole; if it also has the whole body, the
+			// writer is only about to report and the connection stays good.
+			if !reuse || !cl.c.bodySent.Load() || !waitFor(cl.body, &err) {
+				cl.c.interrupt()
+				err = <-cl.body
+				reuse = false
+			}
 		}
 	}
 	if reuse && err == nil {
@@ -260,6 +271,18 @@ func (in *Instance) finish(cl call, reuse bool) error {
 		cl.c.nc.Close()
 	}
 	return err
+}
+
+// waitFor waits up to bodyGrace for the body writer's result.
+func waitFor(body <-chan error, err *error) bool {
+	t := time.NewTimer(bodyGrace)
+	defer t.Stop()
+	select {
+	case *err = <-body:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // writeBody copies a large or chunked request body to the app. A failure to
@@ -278,6 +301,7 @@ func (c *conn) writeBody(body io.Reader, n int64, done chan<- error) {
 
 func (c *conn) copyBody(body io.Reader, n int64, buf []byte) error {
 	w := c.bw
+	c.bodySent.Store(false)
 	for left := n; n < 0 || left > 0; {
 		p := buf
 		if n >= 0 && left < int64(len(p)) {
@@ -294,6 +318,9 @@ func (c *conn) copyBody(body io.Reader, n int64, buf []byte) error {
 				w.WriteString("\r\n")
 			}
 			left -= int64(k)
+			if left == 0 {
+				c.bodySent.Store(true)
+			}
 			if werr := w.Flush(); werr != nil {
 				return werr
 			}
@@ -314,6 +341,7 @@ func (c *conn) copyBody(body io.Reader, n int64, buf []byte) error {
 	if n < 0 {
 		w.WriteString("0\r\n\r\n")
 	}
+	c.bodySent.Store(true)
 	return w.Flush()
 }
 
