@@ -74,7 +74,7 @@ type Billing struct {
 // Function is one function's settings.
 type Function struct {
 	Name         string
-	Runtime      string   // "http" or "lambda"
+	Runtime      string   // "http", "lambda" or "python-wsgi"
 	Build        string   // shell command run once per deploy in Cwd; may be empty
 	Command      []string // argv; Parse makes Command[0] absolute (against Cwd) if it is relative and contains a slash
 	Cwd          string   // absolute; default: dir of the config file
@@ -91,8 +91,24 @@ type Function struct {
 	// EventFormat is the API Gateway payload version HTTP routes to a lambda
 	// function produce: "2.0" (HTTP API, default) or "1.0" (REST API).
 	EventFormat string
+	// InitBoost runs an instance without its CPU quota until it is ready
+	// (default true); the quota applies from its first invocation on.
+	InitBoost bool
+	// Python is the python-wsgi settings; zero for other runtimes.
+	Python Python
 	// Line is where the function is defined in the file, for messages.
 	Line int
+}
+
+// Python configures a python-wsgi function.
+type Python struct {
+	Handler        string // "module:callable", e.g. mysite.wsgi:application
+	DjangoSettings string // e.g. mysite.settings; used when Handler is empty
+	Interpreter    string // the python key; default "python3"
+	// Snapshot forks instances from a template that imported the app and
+	// served one warm-up request (default true); false starts each instance
+	// as its own process.
+	Snapshot bool
 }
 
 // Readiness says how Stoke knows an http instance is ready to serve.
@@ -131,5 +147,6 @@ func (f *Function) Fingerprint() string {
 	fmt.Fprintf(h, "idle_timeout=%d\ninit_timeout=%d\nroutes=%q\n", f.IdleTimeout, f.InitTimeout, f.Routes)
 	r := f.Readiness
 	fmt.Fprintf(h, "readiness=%q %q %d %d\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax)
+	fmt.Fprintf(h, "event_format=%q\ninit_boost=%t\npython=%q %q %q %t\n", f.EventFormat, f.InitBoost, f.Python.Handler, f.Python.DjangoSettings, f.Python.Interpreter, f.Python.Snapshot)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

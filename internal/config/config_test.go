@@ -92,6 +92,7 @@ func TestLoadFull(t *testing.T) {
 				InitTimeout:  20 * time.Second,
 				Routes:       []string{"/hello", "/hello/*"},
 				Readiness:    Readiness{Protocol: "http", Path: "/healthz", StatusMin: 200, StatusMax: 299},
+				InitBoost:    true,
 				Line:         14,
 			},
 			"plain": {
@@ -108,6 +109,7 @@ func TestLoadFull(t *testing.T) {
 				InitTimeout:  10 * time.Second,
 				Routes:       []string{"/static*"},
 				Readiness:    Readiness{Protocol: "tcp", Path: "/", StatusMin: 100, StatusMax: 499},
+				InitBoost:    true,
 				Line:         29,
 			},
 		},
@@ -182,9 +184,9 @@ func TestErrors(t *testing.T) {
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),
-			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, env, event_format, idle_timeout, init_timeout, keep_warm, max_instances, memory, readiness, routes, runtime, timeout"},
-		{"later feature key", fn("    handler: app.handler\n"),
-			"stoke.yaml:4: functions.hello.handler: unknown key; allowed: build, ..."},
+			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, django_settings, env, event_format, handler, idle_timeout, init_boost, init_timeout, keep_warm, max_instances, memory, python, readiness, routes, runtime, snapshot, timeout"},
+		{"python key on http", fn("    handler: app:app\n"),
+			"stoke.yaml:4: functions.hello.handler: only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi"},
 		{"unknown readiness key", fn("    readiness: {path: /, code: 200}\n"),
 			"stoke.yaml:4: functions.hello.readiness.code: unknown key; allowed: path, protocol, status"},
 		{"duplicate key", "listen: :80\nlisten: :81\n",
@@ -248,10 +250,22 @@ func TestErrors(t *testing.T) {
 		{"bill_init not a bool", "billing:\n  bill_init: yes\n",
 			"stoke.yaml:2: billing.bill_init: \"yes\" is not a bool; allowed: true, false"},
 		{"missing runtime", "functions:\n  hello:\n    command: [x]\n",
-			"stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda"},
-		{"null function", "functions:\n  hello:\n", "stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda"},
-		{"bad runtime", "functions:\n  hello:\n    runtime: python-wsgi\n    command: [x]\n",
-			`stoke.yaml:3: functions.hello.runtime: "python-wsgi" is not a supported runtime; allowed: http, lambda`},
+			"stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda, python-wsgi"},
+		{"null function", "functions:\n  hello:\n", "stoke.yaml:2: functions.hello.runtime: required; allowed: http, lambda, python-wsgi"},
+		{"bad runtime", "functions:\n  hello:\n    runtime: python2\n    command: [x]\n",
+			`stoke.yaml:3: functions.hello.runtime: "python2" is not a supported runtime; allowed: http, lambda, python-wsgi`},
+		{"wsgi without handler", "functions:\n  api:\n    runtime: python-wsgi\n",
+			"stoke.yaml:2: functions.api.handler: runtime python-wsgi needs handler (module:callable, e.g. app:app) or django_settings (e.g. mysite.settings)"},
+		{"wsgi with command", "functions:\n  api:\n    runtime: python-wsgi\n    handler: app:app\n    command: [x]\n",
+			"stoke.yaml:5: functions.api.command: not used with runtime python-wsgi (Stoke runs the app with its own WSGI server); allowed: remove it and set handler or django_settings"},
+		{"wsgi bad handler", "functions:\n  api:\n    runtime: python-wsgi\n    handler: app.app\n",
+			`stoke.yaml:4: functions.api.handler: "app.app" is not module:callable; allowed: e.g. mysite.wsgi:application or app:app`},
+		{"wsgi both", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    django_settings: m.settings\n",
+			"stoke.yaml:5: functions.api.django_settings: set either handler or django_settings, not both; allowed: django_settings alone serves django.core.wsgi's application"},
+		{"wsgi bad settings", "functions:\n  api:\n    runtime: python-wsgi\n    django_settings: my-site.settings\n",
+			`stoke.yaml:4: functions.api.django_settings: "my-site.settings" is not a Python module path; allowed: e.g. mysite.settings`},
+		{"wsgi snapshot not bool", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    snapshot: maybe\n",
+			`stoke.yaml:5: functions.api.snapshot: "maybe" is not a bool; allowed: true, false`},
 		{"missing command", "functions:\n  hello:\n    runtime: http\n",
 			"stoke.yaml:2: functions.hello.command: required for runtime http; e.g. command: [./bin/hello]"},
 		{"bad function name", "functions:\n  hello.world:\n    runtime: http\n    command: [x]\n",
@@ -580,4 +594,25 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPythonWSGI(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "stoke.yaml")
+	text := "functions:\n  api:\n    runtime: python-wsgi\n    django_settings: mysite.settings\n" +
+		"  flask:\n    runtime: python-wsgi\n    handler: app:app\n    python: venv/bin/python\n    snapshot: false\n    init_boost: false\n"
+	cfg, err := Parse(path, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, flask := cfg.Functions["api"], cfg.Functions["flask"]
+	if want := (Python{DjangoSettings: "mysite.settings", Interpreter: "python3", Snapshot: true}); api.Python != want || !api.InitBoost {
+		t.Errorf("api: %+v boost %t, want %+v boost true", api.Python, api.InitBoost, want)
+	}
+	if want := (Python{Handler: "app:app", Interpreter: "venv/bin/python"}); flask.Python != want || flask.InitBoost {
+		t.Errorf("flask: %+v boost %t, want %+v boost false", flask.Python, flask.InitBoost, want)
+	}
+	if api.Fingerprint() == flask.Fingerprint() {
+		t.Error("different python settings, same fingerprint")
+	}
 }

@@ -104,7 +104,7 @@ var (
 )
 
 // runtimes lists the accepted function runtimes; later ones are added here.
-var runtimes = []string{"http", "lambda"}
+var runtimes = []string{"http", "lambda", "python-wsgi"}
 
 // reservedEnv are the variables Lambda sets itself and refuses in a
 // function's configuration; Stoke sets them too.
@@ -271,8 +271,49 @@ var functionKeys = map[string]setter[*fnState]{
 		}
 		s.fn.EventFormat = f
 	},
-	"readiness": func(p *parser, k string, v *yaml.Node, s *fnState) { p.readiness(v, k, &s.fn.Readiness) },
+	"readiness":  func(p *parser, k string, v *yaml.Node, s *fnState) { p.readiness(v, k, &s.fn.Readiness) },
+	"init_boost": func(p *parser, k string, v *yaml.Node, s *fnState) { p.boolean(v, k, &s.fn.InitBoost) },
+	"handler": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		var h string
+		if !p.str(v, k, &h) {
+			return
+		}
+		mod, fn, ok := strings.Cut(h, ":")
+		if !ok || !pyDottedRe.MatchString(mod) || !pyDottedRe.MatchString(fn) {
+			p.errf(v, k, "%q is not module:callable; allowed: e.g. mysite.wsgi:application or app:app", h)
+			return
+		}
+		s.fn.Python.Handler = h
+	},
+	"django_settings": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		var m string
+		if !p.str(v, k, &m) {
+			return
+		}
+		if !pyDottedRe.MatchString(m) {
+			p.errf(v, k, "%q is not a Python module path; allowed: e.g. mysite.settings", m)
+			return
+		}
+		s.fn.Python.DjangoSettings = m
+	},
+	"python": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		var py string
+		if p.str(v, k, &py) {
+			if strings.TrimSpace(py) == "" {
+				p.errf(v, k, "empty; allowed: an interpreter name or path, e.g. python3 or venv/bin/python")
+				return
+			}
+			s.fn.Python.Interpreter = py
+		}
+	},
+	"snapshot": func(p *parser, k string, v *yaml.Node, s *fnState) { p.boolean(v, k, &s.fn.Python.Snapshot) },
 }
+
+// pyDottedRe matches a dotted Python name such as mysite.settings.
+var pyDottedRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// pythonOnly are the keys that mean something for runtime python-wsgi only.
+var pythonOnly = []string{"handler", "django_settings", "python", "snapshot"}
 
 var readinessKeys = map[string]setter[*Readiness]{
 	"path": func(p *parser, k string, v *yaml.Node, r *Readiness) {
@@ -499,6 +540,8 @@ func (p *parser) functions(v *yaml.Node, key string, c *Config) {
 			IdleTimeout:  10 * time.Minute,
 			InitTimeout:  10 * time.Second,
 			Readiness:    Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
+			InitBoost:    true,
+			Python:       Python{Interpreter: "python3", Snapshot: true},
 			Line:         pr.key.Line,
 		}}
 		s.present = walk(p, pr.val, fkey, functionKeys, s)
@@ -516,6 +559,27 @@ func (p *parser) finishFunction(s *fnState) {
 	}
 	if (f.Runtime == "http" || f.Runtime == "lambda") && len(f.Command) == 0 && s.present["command"] == nil {
 		p.errf(s.node, s.key+".command", "required for runtime %s; e.g. command: [./bin/hello]", f.Runtime)
+	}
+	if f.Runtime == "python-wsgi" {
+		if s.present["command"] != nil {
+			p.errf(s.present["command"], s.key+".command", "not used with runtime python-wsgi (Stoke runs the app with its own WSGI server); allowed: remove it and set handler or django_settings")
+		}
+		switch {
+		case f.Python.Handler == "" && f.Python.DjangoSettings == "" && s.present["handler"] == nil && s.present["django_settings"] == nil:
+			p.errf(s.node, s.key+".handler", "runtime python-wsgi needs handler (module:callable, e.g. app:app) or django_settings (e.g. mysite.settings)")
+		case s.present["handler"] != nil && s.present["django_settings"] != nil:
+			p.errf(s.present["django_settings"], s.key+".django_settings", "set either handler or django_settings, not both; allowed: django_settings alone serves django.core.wsgi's application")
+		}
+		if s.present["readiness"] != nil && f.Readiness.Protocol == "tcp" {
+			p.errf(s.present["readiness"], s.key+".readiness.protocol", "tcp does not apply to python-wsgi (the warm-up is a WSGI request); allowed: http")
+		}
+	} else {
+		f.Python = Python{}
+		for _, key := range pythonOnly {
+			if at := s.present[key]; at != nil {
+				p.errf(at, s.key+"."+key, "only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi")
+			}
+		}
 	}
 	if f.Runtime == "lambda" && f.EventFormat == "" {
 		f.EventFormat = "2.0"
