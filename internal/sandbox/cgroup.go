@@ -219,6 +219,29 @@ func (g *group) setLimits(h *hierarchy, memoryMB int) error {
 	return nil
 }
 
+// setCPU writes the CPU quota for memoryMB, or lifts it (boost): an instance
+// may run at full speed until it is ready (init_boost), then gets its share.
+func (g *group) setCPU(memoryMB int, boost bool) error {
+	q, period := quota(memoryMB), uint64(cpuPeriodUS)
+	var err error
+	if g.v2 {
+		qp := &q
+		if boost {
+			qp = nil // "max"
+		}
+		err = g.v2m.Update(&cgroup2.Resources{CPU: &cgroup2.CPU{Max: cgroup2.NewCPUMax(qp, &period)}})
+	} else {
+		if boost {
+			q = -1
+		}
+		err = g.v1.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Period: &period, Quota: &q}})
+	}
+	if err != nil {
+		return fmt.Errorf("set cpu quota on cgroup %s: %w", g.dir, err)
+	}
+	return nil
+}
+
 // rename gives a stub's cgroup the instance's name, in every hierarchy, so
 // the tree shows stoke/<pid>/<id> like a cgroup made for the instance. Only
 // v1 can rename a cgroup (within its parent); v2 refuses, and there the

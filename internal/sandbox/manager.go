@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 )
 
@@ -113,28 +112,13 @@ func (m *Manager) Enforced() bool { return m.h != nil }
 // when one is ready (its Started is when the stub was handed the spec),
 // else by fork and exec.
 func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
-	if spec.ID == "" || spec.ID == "." || spec.ID == ".." || strings.ContainsRune(spec.ID, '/') {
-		return nil, fmt.Errorf("start sandbox: invalid instance id %q", spec.ID)
-	}
 	if len(spec.Args) == 0 {
 		return nil, fmt.Errorf("start sandbox %s: no command", spec.ID)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
-	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("start sandbox %s: manager is closed", spec.ID)
-	}
-	if _, dup := m.procs[spec.ID]; dup {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("start sandbox %s: an instance with this id is running", spec.ID)
-	}
 	// Reserve the id while starting, so a concurrent Start cannot share the cgroup.
-	m.procs[spec.ID] = nil
-	m.starting.Add(1)
-	m.mu.Unlock()
+	if err := m.reserve(ctx, spec.ID); err != nil {
+		return nil, err
+	}
 	defer m.starting.Done()
 
 	p, err := m.startFromStub(spec)

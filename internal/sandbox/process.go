@@ -42,6 +42,13 @@ type process struct {
 	out     func(stream, line string)
 	pipes   []*os.File // read ends: stdout, stderr
 	stub    bool       // started by handing the spec to an idle stub
+	memMB   int
+	boosted bool // runs without its CPU quota until EndInitBoost
+	// adopted: forked by another process (see adopt.go); watched through
+	// pidfd, its status comes through status.
+	adopted bool
+	pidfd   int
+	status  chan syscall.WaitStatus
 	readers sync.WaitGroup
 	outMu   sync.Mutex // serialises Spec.Output across the two streams
 	done    chan struct{}
@@ -60,7 +67,7 @@ type process struct {
 
 // start runs spec's process; the caller then calls begin.
 func start(m *Manager, spec Spec) (_ *process, err error) {
-	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{})}
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), memMB: spec.MemoryMB}
 	if m.h != nil {
 		if p.cg, err = m.h.newGroup(spec.ID, spec.MemoryMB); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
@@ -70,6 +77,9 @@ func start(m *Manager, spec Spec) (_ *process, err error) {
 				_ = p.cg.remove(context.Background())
 			}
 		}()
+		if err := p.boost(spec); err != nil {
+			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
+		}
 	}
 
 	// A nil Env would hand the instance Stoke's own environment (tokens,
@@ -206,6 +216,10 @@ func (p *process) begin() {
 		p.readers.Add(1)
 		go p.read(streams[i], f)
 	}
+	if p.adopted {
+		go p.waitAdopted()
+		return
+	}
 	go p.wait()
 }
 
@@ -261,13 +275,7 @@ func (p *process) wait() {
 	p.mu.Unlock()
 
 	werr := p.cmd.Wait()
-	for _, f := range p.pipes {
-		_ = f.SetReadDeadline(time.Now().Add(drainTimeout))
-	}
-	p.readers.Wait()
-	closeAll(p.pipes)
-
-	exit := Exit{Code: -1, Stopped: stopped, Time: time.Now()}
+	exit := Exit{Code: -1, Stopped: stopped}
 	var killedBySIGKILL bool
 	if st := p.cmd.ProcessState; st != nil {
 		ws := st.Sys().(syscall.WaitStatus)
@@ -280,6 +288,19 @@ func (p *process) wait() {
 	} else {
 		exit.Signal = "unknown: " + werr.Error()
 	}
+	exit.Time = time.Now()
+	p.finishExit(exit, killedBySIGKILL)
+}
+
+// finishExit drains the output, reads the cgroup's verdict and peak, removes
+// the cgroup and publishes the exit.
+func (p *process) finishExit(exit Exit, killedBySIGKILL bool) {
+	for _, f := range p.pipes {
+		_ = f.SetReadDeadline(time.Now().Add(drainTimeout))
+	}
+	p.readers.Wait()
+	closeAll(p.pipes)
+
 	var peakMB int
 	var err error
 	if p.cg != nil {
@@ -391,11 +412,36 @@ func (p *process) signal(sig syscall.Signal, first bool) {
 	if first {
 		p.stopping = true
 	}
+	if p.adopted {
+		_ = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	}
 	_ = syscall.Kill(-p.pid, sig)
 	if sig == syscall.SIGKILL && p.cg != nil {
 		// Catches processes that left the process group (setsid).
 		p.cg.killAll()
 	}
+}
+
+// boost lifts the CPU quota of a process about to start with Spec.InitBoost.
+func (p *process) boost(spec Spec) error {
+	if !spec.InitBoost || spec.MemoryMB <= 0 || p.cg == nil {
+		return nil
+	}
+	if err := p.cg.setCPU(spec.MemoryMB, true); err != nil {
+		return err
+	}
+	p.boosted = true
+	return nil
+}
+
+func (p *process) EndInitBoost() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.boosted || p.reaped {
+		return nil
+	}
+	p.boosted = false
+	return p.cg.setCPU(p.memMB, false)
 }
 
 func toMB(b uint64) int { return int((b + mib - 1) / mib) }

@@ -18,6 +18,9 @@ type Spec struct {
 	Dir      string
 	Env      []string // the whole environment, KEY=VALUE
 	MemoryMB int      // memory limit and, through MBPerCPU, CPU quota; 0 = no limits
+	// InitBoost starts the process without its CPU quota (the memory limit
+	// applies); Process.EndInitBoost applies the quota once it is ready.
+	InitBoost bool
 	// Output receives each line the process writes to stdout or stderr,
 	// without the newline. Called from a sandbox goroutine; must not block long.
 	Output func(stream string, line string)
@@ -44,6 +47,9 @@ type Process interface {
 	MaxMemoryMB() int
 	// MemoryMB is the current memory use of the cgroup.
 	MemoryMB() int
+	// EndInitBoost applies the CPU quota to a process started with
+	// Spec.InitBoost; otherwise it does nothing.
+	EndInitBoost() error
 	// Stop kills the whole process group (SIGTERM, then SIGKILL after grace),
 	// waits for it and removes its cgroup. Safe to call more than once.
 	Stop(ctx context.Context, grace time.Duration) error

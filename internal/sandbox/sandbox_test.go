@@ -123,6 +123,18 @@ func child(mode string) {
 		time.Sleep(time.Hour)
 	case "hello":
 		fmt.Println("hello")
+	case "forker":
+		forker()
+	case "adoptee":
+		// Waits for the go-ahead on stdin, as a forked instance waits to be adopted.
+		var line string
+		fmt.Scanln(&line)
+		fmt.Println("adoptee", os.Getpid(), line)
+		fmt.Fprintln(os.Stderr, "adoptee stderr")
+		if mb, _ := strconv.Atoi(os.Getenv("STOKE_ALLOC_MB")); mb > 0 {
+			child("alloc")
+		}
+		os.Exit(3)
 	case "cgroup":
 		// First thing in main: where the process is and what it inherited.
 		cg, _ := os.ReadFile("/proc/self/cgroup")

@@ -384,8 +384,13 @@ func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
 			}
 		}
 	}()
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}),
+		cmd: s.cmd, pid: s.cmd.Process.Pid, cg: s.cg, pipes: s.pipes, stub: true, memMB: spec.MemoryMB}
 	if s.cg != nil {
 		if err := s.cg.setLimits(m.h, spec.MemoryMB); err != nil {
+			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
+		}
+		if err := p.boost(spec); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 		}
 		if err := s.cg.rename(m.h, spec.ID); err != nil && !s.cg.v2 {
@@ -403,8 +408,6 @@ func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
 	msg := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(req)), uint32(len(req)))
 	msg = append(msg, req...)
 
-	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}),
-		cmd: s.cmd, pid: s.cmd.Process.Pid, cg: s.cg, pipes: s.pipes, stub: true}
 	if p.out == nil {
 		// The stub's pipes exist already; drain them, as /dev/null would.
 		p.out = func(string, string) {}

@@ -1,0 +1,227 @@
+package sandbox
+
+// Adoption: an instance forked from a Python template is not Stoke's child
+// and was not exec'd by Stoke, so Start cannot place it. Prepare makes its
+// cgroup and output pipes ahead of the fork; the forker hands the pipes'
+// write ends to the child; Adopt moves the forked pid into the cgroup (the
+// child waits for a go-ahead before it runs any of the function's code) and
+// then watches it like a started process. Since Stoke cannot wait(2) for a
+// grandchild, the exit is seen through a pidfd, and its status comes from
+// whoever reaps the child (the template), through Adopted.Reaped.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reapedWait bounds how long an adopted process's exit waits for its
+// status from the forker before it is reported as unknown.
+const reapedWait = 200 * time.Millisecond
+
+// Foster is a cgroup and output pipes waiting for a forked process.
+type Foster struct {
+	p *process
+	// Stdout and Stderr are the write ends the forked child must use as its
+	// fds 1 and 2. Adopt and Abandon close Stoke's copies.
+	Stdout, Stderr *os.File
+	once           sync.Once
+}
+
+// Adopted is a forked process placed in its own cgroup.
+type Adopted interface {
+	Process
+	// Reaped reports the wait status the process's parent reaped.
+	Reaped(ws syscall.WaitStatus)
+}
+
+// Prepare makes spec's cgroup (spec.Args is unused) and output pipes for a
+// process that another process will fork.
+func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Foster, err error) {
+	if err := m.reserve(ctx, spec.ID); err != nil {
+		return nil, err
+	}
+	defer func() {
+		m.starting.Done()
+		if err != nil {
+			m.mu.Lock()
+			delete(m.procs, spec.ID)
+			m.mu.Unlock()
+		}
+	}()
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), memMB: spec.MemoryMB,
+		adopted: true, pidfd: -1, status: make(chan syscall.WaitStatus, 1)}
+	if p.out == nil {
+		p.out = func(string, string) {}
+	}
+	if m.h != nil {
+		if p.cg, err = m.h.newGroup(spec.ID, spec.MemoryMB); err != nil {
+			return nil, fmt.Errorf("prepare sandbox %s: %w", spec.ID, err)
+		}
+		if err := p.boost(spec); err != nil {
+			_ = p.cg.remove(context.Background())
+			return nil, fmt.Errorf("prepare sandbox %s: %w", spec.ID, err)
+		}
+	}
+	f := &Foster{p: p}
+	var writers []*os.File
+	for range 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(p.pipes)
+			closeAll(writers)
+			if p.cg != nil {
+				_ = p.cg.remove(context.Background())
+			}
+			return nil, fmt.Errorf("prepare sandbox %s: output pipe: %w", spec.ID, err)
+		}
+		p.pipes = append(p.pipes, r)
+		writers = append(writers, w)
+	}
+	f.Stdout, f.Stderr = writers[0], writers[1]
+	return f, nil // procs keeps the id reserved (nil) until Adopt or Abandon
+}
+
+// reserve claims id for a Start or Prepare; the caller calls m.starting.Done.
+func (m *Manager) reserve(ctx context.Context, id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsRune(id, '/') {
+		return fmt.Errorf("start sandbox: invalid instance id %q", id)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start sandbox %s: %w", id, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("start sandbox %s: manager is closed", id)
+	}
+	if _, dup := m.procs[id]; dup {
+		return fmt.Errorf("start sandbox %s: an instance with this id is running", id)
+	}
+	m.procs[id] = nil
+	m.starting.Add(1)
+	return nil
+}
+
+// Adopt moves pid (forked with f's pipes, its own process group leader)
+// into f's cgroup and starts watching it. The child must not run the
+// function's code before Adopt returns. On error the pid is killed.
+func (f *Foster) Adopt(pid int) (Adopted, error) {
+	p := f.p
+	f.closeWriters()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		f.abandon()
+		return nil, fmt.Errorf("adopt pid %d into sandbox %s: pidfd: %w", pid, p.id, err)
+	}
+	p.pidfd, p.pid = fd, pid
+	if p.cg != nil {
+		if err := p.cg.add(pid); err != nil {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			f.abandon()
+			return nil, fmt.Errorf("adopt into sandbox %s: %w", p.id, err)
+		}
+		if p.cg.v2 {
+			// v2 has no fork-into-cgroup for a process that forks itself;
+			// join by writing cgroup.procs like v1.
+			if err := os.WriteFile(p.cg.dir+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0); err != nil {
+				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+				f.abandon()
+				return nil, fmt.Errorf("adopt pid %d into cgroup %s: %w", pid, p.cg.dir, err)
+			}
+		}
+	}
+	p.started = time.Now()
+	p.m.mu.Lock()
+	p.m.procs[p.id] = p
+	p.m.mu.Unlock()
+	p.begin()
+	return p, nil
+}
+
+// Abandon gives up the prepared sandbox (the fork failed).
+func (f *Foster) Abandon() {
+	f.closeWriters()
+	f.abandon()
+}
+
+func (f *Foster) closeWriters() {
+	f.once.Do(func() {
+		_ = f.Stdout.Close()
+		_ = f.Stderr.Close()
+	})
+}
+
+func (f *Foster) abandon() {
+	p := f.p
+	closeAll(p.pipes)
+	if p.pidfd >= 0 {
+		_ = unix.Close(p.pidfd)
+	}
+	if p.cg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+		if err := p.cg.remove(ctx); err != nil {
+			p.m.log.Error("sandbox: cgroup left behind", "id", p.id, "err", err)
+		}
+		cancel()
+	}
+	p.m.mu.Lock()
+	if q, ok := p.m.procs[p.id]; ok && (q == nil || q == p) {
+		delete(p.m.procs, p.id)
+	}
+	p.m.mu.Unlock()
+}
+
+func (p *process) Reaped(ws syscall.WaitStatus) {
+	select {
+	case p.status <- ws:
+	default:
+	}
+}
+
+// waitAdopted is wait for a process Stoke did not fork: the pidfd turns
+// readable at its exit, and the status comes through Reaped.
+func (p *process) waitAdopted() {
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	p.mu.Lock()
+	stopped := p.stopping
+	p.reaped = true
+	if p.cg != nil {
+		p.cg.killAll() // whatever it left running dies with it
+	}
+	p.mu.Unlock()
+	_ = unix.Close(p.pidfd)
+
+	exit := Exit{Code: -1, Stopped: stopped, Signal: "unknown (its parent did not report it)"}
+	var killedBySIGKILL bool
+	t := time.NewTimer(reapedWait)
+	select {
+	case ws := <-p.status:
+		exit.Signal = ""
+		if ws.Signaled() {
+			exit.Signal = ws.Signal().String()
+			killedBySIGKILL = ws.Signal() == syscall.SIGKILL
+		} else {
+			exit.Code = ws.ExitStatus()
+		}
+	case <-t.C:
+	}
+	t.Stop()
+	exit.Time = time.Now()
+	p.finishExit(exit, killedBySIGKILL)
+}
