@@ -1,0 +1,316 @@
+package wsgirt
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// Instance is one shim serving the app, one request at a time, over its own
+// connection.
+type Instance struct {
+	rt           *Runtime
+	id           string
+	proc         sandbox.Process
+	initDuration time.Duration
+	last         runtime.LastLines
+
+	c   net.Conn
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	buf []byte // frame payloads; one request at a time uses it
+
+	closeOnce sync.Once
+}
+
+var _ runtime.Instance = (*Instance)(nil)
+
+func newInstance(rt *Runtime, id string) *Instance {
+	return &Instance{rt: rt, id: id}
+}
+
+func (in *Instance) attach(c shimConn) {
+	in.c, in.br, in.bw = c.c, c.br, bufio.NewWriterSize(c.c, 64<<10)
+}
+
+// output receives the app's lines from the sandbox.
+func (in *Instance) output(stream, line string) {
+	in.last.Add(line)
+	if out := in.rt.o.Output; out != nil {
+		out(in.id, stream, line)
+	}
+}
+
+// awaitReady reads the shim's R (or E) frame.
+func (in *Instance) awaitReady(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = in.c.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	typ, p, err := readFrame(in.br, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	switch typ {
+	case frameReady:
+		return nil
+	case frameInitErr:
+		var e errorPayload
+		if err := json.Unmarshal(p, &e); err != nil {
+			return fmt.Errorf("protocol: %w", err)
+		}
+		return initError(e)
+	}
+	return fmt.Errorf("protocol: frame %q before ready", typ)
+}
+
+// failed stops an instance that never became ready and says why, in
+// Lambda's words: the app's own init error, an exit, or a timeout.
+func (in *Instance) failed(ctx context.Context, cause error) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if in.c != nil {
+		in.c.Close()
+	}
+	if err := in.proc.Stop(sctx, 0); err != nil {
+		in.rt.o.Logger.Warn("stop failed instance", "function", in.rt.o.Function.Name, "instance", in.id, "err", err)
+	}
+	var re *runtime.Error
+	switch {
+	case errors.As(cause, &re):
+		return re
+	case ctx.Err() != nil:
+		return fmt.Errorf("start instance %s: %w", in.id, ctx.Err())
+	case errors.Is(cause, context.DeadlineExceeded):
+		return runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
+			"the app was not ready within the init limit of %s; last output: %s", in.rt.o.Function.InitTimeout, in.last.String())
+	}
+	x := in.proc.Exit()
+	if x.OOMKilled {
+		return runtime.ExitError(x, in.rt.o.Function.Memory, "")
+	}
+	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the app did not start (%v; %s); last output: %s",
+		cause, runtime.ExitError(x, in.rt.o.Function.Memory, "").Message, in.last.String())
+}
+
+// Invoke sends one request to the shim and copies its response. Errors are
+// as httprt's: ctx's error (wrapped) if the request ended, the client
+// body's *http.MaxBytesError (wrapped), else an *runtime.Error; wrapped in
+// http.ErrAbortHandler when the response had started.
+func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", in.id, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = in.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	if err := writeJSON(in.bw, frameRequest, head(r, hasBody)); err != nil {
+		return in.explain(ctx, err, false)
+	}
+	var body chan error
+	if hasBody {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		body = make(chan error, 1)
+		go func() { body <- in.writeBody(r.Body) }()
+	} else if err := writeFrame(in.bw, frameBody, nil); err != nil {
+		return in.explain(ctx, err, false)
+	}
+	started, err := in.copyResponse(w)
+	if body != nil {
+		if berr := <-body; berr != nil && err == nil {
+			// The app answered whole; the client's body broke after that.
+			var mbe *http.MaxBytesError
+			if !started && errors.As(berr, &mbe) {
+				err = berr
+			}
+		}
+	}
+	if err != nil {
+		return in.explain(ctx, err, started)
+	}
+	return nil
+}
+
+// writeBody streams the client's body as B frames and ends it. A failure to
+// read the client's body still ends the body, so the shim stays in step.
+func (in *Instance) writeBody(b io.Reader) error {
+	buf := make([]byte, 64<<10)
+	var rerr error
+	for {
+		n, err := b.Read(buf)
+		if n > 0 {
+			if werr := writeFrame(in.bw, frameBody, buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	if werr := writeFrame(in.bw, frameBody, nil); werr != nil {
+		return werr
+	}
+	return rerr
+}
+
+// copyResponse reads the shim's frames for one response into w.
+func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error) {
+	var rc *http.ResponseController
+	for {
+		typ, p, err := readFrame(in.br, in.buf)
+		if err != nil {
+			return started, err
+		}
+		if cap(p) > cap(in.buf) && cap(p) <= 1<<20+1 {
+			in.buf = p[:0]
+		}
+		switch typ {
+		case frameHead:
+			var h responseHead
+			if err := json.Unmarshal(p, &h); err != nil {
+				return started, fmt.Errorf("protocol: response head: %w", err)
+			}
+			code, err := strconv.Atoi(strings.SplitN(h.Status, " ", 2)[0])
+			if err != nil || code < 100 || code > 999 {
+				return started, runtime.Errorf("Runtime.InvalidResponse", http.StatusBadGateway, "the app's status %q is not a status line like \"200 OK\"", h.Status)
+			}
+			hdr := w.Header()
+			streaming := true
+			for _, kv := range h.Headers {
+				k := http.CanonicalHeaderKey(kv[0])
+				switch k {
+				case "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Te", "Trailer":
+					continue
+				case "Content-Length":
+					streaming = false
+				}
+				hdr[k] = append(hdr[k], kv[1])
+			}
+			w.WriteHeader(code)
+			started = true
+			if streaming {
+				rc = http.NewResponseController(w)
+			}
+		case frameData:
+			if _, err := w.Write(p); err != nil {
+				return started, err
+			}
+			if rc != nil {
+				_ = rc.Flush()
+			}
+		case frameEnd:
+			return started, nil
+		case frameAppError:
+			var e errorPayload
+			if err := json.Unmarshal(p, &e); err != nil {
+				return started, fmt.Errorf("protocol: app error: %w", err)
+			}
+			return started || e.Started, runtime.Errorf("Runtime.UnhandledError", http.StatusBadGateway, "%s", e.ErrorMessage)
+		default:
+			return started, fmt.Errorf("protocol: unexpected frame %q", typ)
+		}
+	}
+}
+
+// explain turns a failure into what Invoke returns.
+func (in *Instance) explain(ctx context.Context, err error, started bool) error {
+	var out error
+	var mbe *http.MaxBytesError
+	var re *runtime.Error
+	switch {
+	case errors.As(err, &mbe):
+		out = fmt.Errorf("invoke instance %s: %w", in.id, err)
+	case ctx.Err() != nil:
+		out = fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
+	case errors.As(err, &re):
+		out = re
+	default:
+		// The connection broke: the shim died. Wait briefly for the exit so
+		// the error says how (an OOM kill, most often).
+		select {
+		case <-in.proc.Done():
+			out = runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
+		case <-time.After(time.Second):
+			out = runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "lost the instance's connection: %v", err)
+		}
+	}
+	if started {
+		return fmt.Errorf("%w: %w", http.ErrAbortHandler, out)
+	}
+	return out
+}
+
+// head describes r for the shim.
+func head(r *http.Request, hasBody bool) requestHead {
+	h := requestHead{
+		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Proto: r.Proto,
+		Host: r.Host, Scheme: "http", RemoteAddr: r.RemoteAddr, Length: r.ContentLength,
+	}
+	if r.TLS != nil {
+		h.Scheme = "https"
+	}
+	if ip, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		h.RemoteAddr, h.RemotePort = ip, port
+	}
+	if !hasBody {
+		h.Length = 0
+	} else if h.Length == 0 {
+		h.Length = -1
+	}
+	if h.Proto == "" {
+		h.Proto = "HTTP/1.1"
+	}
+	h.Headers = make([][2]string, 0, len(r.Header)+2)
+	for k, vv := range r.Header {
+		switch k {
+		case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
+			continue
+		}
+		for _, v := range vv {
+			h.Headers = append(h.Headers, [2]string{k, v})
+		}
+	}
+	if ip := h.RemoteAddr; ip != "" && r.Header.Get("X-Forwarded-For") == "" {
+		h.Headers = append(h.Headers, [2]string{"X-Forwarded-For", ip})
+	}
+	if r.Header.Get("X-Forwarded-Proto") == "" {
+		h.Headers = append(h.Headers, [2]string{"X-Forwarded-Proto", h.Scheme})
+	}
+	return h
+}
+
+func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }
+
+func (in *Instance) Err() error {
+	return runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
+}
+
+func (in *Instance) Pid() int                    { return in.proc.Pid() }
+func (in *Instance) InitDuration() time.Duration { return in.initDuration }
+func (in *Instance) MaxMemoryMB() int            { return in.proc.MaxMemoryMB() }
+func (in *Instance) MemoryMB() int               { return in.proc.MemoryMB() }
+
+// Stop closes the connection (the shim exits at EOF) and stops the process.
+func (in *Instance) Stop(ctx context.Context) error {
+	in.closeOnce.Do(func() { in.c.Close() })
+	return in.proc.Stop(ctx, stopGrace)
+}

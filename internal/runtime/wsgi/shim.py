@@ -1,0 +1,477 @@
+# Stoke's WSGI shim: runs one WSGI app for Stoke's python-wsgi runtime.
+# Embedded in the stoke binary and run as `python -c <this file>`; it needs
+# nothing outside the standard library.
+#
+# Modes (STOKE_WSGI_MODE):
+#   template  imports the app, serves it one warm-up request, freezes the GC
+#             and then forks instances on Stoke's request (fork snapshot).
+#   instance  imports the app and serves it itself (snapshot: false).
+#
+# Instance connection (a stream socket): frames of a 4-byte big-endian length
+# of what follows, a 1-byte type and a payload.
+#   Stoke -> shim  I  go-ahead for a forked instance (it is in its cgroup)
+#                  Q  request head (JSON), then B body chunks, an empty B ends
+#   shim -> Stoke  h  hello {"id", "pid"} (instance mode, first frame)
+#                  R  ready {"init_ms"}     E  init failed {"errorType", ...}
+#                  H  response head (JSON), D data chunks, Z end,
+#                  X  the app raised (JSON error); the response ends there
+# Template control connection (a SOCK_SEQPACKET socket, one JSON per packet):
+#   Stoke -> shim  {"op":"fork","id"} with fds [instance conn, stdout, stderr]
+#   shim -> Stoke  {"op":"ready"|"error"|"forked"|"fork_failed"|"exit", ...}
+
+import gc
+import io
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+
+T0 = time.monotonic()
+HEADER = struct.Struct(">IB")
+MAX_CHUNK = 1 << 20
+
+
+def error_payload(exc, error_type):
+    return {
+        "errorType": error_type,
+        "errorMessage": "%s: %s" % (type(exc).__name__, exc),
+        "stackTrace": traceback.format_exception(type(exc), exc, exc.__traceback__),
+    }
+
+
+def load_app():
+    """Imports the app: the handler module:callable, or Django's WSGI app."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    handler = os.environ.get("STOKE_WSGI_HANDLER", "")
+    if handler:
+        mod_name, _, attr = handler.partition(":")
+        try:
+            mod = __import__(mod_name, fromlist=["_"])
+        except Exception as e:
+            raise InitError(e, "Runtime.ImportModuleError")
+        app = mod
+        try:
+            for part in attr.split("."):
+                app = getattr(app, part)
+        except AttributeError as e:
+            raise InitError(e, "Runtime.HandlerNotFound")
+        if not callable(app):
+            raise InitError(TypeError("%s is not callable" % handler), "Runtime.HandlerNotFound")
+        return app
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", os.environ["STOKE_WSGI_DJANGO_SETTINGS"])
+    try:
+        from django.core.wsgi import get_wsgi_application
+        return get_wsgi_application()
+    except Exception as e:
+        raise InitError(e, "Runtime.ImportModuleError")
+
+
+class InitError(Exception):
+    def __init__(self, exc, error_type):
+        super().__init__(str(exc))
+        self.exc, self.error_type = exc, error_type
+
+
+class Conn:
+    """One framed stream connection to Stoke."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.r = sock.makefile("rb", buffering=64 << 10)
+
+    def send(self, typ, payload=b""):
+        self.sock.sendall(HEADER.pack(len(payload) + 1, typ) + payload)
+
+    def send_json(self, typ, obj):
+        self.send(typ, json.dumps(obj, separators=(",", ":")).encode())
+
+    def recv(self):
+        head = self.r.read(5)
+        if len(head) < 5:
+            raise EOFError
+        n, typ = HEADER.unpack(head)
+        payload = self.r.read(n - 1) if n > 1 else b""
+        if len(payload) < n - 1:
+            raise EOFError
+        return typ, payload
+
+
+class Input(io.RawIOBase):
+    """wsgi.input: the request body, read from B frames as the app asks."""
+
+    def __init__(self, conn):
+        self.conn, self.buf, self.eof = conn, b"", False
+
+    def readable(self):
+        return True
+
+    def _more(self):
+        if self.eof:
+            return False
+        typ, payload = self.conn.recv()
+        if typ != ord("B"):
+            raise IOError("protocol: body frame expected, got %r" % chr(typ))
+        if not payload:
+            self.eof = True
+            return False
+        self.buf += payload
+        return True
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            while self._more():
+                pass
+            out, self.buf = self.buf, b""
+            return out
+        while len(self.buf) < size and self._more():
+            pass
+        out, self.buf = self.buf[:size], self.buf[size:]
+        return out
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readline(self, size=-1):
+        while b"\n" not in self.buf and (size < 0 or len(self.buf) < size) and self._more():
+            pass
+        i = self.buf.find(b"\n")
+        end = len(self.buf) if i < 0 else i + 1
+        if size >= 0:
+            end = min(end, size)
+        out, self.buf = self.buf[:end], self.buf[end:]
+        return out
+
+    def readlines(self, hint=-1):
+        return list(iter(self.readline, b""))
+
+    def __iter__(self):
+        return iter(self.readline, b"")
+
+    def drain(self):
+        while self._more():
+            self.buf = b""
+        self.buf = b""
+
+
+class FileWrapper:
+    """wsgi.file_wrapper (PEP 3333): iterates a file in blocks."""
+
+    def __init__(self, filelike, blksize=64 << 10):
+        self.filelike, self.blksize = filelike, blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+def environ_for(head, wsgi_input):
+    path = head.get("path", "/")
+    from urllib.parse import unquote_to_bytes
+
+    host = head.get("host", "localhost")
+    name, _, port = host.rpartition(":") if ":" in host and not host.endswith("]") else (host, "", "")
+    env = {
+        "REQUEST_METHOD": head.get("method", "GET"),
+        "SCRIPT_NAME": "",
+        # PEP 3333: native strings holding the bytes as latin-1.
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        "QUERY_STRING": head.get("query", ""),
+        "SERVER_NAME": name or "localhost",
+        "SERVER_PORT": port or ("443" if head.get("scheme") == "https" else "80"),
+        "SERVER_PROTOCOL": head.get("proto", "HTTP/1.1"),
+        "REMOTE_ADDR": head.get("remote_addr", "127.0.0.1"),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": head.get("scheme", "http"),
+        "wsgi.input": wsgi_input,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+    }
+    if head.get("remote_port"):
+        env["REMOTE_PORT"] = head["remote_port"]
+    for k, v in head.get("headers", []):
+        key = k.upper().replace("-", "_")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            env[key] = v
+            continue
+        key = "HTTP_" + key
+        env[key] = env[key] + "," + v if key in env else v
+    if head.get("length", -1) >= 0:
+        env["CONTENT_LENGTH"] = str(head["length"])
+    env["HTTP_HOST"] = host
+    return env
+
+
+def run_app(app, env, on_head, on_data):
+    """Calls a WSGI app per PEP 3333; headers go out with the first
+    non-empty body chunk (or at the end)."""
+    state = {"head": None, "sent": False}
+
+    def send_head():
+        if not state["sent"]:
+            state["sent"] = True
+            on_head(state["head"])
+
+    def write(data):
+        if state["head"] is None:
+            raise AssertionError("write() before start_response()")
+        if data:
+            send_head()
+            on_data(data)
+
+    def start_response(status, headers, exc_info=None):
+        if exc_info:
+            try:
+                if state["sent"]:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif state["head"] is not None:
+            raise AssertionError("start_response() called twice without exc_info")
+        state["head"] = (status, headers)
+        return write
+
+    result = app(env, start_response)
+    try:
+        for data in result:
+            if data:
+                write(data)
+        if state["head"] is None:
+            raise AssertionError("the app returned without calling start_response()")
+        send_head()
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+
+
+def serve(conn, app):
+    """The request loop of one instance, until Stoke closes the connection."""
+    Q, B = ord("Q"), ord("B")
+    while True:
+        try:
+            typ, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if typ != Q:
+            if typ == B:
+                continue  # the rest of a body the app did not read
+            raise SystemExit("protocol: request expected, got %r" % chr(typ))
+        head = json.loads(payload)
+        body = Input(conn)
+        env = environ_for(head, body)
+        started = [False]
+
+        def on_head(h):
+            started[0] = True
+            status, headers = h
+            conn.send_json(ord("H"), {"status": status, "headers": headers})
+
+        def on_data(data):
+            for i in range(0, len(data), MAX_CHUNK):
+                conn.send(ord("D"), bytes(data[i : i + MAX_CHUNK]))
+
+        try:
+            run_app(app, env, on_head, on_data)
+            conn.send(ord("Z"))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception as e:
+            traceback.print_exc()
+            err = error_payload(e, "Runtime.UnhandledError")
+            err["started"] = started[0]
+            conn.send_json(ord("X"), err)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        try:
+            body.drain()
+        except (EOFError, OSError):
+            return
+
+
+def warm_up(app):
+    """One request to the readiness path, so lazy initialisation (URL
+    routes, serializers, first queries) happens before the snapshot."""
+    path = os.environ.get("STOKE_WSGI_WARMUP", "/")
+    lo, _, hi = os.environ.get("STOKE_WSGI_WARMUP_STATUS", "100-499").partition("-")
+    p, _, q = path.partition("?")
+    body = Input(None)
+    body.eof = True
+    head = {"method": "GET", "path": p, "query": q, "host": "localhost",
+            "headers": [["User-Agent", "stoke-warmup"]]}
+    got = {}
+    run_app(app, environ_for(head, body), lambda h: got.update(status=h[0]), lambda d: None)
+    code = int(got.get("status", "0").split(" ", 1)[0] or 0)
+    if not int(lo) <= code <= int(hi or lo):
+        raise InitError(RuntimeError("warm-up request GET %s answered %s; healthy is %s-%s"
+                                     % (path, got.get("status"), lo, hi)), "Runtime.InitError")
+    return code
+
+
+def after_fork():
+    """Run in a forked instance once it is in its own cgroup."""
+    random.seed()
+    if "django.db" in sys.modules:
+        # The template closed its connections before the snapshot; one an app
+        # opened anyway is dropped, not closed: closing would end the
+        # template's session on a shared socket.
+        from django.db import connections
+
+        for c in connections.all():
+            c.connection = None
+
+
+def fork_instance(ctl, fds, req):
+    conn_fd, out_fd, err_fd = fds
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        for fd in fds:
+            os.close(fd)
+        return pid
+    # The child: a new instance, its own process group and session.
+    try:
+        os.setsid()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        for f in TEMPLATE_FILES:
+            f.close()
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.close(out_fd)
+        os.close(err_fd)
+        conn = Conn(socket.socket(fileno=conn_fd))
+        t0 = time.monotonic()
+        typ, _ = conn.recv()  # the go-ahead: Stoke moved us into our cgroup
+        if typ != ord("I"):
+            os._exit(70)
+        os.environ["STOKE_INSTANCE_ID"] = req.get("id", "")
+        os.environ.update(req.get("env", {}))
+        after_fork()
+        conn.send_json(ord("R"), {"init_ms": (time.monotonic() - t0) * 1000})
+        serve(conn, APP)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)
+
+
+APP = None
+TEMPLATE_FILES = []  # the template's own sockets, pipes and selector, closed in a child
+
+
+def template():
+    global APP
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ctl.connect("\0" + os.environ["STOKE_WSGI_SOCKET"])
+
+    def send(obj):
+        ctl.send(json.dumps(obj, separators=(",", ":")).encode())
+
+    try:
+        APP = load_app()
+        status = warm_up(APP)
+    except InitError as e:
+        traceback.print_exception(type(e.exc), e.exc, e.exc.__traceback__)
+        send({"op": "error", **error_payload(e.exc, e.error_type)})
+        sys.exit(1)
+    except Exception as e:
+        traceback.print_exc()
+        send({"op": "error", **error_payload(e, "Runtime.InitError")})
+        sys.exit(1)
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    gc.collect()
+    gc.freeze()  # forked instances then do not touch (copy) the template's objects
+    send({"op": "ready", "init_ms": (time.monotonic() - T0) * 1000, "warmup_status": status,
+          "python": sys.version.split()[0]})
+
+    # Reap children and tell Stoke how they ended.
+    rfd, wfd = os.pipe()
+    os.set_blocking(wfd, False)
+    signal.set_wakeup_fd(wfd)
+    signal.signal(signal.SIGCHLD, lambda *a: None)
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(ctl, selectors.EVENT_READ)
+    sel.register(rfd, selectors.EVENT_READ)
+    TEMPLATE_FILES.extend([ctl, sel, os.fdopen(rfd, "rb", 0), os.fdopen(wfd, "wb", 0)])
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj == rfd:
+                os.read(rfd, 512)
+                while True:
+                    try:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if pid == 0:
+                        break
+                    send({"op": "exit", "pid": pid, "status": status})
+                continue
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 3)
+            if not msg:
+                return  # Stoke closed the control connection
+            req = json.loads(msg)
+            if len(fds) != 3:
+                for fd in fds:
+                    os.close(fd)
+                send({"op": "fork_failed", "id": req.get("id"), "error": "expected 3 fds, got %d" % len(fds)})
+                continue
+            try:
+                pid = fork_instance(ctl, fds, req)
+                send({"op": "forked", "id": req.get("id"), "pid": pid})
+            except OSError as e:
+                send({"op": "fork_failed", "id": req.get("id"), "error": str(e)})
+
+
+def instance():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect("\0" + os.environ["STOKE_WSGI_SOCKET"])
+    conn = Conn(sock)
+    conn.send_json(ord("h"), {"id": os.environ.get("STOKE_INSTANCE_ID", ""), "pid": os.getpid()})
+    try:
+        app = load_app()
+    except InitError as e:
+        traceback.print_exception(type(e.exc), e.exc, e.exc.__traceback__)
+        conn.send_json(ord("E"), error_payload(e.exc, e.error_type))
+        sys.exit(1)
+    except Exception as e:
+        traceback.print_exc()
+        conn.send_json(ord("E"), error_payload(e, "Runtime.InitError"))
+        sys.exit(1)
+    conn.send_json(ord("R"), {"init_ms": (time.monotonic() - T0) * 1000})
+    serve(conn, app)
+
+
+if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    if os.environ.get("STOKE_WSGI_MODE") == "template":
+        template()
+    else:
+        instance()

@@ -1,0 +1,355 @@
+package wsgirt
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// template is the process instances are forked from: the shim in template
+// mode, in its own sandbox (the function's memory limit, no CPU quota: its
+// start-up is Stoke's preparation, shown apart from instances' cold starts).
+type template struct {
+	rt     *Runtime
+	id     string
+	proc   sandbox.Process
+	ctl    *net.UnixConn
+	initMs float64
+	last   runtime.LastLines
+
+	wmu sync.Mutex // one fork request on the wire at a time
+	mu  sync.Mutex
+	// forks waits for the template's answer to a fork request, by instance id.
+	forks map[string]chan forkReply
+	// children are the adopted forks, by pid, to hand them their exit status;
+	// early keeps a status that came before its adoption finished.
+	children map[int]sandbox.Adopted
+	early    map[int]syscall.WaitStatus
+	dead     chan struct{} // the control connection ended
+}
+
+type forkReply struct {
+	pid int
+	err error
+}
+
+type ctlMsg struct {
+	Op     string  `json:"op"`
+	ID     string  `json:"id"`
+	Pid    int     `json:"pid"`
+	Status int     `json:"status"`
+	Error  string  `json:"error"`
+	InitMs float64 `json:"init_ms"`
+	Python string  `json:"python"`
+	errorPayload
+	WarmupStatus int `json:"warmup_status"`
+}
+
+// template returns the running template, starting one if there is none or
+// the last one died.
+func (rt *Runtime) template(ctx context.Context) (*template, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusServiceUnavailable, "the function version is shutting down")
+	}
+	if t := rt.tpl; t != nil {
+		select {
+		case <-t.dead:
+			rt.o.Logger.Warn("python template died; starting a new one", "function", rt.o.Function.Name, "template", t.id, "err", runtime.ExitError(t.proc.Exit(), rt.o.Function.Memory, "").Message)
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = t.stop(sctx)
+			cancel()
+		default:
+			return t, nil
+		}
+	}
+	rt.tplSeq++
+	t, err := rt.startTemplate(ctx, rt.o.Function.Name+"-"+rt.o.Version+"-template-"+strconv.Itoa(rt.tplSeq))
+	if err != nil {
+		rt.tpl = nil
+		return nil, err
+	}
+	rt.tpl = t
+	return t, nil
+}
+
+func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, error) {
+	f := rt.o.Function
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: "@" + rt.name + "-" + id, Net: "unixpacket"})
+	if err != nil {
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for the template: %v", err)
+	}
+	defer l.Close()
+	t := &template{rt: rt, id: id, forks: map[string]chan forkReply{}, children: map[int]sandbox.Adopted{},
+		early: map[int]syscall.WaitStatus{}, dead: make(chan struct{})}
+	env := rt.env(id, "template", rt.name+"-"+id)
+	t0 := time.Now()
+	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+		ID: id, Args: rt.args(), Dir: f.Cwd, Env: env,
+		MemoryMB: f.Memory, InitBoost: true, Output: t.output,
+	})
+	if err != nil {
+		return nil, rt.startError(ctx, id, err)
+	}
+	t.proc = proc
+	fail := func(cause error) (*template, error) {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if t.ctl != nil {
+			t.ctl.Close()
+		}
+		_ = proc.Stop(sctx, 0)
+		var re *runtime.Error
+		switch {
+		case errors.As(cause, &re):
+			return nil, re
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("start python template %s: %w", id, ctx.Err())
+		case errors.Is(cause, context.DeadlineExceeded):
+			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
+				"the app did not import and warm up within the init limit of %s; last output: %s", f.InitTimeout, t.last.String())
+		}
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the python template did not start (%v; %s); last output: %s",
+			cause, runtime.ExitError(proc.Exit(), f.Memory, "").Message, t.last.String())
+	}
+	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ictx, func() { _ = l.SetDeadline(time.Unix(1, 0)) })
+	go func() {
+		select {
+		case <-proc.Done():
+			_ = l.SetDeadline(time.Unix(1, 0))
+		case <-ictx.Done():
+		}
+	}()
+	c, err := l.AcceptUnix()
+	stop()
+	if err != nil {
+		if ictx.Err() != nil {
+			return fail(ictx.Err())
+		}
+		return fail(errors.New("exited before connecting"))
+	}
+	t.ctl = c
+	stop = context.AfterFunc(ictx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
+	m, err := t.read()
+	stop()
+	if err != nil {
+		if ictx.Err() != nil {
+			return fail(ictx.Err())
+		}
+		return fail(err)
+	}
+	switch m.Op {
+	case "ready":
+	case "error":
+		return fail(initError(m.errorPayload))
+	default:
+		return fail(fmt.Errorf("protocol: %q before ready", m.Op))
+	}
+	t.initMs = m.InitMs
+	line := fmt.Sprintf("TEMPLATE %s ready: import and warm-up (GET %s → %d) took %s ms (%.2f ms in Python), python %s, %d MB",
+		id, f.Readiness.Path, m.WarmupStatus, msString(time.Since(t0)), m.InitMs, m.Python, proc.MemoryMB())
+	t.output("platform", line)
+	rt.o.Logger.Info("python template ready", "function", f.Name, "template", id, "init", time.Since(t0).Round(time.Millisecond), "memory_mb", proc.MemoryMB())
+	go t.loop()
+	return t, nil
+}
+
+func (t *template) output(stream, line string) {
+	t.last.Add(line)
+	if out := t.rt.o.Output; out != nil {
+		out(t.id, stream, line)
+	}
+}
+
+func (t *template) read() (ctlMsg, error) {
+	buf := make([]byte, 1<<16)
+	n, err := t.ctl.Read(buf)
+	if err != nil {
+		return ctlMsg{}, err
+	}
+	if n == 0 {
+		return ctlMsg{}, errors.New("the template closed its connection")
+	}
+	var m ctlMsg
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return m, fmt.Errorf("protocol: %w", err)
+	}
+	return m, nil
+}
+
+// loop reads the template's reports until its connection ends.
+func (t *template) loop() {
+	defer func() {
+		t.mu.Lock()
+		for id, ch := range t.forks {
+			ch <- forkReply{err: errors.New("the python template exited")}
+			delete(t.forks, id)
+		}
+		close(t.dead)
+		t.mu.Unlock()
+	}()
+	for {
+		m, err := t.read()
+		if err != nil {
+			return
+		}
+		t.mu.Lock()
+		switch m.Op {
+		case "forked", "fork_failed":
+			if ch := t.forks[m.ID]; ch != nil {
+				r := forkReply{pid: m.Pid}
+				if m.Op == "fork_failed" {
+					r.err = errors.New(m.Error)
+				}
+				ch <- r
+				delete(t.forks, m.ID)
+			}
+		case "exit":
+			ws := syscall.WaitStatus(m.Status)
+			if a := t.children[m.Pid]; a != nil {
+				a.Reaped(ws)
+				delete(t.children, m.Pid)
+			} else {
+				t.early[m.Pid] = ws
+			}
+		}
+		t.mu.Unlock()
+	}
+}
+
+// fork asks the template for a child that uses conn and the foster's
+// output pipes, and returns its pid.
+func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.Foster) (int, error) {
+	ch := make(chan forkReply, 1)
+	t.mu.Lock()
+	select {
+	case <-t.dead:
+		t.mu.Unlock()
+		return 0, errors.New("the python template exited")
+	default:
+	}
+	t.forks[id] = ch
+	t.mu.Unlock()
+	req, _ := json.Marshal(map[string]string{"op": "fork", "id": id})
+	rights := unix.UnixRights(connFd, int(f.Stdout.Fd()), int(f.Stderr.Fd()))
+	t.wmu.Lock()
+	_, _, err := t.ctl.WriteMsgUnix(req, rights, nil)
+	t.wmu.Unlock()
+	if err != nil {
+		t.mu.Lock()
+		delete(t.forks, id)
+		t.mu.Unlock()
+		return 0, fmt.Errorf("send fork request: %w", err)
+	}
+	select {
+	case r := <-ch:
+		return r.pid, r.err
+	case <-ctx.Done():
+		t.mu.Lock()
+		delete(t.forks, id)
+		t.mu.Unlock()
+		// The reply may still come; the child then finds its connection
+		// closed and exits.
+		return 0, ctx.Err()
+	}
+}
+
+// adopted registers a fork's sandbox so its exit status reaches it.
+func (t *template) adopted(pid int, a sandbox.Adopted) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ws, ok := t.early[pid]; ok {
+		delete(t.early, pid)
+		a.Reaped(ws)
+		return
+	}
+	t.children[pid] = a
+}
+
+// stop ends the template: closing the control connection makes it exit;
+// forked instances live on (they are in their own sandboxes).
+func (t *template) stop(ctx context.Context) error {
+	if t.ctl != nil {
+		t.ctl.Close()
+	}
+	return t.proc.Stop(ctx, stopGrace)
+}
+
+// startForked forks an instance from the template, adopts it into its own
+// sandbox and waits until it is ready. Its init duration runs from the fork
+// request to ready.
+func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance, error) {
+	f := rt.o.Function
+	t, err := rt.template(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	in := newInstance(rt, id)
+	foster, err := rt.o.Sandbox.Prepare(ctx, sandbox.Spec{ID: id, MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output})
+	if err != nil {
+		return nil, rt.startError(ctx, id, err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		foster.Abandon()
+		return nil, rt.startError(ctx, id, err)
+	}
+	of := os.NewFile(uintptr(fds[0]), "wsgi-instance")
+	nc, err := net.FileConn(of)
+	of.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		foster.Abandon()
+		return nil, rt.startError(ctx, id, err)
+	}
+	ours := nc.(*net.UnixConn)
+	pid, err := t.fork(ctx, id, fds[1], foster)
+	unix.Close(fds[1])
+	if err != nil {
+		ours.Close()
+		foster.Abandon()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start instance %s: %w", id, ctx.Err())
+		}
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "fork from the python template: %v", err)
+	}
+	a, err := foster.Adopt(pid)
+	if err != nil {
+		ours.Close()
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "%v", err)
+	}
+	t.adopted(pid, a)
+	in.proc = a
+	in.attach(shimConn{c: ours, br: bufio.NewReaderSize(ours, 64<<10)})
+	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
+	defer cancel()
+	if err := writeFrame(in.bw, frameGo, nil); err != nil {
+		return nil, in.failed(ctx, err)
+	}
+	if err := in.awaitReady(ictx); err != nil {
+		return nil, in.failed(ctx, err)
+	}
+	in.initDuration = time.Since(t0)
+	if err := a.EndInitBoost(); err != nil {
+		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
+	}
+	return in, nil
+}

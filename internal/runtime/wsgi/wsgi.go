@@ -1,0 +1,268 @@
+// Package wsgirt is the python-wsgi runtime: a WSGI app (Django, Flask) run
+// by Stoke's own Python shim (shim.py, embedded). With snapshot on, one
+// template process per function version imports the app and serves it a
+// warm-up request; each instance is a fork of it, adopted into its own
+// cgroup before it serves. With snapshot off, each instance is a plain
+// process that imports everything itself.
+package wsgirt
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// Sandbox starts processes and adopts forked ones; *sandbox.Manager is one.
+type Sandbox interface {
+	sandbox.Starter
+	Prepare(ctx context.Context, spec sandbox.Spec) (*sandbox.Foster, error)
+}
+
+// Options configures a Runtime.
+type Options struct {
+	Function *config.Function
+	Version  string // default "$LATEST"
+	Region   string
+	Sandbox  Sandbox
+	// Output receives log lines (the template's under its own id); may be nil.
+	Output func(instanceID, stream, line string)
+	Logger *slog.Logger
+}
+
+// Runtime starts python-wsgi instances of one function version.
+type Runtime struct {
+	o    Options
+	name string // abstract unix socket name prefix, unique to this Runtime
+
+	mu       sync.Mutex
+	tpl      *template // nil until Prepare or the first Start; replaced when it dies
+	tplSeq   int
+	plain    net.Listener // instance connections (snapshot: false)
+	waiting  map[string]chan shimConn
+	closed   bool
+	shutdown chan struct{}
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+const stopGrace = 2 * time.Second
+
+// New returns a Runtime; o.Function and o.Sandbox are required.
+func New(o Options) *Runtime {
+	if o.Version == "" {
+		o.Version = "$LATEST"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &Runtime{o: o, name: fmt.Sprintf("stoke-wsgi-%d-%s", os.Getpid(), hex.EncodeToString(b[:])),
+		waiting: map[string]chan shimConn{}, shutdown: make(chan struct{})}
+}
+
+// Prepare starts the template when snapshots are on, so a deploy fails (and
+// the previous version keeps serving) if the app cannot import or warm up.
+func (rt *Runtime) Prepare(ctx context.Context) error {
+	if !rt.o.Function.Python.Snapshot {
+		return nil
+	}
+	_, err := rt.template(ctx)
+	return err
+}
+
+// Close stops the template and the listeners. Instances are the pool's to stop.
+func (rt *Runtime) Close(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		return nil
+	}
+	rt.closed = true
+	close(rt.shutdown)
+	tpl, plain := rt.tpl, rt.plain
+	rt.mu.Unlock()
+	if plain != nil {
+		plain.Close()
+	}
+	if tpl != nil {
+		return tpl.stop(ctx)
+	}
+	return nil
+}
+
+// Start starts one instance: a fork of the template, or a plain process.
+func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, error) {
+	if rt.o.Function.Python.Snapshot {
+		return rt.startForked(ctx, id)
+	}
+	return rt.startPlain(ctx, id)
+}
+
+// env is the environment of the shim: Lambda's, the function's, and the
+// shim's own settings.
+func (rt *Runtime) env(id, mode, socket string) []string {
+	f := rt.o.Function
+	r := f.Readiness
+	forced := []string{
+		"STOKE_WSGI_MODE=" + mode,
+		"STOKE_WSGI_SOCKET=" + socket,
+		"STOKE_INSTANCE_ID=" + id,
+		"STOKE_WSGI_WARMUP=" + r.Path,
+		fmt.Sprintf("STOKE_WSGI_WARMUP_STATUS=%d-%d", r.StatusMin, r.StatusMax),
+		"PYTHONUNBUFFERED=1",
+		"PYTHONDONTWRITEBYTECODE=1",
+	}
+	if f.Python.Handler != "" {
+		forced = append(forced, "STOKE_WSGI_HANDLER="+f.Python.Handler)
+	} else {
+		forced = append(forced, "STOKE_WSGI_DJANGO_SETTINGS="+f.Python.DjangoSettings)
+	}
+	return runtime.Env(f, rt.o.Version, rt.o.Region, id, time.Now(), nil, forced)
+}
+
+func (rt *Runtime) args() []string {
+	return []string{rt.o.Function.Python.Interpreter, "-c", shimSource}
+}
+
+// startPlain starts a shim in instance mode and waits for it to connect
+// back and import the app.
+func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance, error) {
+	f := rt.o.Function
+	ch, err := rt.expect(id)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.forget(id)
+	in := newInstance(rt, id)
+	t0 := time.Now()
+	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+		ID: id, Args: rt.args(), Dir: f.Cwd, Env: rt.env(id, "instance", rt.name),
+		MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output,
+	})
+	if err != nil {
+		return nil, rt.startError(ctx, id, err)
+	}
+	in.proc = proc
+	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
+	defer cancel()
+	var c shimConn
+	select {
+	case c = <-ch:
+	case <-proc.Done():
+		return nil, in.failed(ctx, errors.New("exited before connecting"))
+	case <-ictx.Done():
+		return nil, in.failed(ctx, ictx.Err())
+	}
+	in.attach(c)
+	if err := in.awaitReady(ictx); err != nil {
+		return nil, in.failed(ctx, err)
+	}
+	in.initDuration = time.Since(t0)
+	if err := proc.EndInitBoost(); err != nil {
+		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
+	}
+	return in, nil
+}
+
+func (rt *Runtime) startError(ctx context.Context, id string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("start instance %s: %w", id, ctx.Err())
+	}
+	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start %s: %v", rt.o.Function.Python.Interpreter, err)
+}
+
+// expect registers id for the connection its shim will make.
+func (rt *Runtime) expect(id string) (chan shimConn, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed {
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusServiceUnavailable, "the function version is shutting down")
+	}
+	if rt.plain == nil {
+		l, err := net.Listen("unix", "@"+rt.name)
+		if err != nil {
+			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for instances: %v", err)
+		}
+		rt.plain = l
+		go rt.accept(l)
+	}
+	ch := make(chan shimConn, 1)
+	rt.waiting[id] = ch
+	return ch, nil
+}
+
+func (rt *Runtime) forget(id string) {
+	rt.mu.Lock()
+	delete(rt.waiting, id)
+	rt.mu.Unlock()
+}
+
+// accept hands each instance connection to the Start waiting for its id.
+func (rt *Runtime) accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReaderSize(c, 64<<10)
+			typ, p, err := readFrame(br, nil)
+			var hello struct{ ID string }
+			if err == nil && typ == frameHello {
+				err = json.Unmarshal(p, &hello)
+			}
+			_ = c.SetReadDeadline(time.Time{})
+			rt.mu.Lock()
+			ch := rt.waiting[hello.ID]
+			delete(rt.waiting, hello.ID)
+			rt.mu.Unlock()
+			if err != nil || ch == nil {
+				c.Close()
+				return
+			}
+			ch <- shimConn{c, br}
+		}()
+	}
+}
+
+// shimConn is a connection from a shim with the reader that read its hello.
+type shimConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+// initError turns the shim's report of a failed import into Lambda's words,
+// with the traceback, which the log also has.
+func initError(p errorPayload) *runtime.Error {
+	msg := p.ErrorMessage
+	if len(p.StackTrace) > 0 {
+		msg += "\n" + strings.TrimRight(strings.Join(p.StackTrace, ""), "\n")
+	}
+	typ := p.ErrorType
+	if typ == "" {
+		typ = "Runtime.InitError"
+	}
+	return runtime.Errorf(typ, http.StatusBadGateway, "%s", msg)
+}
+
+func msString(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
+}
