@@ -63,6 +63,7 @@ address and token in the config file (-f), or take --admin and --token
 		root.AddCommand(c)
 	}
 	root.AddCommand(logsCmd(g))
+	root.AddCommand(importCmd())
 	return root
 }
 

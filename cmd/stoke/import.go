@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stokehq/stoke/internal/zappa"
+)
+
+// importCmd groups the importers of other tools' settings; each is a
+// subcommand, so `stoke import` alone lists what can be imported.
+func importCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "import",
+		Short: "Turn another tool's project settings into a stoke.yaml",
+		Long: `Import writes a stoke.yaml from another deploy tool's settings, so an existing
+project runs on Stoke unchanged. It works offline: nothing talks to a running
+Stoke or to AWS.`,
+		Example: `  stoke import zappa zappa_settings.json --stage dev -o stoke.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	c.AddCommand(importZappaCmd())
+	return c
+}
+
+func importZappaCmd() *cobra.Command {
+	var stage, out string
+	var force bool
+	c := &cobra.Command{
+		Use:   "zappa [SETTINGS_FILE]",
+		Short: "Turn a Zappa project's zappa_settings.json into a stoke.yaml",
+		Long: `Zappa reads SETTINGS_FILE (default zappa_settings.json; .yml/.yaml work too) and
+writes a stoke.yaml with one python-wsgi function for one stage: the stage of
+--stage, or the only stage. A stage's "extends" is followed as Zappa does.
+
+The function is named as Zappa names the Lambda function (project_name-stage,
+slugified), runs the app of app_function or django_settings from the settings
+file's directory, and keeps memory_size, timeout_seconds, keep_warm (true is 1,
+false is 0, and a number N keeps N instances warm), lambda_concurrency (as
+max_instances), environment_variables, aws_environment_variables, aws_region and
+touch_path. Zappa's defaults apply to keys the stage leaves out: 512 MB, 30s,
+keep_warm true.
+
+Every other key is listed, in the file's header comment and on stderr, with the
+reason it is not imported (a VPC, a custom domain, a keep-warm schedule, ...).
+Without -o the config goes to stdout. The result is checked with Stoke's own
+config parser before anything is written. See docs/zappa.md.`,
+		Example: `  stoke import zappa                                   # ./zappa_settings.json, its only stage, to stdout
+  stoke import zappa zappa_settings.json --stage dev -o stoke.yaml
+  stoke import zappa ../mysite/zappa_settings.json --stage prod -o stoke.yaml --force
+  stoke serve -f stoke.yaml                            # then run it`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.SilenceUsage = true
+			path := "zappa_settings.json"
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return runImportZappa(path, stage, out, force, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&stage, "stage", "", "the stage to import (default: the only stage)")
+	f.StringVarP(&out, "output", "o", "", "write the config to this file instead of stdout")
+	f.BoolVar(&force, "force", false, "overwrite the -o file if it exists")
+	return c
+}
+
+func runImportZappa(path, stage, out string, force bool, stdout, stderr io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read Zappa settings: %w", err)
+	}
+	if out != "" {
+		// Checked before importing: cwd is written relative to this
+		// directory, and the validation of the result needs it to exist.
+		if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+			return fmt.Errorf("-o %s: directory %s does not exist", out, filepath.Dir(out))
+		}
+		if _, err := os.Stat(out); err == nil && !force {
+			return fmt.Errorf("%s already exists; use --force to overwrite it", out)
+		}
+	}
+	res, err := zappa.Import(path, data, zappa.Options{Stage: stage, Output: out})
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		if _, err := stdout.Write(res.YAML); err != nil {
+			return fmt.Errorf("write config: %w", err)
+		}
+	} else if err := zappa.WriteFile(out, res.YAML, force); err != nil {
+		return err
+	}
+	dest := "stdout"
+	if out != "" {
+		dest = out
+	}
+	fmt.Fprintf(stderr, "Imported stage %q of %s as function %s, written to %s.\n", res.Stage, path, res.Function, dest)
+	for _, s := range []struct {
+		title string
+		kind  zappa.Kind
+	}{
+		{"Carried over:", zappa.Honoured},
+		{"Check (carried over with a difference):", zappa.Changed},
+		{"Not imported (Stoke cannot honour these):", zappa.Unsupported},
+		{"Unknown keys (ignored):", zappa.Unknown},
+	} {
+		notes := res.Select(s.kind)
+		if len(notes) == 0 {
+			continue
+		}
+		fmt.Fprintln(stderr, "\n"+s.title)
+		for _, n := range notes {
+			fmt.Fprintln(stderr, "  "+n.String())
+		}
+	}
+	for i, w := range res.Warnings {
+		if i == 0 {
+			fmt.Fprintln(stderr, "\nWarnings from the config check:")
+		}
+		fmt.Fprintln(stderr, "  "+w)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package main_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stokehq/stoke/internal/config"
+)
+
+// runStoke runs the built binary and returns stdout and stderr apart, since
+// import writes the config to one and the notes to the other.
+func runStoke(t *testing.T, bin, dir string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// TestImportZappaCommand runs the real binary on a Django project's
+// zappa_settings.json, the way a user moving off Zappa would.
+func TestImportZappaCommand(t *testing.T) {
+	bin, _ := build(t)
+	root := t.TempDir()
+	proj := filepath.Join(root, "mysite")
+	if err := os.MkdirAll(proj, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	settings := mustRead(t, "../../internal/zappa/testdata/django_settings.json")
+	if err := os.WriteFile(filepath.Join(proj, "zappa_settings.json"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "stoke.yaml")
+
+	stdout, stderr, err := runStoke(t, bin, root, "import", "zappa", "mysite/zappa_settings.json", "--stage", "prod", "-o", "stoke.yaml")
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("with -o nothing goes to stdout, got %q", stdout)
+	}
+	for _, want := range []string{
+		`Imported stage "prod" of mysite/zappa_settings.json as function mysite-prod, written to stoke.yaml.`,
+		"Not imported (Stoke cannot honour these):",
+		"  vpc_config: no VPCs: instances run on this machine's network",
+		"  keep_warm_expression: Stoke keeps instances warm continuously; there is no schedule to set",
+		"  keep_warm: keep_warm: 3",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	cfg, err := config.Load(out)
+	if err != nil {
+		t.Fatalf("written config does not parse: %v\n%s", err, mustRead(t, out))
+	}
+	fn := cfg.Functions["mysite-prod"]
+	if fn == nil || fn.Cwd != proj || fn.KeepWarm != 3 || fn.Memory != 256 || fn.Python.DjangoSettings != "mysite.settings" {
+		t.Fatalf("function %+v\n%s", fn, mustRead(t, out))
+	}
+	if !strings.Contains(mustRead(t, out), "    cwd: mysite ") {
+		t.Errorf("cwd should be relative to the output file:\n%s", mustRead(t, out))
+	}
+	first := mustRead(t, out)
+
+	// An existing file is kept unless --force.
+	_, stderr, err = runStoke(t, bin, root, "import", "zappa", "mysite/zappa_settings.json", "--stage", "dev", "-o", "stoke.yaml")
+	if err == nil || !strings.Contains(stderr, "stoke.yaml already exists; use --force to overwrite it") {
+		t.Errorf("overwrite without --force: %v\n%s", err, stderr)
+	}
+	if mustRead(t, out) != first {
+		t.Error("the existing file changed without --force")
+	}
+	_, stderr, err = runStoke(t, bin, root, "import", "zappa", "mysite/zappa_settings.json", "--stage", "dev", "-o", "stoke.yaml", "--force")
+	if err != nil {
+		t.Fatalf("--force: %v\n%s", err, stderr)
+	}
+	if cfg, err := config.Load(out); err != nil || cfg.Functions["mysite-dev"] == nil {
+		t.Errorf("--force did not write the dev stage: %v\n%s", err, mustRead(t, out))
+	}
+
+	// Without -o: the config on stdout, the notes on stderr; the default
+	// settings file is ./zappa_settings.json.
+	stdout, stderr, err = runStoke(t, bin, proj, "import", "zappa", "--stage", "dev")
+	if err != nil {
+		t.Fatalf("to stdout: %v\n%s", err, stderr)
+	}
+	if _, err := config.Parse(filepath.Join(proj, "stoke.yaml"), []byte(stdout)); err != nil {
+		t.Errorf("stdout is not a valid config: %v\n%s", err, stdout)
+	}
+	if strings.Contains(stdout, "Imported stage") || !strings.Contains(stderr, "written to stdout") {
+		t.Errorf("notes belong on stderr only:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+
+	// Errors: several stages and no --stage; bad JSON with its position.
+	_, stderr, err = runStoke(t, bin, proj, "import", "zappa")
+	if err == nil || !strings.Contains(stderr, "has 4 stages (base, dev, prod, prod_eu); choose one with --stage") {
+		t.Errorf("ambiguous stage: %v\n%s", err, stderr)
+	}
+	os.WriteFile(filepath.Join(root, "bad.json"), []byte("{\n  \"dev\": {\"app_function\": \"app.app\",}\n}\n"), 0o644)
+	_, stderr, err = runStoke(t, bin, root, "import", "zappa", "bad.json")
+	if err == nil || !strings.Contains(stderr, "bad.json:2:37: invalid JSON") {
+		t.Errorf("bad JSON: %v\n%s", err, stderr)
+	}
+}
+
+func TestImportZappaHelp(t *testing.T) {
+	bin, _ := build(t)
+	out, err := exec.Command(bin, "import", "zappa", "--help").CombinedOutput()
+	for _, want := range []string{"Usage:", "stoke import zappa [SETTINGS_FILE] [flags]", "--stage", "--force", "-o, --output",
+		"stoke import zappa zappa_settings.json --stage dev -o stoke.yaml", "docs/zappa.md"} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("stoke import zappa --help lacks %q: %v\n%s", want, err, out)
+		}
+	}
+	out, err = exec.Command(bin, "import", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "zappa       Turn a Zappa project's zappa_settings.json into a stoke.yaml") {
+		t.Errorf("stoke import --help: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "import") {
+		t.Errorf("stoke --help does not list import: %v\n%s", err, out)
+	}
+}
