@@ -28,6 +28,7 @@ import (
 	"github.com/stokehq/stoke/internal/metrics"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/store"
 	"github.com/stokehq/stoke/internal/trace"
@@ -82,6 +83,7 @@ type deployed struct {
 	cfg     *config.Function
 	version int
 	pool    *pool.Pool
+	rt      runtime.Runtime
 	gw      *gateway.Function
 }
 
@@ -95,9 +97,10 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		o.Out = os.Stderr
 	}
 	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}, started: time.Now(), prices: prices(cfg.Billing)}
+	srv := s // s is nil by the time an error return runs this
 	defer func() {
 		if err != nil {
-			s.Close(context.Background())
+			srv.Close(context.Background())
 		}
 	}()
 	if s.st, err = store.Open(ctx, cfg.DataDir); err != nil {
