@@ -519,4 +519,11 @@ func (p *Pool) Close() {
 	}
 	wg.Wait()
 	p.wg.Wait()
+	if c, ok := p.o.Runtime.(runtime.Closer); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.Close(ctx); err != nil {
+			p.o.Logger.Warn("close runtime", "err", err)
+		}
+		cancel()
+	}
 }

@@ -18,6 +18,19 @@ type Runtime interface {
 	Start(ctx context.Context, id string) (Instance, error)
 }
 
+// Preparer is a Runtime with work to do once per function version before its
+// first instance, such as starting the template instances fork from. A
+// deploy fails, and the previous version keeps serving, if Prepare fails.
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}
+
+// Closer is a Runtime that holds something besides its instances (a
+// template); the pool closes it once its instances are stopped.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
 // Instance is one started, ready instance.
 type Instance interface {
 	// Invoke serves one request. It returns nil once a response has been

@@ -20,6 +20,7 @@ import (
 	"github.com/stokehq/stoke/internal/runtime"
 	httprt "github.com/stokehq/stoke/internal/runtime/http"
 	lambdart "github.com/stokehq/stoke/internal/runtime/lambda"
+	wsgirt "github.com/stokehq/stoke/internal/runtime/wsgi"
 	"github.com/stokehq/stoke/internal/store"
 )
 
@@ -97,6 +98,12 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 			return fail(fmt.Errorf("choosing a version for %s: %w", f.Name, err))
 		}
 		d := s.newDeployed(cfg, f, v)
+		if pr, ok := d.rt.(runtime.Preparer); ok {
+			if err := pr.Prepare(ctx); err != nil {
+				d.pool.Close()
+				return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start: %v\nThe previous version keeps serving.", f.Name, v, err)})
+			}
+		}
 		d.pool.Start()
 		started = append(started, d)
 		next[f.Name] = d
@@ -161,6 +168,8 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 	case "lambda":
 		rt = lambdart.New(lambdart.Options{Function: f, Version: ver, Region: cfg.Region, AccountID: cfg.AccountID,
 			Sandbox: s.sb, Output: output, Logger: s.log})
+	case "python-wsgi":
+		rt = wsgirt.New(wsgirt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Output: output, Logger: s.log})
 	default:
 		rt = httprt.New(httprt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Output: output, Logger: s.log})
 	}
@@ -175,7 +184,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		Events:       func(e pool.Event) { s.instanceEvent(name, ver, e) },
 		Logger:       s.log,
 	})
-	return &deployed{cfg: f, version: version, pool: p, gw: &gateway.Function{
+	return &deployed{cfg: f, version: version, pool: p, rt: rt, gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency,
 	}}
