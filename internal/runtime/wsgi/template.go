@@ -70,10 +70,12 @@ func (rt *Runtime) template(ctx context.Context) (*template, error) {
 	if t := rt.tpl; t != nil {
 		select {
 		case <-t.dead:
-			rt.o.Logger.Warn("python template died; starting a new one", "function", rt.o.Function.Name, "template", t.id, "err", runtime.ExitError(t.proc.Exit(), rt.o.Function.Memory, "").Message)
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = t.stop(sctx)
 			cancel()
+			why := runtime.ExitError(t.proc.Exit(), rt.o.Function.Memory, "").Message
+			rt.o.Logger.Warn("python template died; starting a new one", "function", rt.o.Function.Name, "template", t.id, "err", why)
+			t.output("platform", "TEMPLATE "+t.id+" died ("+why+"); starting a new one")
 		default:
 			return t, nil
 		}

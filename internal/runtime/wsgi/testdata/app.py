@@ -21,12 +21,19 @@ def app(environ, start_response):
                            "warmed_in": STATE["warmed_in"], "requests": STATE["requests"]}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
-    if path == "/echo":
+    if path == "/echo" or path.startswith("/echo/"):
         # The request as the app sees it, and its body's digest.
         body = environ["wsgi.input"].read()
         out = {k: v for k, v in environ.items() if isinstance(v, str)}
         out["body_sha256"] = hashlib.sha256(body).hexdigest()
         out["body_len"] = len(body)
+        # PEP 3333's non-str values, and what wsgiref's validator says of it all.
+        for k in ("wsgi.version", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once",
+                  "wsgi.input_terminated"):
+            out[k] = environ.get(k)
+        out["nonstr_keys"] = sorted(k for k, v in environ.items() if not k.startswith("wsgi.")
+                                    and (type(k) is not str or type(v) is not str))
+        out["check_environ"] = check_environ(environ)
         start_response("200 OK", [("Content-Type", "application/json"), ("X-Multi", "a"), ("X-Multi", "b")])
         return [json.dumps(out).encode()]
     if path == "/lines":
@@ -87,8 +94,185 @@ def app(environ, start_response):
         return [b"logged"]
     if path == "/exit":
         os._exit(3)
+    if path in CONFORMANCE:
+        return CONFORMANCE[path](environ, start_response)
+    if path.startswith("/validated/"):
+        # The conformance app wrapped in wsgiref's validator, which checks
+        # the server's side of PEP 3333 too (start_response, iteration, close).
+        environ["PATH_INFO"] = path[len("/validated"):]
+        return VALIDATED(environ, start_response)
     start_response("404 Not Found" if path != "/" else "200 OK", [("Content-Type", "text/plain")])
     return [("path " + path).encode("latin-1")]
 
+
+def check_environ(environ):
+    """wsgiref's environ checks: "ok" or what failed."""
+    from wsgiref.validate import check_environ as check
+
+    try:
+        check(environ)
+    except AssertionError as e:
+        return "AssertionError: %s" % e
+    return "ok"
+
+
+def query(environ):
+    from urllib.parse import parse_qs
+
+    return {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+
+
+def status(environ, start_response):
+    """/status?code=204&body=x: that status, with that body (even if HTTP has none)."""
+    q = query(environ)
+    code = int(q.get("code", "200"))
+    start_response("%d %s" % (code, q.get("reason", "Whatever")), [("X-Code", str(code))])
+    return [q["body"].encode()] if "body" in q else []
+
+
+def headers(environ, start_response):
+    """/headers: repeated and latin-1 header values."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Multi", "a"), ("X-Multi", "b"),
+                              ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/"),
+                              ("X-Latin1", "caf\xe9"), ("x-lower-case", "kept")])
+    return [b"headers"]
+
+
+def read_some(environ, start_response):
+    """/read-some?n=10: reads n bytes of the body and leaves the rest."""
+    n = int(query(environ).get("n", "10"))
+    data = environ["wsgi.input"].read(n)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [data]
+
+
+def noread(environ, start_response):
+    """/noread: ignores the body."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ignored the body"]
+
+
+def readlines(environ, start_response):
+    """/readlines: wsgi.input's readline(size), readline(), readlines(),
+    read(size) and iteration, as [len, sha256] of what each gave."""
+    inp = environ["wsgi.input"]
+    out = {}
+    first = inp.readline(4)
+    rest_of_line = inp.readline()
+    out["readline4"] = first.decode("latin-1")
+    out["readline"] = rest_of_line.decode("latin-1")
+    out["read3"] = inp.read(3).decode("latin-1")
+    two = inp.readlines()
+    out["readlines"] = [x.decode("latin-1") for x in two]
+    out["after"] = inp.read().decode("latin-1")
+    out["readline_at_eof"] = inp.readline().decode("latin-1")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out).encode()]
+
+
+def chunks(environ, start_response):
+    """/chunks: empty strings between chunks of the body must not end it."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"", b"a", b"", b"b", b""]
+
+
+def empty(environ, start_response):
+    """/empty: headers only; the iterable yields nothing."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Empty", "yes")])
+    return []
+
+
+def exc_info(environ, start_response):
+    """/exc-info: PEP 3333's error handling: start_response again with
+    exc_info before anything was sent replaces the status and headers."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Dropped", "yes")])
+    try:
+        raise KeyError("boom")
+    except KeyError:
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+    return [b"handled"]
+
+
+def exc_info_late(environ, start_response):
+    """/exc-info-late: start_response with exc_info after the head went out
+    must re-raise the error."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"partial")
+    try:
+        raise KeyError("late")
+    except KeyError:
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+    return [b"not reached"]
+
+
+def no_start_response(environ, start_response):
+    """/no-start-response: a body without start_response is an error."""
+    return [b"body"]
+
+
+def str_body(environ, start_response):
+    """/str-body: a str in the iterable is an error (PEP 3333: bytestrings only)."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["not bytes"]
+
+
+def bad_header(environ, start_response):
+    """/bad-header: a header value that is not latin-1 is an error."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Euro", "\u20ac")])
+    return [b"euro"]
+
+
+def conforming(environ, start_response):
+    """What VALIDATED serves: /echo-body, /write, /stream, /file, /empty."""
+    path = environ["PATH_INFO"]
+    if path == "/echo-body":
+        n = environ.get("CONTENT_LENGTH") or "0"
+        body = environ["wsgi.input"].read(int(n))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        return [b"and returned"]
+    if path == "/stream":
+        def gen():
+            for i in range(5):
+                yield b"%d" % i
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return gen()
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "text/x-python")])
+        return environ["wsgi.file_wrapper"](open(__file__, "rb"), 1000)
+    if path == "/empty":
+        start_response("204 No Content", [])
+        return []
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found"]
+
+
+def _validated():
+    from wsgiref.validate import validator
+
+    return validator(conforming)
+
+
+VALIDATED = _validated()
+
+CONFORMANCE = {
+    "/status": status,
+    "/headers": headers,
+    "/read-some": read_some,
+    "/noread": noread,
+    "/readlines": readlines,
+    "/chunks": chunks,
+    "/empty": empty,
+    "/exc-info": exc_info,
+    "/exc-info-late": exc_info_late,
+    "/no-start-response": no_start_response,
+    "/str-body": str_body,
+    "/bad-header": bad_header,
+}
 
 notcallable = 42

@@ -1,0 +1,253 @@
+package wsgirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/runtime"
+)
+
+// Fork safety against the real Django + DRF: the template opened a
+// database connection during its warm-up (GET /api/notes/), with
+// persistent connections on; each forked instance must open its own.
+func TestDjangoForkSafety(t *testing.T) {
+	f := djangoFunction(t, true)
+	f.Readiness.Path = "/api/notes/"
+	f.Env["DJANGO_CONN_MAX_AGE"] = "none"
+	l := &logs{}
+	rt := newRuntime(t, f, l)
+	if err := rt.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, "(GET /api/notes/ → 200)")
+	tplPid := rt.tpl.proc.Pid()
+	a, b := start(t, rt, "a"), start(t, rt, "b")
+	var who [2]map[string]any
+	for i, in := range []runtime.Instance{a, b} {
+		who[i] = decode(t, invoke(t, in, "GET", "/api/whoami", nil))
+		w := who[i]
+		pid := int(w["pid"].(float64))
+		if pid != in.Pid() || int(w["ppid"].(float64)) != tplPid {
+			t.Errorf("instance %d: whoami %v; want pid %d forked from the template %d", i, w, in.Pid(), tplPid)
+		}
+		if opened, _ := w["db_opened_by_pid"].(float64); int(opened) != pid {
+			t.Errorf("instance %d (pid %d) uses a database connection opened by pid %v", i, pid, w["db_opened_by_pid"])
+		}
+	}
+	if who[0]["random"] == who[1]["random"] {
+		t.Errorf("both instances drew random %v", who[0]["random"])
+	}
+	// They share the database file, not the connection.
+	req := httptest.NewRequest("POST", "/api/notes/", strings.NewReader(`{"title":"from a","body":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	if err := a.Invoke(w, req); err != nil || w.Code != 201 {
+		t.Fatalf("create: %v %d %s", err, w.Code, w.Body)
+	}
+	if w := invoke(t, b, "GET", "/api/notes/", nil); !strings.Contains(w.Body.String(), `"from a"`) {
+		t.Errorf("b does not see a's note: %s", w.Body)
+	}
+}
+
+func TestDjangoPlainInstance(t *testing.T) {
+	rt := newRuntime(t, djangoFunction(t, false), nil)
+	if err := rt.Prepare(context.Background()); err != nil || rt.tpl != nil {
+		t.Fatalf("plain mode prepared a template (%v)", err)
+	}
+	in := start(t, rt, "plain")
+	w := decode(t, invoke(t, in, "GET", "/api/whoami", nil))
+	if int(w["pid"].(float64)) != in.Pid() {
+		t.Errorf("whoami pid %v, instance pid %d", w["pid"], in.Pid())
+	}
+	if w := invoke(t, in, "GET", "/api/notes/", nil); w.Code != 200 || w.Body.String() != "[]" {
+		t.Errorf("notes: %d %s", w.Code, w.Body)
+	}
+}
+
+func initErr(t *testing.T, err error, typ string, contains ...string) {
+	t.Helper()
+	var re *runtime.Error
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v (%T), want a *runtime.Error of type %s", err, err, typ)
+	}
+	if re.Type != typ {
+		t.Errorf("error type %s, want %s: %s", re.Type, typ, re.Message)
+	}
+	for _, s := range contains {
+		if !strings.Contains(re.Message, s) {
+			t.Errorf("error message lacks %q:\n%s", s, re.Message)
+		}
+	}
+}
+
+// brokenDjango copies examples/django-drf with settings that fail.
+func brokenDjango(t *testing.T, settings string) string {
+	dir := t.TempDir()
+	src := mustAbs(t, "../../../examples/django-drf")
+	if out, err := exec.Command("cp", "-r", src+"/.", dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mysite", "broken_settings.py"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestInitErrors(t *testing.T) {
+	cases := []struct {
+		name    string
+		fn      func(t *testing.T) *config.Function
+		typ     string
+		message []string
+	}{
+		{"import fails", func(t *testing.T) *config.Function {
+			f := testFunction(t, "app:app", true)
+			f.Env["APP_FAIL_IMPORT"] = "no database"
+			return f
+		}, "Runtime.ImportModuleError", []string{"RuntimeError: broken at import: no database", "Traceback (most recent call last)", `app.py", line`}},
+		{"no such module", func(t *testing.T) *config.Function {
+			return testFunction(t, "nosuchmodule:app", true)
+		}, "Runtime.ImportModuleError", []string{"ModuleNotFoundError: No module named 'nosuchmodule'"}},
+		{"not callable", func(t *testing.T) *config.Function {
+			return testFunction(t, "app:notcallable", true)
+		}, "Runtime.HandlerNotFound", []string{"app:notcallable is not callable"}},
+		{"no such callable", func(t *testing.T) *config.Function {
+			return testFunction(t, "app:nothing", true)
+		}, "Runtime.HandlerNotFound", []string{"has no attribute 'nothing'"}},
+		{"django settings missing", func(t *testing.T) *config.Function {
+			f := djangoFunction(t, true)
+			f.Python.DjangoSettings = "mysite.nosettings"
+			return f
+		}, "Runtime.ImportModuleError", []string{"No module named 'mysite.nosettings'"}},
+		{"django settings broken", func(t *testing.T) *config.Function {
+			f := djangoFunction(t, true)
+			f.Cwd = brokenDjango(t, "from mysite.settings import *\nINSTALLED_APPS = INSTALLED_APPS + ['no_such_app']\n")
+			f.Python.DjangoSettings = "mysite.broken_settings"
+			return f
+		}, "Runtime.ImportModuleError", []string{"No module named 'no_such_app'", "Traceback"}},
+		{"warm-up unhealthy", func(t *testing.T) *config.Function {
+			f := testFunction(t, "app:app", true)
+			f.Readiness.Path = "/nope"
+			f.Readiness.StatusMin, f.Readiness.StatusMax = 200, 299
+			return f
+		}, "Runtime.InitError", []string{"warm-up request GET /nope answered 404 Not Found; healthy is 200-299"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := c.fn(t)
+			l := &logs{}
+			rt := newRuntime(t, f, l)
+			err := rt.Prepare(context.Background())
+			initErr(t, err, c.typ, c.message...)
+			l.waitFor(t, c.message[0]) // the log has it too
+			// Without a snapshot the instance reports the same.
+			f.Python.Snapshot = false
+			if c.name == "warm-up unhealthy" {
+				return // plain instances have no warm-up request
+			}
+			_, err = rt.Start(context.Background(), "plain")
+			initErr(t, err, c.typ, c.message...)
+		})
+	}
+}
+
+func TestTemplateDiesAndIsRebuilt(t *testing.T) {
+	l := &logs{}
+	rt := newRuntime(t, testFunction(t, "app:app", true), l)
+	a := start(t, rt, "a")
+	first := rt.tpl
+	if err := syscall.Kill(first.proc.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-first.dead
+	// The forked instance lives on in its own sandbox.
+	if w := invoke(t, a, "GET", "/", nil); w.Code != 200 {
+		t.Errorf("instance after its template died: %d", w.Code)
+	}
+	b := start(t, rt, "b")
+	if rt.tpl == first || !strings.HasSuffix(rt.tpl.id, "-template-2") {
+		t.Errorf("template after the death: %s", rt.tpl.id)
+	}
+	if w := invoke(t, b, "GET", "/", nil); w.Code != 200 {
+		t.Errorf("instance of the new template: %d", w.Code)
+	}
+}
+
+func TestForkedInstanceMemoryLimit(t *testing.T) {
+	f := testFunction(t, "app:app", true)
+	f.Memory = 128
+	rt := newRuntime(t, f, nil)
+	in := start(t, rt, "oom")
+	w := invoke(t, in, "GET", "/alloc?mb=40", nil)
+	if w.Code != 200 {
+		t.Fatalf("40 MB: %d", w.Code)
+	}
+	err := in.Invoke(httptest.NewRecorder(), httptest.NewRequest("GET", "/alloc?mb=300", nil))
+	initErr(t, err, "Runtime.OutOfMemory", "exceeded its memory limit of 128 MB")
+	select {
+	case <-in.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the OOM-killed instance is not done")
+	}
+	if mb := in.MaxMemoryMB(); mb < 100 || mb > 128 {
+		t.Errorf("max memory %d MB, want about the 128 MB limit", mb)
+	}
+	// The next instance is fine.
+	if w := invoke(t, start(t, rt, "next"), "GET", "/", nil); w.Code != 200 {
+		t.Errorf("next instance: %d", w.Code)
+	}
+}
+
+func TestInitBoost(t *testing.T) {
+	for _, boost := range []bool{true, false} {
+		t.Run(fmt.Sprint("boost=", boost), func(t *testing.T) {
+			f := testFunction(t, "app:app", true)
+			f.Memory, f.InitBoost = 128, boost
+			rt := newRuntime(t, f, nil)
+			in := start(t, rt, "i")
+			// Once ready, the quota applies either way.
+			q := cpuQuota(t, in.Pid())
+			if want := fmt.Sprint(100000 * 128 / 1769); q != want && q != "max" {
+				t.Errorf("quota %s once ready, want %s", q, want)
+			}
+		})
+	}
+}
+
+// cpuQuota reads the v1 cpu.cfs_quota_us (or v2 cpu.max) of pid's cgroup.
+func cpuQuota(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && (strings.Contains(parts[1], "cpu,") || parts[1] == "cpu" || strings.HasSuffix(parts[1], ",cpu")) {
+			q, err := os.ReadFile("/sys/fs/cgroup/cpu" + parts[2] + "/cpu.cfs_quota_us")
+			if err == nil {
+				return strings.TrimSpace(string(q))
+			}
+			q, err = os.ReadFile("/sys/fs/cgroup/cpu,cpuacct" + parts[2] + "/cpu.cfs_quota_us")
+			if err == nil {
+				return strings.TrimSpace(string(q))
+			}
+		}
+		if len(parts) == 3 && parts[0] == "0" {
+			if q, err := os.ReadFile("/sys/fs/cgroup" + parts[2] + "/cpu.max"); err == nil {
+				return strings.Fields(string(q))[0]
+			}
+		}
+	}
+	t.Fatalf("no cpu cgroup for %d in\n%s", pid, b)
+	return ""
+}
