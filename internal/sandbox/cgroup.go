@@ -100,6 +100,10 @@ func openHierarchy(root string, pidsMax int64) (*hierarchy, error) {
 		h.v1h = v1Subsystems
 		cg, err := cgroup1.New(cgroup1.StaticPath(rel), &specs.LinuxResources{}, cgroup1.WithHierarchy(h.v1h))
 		if err != nil {
+			// The library leaves the hierarchies it did create behind.
+			if partial, lerr := cgroup1.Load(cgroup1.StaticPath(rel), cgroup1.WithHierarchy(h.v1h)); lerr == nil {
+				_ = partial.Delete()
+			}
 			return nil, fmt.Errorf("create cgroup %s: %w", rel, err)
 		}
 		h.v1 = cg
@@ -109,18 +113,16 @@ func openHierarchy(root string, pidsMax int64) (*hierarchy, error) {
 	return h, nil
 }
 
-// delete removes the parent cgroup (its instances must be gone already) and,
-// best effort, the shared stoke/ directory when no other Stoke uses it.
+// delete removes the parent cgroup (its instances must be gone already). The
+// shared stoke/ directory stays: removing it when empty raced with another
+// Stoke creating its own stoke/<pid> in it (ENOENT halfway through the
+// hierarchies), and an empty cgroup directory costs nothing.
 func (h *hierarchy) delete(ctx context.Context) error {
 	var err error
 	if h.v2 {
 		err = retryRemove(ctx, h.v2m.Delete)
-		_ = os.Remove(filepath.Join(cgroupMount, filepath.Dir(h.rel)))
 	} else {
 		err = retryRemove(ctx, h.v1.Delete)
-		for _, s := range []string{"memory", "cpu", "pids"} {
-			_ = os.Remove(filepath.Join(cgroupMount, s, filepath.Dir(h.rel)))
-		}
 	}
 	if err != nil {
 		return fmt.Errorf("remove cgroup %s: %w", h.rel, err)
@@ -453,7 +455,6 @@ func sweep(root string) (removed []string) {
 				removed = append(removed, dir)
 			}
 		}
-		_ = os.Remove(base) // only succeeds when empty
 	}
 	return removed
 }
