@@ -81,12 +81,13 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	}
 	in := newInstance(rt, id, port)
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
-		ID:       id,
-		Args:     f.Command,
-		Dir:      f.Cwd,
-		Env:      Env(f, rt.o.Version, rt.o.Region, id, port, time.Now()),
-		MemoryMB: f.Memory,
-		Output:   in.output,
+		ID:        id,
+		Args:      f.Command,
+		Dir:       f.Cwd,
+		Env:       Env(f, rt.o.Version, rt.o.Region, id, port, time.Now()),
+		MemoryMB:  f.Memory,
+		InitBoost: f.InitBoost,
+		Output:    in.output,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -108,6 +109,9 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		}
 		in.closeConns()
 		return nil, err
+	}
+	if err := proc.EndInitBoost(); err != nil {
+		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}
 	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
 		"port", port, "init", in.initDuration)

@@ -91,12 +91,13 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	}
 	in := newInstance(rt, id, l)
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
-		ID:       id,
-		Args:     f.Command,
-		Dir:      f.Cwd,
-		Env:      Env(f, rt.o.Version, rt.o.Region, id, in.addr, time.Now()),
-		MemoryMB: f.Memory,
-		Output:   in.output,
+		ID:        id,
+		Args:      f.Command,
+		Dir:       f.Cwd,
+		Env:       Env(f, rt.o.Version, rt.o.Region, id, in.addr, time.Now()),
+		MemoryMB:  f.Memory,
+		InitBoost: f.InitBoost,
+		Output:    in.output,
 	})
 	if err != nil {
 		in.closeAPI()
@@ -119,6 +120,9 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 			rt.o.Logger.Warn("stop failed instance", "function", f.Name, "instance", id, "err", serr)
 		}
 		return nil, err
+	}
+	if err := proc.EndInitBoost(); err != nil {
+		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}
 	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
 		"runtime_api", in.addr, "init", in.initDuration)
