@@ -609,7 +609,7 @@ func TestPythonWSGI(t *testing.T) {
 	if want := (Python{DjangoSettings: "mysite.settings", Interpreter: "python3", Snapshot: true}); api.Python != want || !api.InitBoost {
 		t.Errorf("api: %+v boost %t, want %+v boost true", api.Python, api.InitBoost, want)
 	}
-	if want := (Python{Handler: "app:app", Interpreter: "venv/bin/python"}); flask.Python != want || flask.InitBoost {
+	if want := (Python{Handler: "app:app", Interpreter: filepath.Join(dir, "venv/bin/python")}); flask.Python != want || flask.InitBoost {
 		t.Errorf("flask: %+v boost %t, want %+v boost false", flask.Python, flask.InitBoost, want)
 	}
 	if api.Fingerprint() == flask.Fingerprint() {

@@ -605,6 +605,9 @@ func (p *parser) finishFunction(s *fnState) {
 	if len(f.Command) > 0 && strings.Contains(f.Command[0], "/") && !filepath.IsAbs(f.Command[0]) {
 		f.Command[0] = filepath.Join(f.Cwd, f.Command[0])
 	}
+	if py := f.Python.Interpreter; strings.Contains(py, "/") && !filepath.IsAbs(py) {
+		f.Python.Interpreter = filepath.Join(f.Cwd, py) // venv/bin/python
+	}
 }
 
 // crossChecks runs checks that span sections, once every key is known.
