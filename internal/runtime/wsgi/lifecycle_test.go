@@ -135,6 +135,11 @@ func TestInitErrors(t *testing.T) {
 			f.Python.DjangoSettings = "mysite.broken_settings"
 			return f
 		}, "Runtime.ImportModuleError", []string{"No module named 'no_such_app'", "Traceback"}},
+		{"after-fork hook fails", func(t *testing.T) *config.Function {
+			f := testFunction(t, "app:app", true)
+			f.Env["APP_FAIL_HOOK"] = "1"
+			return f
+		}, "Runtime.InitError", []string{"RuntimeError: after-fork hook failed on purpose", "in stoke_after_fork"}},
 		{"warm-up unhealthy", func(t *testing.T) *config.Function {
 			f := testFunction(t, "app:app", true)
 			f.Readiness.Path = "/nope"
@@ -145,6 +150,14 @@ func TestInitErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := c.fn(t)
+			if c.name == "after-fork hook fails" {
+				l := &logs{}
+				rt := newRuntime(t, f, l)
+				_, err := rt.Start(context.Background(), "hooked")
+				initErr(t, err, c.typ, c.message...)
+				l.waitFor(t, "hooked stderr: Traceback (most recent call last):")
+				return
+			}
 			l := &logs{}
 			rt := newRuntime(t, f, l)
 			err := rt.Prepare(context.Background())

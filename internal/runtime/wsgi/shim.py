@@ -44,6 +44,11 @@ def error_payload(exc, error_type):
     }
 
 
+# Modules whose stoke_after_fork() runs in each forked instance: the
+# handler's module, or the Django settings module.
+HOOK_MODULES = []
+
+
 def load_app():
     """Imports the app: the handler module:callable, or Django's WSGI app."""
     cwd = os.getcwd()
@@ -52,6 +57,7 @@ def load_app():
     handler = os.environ.get("STOKE_WSGI_HANDLER", "")
     if handler:
         mod_name, _, attr = handler.partition(":")
+        HOOK_MODULES.append(mod_name)
         try:
             mod = __import__(mod_name, fromlist=["_"])
         except Exception as e:
@@ -66,6 +72,7 @@ def load_app():
             raise InitError(TypeError("%s is not callable" % handler), "Runtime.HandlerNotFound")
         return app
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", os.environ["STOKE_WSGI_DJANGO_SETTINGS"])
+    HOOK_MODULES.append(os.environ["DJANGO_SETTINGS_MODULE"])
     try:
         from django.core.wsgi import get_wsgi_application
         return get_wsgi_application()
@@ -338,6 +345,10 @@ def after_fork():
 
         for c in connections.all():
             c.connection = None
+    for name in HOOK_MODULES:
+        hook = getattr(sys.modules.get(name), "stoke_after_fork", None)
+        if callable(hook):
+            hook()
 
 
 def fork_instance(ctl, fds, req):
@@ -367,8 +378,12 @@ def fork_instance(ctl, fds, req):
         if typ != ord("I"):
             os._exit(70)
         os.environ["STOKE_INSTANCE_ID"] = req.get("id", "")
-        os.environ.update(req.get("env", {}))
-        after_fork()
+        try:
+            after_fork()
+        except Exception as e:
+            traceback.print_exc()
+            conn.send_json(ord("E"), error_payload(e, "Runtime.InitError"))
+            os._exit(1)
         conn.send_json(ord("R"), {"init_ms": (time.monotonic() - t0) * 1000})
         serve(conn, APP)
     except BaseException:

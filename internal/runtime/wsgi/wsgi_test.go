@@ -160,6 +160,9 @@ func TestForkedInstancesShareTheWarmTemplate(t *testing.T) {
 		if int(w["imported_in"].(float64)) != tplPid || int(w["warmed_in"].(float64)) != tplPid {
 			t.Errorf("instance %v: imported in %v, warmed in %v; want both in the template %d", w["pid"], w["imported_in"], w["warmed_in"], tplPid)
 		}
+		if w["hooked_in"] != w["pid"] {
+			t.Errorf("instance %v: the after-fork hook ran in %v", w["pid"], w["hooked_in"])
+		}
 		if w["requests"].(float64) != 2 {
 			t.Errorf("instance %v counts %v requests, want 2 (the warm-up and this one)", w["pid"], w["requests"])
 		}

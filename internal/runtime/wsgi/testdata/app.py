@@ -5,7 +5,14 @@ import os
 import random
 import sys
 
-STATE = {"imported_in": os.getpid(), "warmed_in": None, "requests": 0}
+STATE = {"imported_in": os.getpid(), "warmed_in": None, "requests": 0, "hooked_in": None}
+
+
+def stoke_after_fork():
+    """Stoke's after-fork hook: runs in each forked instance."""
+    if os.environ.get("APP_FAIL_HOOK"):
+        raise RuntimeError("after-fork hook failed on purpose")
+    STATE["hooked_in"] = os.getpid()
 
 if os.environ.get("APP_FAIL_IMPORT"):
     raise RuntimeError("broken at import: " + os.environ["APP_FAIL_IMPORT"])
@@ -18,7 +25,8 @@ def app(environ, start_response):
         STATE["warmed_in"] = os.getpid()
     if path == "/whoami":
         body = json.dumps({"pid": os.getpid(), "random": random.random(), "imported_in": STATE["imported_in"],
-                           "warmed_in": STATE["warmed_in"], "requests": STATE["requests"]}).encode()
+                           "warmed_in": STATE["warmed_in"], "requests": STATE["requests"],
+                           "hooked_in": STATE["hooked_in"]}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
     if path == "/echo" or path.startswith("/echo/"):
