@@ -31,7 +31,7 @@ Stoke or to AWS.`,
 }
 
 func importZappaCmd() *cobra.Command {
-	var stage, out string
+	var stage, out, python string
 	var force bool
 	c := &cobra.Command{
 		Use:   "zappa [SETTINGS_FILE]",
@@ -63,17 +63,19 @@ config parser before anything is written. See docs/zappa.md.`,
 			if len(args) == 1 {
 				path = args[0]
 			}
-			return runImportZappa(path, stage, out, force, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runImportZappa(path, zappa.Options{Stage: stage, Output: out, Python: python}, force, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&stage, "stage", "", "the stage to import (default: the only stage)")
 	f.StringVarP(&out, "output", "o", "", "write the config to this file instead of stdout")
 	f.BoolVar(&force, "force", false, "overwrite the -o file if it exists")
+	f.StringVar(&python, "python", "python3", "the interpreter to run the app with (python: in the config), e.g. venv/bin/python or /usr/bin/python3")
 	return c
 }
 
-func runImportZappa(path, stage, out string, force bool, stdout, stderr io.Writer) error {
+func runImportZappa(path string, o zappa.Options, force bool, stdout, stderr io.Writer) error {
+	out := o.Output
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read Zappa settings: %w", err)
@@ -88,7 +90,7 @@ func runImportZappa(path, stage, out string, force bool, stdout, stderr io.Write
 			return fmt.Errorf("%s already exists; use --force to overwrite it", out)
 		}
 	}
-	res, err := zappa.Import(path, data, zappa.Options{Stage: stage, Output: out})
+	res, err := zappa.Import(path, data, o)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ type Options struct {
 	// Output is where the stoke.yaml will be written (need not exist yet);
 	// cwd is written relative to its directory. Empty means ./stoke.yaml.
 	Output string
+	// Python is the interpreter to write as python:; empty means python3.
+	Python string
 }
 
 // Result is a generated config and the account of every key.
@@ -121,7 +123,11 @@ func Import(path string, data []byte, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("locate %s: %w", out, err)
 	}
-	m := &mapper{file: path, stage: stage, s: settings, projectDir: filepath.Dir(absSettings), outDir: filepath.Dir(absOut)}
+	py := opt.Python
+	if py == "" {
+		py = "python3"
+	}
+	m := &mapper{python: py, file: path, stage: stage, s: settings, projectDir: filepath.Dir(absSettings), outDir: filepath.Dir(absOut)}
 	if err := m.run(); err != nil {
 		return nil, err
 	}
@@ -278,6 +284,7 @@ func resolveExtends(path string, stages map[string]map[string]any, stage string)
 
 // mapper builds the function from one stage's merged settings.
 type mapper struct {
+	python     string // the interpreter written as python:
 	file       string
 	stage      string
 	s          map[string]any
@@ -683,7 +690,7 @@ func (m *mapper) http() error {
 func (m *mapper) misc() error {
 	if v, ok := m.s["runtime"]; ok && v != nil {
 		m.pythonNote = strings.Trim(compact(v), `"`)
-		m.note("runtime", Changed, "Stoke runs the python: interpreter (python3 from PATH), not Lambda's %s; set python: to a venv's python, or e.g. python3.12, to match", m.pythonNote)
+		m.note("runtime", Changed, "Stoke runs the python: interpreter (%s), not Lambda's %s; set python: (or --python) to a venv's python, or e.g. python3.12, to match", m.python, m.pythonNote)
 	}
 	if p, has, err := m.str("prebuild_script"); err != nil {
 		return err
@@ -692,7 +699,7 @@ func (m *mapper) misc() error {
 		if !ok || !pyDotted.MatchString(mod) || !pyIdent.MatchString(fn) {
 			m.note("prebuild_script", Unsupported, "%q is not module.function; run it yourself from build:", p)
 		} else {
-			m.build = fmt.Sprintf("python3 -c 'import %s; %s.%s()'", mod, mod, fn)
+			m.build = fmt.Sprintf("%s -c 'import %s; %s.%s()'", m.python, mod, mod, fn)
 			m.note("prebuild_script", Honoured, "build: runs it once per deploy in cwd, as Zappa did before packaging")
 		}
 	}
@@ -945,7 +952,7 @@ func (m *mapper) render() ([]byte, error) {
 	if m.build != "" {
 		add("build", str(m.build), "from prebuild_script")
 	}
-	add("python", str("python3"), pythonComment(m.pythonNote))
+	add("python", str(escape(m.python)), pythonComment(m.pythonNote))
 	if m.handler != "" {
 		add("handler", str(m.handler), "from app_function")
 	} else {

@@ -1,0 +1,110 @@
+package main_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A Zappa project, end to end: `stoke import zappa` on examples/django-drf's
+// zappa_settings.json, `stoke serve` of the result, real requests to the
+// real Django + DRF, then a deploy of broken settings that must fail with
+// the traceback and leave the working version serving.
+func TestZappaDjangoEndToEnd(t *testing.T) {
+	stokeBin, _ := build(t)
+	dir := t.TempDir()
+	proj := filepath.Join(dir, "django-drf")
+	if out, err := exec.Command("cp", "-r", "../../examples/django-drf", proj).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	os.Remove(filepath.Join(proj, "db.sqlite3")) // one a local `make run` made
+	migrate := exec.Command("/usr/bin/python3", "manage.py", "migrate", "--noinput")
+	migrate.Dir = proj
+	if out, err := migrate.CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "stoke.yaml")
+	out, err := exec.Command(stokeBin, "import", "zappa", filepath.Join(proj, "zappa_settings.json"),
+		"--stage", "dev", "--python", "/usr/bin/python3", "-o", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	gw, adm := freeAddr(t), freeAddr(t)
+	imported, _ := os.ReadFile(cfg)
+	local := "listen: " + gw + "\nadmin:\n  listen: " + adm + "\ndata_dir: data\n"
+	if err := os.WriteFile(cfg, append([]byte(local), imported...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startStoke(t, stokeBin, cfg, gw)
+	defer func() {
+		if s.cmd.ProcessState == nil {
+			s.stop()
+			for _, p := range procsIn(proj) {
+				t.Errorf("python process left behind: %s", p)
+			}
+		}
+	}()
+	if !strings.Contains(s.out.String(), "TEMPLATE django-drf-dev-1-template-1 ready") {
+		t.Errorf("no template line in the log:\n%s", s.out)
+	}
+
+	resp, body := s.get("/api/notes/")
+	if resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("GET /api/notes/: %d %s", resp.StatusCode, body)
+	}
+	// keep_warm: 3 from the Zappa stage: three forked instances were ready
+	// before the version took traffic.
+	ls, err := s.cli("ls")
+	if err != nil || strings.Count(ls, "idle") < 2 {
+		t.Errorf("stoke ls: %v\n%s", err, ls)
+	}
+
+	// Broken settings: the deploy fails with the traceback, nothing changes.
+	if err := os.WriteFile(filepath.Join(proj, "mysite", "broken.py"), []byte("from mysite.settings import *\nimport no_such_module\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(text), "django_settings: mysite.settings", "django_settings: mysite.broken", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := s.cli("deploy")
+	if err == nil {
+		t.Fatalf("deploy of broken settings succeeded:\n%s", out2)
+	}
+	for _, want := range []string{"Runtime.ImportModuleError", "No module named 'no_such_module'", "Traceback (most recent call last)", "previous version keeps serving"} {
+		if !strings.Contains(out2, want) {
+			t.Errorf("deploy error lacks %q:\n%s", want, out2)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		if resp, body := s.get("/api/notes/"); resp.StatusCode != 200 || body != "[]" {
+			t.Fatalf("after the failed deploy: %d %s", resp.StatusCode, body)
+		}
+	}
+	inv, err := s.cli("invocations", "django-drf-dev")
+	if err != nil || !strings.Contains(inv, "200") {
+		t.Errorf("invocations: %v\n%s", err, inv)
+	}
+	s.stop()
+	time.Sleep(100 * time.Millisecond)
+	for _, p := range procsIn(proj) {
+		t.Errorf("python process left behind: %s", p)
+	}
+}
+
+// procsIn lists live processes whose working directory is dir.
+func procsIn(dir string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && cwd == dir {
+			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			out = append(out, e.Name()+" "+strings.ReplaceAll(string(cmd[:min(len(cmd), 80)]), "\x00", " "))
+		}
+	}
+	return out
+}
