@@ -230,8 +230,14 @@ func TestInitBoost(t *testing.T) {
 			in := start(t, rt, "i")
 			// Once ready, the quota applies either way.
 			q := cpuQuota(t, in.Pid())
-			if want := fmt.Sprint(100000 * 128 / 1769); q != want && q != "max" {
+			if want := fmt.Sprint(100000 * 128 / 1769); q != want {
 				t.Errorf("quota %s once ready, want %s", q, want)
+			}
+			// With the boost the instance repeats the warm-up request
+			// during its init; without, only the template served it.
+			w := decode(t, invoke(t, in, "GET", "/whoami", nil))
+			if n := len(w["warmups"].([]any)); (boost && n != 2) || (!boost && n != 1) {
+				t.Errorf("warm-ups %v with boost %t", w["warmups"], boost)
 			}
 		})
 	}

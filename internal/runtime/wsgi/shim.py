@@ -380,6 +380,13 @@ def fork_instance(ctl, fds, req):
         os.environ["STOKE_INSTANCE_ID"] = req.get("id", "")
         try:
             after_fork()
+            if os.environ.get("STOKE_WSGI_REWARM") == "1":
+                # With init boost the instance has the CPU to itself until it
+                # is ready: serving the warm-up request once more here copies
+                # the pages the request path writes (reference counts) and
+                # opens what the app opens lazily, so the first real request
+                # does not pay for that under the memory-sized CPU quota.
+                warm_up(APP)
         except Exception as e:
             traceback.print_exc()
             conn.send_json(ord("E"), error_payload(e, "Runtime.InitError"))

@@ -129,6 +129,9 @@ func (rt *Runtime) env(id, mode, socket string) []string {
 		"PYTHONUNBUFFERED=1",
 		"PYTHONDONTWRITEBYTECODE=1",
 	}
+	if f.InitBoost {
+		forced = append(forced, "STOKE_WSGI_REWARM=1")
+	}
 	if f.Python.Handler != "" {
 		forced = append(forced, "STOKE_WSGI_HANDLER="+f.Python.Handler)
 	} else {

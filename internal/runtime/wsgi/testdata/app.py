@@ -5,7 +5,7 @@ import os
 import random
 import sys
 
-STATE = {"imported_in": os.getpid(), "warmed_in": None, "requests": 0, "hooked_in": None}
+STATE = {"imported_in": os.getpid(), "warmups": [], "requests": 0, "hooked_in": None}
 
 
 def stoke_after_fork():
@@ -22,10 +22,10 @@ def app(environ, start_response):
     path = environ["PATH_INFO"]
     STATE["requests"] += 1
     if environ.get("HTTP_USER_AGENT") == "stoke-warmup":
-        STATE["warmed_in"] = os.getpid()
+        STATE["warmups"].append(os.getpid())
     if path == "/whoami":
         body = json.dumps({"pid": os.getpid(), "random": random.random(), "imported_in": STATE["imported_in"],
-                           "warmed_in": STATE["warmed_in"], "requests": STATE["requests"],
+                           "warmups": STATE["warmups"], "requests": STATE["requests"],
                            "hooked_in": STATE["hooked_in"]}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
