@@ -106,11 +106,19 @@ func TestAdminJSON(t *testing.T) {
 		t.Fatalf("invoke: %d %q %v", resp.StatusCode, body, resp.Header)
 	}
 
+	// The gateway releases the instance and records the invocation after
+	// writing the response: wait for both (waitFor, metrics_test.go), then
+	// check what the last poll saw.
 	var fns []map[string]any
-	_, body = adminReq(t, s, "GET", "/v1/functions", tok)
-	if err := json.Unmarshal(body, &fns); err != nil || len(fns) != 1 {
-		t.Fatalf("functions: %v %s", err, body)
-	}
+	waitFor(func() bool {
+		fns = nil
+		_, body = adminReq(t, s, "GET", "/v1/functions", tok)
+		if err := json.Unmarshal(body, &fns); err != nil || len(fns) != 1 {
+			t.Fatalf("functions: %v %s", err, body)
+		}
+		ins, _ := fns[0]["instances"].([]any)
+		return len(ins) == 1 && ins[0].(map[string]any)["state"] == "idle"
+	})
 	f := fns[0]
 	if f["name"] != "f" || f["runtime"] != "http" || f["version"] != "1" || f["memory_mb"] != 1769.0 {
 		t.Errorf("function JSON: %s", body)
@@ -121,9 +129,16 @@ func TestAdminJSON(t *testing.T) {
 	}
 
 	var recs []map[string]any
-	_, body = adminReq(t, s, "GET", "/v1/functions/f/invocations?cold=1", tok)
-	if err := json.Unmarshal(body, &recs); err != nil || len(recs) != 1 {
-		t.Fatalf("invocations: %v %s", err, body)
+	waitFor(func() bool {
+		recs = nil
+		_, body = adminReq(t, s, "GET", "/v1/functions/f/invocations?cold=1", tok)
+		if err := json.Unmarshal(body, &recs); err != nil {
+			t.Fatalf("invocations: %v %s", err, body)
+		}
+		return len(recs) >= 1
+	})
+	if len(recs) != 1 {
+		t.Fatalf("invocations: %s", body)
 	}
 	if recs[0]["Cold"] != true || recs[0]["Status"] != 200.0 || recs[0]["InitMS"].(float64) <= 0 {
 		t.Errorf("record JSON: %s", body)
