@@ -282,7 +282,11 @@ func invocationsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "invocations FUNCTION",
 		Short: "List a function's recent invocations: cold or warm, init and duration, billed ms, status",
-		Args:  cobra.ExactArgs(1),
+		Long: `Invocations lists FUNCTION's recent invocations, newest first: cold or warm,
+init, queue and duration ms, billed ms, max memory, status, error and instance.
+A cold start whose init ran with init_boost (without its CPU quota until it
+was ready) shows as "COLD (boost)".`,
+		Args: cobra.ExactArgs(1),
 		Example: `  stoke invocations hello
   stoke invocations hello --cold --since 1h`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -308,6 +312,9 @@ func invocationsCmd(g *globals) *cobra.Command {
 				coldS, init := "warm", "-"
 				if r.Cold {
 					coldS, init = "COLD", fmt.Sprintf("%.2f", r.InitMS)
+					if r.InitBoost {
+						coldS = "COLD (boost)" // its init ran without the CPU quota
+					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%d\t%d/%d MB\t%d\t%s\t%s\n", r.Start.Local().Format("15:04:05.000"), r.RequestID, r.Version,
 					coldS, init, r.QueueMS, r.DurationMS, r.BilledMS, r.MaxMemoryMB, r.MemoryMB, r.Status, r.ErrorType, r.InstanceID)

@@ -38,6 +38,9 @@ type Function struct {
 	Pool     Pool
 	// Concurrency is the function's in-flight requests per instance.
 	Concurrency int
+	// InitBoost is init_boost: a cold start's init runs without the CPU
+	// quota. Recorded on the records of cold starts.
+	InitBoost bool
 }
 
 // Recorder receives each invocation: Begin before the instance is invoked
@@ -225,6 +228,7 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	inst := lease.Instance
 	if rec.Cold {
 		rec.InitMS = ms(inst.InitDuration())
+		rec.InitBoost = fn.InitBoost
 	}
 	if c.Ready != nil {
 		c.Ready(rec)

@@ -169,6 +169,26 @@ func TestRoutesAndRecords(t *testing.T) {
 	}
 }
 
+// A cold start's record says whether its init ran boosted; a warm one never
+// does.
+func TestInitBoostRecorded(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	boosted := f.function("a", "A", 5*time.Second, pool.Options{MaxInstances: 1}, "/a")
+	boosted.InitBoost = true
+	plain := f.function("b", "B", 5*time.Second, pool.Options{MaxInstances: 1}, "/b")
+	f.gw.Set([]*gateway.Function{boosted, plain})
+	for _, c := range []struct {
+		path            string
+		cold, initBoost bool
+	}{{"/a", true, true}, {"/a", false, false}, {"/b", true, false}, {"/b", false, false}} {
+		resp, _ := get(t, f.srv.URL+c.path)
+		r := f.rec.byID(t, resp.Header.Get("X-Request-Id"))
+		if r.Cold != c.cold || r.InitBoost != c.initBoost {
+			t.Errorf("%s: cold %t init boost %t, want %t %t", c.path, r.Cold, r.InitBoost, c.cold, c.initBoost)
+		}
+	}
+}
+
 func TestFunctionTimeout(t *testing.T) {
 	f := newFixture(t, 5*time.Second)
 	f.gw.Set([]*gateway.Function{f.function("slow", "S", 300*time.Millisecond, pool.Options{}, "/s")})

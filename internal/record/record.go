@@ -12,6 +12,7 @@ type Record struct {
 	Start        time.Time
 	Cold         bool
 	InitMS       float64 // process start → ready; 0 when warm
+	InitBoost    bool    // this cold start's init ran with init boost (no CPU quota); false when warm
 	QueueMS      float64 // waiting for an instance
 	DurationMS   float64 // the invocation itself
 	BilledMS     int64   // DurationMS rounded up to the billing granularity

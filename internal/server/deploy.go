@@ -186,7 +186,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 	})
 	return &deployed{cfg: f, version: version, pool: p, rt: rt, gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
-		Concurrency: f.Concurrency,
+		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
 }
 

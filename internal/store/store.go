@@ -199,6 +199,9 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 `,
 	tracesSchema, // traces.go
 	recordTraces, // traces.go
+	// init_boost: the cold start's init ran without the CPU quota. Rows
+	// written before read as not boosted.
+	`ALTER TABLE records ADD COLUMN init_boost INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

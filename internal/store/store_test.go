@@ -77,6 +77,32 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// A cold start's init boost round-trips; a warm record reads as unboosted.
+func TestRecordInitBoostRoundTrip(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	boosted, warm := rec("hello", 1, true), rec("hello", 2, false)
+	boosted.InitBoost = true
+	s.Add(boosted)
+	s.Add(warm)
+	flush(t, s)
+
+	for _, want := range []*record.Record{boosted, warm} {
+		got, err := s.Record(ctx, want.RequestID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Start = want.Start
+		if got != *want {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, *want)
+		}
+	}
+	rs, err := s.Records(ctx, Query{Function: "hello", ColdOnly: true})
+	if err != nil || len(rs) != 1 || !rs[0].InitBoost {
+		t.Errorf("cold records: %+v %v", rs, err)
+	}
+}
+
 func TestAddCopiesRecord(t *testing.T) {
 	s := open(t, t.TempDir(), Options{})
 	r := rec("hello", 1, false)
@@ -529,7 +555,7 @@ func TestMigrateTracesToRecords(t *testing.T) {
 
 	s := open(t, dir, Options{})
 	r, err := s.Record(ctx, "old-1")
-	if err != nil || r.Status != 200 || r.TraceID != ([16]byte{}) || !r.End.IsZero() {
+	if err != nil || r.Status != 200 || r.TraceID != ([16]byte{}) || !r.End.IsZero() || r.InitBoost {
 		t.Fatalf("old record: %+v %v", r, err)
 	}
 	if _, err := s.Trace(ctx, "old-1"); !errors.Is(err, ErrNotFound) {

@@ -209,7 +209,10 @@ function functionPage(name) {
         cells: [
           ["Time", fmt.time(r.Start), "mono"],
           ["Request", el("a", { href: `/traces/${encodeURIComponent(r.RequestID)}?fn=${enc}`, "aria-label": "Trace of request " + r.RequestID }, el("code", {}, r.RequestID.slice(0, 8)))],
-          ["Start", r.Cold ? el("span", { class: "tag cold" }, "cold") : el("span", { class: "tag warm" }, "warm")],
+          ["Start", r.Cold
+            ? [el("span", { class: "tag cold" }, "cold"),
+              r.InitBoost ? [" ", el("span", { class: "tag boost", title: "init ran without the CPU quota (init_boost)" }, "boost")] : []].flat()
+            : el("span", { class: "tag warm" }, "warm")],
           ["Init ms", r.Cold ? fmt.ms(r.InitMS) : "–", "num init"],
           ["Queue ms", fmt.ms(r.QueueMS), "num"],
           ["Duration ms", fmt.ms(r.DurationMS), "num"],
