@@ -14,6 +14,10 @@
 //	go run ./bench/cmd/stokebench lambda-warm  # Invoke API / route / http function / direct, c=1 and c=32
 //	go run ./bench/cmd/stokebench lambda-cold  # cold Invoke vs the bootstrap's own start
 //
+// and, for examples/django-drf on the python-wsgi runtime (not part of all):
+//
+//	go run ./bench/cmd/stokebench django  # the seed's table: plain start vs fork snapshot vs + init boost
+//
 // docs/BENCHMARKS.md has the results and how to read them.
 package main
 
@@ -37,11 +41,13 @@ var (
 	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
 	flagAll    = flag.Bool("all", false, "run every benchmark")
 
-	flagLRounds   = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
-	flagLReqs     = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
-	flagL32Rounds = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
-	flagLDur      = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
-	flagRIE       = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
+	flagLRounds      = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
+	flagLReqs        = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
+	flagL32Rounds    = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
+	flagLDur         = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
+	flagDjangoN      = flag.Int("django-n", 20, "django: cold-start rounds (snapshot modes)")
+	flagDjangoPlainN = flag.Int("django-plain-n", 3, "django: cold-start rounds of the plain start (17 s each at 128 MB)")
+	flagRIE          = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
 )
 
 var benches = []struct {
@@ -54,14 +60,15 @@ var benches = []struct {
 	{"rss", benchRSS},
 	{"lambda-warm", benchLambdaWarm},
 	{"lambda-cold", benchLambdaCold},
+	{"django", benchDjango},
 }
 
 // lambdaBenches are not part of all (see docs/BENCHMARKS.md, "Lambda functions").
-var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true}
+var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true}
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda ...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -101,7 +108,11 @@ func main() {
 			continue
 		}
 		delete(want, b.name)
-		bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		limit := 5 * time.Minute
+		if b.name == "django" {
+			limit = 30 * time.Minute // plain starts under 128 MB's CPU share take ~17 s each
+		}
+		bctx, cancel := context.WithTimeout(ctx, limit)
 		start := time.Now()
 		fmt.Printf("\n== %s\n", b.name)
 		if err := b.run(bctx, e); err != nil {

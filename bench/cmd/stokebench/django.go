@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// benchDjango reproduces the seed's table (../shared/seed/README.md) with
+// examples/django-drf: the cold start of GET /api/notes/ (request sent →
+// response read, no instance running) at 128–1024 MB for a plain process
+// start (the baseline: what Lambda does), a fork of the template
+// (snapshot), and a fork with init_boost; warm p50 at each size; and the
+// private memory of an idle forked instance against a plain one.
+//
+// "No instance" is had as in benchCold: max_instances 1, idle_timeout 1ms,
+// and before every start the admin API lists no instance. The template is
+// not an instance: it stays up, as it does in production.
+func benchDjango(ctx context.Context, e *env) error {
+	python := "/usr/bin/python3"
+	if err := exec.CommandContext(ctx, python, "-c", "import django, rest_framework").Run(); err != nil {
+		return fmt.Errorf("%s lacks Django or DRF (apt-get install python3-django python3-djangorestframework): %v", python, err)
+	}
+	app := filepath.Join(e.root, "examples", "django-drf")
+	db := filepath.Join(e.dir, "django.sqlite3")
+	migrate := exec.CommandContext(ctx, python, "manage.py", "migrate", "--noinput")
+	migrate.Dir, migrate.Env = app, append(os.Environ(), "STOKE_DB_PATH="+db)
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return fmt.Errorf("migrate: %v\n%s", err, out)
+	}
+	mems := []int{128, 256, 512, 768, 1024}
+	seed := map[int]string{128: "33 s", 256: "15 s", 512: "8 s", 768: "4 s", 1024: "3 s"}
+	seedWarm := map[int]string{128: "170 ms", 256: "71 ms", 512: "50 ms", 768: "20 ms", 1024: "–"}
+	modes := []struct{ prefix, snapshot, boost string }{
+		{"plain", "false", "false"}, {"snap", "true", "false"}, {"boost", "true", "true"},
+	}
+	var cfg strings.Builder
+	cfg.WriteString("gateway:\n  timeout: 120s\nfunctions:\n")
+	fn := func(name string, mem int, snapshot, boost string, keepWarm int, idle string) {
+		fmt.Fprintf(&cfg, `  %s:
+    runtime: python-wsgi
+    cwd: %s
+    python: %s
+    django_settings: mysite.settings
+    snapshot: %s
+    init_boost: %s
+    memory: %d
+    max_instances: 1
+    keep_warm: %d
+    idle_timeout: %s
+    timeout: 100s
+    init_timeout: 100s
+    readiness: {path: /%s/api/notes/}
+    routes: [/%s/*]
+    env: {STOKE_DB_PATH: %s, URL_PREFIX: %s/}
+`, name, app, python, snapshot, boost, mem, keepWarm, idle, name, name, db, name)
+	}
+	for _, m := range mems {
+		for _, md := range modes {
+			fn(fmt.Sprintf("%s%d", md.prefix, m), m, md.snapshot, md.boost, 0, "1ms")
+		}
+	}
+	s, err := e.startStoke(ctx, "django", cfg.String())
+	if err != nil {
+		return err
+	}
+	defer s.stopWith()
+	client := &http.Client{Timeout: 110 * time.Second}
+	get := func(name string) (time.Duration, bool, error) {
+		t0 := time.Now()
+		resp, err := client.Get(fmt.Sprintf("%s/%s/api/notes/", s.gw, name))
+		if err != nil {
+			return 0, false, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if err != nil {
+			return 0, false, err
+		}
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "[") {
+			return 0, false, fmt.Errorf("%s: %s %.200s", name, resp.Status, b)
+		}
+		return d, resp.Header.Get("X-Stoke-Cold") == "true", nil
+	}
+	quiet := func() error {
+		if err := s.waitQuiet(ctx, 30*time.Second, 0); err != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	}
+	// A note to list, so the view runs a query and the serializer.
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.gw+"/boost1024/api/notes/", strings.NewReader(`{"title":"seed","body":"33 s at 128 MB"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := client.Do(req); err != nil {
+		return err
+	} else {
+		resp.Body.Close()
+	}
+
+	cold := map[string][]time.Duration{}
+	notCold := 0
+	run := func(name string) error {
+		if err := quiet(); err != nil {
+			return err
+		}
+		d, c, err := get(name)
+		if err != nil {
+			return err
+		}
+		if !c {
+			notCold++
+			return nil
+		}
+		cold[name] = append(cold[name], d)
+		return nil
+	}
+	// Interleaved: each round visits every size and mode once.
+	for i := 0; i < *flagDjangoN; i++ {
+		for _, m := range mems {
+			for _, md := range modes {
+				if md.prefix == "plain" && i >= *flagDjangoPlainN {
+					continue
+				}
+				if err := run(fmt.Sprintf("%s%d", md.prefix, m)); err != nil {
+					return err
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "django: round %d of %d done\n", i+1, *flagDjangoN)
+	}
+	var tplInit string
+	if b, err := os.ReadFile(filepath.Join(s.dir, "stoke.log")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if i := strings.Index(l, "TEMPLATE snap128"); i >= 0 {
+				tplInit = l[i:]
+			}
+		}
+	}
+	s.stopWith()
+
+	// Warm latency and idle memory: one kept-warm instance per size, plain
+	// and forked, after 20 requests each.
+	cfg.Reset()
+	cfg.WriteString("gateway:\n  timeout: 120s\nfunctions:\n")
+	for _, m := range mems {
+		fn(fmt.Sprintf("wplain%d", m), m, "false", "true", 1, "10m")
+		fn(fmt.Sprintf("wsnap%d", m), m, "true", "true", 1, "10m")
+	}
+	w, err := e.startStoke(ctx, "django-warm", cfg.String())
+	if err != nil {
+		return err
+	}
+	defer w.stopWith()
+	s = w
+	warm := map[string][]time.Duration{}
+	mem := map[string][2]float64{} // USS, PSS in MB
+	for _, m := range mems {
+		for _, p := range []string{"wplain", "wsnap"} {
+			name := fmt.Sprintf("%s%d", p, m)
+			if err := w.waitInstances(ctx, name, 1, 100*time.Second); err != nil {
+				return err
+			}
+		}
+	}
+	for r := 0; r < 20; r++ {
+		for _, m := range mems {
+			for _, p := range []string{"wplain", "wsnap"} {
+				name := fmt.Sprintf("%s%d", p, m)
+				d, _, err := get(name)
+				if err != nil {
+					return err
+				}
+				if r >= 2 { // the first two pay the plain instance's lazy init
+					warm[name] = append(warm[name], d)
+				}
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, m := range mems {
+		for _, p := range []string{"wplain", "wsnap"} {
+			name := fmt.Sprintf("%s%d", p, m)
+			pids := w.instancePids(name)
+			if len(pids) != 1 {
+				return fmt.Errorf("%s: instances %v", name, pids)
+			}
+			mem[name] = smaps(pids[0])
+		}
+	}
+
+	fmt.Printf("Cold start of GET /api/notes/ (request sent → response read, no instance running), %d rounds (plain: %d), interleaved.\n", *flagDjangoN, *flagDjangoPlainN)
+	fmt.Printf("| memory | plain start p50 (baseline) | fork snapshot p50 / p99 | snapshot + init boost p50 / p99 | boost vs plain | warm p50 plain / forked | idle USS (PSS) plain | idle USS (PSS) forked | seed: Lambda 2018 cold / warm |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
+	verdict := []string{}
+	for _, m := range mems {
+		p, sn, bo := cold[fmt.Sprintf("plain%d", m)], cold[fmt.Sprintf("snap%d", m)], cold[fmt.Sprintf("boost%d", m)]
+		wp, ws := warm[fmt.Sprintf("wplain%d", m)], warm[fmt.Sprintf("wsnap%d", m)]
+		mp, mf := mem[fmt.Sprintf("wplain%d", m)], mem[fmt.Sprintf("wsnap%d", m)]
+		fmt.Printf("| %d MB | %s | %s / %s | %s / %s | %.0f× faster | %s / %s | %.1f (%.1f) MB | %.1f (%.1f) MB | %s / %s |\n",
+			m, ms(pct(p, .5)), ms(pct(sn, .5)), ms(pct(sn, .99)), ms(pct(bo, .5)), ms(pct(bo, .99)),
+			float64(pct(p, .5))/float64(max(pct(bo, .5), 1)), ms(pct(wp, .5)), ms(pct(ws, .5)),
+			mp[0], mp[1], mf[0], mf[1], seed[m], seedWarm[m])
+		if pct(bo, .5) > 50*time.Millisecond {
+			verdict = append(verdict, fmt.Sprintf("snapshot+boost p50 at %d MB is %s (> 50 ms)", m, ms(pct(bo, .5))))
+		}
+		if m == 128 && pct(sn, .5) > 250*time.Millisecond {
+			verdict = append(verdict, fmt.Sprintf("snapshot p50 at 128 MB is %s (> 250 ms)", ms(pct(sn, .5))))
+		}
+		if mf[0] > 15 {
+			verdict = append(verdict, fmt.Sprintf("idle forked USS at %d MB is %.1f MB (> 15 MB)", m, mf[0]))
+		}
+	}
+	fmt.Printf("samples per cell: plain %d, snapshot %d, boost %d; answered warm instead of cold (excluded): %d\n",
+		len(cold["plain128"]), len(cold["snap128"]), len(cold["boost128"]), notCold)
+	if tplInit != "" {
+		fmt.Printf("template start-up (once per version, not on any request's path): %s\n", tplInit)
+	}
+	if len(verdict) == 0 {
+		fmt.Println("targets (boost p50 ≤ 50 ms at every size; snapshot p50 ≤ 250 ms at 128 MB; idle forked USS ≤ 15 MB): MET")
+	} else {
+		fmt.Println("targets MISSED: " + strings.Join(verdict, "; "))
+	}
+	return nil
+}
+
+// smaps returns a process's USS (private clean + dirty) and PSS in MB.
+func smaps(pid int) [2]float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return [2]float64{-1, -1}
+	}
+	var uss, pss float64
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "Private_Clean:", "Private_Dirty:":
+			uss += kb / 1024
+		case "Pss:":
+			pss = kb / 1024
+		}
+	}
+	return [2]float64{uss, pss}
+}
