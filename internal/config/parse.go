@@ -570,6 +570,9 @@ func (p *parser) finishFunction(s *fnState) {
 		case s.present["handler"] != nil && s.present["django_settings"] != nil:
 			p.errf(s.present["django_settings"], s.key+".django_settings", "set either handler or django_settings, not both; allowed: django_settings alone serves django.core.wsgi's application")
 		}
+		if f.Concurrency != 1 {
+			p.errf(s.present["concurrency"], s.key+".concurrency", "%d: a python-wsgi instance serves one request at a time, as on Lambda; allowed: 1 (scale out with max_instances)", f.Concurrency)
+		}
 		if s.present["readiness"] != nil && f.Readiness.Protocol == "tcp" {
 			p.errf(s.present["readiness"], s.key+".readiness.protocol", "tcp does not apply to python-wsgi (the warm-up is a WSGI request); allowed: http")
 		}

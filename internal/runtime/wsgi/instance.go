@@ -187,10 +187,14 @@ func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error
 		case frameHead:
 			var h responseHead
 			if err := json.Unmarshal(p, &h); err != nil {
+				in.c.Close()
 				return started, fmt.Errorf("protocol: response head: %w", err)
 			}
 			code, err := strconv.Atoi(strings.SplitN(h.Status, " ", 2)[0])
 			if err != nil || code < 100 || code > 999 {
+				if derr := in.skipResponse(); derr != nil {
+					return started, derr
+				}
 				return started, runtime.Errorf("Runtime.InvalidResponse", http.StatusBadGateway, "the app's status %q is not a status line like \"200 OK\"", h.Status)
 			}
 			hdr := w.Header()
@@ -203,7 +207,7 @@ func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error
 				case "Content-Length":
 					streaming = false
 				}
-				hdr[k] = append(hdr[k], kv[1])
+				hdr[k] = append(hdr[k], latin1(kv[1]))
 			}
 			w.WriteHeader(code)
 			started = true
@@ -211,7 +215,9 @@ func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error
 				rc = http.NewResponseController(w)
 			}
 		case frameData:
-			if _, err := w.Write(p); err != nil {
+			if _, err := w.Write(p); errors.Is(err, http.ErrBodyNotAllowed) {
+				continue // a body on HEAD, 204 or 304: dropped, as net/http drops it
+			} else if err != nil {
 				return started, err
 			}
 			if rc != nil {
@@ -227,6 +233,20 @@ func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error
 			return started || e.Started, runtime.Errorf("Runtime.UnhandledError", http.StatusBadGateway, "%s", e.ErrorMessage)
 		default:
 			return started, fmt.Errorf("protocol: unexpected frame %q", typ)
+		}
+	}
+}
+
+// skipResponse reads what is left of a response nobody will see, so the
+// connection stays in step for the next request.
+func (in *Instance) skipResponse() error {
+	for {
+		typ, _, err := readFrame(in.br, in.buf)
+		if err != nil {
+			return err
+		}
+		if typ == frameEnd || typ == frameAppError {
+			return nil
 		}
 	}
 }
@@ -279,23 +299,50 @@ func head(r *http.Request, hasBody bool) requestHead {
 	if h.Proto == "" {
 		h.Proto = "HTTP/1.1"
 	}
-	h.Headers = make([][2]string, 0, len(r.Header)+2)
+	h.Headers = make([][2]string, 0, len(r.Header)+3)
 	for k, vv := range r.Header {
 		switch k {
-		case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
+		case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
+			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 			continue
 		}
 		for _, v := range vv {
 			h.Headers = append(h.Headers, [2]string{k, v})
 		}
 	}
-	if ip := h.RemoteAddr; ip != "" && r.Header.Get("X-Forwarded-For") == "" {
-		h.Headers = append(h.Headers, [2]string{"X-Forwarded-For", ip})
+	// As httputil's ProxyRequest.SetXForwarded (and the http runtime): the
+	// client's X-Forwarded-For gets the peer appended; Host and Proto are
+	// Stoke's own, never the client's claims.
+	if ip := h.RemoteAddr; ip != "" {
+		xff := ip
+		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + ip
+		}
+		h.Headers = append(h.Headers, [2]string{"X-Forwarded-For", xff})
 	}
-	if r.Header.Get("X-Forwarded-Proto") == "" {
-		h.Headers = append(h.Headers, [2]string{"X-Forwarded-Proto", h.Scheme})
+	if r.Host != "" {
+		h.Headers = append(h.Headers, [2]string{"X-Forwarded-Host", r.Host})
 	}
+	h.Headers = append(h.Headers, [2]string{"X-Forwarded-Proto", h.Scheme})
 	return h
+}
+
+// latin1 turns a header value the shim sent (a str of code points below
+// 256, as PEP 3333 requires) back into the bytes it stands for.
+func latin1(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			b := make([]byte, 0, len(s))
+			for _, r := range s {
+				if r > 0xff {
+					r = '?' // the shim refuses these; never reached
+				}
+				b = append(b, byte(r))
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }

@@ -114,7 +114,9 @@ class Input(io.RawIOBase):
     """wsgi.input: the request body, read from B frames as the app asks."""
 
     def __init__(self, conn):
-        self.conn, self.buf, self.eof = conn, b"", False
+        # A bytearray: appending to it and deleting from its front are cheap,
+        # where bytes would be copied whole each time (quadratic in the body).
+        self.conn, self.buf, self.eof = conn, bytearray(), False
 
     def readable(self):
         return True
@@ -131,16 +133,19 @@ class Input(io.RawIOBase):
         self.buf += payload
         return True
 
+    def _take(self, n):
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
     def read(self, size=-1):
         if size is None or size < 0:
             while self._more():
                 pass
-            out, self.buf = self.buf, b""
-            return out
+            return self._take(len(self.buf))
         while len(self.buf) < size and self._more():
             pass
-        out, self.buf = self.buf[:size], self.buf[size:]
-        return out
+        return self._take(size)
 
     def readinto(self, b):
         data = self.read(len(b))
@@ -148,14 +153,21 @@ class Input(io.RawIOBase):
         return len(data)
 
     def readline(self, size=-1):
-        while b"\n" not in self.buf and (size < 0 or len(self.buf) < size) and self._more():
-            pass
-        i = self.buf.find(b"\n")
-        end = len(self.buf) if i < 0 else i + 1
+        if size is None:
+            size = -1
+        seen = 0  # no newline before it: each byte is searched once
+        while True:
+            i = self.buf.find(b"\n", seen)
+            if i >= 0:
+                end = i + 1
+                break
+            seen = len(self.buf)
+            if 0 <= size <= seen or not self._more():
+                end = seen
+                break
         if size >= 0:
             end = min(end, size)
-        out, self.buf = self.buf[:end], self.buf[end:]
-        return out
+        return self._take(end)
 
     def readlines(self, hint=-1):
         return list(iter(self.readline, b""))
@@ -165,8 +177,8 @@ class Input(io.RawIOBase):
 
     def drain(self):
         while self._more():
-            self.buf = b""
-        self.buf = b""
+            self.buf.clear()
+        self.buf.clear()
 
 
 class FileWrapper:
@@ -216,6 +228,10 @@ def environ_for(head, wsgi_input):
     if head.get("remote_port"):
         env["REMOTE_PORT"] = head["remote_port"]
     for k, v in head.get("headers", []):
+        if "_" in k:
+            # X_User would pass for X-User (both HTTP_X_USER); gunicorn,
+            # waitress and nginx drop such headers too.
+            continue
         key = k.upper().replace("-", "_")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
             env[key] = v
@@ -241,6 +257,9 @@ def run_app(app, env, on_head, on_data):
     def write(data):
         if state["head"] is None:
             raise AssertionError("write() before start_response()")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            # Before the head goes out, so the client gets a clean error.
+            raise TypeError("the app gave %s for the body; PEP 3333 wants bytes" % type(data).__name__)
         if data:
             send_head()
             on_data(data)
@@ -254,6 +273,15 @@ def run_app(app, env, on_head, on_data):
                 exc_info = None
         elif state["head"] is not None:
             raise AssertionError("start_response() called twice without exc_info")
+        # PEP 3333: str holding latin-1, checked here so the app sees the error.
+        if type(status) is not str:
+            raise TypeError("status %r is not a str" % (status,))
+        status.encode("latin-1")
+        for name, value in headers:
+            if type(name) is not str or type(value) is not str:
+                raise TypeError("header %r: name and value must be str" % ((name, value),))
+            name.encode("latin-1")
+            value.encode("latin-1")
         state["head"] = (status, headers)
         return write
 
@@ -288,9 +316,9 @@ def serve(conn, app):
         started = [False]
 
         def on_head(h):
-            started[0] = True
             status, headers = h
             conn.send_json(ord("H"), {"status": status, "headers": headers})
+            started[0] = True
 
         def on_data(data):
             for i in range(0, len(data), MAX_CHUNK):

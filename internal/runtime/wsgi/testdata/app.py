@@ -133,16 +133,17 @@ def query(environ):
 def status(environ, start_response):
     """/status?code=204&body=x: that status, with that body (even if HTTP has none)."""
     q = query(environ)
-    code = int(q.get("code", "200"))
-    start_response("%d %s" % (code, q.get("reason", "Whatever")), [("X-Code", str(code))])
+    code = q.get("code", "200")
+    start_response("%s %s" % (code, q.get("reason", "Whatever")), [("X-Code", code)])
     return [q["body"].encode()] if "body" in q else []
 
 
 def headers(environ, start_response):
-    """/headers: repeated and latin-1 header values."""
+    """/headers: repeated, latin-1 and hop-by-hop headers."""
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-Multi", "a"), ("X-Multi", "b"),
                               ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/"),
-                              ("X-Latin1", "caf\xe9"), ("x-lower-case", "kept")])
+                              ("X-Latin1", "caf\xe9"), ("x-lower-case", "kept"),
+                              ("Connection", "close"), ("Keep-Alive", "timeout=5")])
     return [b"headers"]
 
 
@@ -161,12 +162,12 @@ def noread(environ, start_response):
 
 
 def readlines(environ, start_response):
-    """/readlines: wsgi.input's readline(size), readline(), readlines(),
-    read(size) and iteration, as [len, sha256] of what each gave."""
+    """/readlines: what wsgi.input's readline(size), readline(None),
+    read(size), readlines() and read() give, in turn."""
     inp = environ["wsgi.input"]
     out = {}
     first = inp.readline(4)
-    rest_of_line = inp.readline()
+    rest_of_line = inp.readline(None)
     out["readline4"] = first.decode("latin-1")
     out["readline"] = rest_of_line.decode("latin-1")
     out["read3"] = inp.read(3).decode("latin-1")
