@@ -1,14 +1,12 @@
 package wsgirt
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -292,66 +290,4 @@ func (t *template) stop(ctx context.Context) error {
 		t.ctl.Close()
 	}
 	return t.proc.Stop(ctx, stopGrace)
-}
-
-// startForked forks an instance from the template, adopts it into its own
-// sandbox and waits until it is ready. Its init duration runs from the fork
-// request to ready.
-func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance, error) {
-	f := rt.o.Function
-	t, err := rt.template(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	in := newInstance(rt, id)
-	foster, err := rt.o.Sandbox.Prepare(ctx, sandbox.Spec{ID: id, MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output})
-	if err != nil {
-		return nil, rt.startError(ctx, id, err)
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		foster.Abandon()
-		return nil, rt.startError(ctx, id, err)
-	}
-	of := os.NewFile(uintptr(fds[0]), "wsgi-instance")
-	nc, err := net.FileConn(of)
-	of.Close()
-	if err != nil {
-		unix.Close(fds[1])
-		foster.Abandon()
-		return nil, rt.startError(ctx, id, err)
-	}
-	ours := nc.(*net.UnixConn)
-	pid, err := t.fork(ctx, id, fds[1], foster)
-	unix.Close(fds[1])
-	if err != nil {
-		ours.Close()
-		foster.Abandon()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("start instance %s: %w", id, ctx.Err())
-		}
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "fork from the python template: %v", err)
-	}
-	a, err := foster.Adopt(pid)
-	if err != nil {
-		ours.Close()
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "%v", err)
-	}
-	t.adopted(pid, a)
-	in.proc = a
-	in.attach(shimConn{c: ours, br: bufio.NewReaderSize(ours, 64<<10)})
-	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
-	defer cancel()
-	if err := writeFrame(in.bw, frameGo, nil); err != nil {
-		return nil, in.failed(ctx, err)
-	}
-	if err := in.awaitReady(ictx); err != nil {
-		return nil, in.failed(ctx, err)
-	}
-	in.initDuration = time.Since(t0)
-	if err := a.EndInitBoost(); err != nil {
-		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
-	}
-	return in, nil
 }

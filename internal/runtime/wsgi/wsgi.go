@@ -57,6 +57,11 @@ type Runtime struct {
 	waiting  map[string]chan shimConn
 	closed   bool
 	shutdown chan struct{}
+
+	spares   []*spare // forks waiting for a cold start (fork.go)
+	spareSeq int
+	filling  bool
+	fills    sync.WaitGroup
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -83,8 +88,11 @@ func (rt *Runtime) Prepare(ctx context.Context) error {
 	if !rt.o.Function.Python.Snapshot {
 		return nil
 	}
-	_, err := rt.template(ctx)
-	return err
+	if _, err := rt.template(ctx); err != nil {
+		return err
+	}
+	rt.refillSpares(spareDelay)
+	return nil
 }
 
 // Close stops the template and the listeners. Instances are the pool's to stop.
@@ -97,7 +105,13 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	rt.closed = true
 	close(rt.shutdown)
 	tpl, plain := rt.tpl, rt.plain
+	spares := rt.spares
+	rt.spares = nil
 	rt.mu.Unlock()
+	rt.fills.Wait()
+	for _, sp := range spares {
+		stopSpare(sp.proc, sp.conn)
+	}
 	if plain != nil {
 		plain.Close()
 	}

@@ -1,0 +1,211 @@
+package wsgirt
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/sandbox"
+)
+
+// Spare forks. Moving a fork into its cgroup is a cgroup v1 join, which
+// waits for an RCU grace period (~12 ms here, more under load), and the
+// fork itself copies the template's page tables (~5 ms for Django): most of
+// a cold start's platform time. So the runtime keeps one fork made ahead of
+// demand, already adopted into its own cgroup with the function's limits,
+// blocked before it runs any app code — the same idea as the sandbox's
+// stubs for exec'd runtimes. A cold start claims it, sends the go-ahead and
+// is ready after the after-fork work (and, with init boost, the warm-up).
+// The spare's cgroup keeps its spare name; the instance id is the pool's.
+const (
+	wantSpares = 1
+	// spareDelay: a new spare is forked this long after one was claimed,
+	// so it does not share the CPUs with the cold start that claimed it.
+	spareDelay = 50 * time.Millisecond
+)
+
+// spare is a fork waiting for its go-ahead.
+type spare struct {
+	id    string
+	proc  sandbox.Adopted
+	conn  shimConn
+	owner atomic.Pointer[Instance] // who its output goes to, once claimed
+}
+
+func (sp *spare) output(rt *Runtime) func(stream, line string) {
+	return func(stream, line string) {
+		if in := sp.owner.Load(); in != nil {
+			in.output(stream, line)
+		} else if out := rt.o.Output; out != nil {
+			out(sp.id, stream, line)
+		}
+	}
+}
+
+// forkAdopted forks a child of t for sandbox id and adopts it into its own
+// cgroup. The child waits for the go-ahead (frameGo) on the returned conn.
+func (rt *Runtime) forkAdopted(ctx context.Context, t *template, id string, out func(stream, line string)) (sandbox.Adopted, shimConn, error) {
+	f := rt.o.Function
+	foster, err := rt.o.Sandbox.Prepare(ctx, sandbox.Spec{ID: id, MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: out})
+	if err != nil {
+		return nil, shimConn{}, rt.startError(ctx, id, err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		foster.Abandon()
+		return nil, shimConn{}, rt.startError(ctx, id, err)
+	}
+	of := os.NewFile(uintptr(fds[0]), "wsgi-instance")
+	nc, err := net.FileConn(of)
+	of.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		foster.Abandon()
+		return nil, shimConn{}, rt.startError(ctx, id, err)
+	}
+	pid, err := t.fork(ctx, id, fds[1], foster)
+	unix.Close(fds[1])
+	if err != nil {
+		nc.Close()
+		foster.Abandon()
+		if ctx.Err() != nil {
+			return nil, shimConn{}, fmt.Errorf("start instance %s: %w", id, ctx.Err())
+		}
+		return nil, shimConn{}, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "fork from the python template: %v", err)
+	}
+	a, err := foster.Adopt(pid)
+	if err != nil {
+		nc.Close()
+		return nil, shimConn{}, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "%v", err)
+	}
+	t.adopted(pid, a)
+	return a, shimConn{c: nc, br: bufio.NewReaderSize(nc, 64<<10)}, nil
+}
+
+// startForked starts an instance from a spare fork, or forks one: the
+// go-ahead, then the after-fork work, until ready. Its init duration runs
+// from here (the claim or the fork request) to ready.
+func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance, error) {
+	f := rt.o.Function
+	t, err := rt.template(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	in := newInstance(rt, id)
+	if sp := rt.takeSpare(); sp != nil {
+		sp.owner.Store(in)
+		in.proc = sp.proc
+		in.attach(sp.conn)
+	} else {
+		proc, conn, err := rt.forkAdopted(ctx, t, id, in.output)
+		if err != nil {
+			return nil, err
+		}
+		in.proc = proc
+		in.attach(conn)
+	}
+	rt.refillSpares(spareDelay)
+	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
+	defer cancel()
+	if err := writeFrame(in.bw, frameGo, nil); err != nil {
+		return nil, in.failed(ctx, err)
+	}
+	if err := in.awaitReady(ictx); err != nil {
+		return nil, in.failed(ctx, err)
+	}
+	in.initDuration = time.Since(t0)
+	if err := in.proc.EndInitBoost(); err != nil {
+		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
+	}
+	return in, nil
+}
+
+// takeSpare claims a live spare, or returns nil.
+func (rt *Runtime) takeSpare() *spare {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for len(rt.spares) > 0 {
+		sp := rt.spares[0]
+		rt.spares = rt.spares[1:]
+		select {
+		case <-sp.proc.Done():
+			sp.conn.c.Close() // died waiting (killed, OOM): forget it
+		default:
+			return sp
+		}
+	}
+	return nil
+}
+
+// refillSpares forks spares up to wantSpares after delay, unless the
+// runtime closed or has no live template (a cold start makes one).
+func (rt *Runtime) refillSpares(delay time.Duration) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closed || rt.filling || len(rt.spares) >= wantSpares {
+		return
+	}
+	rt.filling = true
+	rt.fills.Add(1)
+	go func() {
+		defer rt.fills.Done()
+		select {
+		case <-time.After(delay):
+		case <-rt.shutdown:
+		}
+		for {
+			rt.mu.Lock()
+			t := rt.tpl
+			if rt.closed || t == nil || len(rt.spares) >= wantSpares {
+				rt.filling = false
+				rt.mu.Unlock()
+				return
+			}
+			select {
+			case <-t.dead:
+				rt.filling = false
+				rt.mu.Unlock()
+				return
+			default:
+			}
+			rt.spareSeq++
+			sp := &spare{id: rt.o.Function.Name + "-" + rt.o.Version + "-spare-" + strconv.Itoa(rt.spareSeq)}
+			rt.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), rt.o.Function.InitTimeout)
+			proc, conn, err := rt.forkAdopted(ctx, t, sp.id, sp.output(rt))
+			cancel()
+			rt.mu.Lock()
+			if err != nil || rt.closed {
+				rt.filling = false
+				rt.mu.Unlock()
+				if err != nil {
+					rt.o.Logger.Warn("fork a spare instance", "function", rt.o.Function.Name, "err", err)
+				} else {
+					stopSpare(proc, conn)
+				}
+				return
+			}
+			sp.proc, sp.conn = proc, conn
+			rt.spares = append(rt.spares, sp)
+			rt.mu.Unlock()
+		}
+	}()
+}
+
+// stopSpare ends a spare that was never claimed.
+func stopSpare(proc sandbox.Adopted, conn shimConn) {
+	conn.c.Close() // it exits at EOF
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = proc.Stop(ctx, time.Second)
+}
