@@ -270,3 +270,55 @@ func cpuQuota(t *testing.T, pid int) string {
 	t.Fatalf("no cpu cgroup for %d in\n%s", pid, b)
 	return ""
 }
+
+func waitSpares(t *testing.T, rt *Runtime, n int) []*spare {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		rt.mu.Lock()
+		sp := append([]*spare(nil), rt.spares...)
+		rt.mu.Unlock()
+		if len(sp) == n {
+			return sp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spares, want %d", len(sp), n)
+		}
+	}
+}
+
+// A cold start claims the spare fork (already in its cgroup), and a new
+// spare replaces it; a spare that died is skipped.
+func TestSpareFork(t *testing.T) {
+	l := &logs{}
+	rt := newRuntime(t, testFunction(t, "app:app", true), l)
+	if err := rt.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := waitSpares(t, rt, 1)[0]
+	a := start(t, rt, "a")
+	if a.Pid() != first.proc.Pid() {
+		t.Errorf("instance pid %d, want the spare's %d", a.Pid(), first.proc.Pid())
+	}
+	w := decode(t, invoke(t, a, "GET", "/whoami", nil))
+	if int(w["pid"].(float64)) != a.Pid() || w["hooked_in"] != w["pid"] {
+		t.Errorf("whoami %v from instance %d", w, a.Pid())
+	}
+	invoke(t, a, "GET", "/log", nil)
+	l.waitFor(t, "a stdout: hello from the app") // a claimed spare's output is the instance's
+	second := waitSpares(t, rt, 1)[0]
+	if second == first {
+		t.Fatal("the claimed spare is still listed")
+	}
+	// A dead spare is not handed out.
+	if err := syscall.Kill(second.proc.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-second.proc.Done()
+	b := start(t, rt, "b")
+	if b.Pid() == second.proc.Pid() {
+		t.Error("a dead spare was claimed")
+	}
+	if w := invoke(t, b, "GET", "/", nil); w.Code != 200 {
+		t.Errorf("instance after a dead spare: %d", w.Code)
+	}
+}
