@@ -102,6 +102,19 @@ func lsCmd(g *globals) *cobra.Command {
 					n["starting"], n["idle"], n["busy"], n["draining"], f.Waiting, strings.Join(f.Routes, " "))
 			}
 			tw.Flush()
+			// Templates (python-wsgi with snapshot): made once per version,
+			// their start-up is not any request's cold start.
+			first := true
+			for _, f := range fns {
+				if sn := f.Snapshot; sn != nil {
+					if first {
+						fmt.Fprintln(cmd.OutOrStdout())
+						first = false
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: instances fork from template %s (pid %d): import and warm-up took %.0f ms, %d MB\n",
+						f.Name, sn.ID, sn.Pid, sn.InitMS, sn.MemoryMB)
+				}
+			}
 			any := false
 			for _, f := range fns {
 				any = any || len(f.Instances) > 0

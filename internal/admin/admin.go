@@ -19,6 +19,7 @@ import (
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/store"
 	"github.com/stokehq/stoke/internal/trace"
 )
@@ -37,6 +38,8 @@ type FunctionInfo struct {
 	Routes       []string    `json:"routes"`
 	Waiting      int         `json:"waiting"`
 	Instances    []pool.Info `json:"instances"`
+	// Snapshot is the python-wsgi template instances fork from, when running.
+	Snapshot *runtime.Snapshot `json:"snapshot,omitempty"`
 }
 
 // DeployResult says what a deploy changed.

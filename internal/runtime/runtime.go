@@ -31,6 +31,22 @@ type Closer interface {
 	Close(ctx context.Context) error
 }
 
+// Snapshotter is a Runtime whose instances start from a snapshot (the
+// python-wsgi template), which is made once per version and shown apart
+// from the instances' cold starts, as SnapStart shows its snapshot.
+type Snapshotter interface {
+	Snapshot() (Snapshot, bool)
+}
+
+// Snapshot describes the process instances are forked from.
+type Snapshot struct {
+	ID       string  `json:"id"`
+	Pid      int     `json:"pid"`
+	InitMS   float64 `json:"init_ms"` // start → imported and warmed up
+	MemoryMB int     `json:"memory_mb"`
+	Started  int     `json:"started"` // templates started for this version (more than 1: one died)
+}
+
 // Instance is one started, ready instance.
 type Instance interface {
 	// Invoke serves one request. It returns nil once a response has been

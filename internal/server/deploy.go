@@ -269,6 +269,11 @@ func (s *Server) Functions() []admin.FunctionInfo {
 			KeepWarm: f.KeepWarm, IdleTimeout: f.IdleTimeout.String(), Routes: f.Routes,
 			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(),
 		})
+		if sn, ok := d.rt.(runtime.Snapshotter); ok {
+			if snap, ok := sn.Snapshot(); ok {
+				out[len(out)-1].Snapshot = &snap
+			}
+		}
 	}
 	return out
 }

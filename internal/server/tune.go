@@ -165,9 +165,16 @@ func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.
 		tmp.pool.Close() // idempotent; also stops an instance still starting
 		m.s.tunes.track(tmp.pool, false)
 	}()
+	out := tune.Size{MemoryMB: mem}
+	// A python-wsgi template is made once per version, not on a request's
+	// path: made before the first measured cold start, as on deploy.
+	if pr, ok := tmp.rt.(runtime.Preparer); ok {
+		if err := pr.Prepare(ctx); err != nil {
+			return out, fmt.Errorf("preparing the function: %w", err)
+		}
+	}
 	tmp.pool.Start()
 
-	out := tune.Size{MemoryMB: mem}
 	p := m.plan
 	if p.Cold == 0 {
 		// Warm invocations need a started instance; its start is not measured.

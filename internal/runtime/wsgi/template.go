@@ -162,7 +162,7 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 	default:
 		return fail(fmt.Errorf("protocol: %q before ready", m.Op))
 	}
-	t.initMs = m.InitMs
+	t.initMs = float64(time.Since(t0).Microseconds()) / 1000
 	line := fmt.Sprintf("TEMPLATE %s ready: import and warm-up (GET %s → %d) took %s ms (%.2f ms in Python), python %s, %d MB",
 		id, f.Readiness.Path, m.WarmupStatus, msString(time.Since(t0)), m.InitMs, m.Python, proc.MemoryMB())
 	t.output("platform", line)
@@ -281,6 +281,22 @@ func (t *template) adopted(pid int, a sandbox.Adopted) {
 		return
 	}
 	t.children[pid] = a
+}
+
+// Snapshot describes the live template, if there is one.
+func (rt *Runtime) Snapshot() (runtime.Snapshot, bool) {
+	rt.mu.Lock()
+	t, n := rt.tpl, rt.tplSeq
+	rt.mu.Unlock()
+	if t == nil {
+		return runtime.Snapshot{}, false
+	}
+	select {
+	case <-t.dead:
+		return runtime.Snapshot{}, false
+	default:
+	}
+	return runtime.Snapshot{ID: t.id, Pid: t.proc.Pid(), InitMS: t.initMs, MemoryMB: t.proc.MemoryMB(), Started: n}, true
 }
 
 // stop ends the template: closing the control connection makes it exit;
