@@ -47,7 +47,7 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 			}
 		}
 	}()
-	if !strings.Contains(s.out.String(), "TEMPLATE django-drf-dev-1-template-1 ready") {
+	if !strings.Contains(s.out.String(), "TEMPLATE django-drf-dev-1-template-1 ready") { // the first sandbox id of the process
 		t.Errorf("no template line in the log:\n%s", s.out)
 	}
 
@@ -58,8 +58,17 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 	// keep_warm: 3 from the Zappa stage: three forked instances were ready
 	// before the version took traffic.
 	ls, err := s.cli("ls")
-	if err != nil || strings.Count(ls, "idle") < 2 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-1") {
+	if err != nil || strings.Count(ls, "idle") < 2 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-") {
 		t.Errorf("stoke ls: %v\n%s", err, ls)
+	}
+
+	// stoke tune runs a second template of the same version beside the live one.
+	tuned, err := s.cli("tune", "django-drf-dev", "--memory", "128,512", "--cold", "2", "--invocations", "3", "--path", "/api/notes/")
+	if err != nil || !strings.Contains(tuned, "128") || !strings.Contains(tuned, "512") {
+		t.Errorf("tune: %v\n%s", err, tuned)
+	}
+	if resp, body := s.get("/api/notes/"); resp.StatusCode != 200 || body != "[]" {
+		t.Errorf("live version after tune: %d %s", resp.StatusCode, body)
 	}
 
 	// Broken settings: the deploy fails with the traceback, nothing changes.

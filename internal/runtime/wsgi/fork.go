@@ -178,8 +178,7 @@ func (rt *Runtime) refillSpares(delay time.Duration) {
 				return
 			default:
 			}
-			rt.spareSeq++
-			sp := &spare{id: rt.o.Function.Name + "-" + rt.o.Version + "-spare-" + strconv.Itoa(rt.spareSeq)}
+			sp := &spare{id: rt.o.Function.Name + "-" + rt.o.Version + "-spare-" + strconv.FormatUint(sandboxSeq.Add(1), 10)}
 			rt.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), rt.o.Function.InitTimeout)
 			proc, conn, err := rt.forkAdopted(ctx, t, sp.id, sp.output(rt))

@@ -79,7 +79,7 @@ func (rt *Runtime) template(ctx context.Context) (*template, error) {
 		}
 	}
 	rt.tplSeq++
-	t, err := rt.startTemplate(ctx, rt.o.Function.Name+"-"+rt.o.Version+"-template-"+strconv.Itoa(rt.tplSeq))
+	t, err := rt.startTemplate(ctx, rt.o.Function.Name+"-"+rt.o.Version+"-template-"+strconv.FormatUint(sandboxSeq.Add(1), 10))
 	if err != nil {
 		rt.tpl = nil
 		return nil, err

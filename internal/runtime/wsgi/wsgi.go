@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stokehq/stoke/internal/config"
@@ -59,12 +60,16 @@ type Runtime struct {
 	shutdown chan struct{}
 
 	spares   []*spare // forks waiting for a cold start (fork.go)
-	spareSeq int
 	filling  bool
 	fills    sync.WaitGroup
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
+
+// sandboxSeq numbers templates and spares, whose sandbox ids must be unique
+// in the process: `stoke tune` runs a second Runtime of the same function
+// version next to the live one.
+var sandboxSeq atomic.Uint64
 
 const stopGrace = 2 * time.Second
 

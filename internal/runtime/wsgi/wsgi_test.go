@@ -153,7 +153,7 @@ func TestForkedInstancesShareTheWarmTemplate(t *testing.T) {
 	if err := rt.Prepare(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	l.waitFor(t, "TEMPLATE app-1-template-1 ready")
+	l.waitFor(t, "TEMPLATE "+rt.tpl.id+" ready: import and warm-up")
 	a, b := start(t, rt, "a"), start(t, rt, "b")
 	wa, wb := decode(t, invoke(t, a, "GET", "/whoami", nil)), decode(t, invoke(t, b, "GET", "/whoami", nil))
 	tplPid := rt.tpl.proc.Pid()
