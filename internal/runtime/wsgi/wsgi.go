@@ -59,9 +59,9 @@ type Runtime struct {
 	closed   bool
 	shutdown chan struct{}
 
-	spares   []*spare // forks waiting for a cold start (fork.go)
-	filling  bool
-	fills    sync.WaitGroup
+	spares  []*spare // forks waiting for a cold start (fork.go)
+	filling bool
+	fills   sync.WaitGroup
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
