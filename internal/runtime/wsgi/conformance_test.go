@@ -564,8 +564,14 @@ func (c *conf) overHTTP(t *testing.T) {
 	// one request may reach the handler more than once: keep every error.
 	var mu sync.Mutex
 	var errs []error
+	// The client has a HEAD's whole answer with its head, while the handler
+	// is still reading the rest from the instance: the next request on the
+	// instance waits for the handler, as the pool would.
+	var inflight sync.WaitGroup
 	srvIn := c.in // the instance the server uses
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
 		mu.Lock()
 		in := srvIn
 		mu.Unlock()
@@ -618,6 +624,13 @@ func (c *conf) overHTTP(t *testing.T) {
 			}()
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.target, nil)
 			resp, err := cl.Do(req)
+			var body []byte
+			var rerr error
+			if err == nil {
+				body, rerr = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			inflight.Wait()
 			mu.Lock()
 			ierr := errors.Join(errs...)
 			errs = nil
@@ -625,9 +638,7 @@ func (c *conf) overHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (Invoke: %v)", err, ierr)
 			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err != nil || ierr != nil {
+			if err := rerr; err != nil || ierr != nil {
 				t.Fatalf("read body: %v; Invoke: %v", err, ierr)
 			}
 			if resp.StatusCode != tc.status || len(body) != 0 {
