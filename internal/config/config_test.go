@@ -264,6 +264,8 @@ func TestErrors(t *testing.T) {
 			"stoke.yaml:5: functions.api.django_settings: set either handler or django_settings, not both; allowed: django_settings alone serves django.core.wsgi's application"},
 		{"wsgi bad settings", "functions:\n  api:\n    runtime: python-wsgi\n    django_settings: my-site.settings\n",
 			`stoke.yaml:4: functions.api.django_settings: "my-site.settings" is not a Python module path; allowed: e.g. mysite.settings`},
+		{"route under the Invoke API", fn("    routes: [/2015-03-31/functions/x/invocations]\n"),
+			`stoke.yaml:4: functions.hello.routes[0]: "/2015-03-31/functions/x/invocations" is under /2015-03-31/functions/, where the gateway serves Lambda's Invoke API; allowed: any other path`},
 		{"wsgi concurrency", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    concurrency: 4\n",
 			"stoke.yaml:5: functions.api.concurrency: 4: a python-wsgi instance serves one request at a time, as on Lambda; allowed: 1 (scale out with max_instances)"},
 		{"wsgi snapshot not bool", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    snapshot: maybe\n",

@@ -45,6 +45,13 @@ func checkRoute(pattern string) string {
 		return fmt.Sprintf("%q has a * before the end; %s", pattern, allowed)
 	case strings.ContainsAny(pattern, "?# \t\r\n"):
 		return fmt.Sprintf("%q contains a space, ? or #; %s", pattern, allowed)
+	case strings.HasPrefix(pattern, InvokeAPIPrefix):
+		// The gateway serves Lambda's Invoke API there first; such a route
+		// would never be reached.
+		return fmt.Sprintf("%q is under %s, where the gateway serves Lambda's Invoke API; allowed: any other path", pattern, InvokeAPIPrefix)
 	}
 	return ""
 }
+
+// InvokeAPIPrefix is where the gateway listener serves Lambda's Invoke API.
+const InvokeAPIPrefix = "/2015-03-31/functions/"

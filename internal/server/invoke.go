@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/invokeapi"
 )
 
-// invokePrefix is where Lambda's Invoke API lives on the gateway listener.
-const invokePrefix = "/2015-03-31/functions/"
+// invokePrefix is where Lambda's Invoke API lives on the gateway listener
+// (config refuses routes under it).
+const invokePrefix = config.InvokeAPIPrefix
 
 // frontDoor sends Invoke API calls to the Invoke API and everything else to
 // the routes. A prefix test, not a mux, keeps the route path lean.
