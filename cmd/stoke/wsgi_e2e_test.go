@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +36,7 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 	}
 	gw, adm := freeAddr(t), freeAddr(t)
 	imported, _ := os.ReadFile(cfg)
-	local := "listen: " + gw + "\nadmin:\n  listen: " + adm + "\ndata_dir: data\n"
+	local := "listen: " + gw + "\nadmin:\n  listen: " + adm + "\ndata_dir: data\ninvoke_api:\n  auth: none\n"
 	if err := os.WriteFile(cfg, append([]byte(local), imported...), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +62,19 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 	ls, err := s.cli("ls")
 	if err != nil || strings.Count(ls, "idle") < 2 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-") {
 		t.Errorf("stoke ls: %v\n%s", err, ls)
+	}
+
+	// What Zappa's handler got on Lambda, an API Gateway event through the
+	// Invoke API, reaches the same WSGI app.
+	ev := `{"version":"2.0","rawPath":"/api/notes/","requestContext":{"http":{"method":"GET","path":"/api/notes/"}},"headers":{"host":"example.com"}}`
+	ir, err := http.Post("http://"+gw+"/2015-03-31/functions/django-drf-dev/invocations", "application/json", strings.NewReader(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, _ := io.ReadAll(ir.Body)
+	ir.Body.Close()
+	if ir.StatusCode != 200 || !strings.Contains(string(ib), `"statusCode":200`) || !strings.Contains(string(ib), `"body":"[]"`) {
+		t.Errorf("Invoke API: %d %s", ir.StatusCode, ib)
 	}
 
 	// stoke tune runs a second template of the same version beside the live one.
