@@ -54,7 +54,16 @@ functions:
     keep_warm: 0
     routes: [/f, /f/*]
     env: {STOKE_UI_APP: "1"}
+  py:
+    runtime: python-wsgi
+    handler: app:app
+    python: /usr/bin/python3
+    routes: [/py]
 `, os.Args[0])
+	app := "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'py']\n"
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(dir, "stoke.yaml")
 	cfg, err := config.Parse(path, []byte(yaml))
 	if err != nil {
@@ -333,6 +342,14 @@ func TestDashboardE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot("5b-cost-dark")
+
+	// A python-wsgi function's page shows its template apart from its instances.
+	do("opening the python function",
+		chromedp.Navigate(admin+"/functions/py"),
+		visible(`#summary .snapshot`))
+	if sn := text(`#summary .snapshot`); !strings.Contains(sn, "instances fork from template py-1-template-") || !strings.Contains(sn, " ms, ") {
+		t.Errorf("template line: %q", sn)
+	}
 }
 
 // tuneRun runs a small `stoke tune` of f through the admin API, as the CLI

@@ -181,8 +181,12 @@ function functionPage(name) {
       fillTable(instBody, [], "No instances.", 7);
       return;
     }
+    // A python-wsgi template is made once per version: its start-up is shown
+    // apart from the instances' cold starts, as SnapStart shows its snapshot.
+    const sn = f.snapshot;
     summary.replaceChildren(`${f.runtime} · version ${f.version} · ${f.memory_mb} MB · timeout ${f.timeout} · keep_warm ${f.keep_warm} · max_instances ${f.max_instances} · routes `,
-      el("code", {}, (f.routes || []).join(" ") || "none"), f.waiting ? ` · ${f.waiting} waiting` : "");
+      el("code", {}, (f.routes || []).join(" ") || "none"), f.waiting ? ` · ${f.waiting} waiting` : "",
+      sn ? el("span", { class: "snapshot" }, ` · instances fork from template ${sn.id}: import and warm-up ${Math.round(sn.init_ms)} ms, ${sn.memory_mb} MB`) : "");
     fillTable(instBody, (f.instances || []).map((i) => ({
       cells: [
         ["Instance", el("code", {}, i.id)],
