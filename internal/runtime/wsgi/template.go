@@ -60,12 +60,17 @@ type ctlMsg struct {
 // template returns the running template, starting one if there is none or
 // the last one died.
 func (rt *Runtime) template(ctx context.Context) (*template, error) {
+	// tplMu lets one caller start a template while the others wait for it;
+	// rt.mu stays free for the short reads (Snapshot, the spares) meanwhile.
+	rt.tplMu.Lock()
+	defer rt.tplMu.Unlock()
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.closed {
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusServiceUnavailable, "the function version is shutting down")
+	closed, t := rt.closed, rt.tpl
+	rt.mu.Unlock()
+	if closed {
+		return nil, errShuttingDown
 	}
-	if t := rt.tpl; t != nil {
+	if t != nil {
 		select {
 		case <-t.dead:
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -78,15 +83,27 @@ func (rt *Runtime) template(ctx context.Context) (*template, error) {
 			return t, nil
 		}
 	}
-	rt.tplSeq++
 	t, err := rt.startTemplate(ctx, rt.o.Function.Name+"-"+rt.o.Version+"-template-"+strconv.FormatUint(sandboxSeq.Add(1), 10))
+	rt.mu.Lock()
+	if rt.closed {
+		rt.mu.Unlock()
+		if err == nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = t.stop(sctx)
+			cancel()
+		}
+		return nil, errShuttingDown
+	}
+	rt.tplSeq++
+	rt.tpl = t // nil when it failed: the next start tries again
+	rt.mu.Unlock()
 	if err != nil {
-		rt.tpl = nil
 		return nil, err
 	}
-	rt.tpl = t
 	return t, nil
 }
+
+var errShuttingDown = runtime.Errorf("Runtime.InitError", http.StatusServiceUnavailable, "the function version is shutting down")
 
 func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, error) {
 	f := rt.o.Function

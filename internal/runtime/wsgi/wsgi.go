@@ -51,6 +51,7 @@ type Runtime struct {
 	o    Options
 	name string // abstract unix socket name prefix, unique to this Runtime
 
+	tplMu    sync.Mutex // held while a template starts (template.go)
 	mu       sync.Mutex
 	tpl      *template // nil until Prepare or the first Start; replaced when it dies
 	tplSeq   int
@@ -215,7 +216,7 @@ func (rt *Runtime) expect(id string) (chan shimConn, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.closed {
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusServiceUnavailable, "the function version is shutting down")
+		return nil, errShuttingDown
 	}
 	if rt.plain == nil {
 		l, err := net.Listen("unix", "@"+rt.name)
