@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/stokehq/stoke/internal/runtime"
 )
 
 // The forwarder: each instance keeps a few HTTP/1.1 connections to its app
@@ -366,7 +367,7 @@ func (c *conn) writeHead(r *http.Request, n int64, forwarded bool, addr string) 
 	w.WriteString("\r\n")
 	connection := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if hopByHop(k) || named(connection, k) {
+		if runtime.HopByHop(k) || runtime.Listed(connection, k) {
 			continue
 		}
 		switch k {
@@ -377,7 +378,7 @@ func (c *conn) writeHead(r *http.Request, n int64, forwarded bool, addr string) 
 			writeField(w, k, v)
 		}
 	}
-	if named(r.Header["Te"], "trailers") {
+	if runtime.Listed(r.Header["Te"], "trailers") {
 		w.WriteString("Te: trailers\r\n") // gRPC needs it to pass
 	}
 	if forwarded {
@@ -419,35 +420,11 @@ func writeField(w *bufio.Writer, k, v string) {
 	w.WriteString("\r\n")
 }
 
-// hopByHop says whether a header (canonical key) is about one connection
-// only (RFC 9110 §7.6.1), so a proxy does not pass it on.
-func hopByHop(k string) bool {
-	switch k {
-	case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return strings.HasPrefix(k, "Proxy-")
-}
-
-// named says whether a comma-separated header (Connection, TE) lists token.
-func named(values []string, token string) bool {
-	for _, v := range values {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if t = strings.TrimSpace(t); strings.EqualFold(t, token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // copyHeader adds the app's response headers to dst, minus hop-by-hop ones.
 func copyHeader(dst, src http.Header) {
 	connection := src["Connection"]
 	for k, vv := range src {
-		if hopByHop(k) || named(connection, k) {
+		if runtime.HopByHop(k) || runtime.Listed(connection, k) {
 			continue
 		}
 		if old := dst[k]; old != nil {

@@ -67,7 +67,7 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, err)
 	}
-	if named(r.Header["Connection"], "upgrade") {
+	if runtime.Listed(r.Header["Connection"], "upgrade") {
 		return in.invokeUpgrade(w, r)
 	}
 	bp := buffers.Get().(*[bufSize]byte)

@@ -199,12 +199,18 @@ func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error
 			}
 			hdr := w.Header()
 			streaming := true
+			var connection []string
+			for _, kv := range h.Headers {
+				if http.CanonicalHeaderKey(kv[0]) == "Connection" {
+					connection = append(connection, kv[1])
+				}
+			}
 			for _, kv := range h.Headers {
 				k := http.CanonicalHeaderKey(kv[0])
-				switch k {
-				case "Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Te", "Trailer":
+				if runtime.HopByHop(k) || runtime.Listed(connection, k) {
 					continue
-				case "Content-Length":
+				}
+				if k == "Content-Length" {
 					streaming = false
 				}
 				hdr[k] = append(hdr[k], latin1(kv[1]))
@@ -300,10 +306,13 @@ func head(r *http.Request, hasBody bool) requestHead {
 		h.Proto = "HTTP/1.1"
 	}
 	h.Headers = make([][2]string, 0, len(r.Header)+3)
+	connection := r.Header["Connection"]
 	for k, vv := range r.Header {
+		if runtime.HopByHop(k) || runtime.Listed(connection, k) {
+			continue
+		}
 		switch k {
-		case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
-			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		case "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 			continue
 		}
 		for _, v := range vv {
