@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -117,7 +118,7 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 	rt.refillSpares(spareDelay)
 	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
 	defer cancel()
-	if err := writeFrame(in.bw, frameGo, nil); err != nil {
+	if err := writeJSON(in.bw, frameGo, goAhead{Env: rt.instanceEnv(id)}); err != nil {
 		return nil, in.failed(ctx, err)
 	}
 	if err := in.awaitReady(ictx); err != nil {
@@ -128,6 +129,24 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}
 	return in, nil
+}
+
+// goAhead is the payload of frameGo.
+type goAhead struct {
+	Env map[string]string `json:"env"`
+}
+
+// instanceEnv is what differs between a fork's inherited environment (the
+// template's) and an instance's own: its id and its log stream name.
+func (rt *Runtime) instanceEnv(id string) map[string]string {
+	own := map[string]string{}
+	for _, kv := range rt.env(id, "instance", rt.name) {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "STOKE_INSTANCE_ID" || k == "AWS_LAMBDA_LOG_STREAM_NAME" {
+			own[k] = v
+		}
+	}
+	return own
 }
 
 // takeSpare claims a live spare, or returns nil.

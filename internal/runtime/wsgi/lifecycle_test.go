@@ -303,6 +303,10 @@ func TestSpareFork(t *testing.T) {
 	if int(w["pid"].(float64)) != a.Pid() || w["hooked_in"] != w["pid"] {
 		t.Errorf("whoami %v from instance %d", w, a.Pid())
 	}
+	// Its own id and log stream, not the template's or the spare's.
+	if w["instance_id"] != "a" || !strings.HasSuffix(w["log_stream"].(string), "]"+streamSuffix("a")) {
+		t.Errorf("instance env: id %v, log stream %v", w["instance_id"], w["log_stream"])
+	}
 	invoke(t, a, "GET", "/log", nil)
 	l.waitFor(t, "a stdout: hello from the app") // a claimed spare's output is the instance's
 	second := waitSpares(t, rt, 1)[0]
@@ -321,4 +325,14 @@ func TestSpareFork(t *testing.T) {
 	if w := invoke(t, b, "GET", "/", nil); w.Code != 200 {
 		t.Errorf("instance after a dead spare: %d", w.Code)
 	}
+}
+
+// streamSuffix is the end of AWS_LAMBDA_LOG_STREAM_NAME for instance id.
+func streamSuffix(id string) string {
+	for _, kv := range runtime.Env(&config.Function{Name: "x"}, "1", "", id, time.Now(), nil, nil) {
+		if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_LOG_STREAM_NAME="); ok {
+			return v[strings.IndexByte(v, ']')+1:]
+		}
+	}
+	return "?"
 }

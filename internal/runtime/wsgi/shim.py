@@ -402,10 +402,12 @@ def fork_instance(ctl, fds, req):
         os.close(err_fd)
         conn = Conn(socket.socket(fileno=conn_fd))
         t0 = time.monotonic()
-        typ, _ = conn.recv()  # the go-ahead: Stoke moved us into our cgroup
+        typ, payload = conn.recv()  # the go-ahead: Stoke moved us into our cgroup
         if typ != ord("I"):
             os._exit(70)
-        os.environ["STOKE_INSTANCE_ID"] = req.get("id", "")
+        # This instance's own variables (its id, its log stream), where the
+        # template's values were inherited.
+        os.environ.update(json.loads(payload).get("env", {}) if payload else {})
         try:
             after_fork()
             if os.environ.get("STOKE_WSGI_REWARM") == "1":

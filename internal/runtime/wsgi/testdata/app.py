@@ -26,7 +26,8 @@ def app(environ, start_response):
     if path == "/whoami":
         body = json.dumps({"pid": os.getpid(), "random": random.random(), "imported_in": STATE["imported_in"],
                            "warmups": STATE["warmups"], "requests": STATE["requests"],
-                           "hooked_in": STATE["hooked_in"]}).encode()
+                           "hooked_in": STATE["hooked_in"], "instance_id": os.environ.get("STOKE_INSTANCE_ID"),
+                           "log_stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
     if path == "/echo" or path.startswith("/echo/"):
