@@ -98,24 +98,12 @@ type setter[T any] func(p *parser, key string, v *yaml.Node, dst T)
 
 var (
 	fnNameRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	yamlErrRe = regexp.MustCompile(`(?s)^yaml: line (\d+): (.*)$`)
 	bareNumRe = regexp.MustCompile(`^[+-]?[0-9.]+$`)
 )
 
 // runtimes lists the accepted function runtimes; later ones are added here.
 var runtimes = []string{"http", "lambda", "python-wsgi"}
-
-// reservedEnv are the variables Lambda sets itself and refuses in a
-// function's configuration; Stoke sets them too.
-var reservedEnv = map[string]bool{
-	"_HANDLER": true, "_X_AMZN_TRACE_ID": true, "AWS_DEFAULT_REGION": true, "AWS_REGION": true,
-	"AWS_EXECUTION_ENV": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": true,
-	"AWS_LAMBDA_FUNCTION_VERSION": true, "AWS_LAMBDA_INITIALIZATION_TYPE": true,
-	"AWS_LAMBDA_LOG_GROUP_NAME": true, "AWS_LAMBDA_LOG_STREAM_NAME": true, "AWS_ACCESS_KEY": true,
-	"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
-	"AWS_LAMBDA_RUNTIME_API": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true,
-}
 
 // The key tables: one per level. Adding a key is adding an entry (and a
 // line in docs/configuration.md); unknown keys are errors listing these.
@@ -131,7 +119,7 @@ var topKeys = map[string]setter[*Config]{
 	"region": func(p *parser, k string, v *yaml.Node, c *Config) {
 		var s string
 		if p.str(v, k, &s) {
-			if !regionRe.MatchString(s) {
+			if !ValidRegion(s) {
 				p.errf(v, k, "%q is not a region name; allowed: names like us-east-1, eu-west-2", s)
 				return
 			}
@@ -152,7 +140,6 @@ var topKeys = map[string]setter[*Config]{
 }
 
 var (
-	regionRe  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
 )
 
@@ -279,7 +266,7 @@ var functionKeys = map[string]setter[*fnState]{
 			return
 		}
 		mod, fn, ok := strings.Cut(h, ":")
-		if !ok || !pyDottedRe.MatchString(mod) || !pyDottedRe.MatchString(fn) {
+		if !ok || !ValidPythonName(mod) || !ValidPythonName(fn) {
 			p.errf(v, k, "%q is not module:callable; allowed: e.g. mysite.wsgi:application or app:app", h)
 			return
 		}
@@ -290,7 +277,7 @@ var functionKeys = map[string]setter[*fnState]{
 		if !p.str(v, k, &m) {
 			return
 		}
-		if !pyDottedRe.MatchString(m) {
+		if !ValidPythonName(m) {
 			p.errf(v, k, "%q is not a Python module path; allowed: e.g. mysite.settings", m)
 			return
 		}
@@ -308,9 +295,6 @@ var functionKeys = map[string]setter[*fnState]{
 	},
 	"snapshot": func(p *parser, k string, v *yaml.Node, s *fnState) { p.boolean(v, k, &s.fn.Python.Snapshot) },
 }
-
-// pyDottedRe matches a dotted Python name such as mysite.settings.
-var pyDottedRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // pythonOnly are the keys that mean something for runtime python-wsgi only.
 var pythonOnly = []string{"handler", "django_settings", "python", "snapshot"}
@@ -859,10 +843,10 @@ func (p *parser) env(n *yaml.Node, key string, env map[string]string) {
 	for _, pr := range p.pairs(n, key) {
 		k := join(key, pr.name)
 		switch {
-		case !envNameRe.MatchString(pr.name):
+		case !ValidEnvName(pr.name):
 			p.errf(pr.key, k, "invalid variable name; allowed: letters, digits and _, not starting with a digit")
 			continue
-		case reservedEnv[pr.name]:
+		case ReservedEnv(pr.name):
 			p.errf(pr.key, k, "reserved: Lambda sets this variable itself; allowed: any other name")
 			continue
 		}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -369,14 +368,14 @@ func (m *mapper) app() error {
 	if err != nil {
 		return err
 	}
-	if hasDS && !pyDotted.MatchString(ds) {
+	if hasDS && !config.ValidPythonName(ds) {
 		return m.errf("django_settings", "%q is not a Python module path; want e.g. mysite.settings", ds)
 	}
 	switch {
 	case hasAF:
 		// Zappa splits at the last dot: module path, then the callable.
 		mod, fn, ok := cut(af)
-		if !ok || !pyDotted.MatchString(mod) || !pyIdent.MatchString(fn) {
+		if !ok || !config.ValidPythonName(mod) || !config.ValidPythonName(fn) {
 			return m.errf("app_function", "%q is not a module path and a callable, like app.app or mysite.wsgi.application", af)
 		}
 		m.handler = mod + ":" + fn
@@ -405,12 +404,6 @@ func cut(s string) (string, string, bool) {
 	return s[:i], s[i+1:], true
 }
 
-var (
-	pyDotted = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
-	pyIdent  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	regionRe = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-)
-
 // function names the function as Zappa names the Lambda function,
 // slugify(project_name-stage), so Invoke API callers keep working.
 func (m *mapper) function() error {
@@ -436,7 +429,7 @@ func (m *mapper) function() error {
 	}
 	if v, ok := m.s["aws_region"]; ok && v != nil {
 		r, _ := v.(string)
-		if !regionRe.MatchString(r) {
+		if !config.ValidRegion(r) {
 			m.note("aws_region", Unsupported, "%s is not a region name like eu-west-1; region left at Stoke's default", compact(v))
 		} else {
 			m.region = r
@@ -580,10 +573,10 @@ func (m *mapper) environment() error {
 			case !ok:
 				skipped = append(skipped, fmt.Sprintf("%s (value is %s, not a string)", n, describe(obj[n])))
 				continue
-			case !envName.MatchString(n):
+			case !config.ValidEnvName(n):
 				skipped = append(skipped, fmt.Sprintf("%s (not a valid variable name)", n))
 				continue
-			case reservedEnv[n]:
+			case config.ReservedEnv(n):
 				skipped = append(skipped, fmt.Sprintf("%s (reserved: Stoke sets it, as Lambda does)", n))
 				continue
 			}
@@ -614,20 +607,6 @@ func (m *mapper) environment() error {
 	}
 	return nil
 }
-
-// The names config accepts in env; mirrors internal/config (the final
-// config.Parse in Import catches any drift).
-var (
-	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	reservedEnv = map[string]bool{
-		"_HANDLER": true, "_X_AMZN_TRACE_ID": true, "AWS_DEFAULT_REGION": true, "AWS_REGION": true,
-		"AWS_EXECUTION_ENV": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": true,
-		"AWS_LAMBDA_FUNCTION_VERSION": true, "AWS_LAMBDA_INITIALIZATION_TYPE": true,
-		"AWS_LAMBDA_LOG_GROUP_NAME": true, "AWS_LAMBDA_LOG_STREAM_NAME": true, "AWS_ACCESS_KEY": true,
-		"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
-		"AWS_LAMBDA_RUNTIME_API": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true,
-	}
-)
 
 // http maps the keys about how requests reach the app.
 func (m *mapper) http() error {
@@ -696,7 +675,7 @@ func (m *mapper) misc() error {
 		return err
 	} else if has {
 		mod, fn, ok := cut(p)
-		if !ok || !pyDotted.MatchString(mod) || !pyIdent.MatchString(fn) {
+		if !ok || !config.ValidPythonName(mod) || !config.ValidPythonName(fn) {
 			m.note("prebuild_script", Unsupported, "%q is not module.function; run it yourself from build:", p)
 		} else {
 			m.build = fmt.Sprintf("%s -c 'import %s; %s.%s()'", m.python, mod, mod, fn)
