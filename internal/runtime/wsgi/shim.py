@@ -80,6 +80,21 @@ def load_app():
         raise InitError(e, "Runtime.ImportModuleError")
 
 
+def init_or_exit(step, report, exit):
+    """Runs an init step and returns its result; if it raises, prints the
+    traceback (the log), reports the error to Stoke and exits: what failed
+    to initialise never serves."""
+    try:
+        return step()
+    except InitError as e:
+        exc, error_type = e.exc, e.error_type
+    except Exception as e:
+        exc, error_type = e, "Runtime.InitError"
+    traceback.print_exception(type(exc), exc, exc.__traceback__)
+    report(error_payload(exc, error_type))
+    exit(1)
+
+
 class InitError(Exception):
     def __init__(self, exc, error_type):
         super().__init__(str(exc))
@@ -408,7 +423,7 @@ def fork_instance(ctl, fds, req):
         # This instance's own variables (its id, its log stream), where the
         # template's values were inherited.
         os.environ.update(json.loads(payload).get("env", {}) if payload else {})
-        try:
+        def init():
             after_fork()
             if os.environ.get("STOKE_WSGI_REWARM") == "1":
                 # With init boost the instance has the CPU to itself until it
@@ -417,10 +432,9 @@ def fork_instance(ctl, fds, req):
                 # opens what the app opens lazily, so the first real request
                 # does not pay for that under the memory-sized CPU quota.
                 warm_up(APP)
-        except Exception as e:
-            traceback.print_exc()
-            conn.send_json(ord("E"), error_payload(e, "Runtime.InitError"))
-            os._exit(1)
+
+        # os._exit: a fork must not run the template's exit handlers.
+        init_or_exit(init, lambda err: conn.send_json(ord("E"), err), os._exit)
         conn.send_json(ord("R"), {"init_ms": (time.monotonic() - t0) * 1000})
         serve(conn, APP)
     except BaseException:
@@ -441,17 +455,8 @@ def template():
     def send(obj):
         ctl.send(json.dumps(obj, separators=(",", ":")).encode())
 
-    try:
-        APP = load_app()
-        status = warm_up(APP)
-    except InitError as e:
-        traceback.print_exception(type(e.exc), e.exc, e.exc.__traceback__)
-        send({"op": "error", **error_payload(e.exc, e.error_type)})
-        sys.exit(1)
-    except Exception as e:
-        traceback.print_exc()
-        send({"op": "error", **error_payload(e, "Runtime.InitError")})
-        sys.exit(1)
+    APP = init_or_exit(load_app, lambda err: send({"op": "error", **err}), sys.exit)
+    status = init_or_exit(lambda: warm_up(APP), lambda err: send({"op": "error", **err}), sys.exit)
     if "django.db" in sys.modules:
         from django.db import connections
 
@@ -506,16 +511,7 @@ def instance():
     sock.connect("\0" + os.environ["STOKE_WSGI_SOCKET"])
     conn = Conn(sock)
     conn.send_json(ord("h"), {"id": os.environ.get("STOKE_INSTANCE_ID", ""), "pid": os.getpid()})
-    try:
-        app = load_app()
-    except InitError as e:
-        traceback.print_exception(type(e.exc), e.exc, e.exc.__traceback__)
-        conn.send_json(ord("E"), error_payload(e.exc, e.error_type))
-        sys.exit(1)
-    except Exception as e:
-        traceback.print_exc()
-        conn.send_json(ord("E"), error_payload(e, "Runtime.InitError"))
-        sys.exit(1)
+    app = init_or_exit(load_app, lambda err: conn.send_json(ord("E"), err), sys.exit)
     conn.send_json(ord("R"), {"init_ms": (time.monotonic() - T0) * 1000})
     serve(conn, app)
 
