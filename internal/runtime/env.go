@@ -35,7 +35,7 @@ func Env(f *config.Function, version, region, instanceID string, now time.Time, 
 		"AWS_LAMBDA_FUNCTION_VERSION="+version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(f.Memory),
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+f.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME="+now.UTC().Format("2006/01/02")+"/["+version+"]"+streamID(instanceID),
+		"AWS_LAMBDA_LOG_STREAM_NAME="+LogStreamName(version, instanceID, now),
 		"AWS_REGION="+region,
 		"AWS_DEFAULT_REGION="+region,
 		"LAMBDA_TASK_ROOT="+f.Cwd,
@@ -64,6 +64,12 @@ func setEnv(env []string, kv string) []string {
 		return env
 	}
 	return append(env, kv)
+}
+
+// LogStreamName is the instance's AWS_LAMBDA_LOG_STREAM_NAME, as Lambda
+// forms it: 2006/01/02/[version]<32 hex digits>.
+func LogStreamName(version, instanceID string, now time.Time) string {
+	return now.UTC().Format("2006/01/02") + "/[" + version + "]" + streamID(instanceID)
 }
 
 // streamID is the 32 hex digits Lambda puts at the end of a log stream name:

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -139,14 +138,10 @@ type goAhead struct {
 // instanceEnv is what differs between a fork's inherited environment (the
 // template's) and an instance's own: its id and its log stream name.
 func (rt *Runtime) instanceEnv(id string) map[string]string {
-	own := map[string]string{}
-	for _, kv := range rt.env(id, "instance", rt.name) {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "STOKE_INSTANCE_ID" || k == "AWS_LAMBDA_LOG_STREAM_NAME" {
-			own[k] = v
-		}
+	return map[string]string{
+		"STOKE_INSTANCE_ID":          id,
+		"AWS_LAMBDA_LOG_STREAM_NAME": runtime.LogStreamName(rt.o.Version, id, time.Now()),
 	}
-	return own
 }
 
 // takeSpare claims a live spare, or returns nil.

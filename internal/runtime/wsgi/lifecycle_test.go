@@ -329,10 +329,6 @@ func TestSpareFork(t *testing.T) {
 
 // streamSuffix is the end of AWS_LAMBDA_LOG_STREAM_NAME for instance id.
 func streamSuffix(id string) string {
-	for _, kv := range runtime.Env(&config.Function{Name: "x"}, "1", "", id, time.Now(), nil, nil) {
-		if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_LOG_STREAM_NAME="); ok {
-			return v[strings.IndexByte(v, ']')+1:]
-		}
-	}
-	return "?"
+	name := runtime.LogStreamName("1", id, time.Now())
+	return name[strings.IndexByte(name, ']')+1:]
 }
