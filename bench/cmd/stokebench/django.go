@@ -196,6 +196,17 @@ func benchDjango(ctx context.Context, e *env) error {
 			mem[name] = smaps(pids[0])
 		}
 	}
+	// The spare forks (one per template, not instances): found by their
+	// cgroup name, <function>-<version>-spare-<n>.
+	var spares [][2]float64
+	for _, pid := range children(w.pid) {
+		for _, c := range children(pid) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", c))
+			if strings.Contains(string(b), "-spare-") {
+				spares = append(spares, smaps(c))
+			}
+		}
+	}
 
 	fmt.Printf("Cold start of GET /api/notes/ (request sent → response read, no instance running), %d rounds (plain: %d), interleaved.\n", *flagDjangoN, *flagDjangoPlainN)
 	fmt.Printf("| memory | plain start p50 (baseline) | fork snapshot p50 / p99 | snapshot + init boost p50 / p99 | boost vs plain | warm p50 plain / forked | idle USS (PSS) plain | idle USS (PSS) forked | seed: Lambda 2018 cold / warm |\n")
@@ -221,6 +232,15 @@ func benchDjango(ctx context.Context, e *env) error {
 	}
 	fmt.Printf("samples per cell: plain %d, snapshot %d, boost %d; answered warm instead of cold (excluded): %d\n",
 		len(cold["plain128"]), len(cold["snap128"]), len(cold["boost128"]), notCold)
+	for i, sp := range spares {
+		if i == 0 {
+			fmt.Printf("idle spare forks (%d, one per template):", len(spares))
+		}
+		fmt.Printf(" USS %.1f (PSS %.1f) MB", sp[0], sp[1])
+		if i == len(spares)-1 {
+			fmt.Println()
+		}
+	}
 	if tplInit != "" {
 		fmt.Printf("template start-up (once per version, not on any request's path): %s\n", tplInit)
 	}
