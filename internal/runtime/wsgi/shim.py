@@ -394,7 +394,7 @@ def after_fork():
             hook()
 
 
-def fork_instance(ctl, fds, req):
+def fork_instance(fds):
     conn_fd, out_fd, err_fd = fds
     sys.stdout.flush()
     sys.stderr.flush()
@@ -500,7 +500,7 @@ def template():
                 send({"op": "fork_failed", "id": req.get("id"), "error": "expected 3 fds, got %d" % len(fds)})
                 continue
             try:
-                pid = fork_instance(ctl, fds, req)
+                pid = fork_instance(fds)
                 send({"op": "forked", "id": req.get("id"), "pid": pid})
             except OSError as e:
                 send({"op": "fork_failed", "id": req.get("id"), "error": str(e)})
