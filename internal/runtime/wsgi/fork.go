@@ -84,6 +84,7 @@ func (rt *Runtime) forkAdopted(ctx context.Context, t *template, id string, out 
 	}
 	a, err := foster.Adopt(pid)
 	if err != nil {
+		t.forget(pid)
 		nc.Close()
 		return nil, shimConn{}, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "%v", err)
 	}

@@ -34,7 +34,9 @@ type template struct {
 	// forks waits for the template's answer to a fork request, by instance id.
 	forks map[string]chan forkReply
 	// children are the adopted forks, by pid, to hand them their exit status;
-	// early keeps a status that came before its adoption finished.
+	// pending are forks handed to a caller and not yet adopted; early keeps
+	// a status of one of them that came before its adoption finished.
+	pending  map[int]bool
 	children map[int]sandbox.Adopted
 	early    map[int]syscall.WaitStatus
 	dead     chan struct{} // the control connection ended
@@ -113,7 +115,7 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 	}
 	defer l.Close()
 	t := &template{rt: rt, id: id, forks: map[string]chan forkReply{}, children: map[int]sandbox.Adopted{},
-		early: map[int]syscall.WaitStatus{}, dead: make(chan struct{})}
+		pending: map[int]bool{}, early: map[int]syscall.WaitStatus{}, dead: make(chan struct{})}
 	env := rt.env(id, "template", rt.name+"-"+id)
 	t0 := time.Now()
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
@@ -234,6 +236,8 @@ func (t *template) loop() {
 				r := forkReply{pid: m.Pid}
 				if m.Op == "fork_failed" {
 					r.err = errors.New(m.Error)
+				} else {
+					t.pending[m.Pid] = true
 				}
 				ch <- r
 				delete(t.forks, m.ID)
@@ -243,9 +247,9 @@ func (t *template) loop() {
 			if a := t.children[m.Pid]; a != nil {
 				a.Reaped(ws)
 				delete(t.children, m.Pid)
-			} else {
+			} else if t.pending[m.Pid] {
 				t.early[m.Pid] = ws
-			}
+			} // else a fork nobody adopted (its start was given up): nothing to tell
 		}
 		t.mu.Unlock()
 	}
@@ -282,8 +286,16 @@ func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.F
 		t.mu.Lock()
 		delete(t.forks, id)
 		t.mu.Unlock()
-		// The reply may still come; the child then finds its connection
-		// closed and exits.
+		// A reply that came meanwhile names a child nobody will adopt; one
+		// that comes later finds no waiter. Either child finds its
+		// connection closed and exits.
+		select {
+		case r := <-ch:
+			if r.err == nil {
+				t.forget(r.pid)
+			}
+		default:
+		}
 		return 0, ctx.Err()
 	}
 }
@@ -292,12 +304,21 @@ func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.F
 func (t *template) adopted(pid int, a sandbox.Adopted) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	delete(t.pending, pid)
 	if ws, ok := t.early[pid]; ok {
 		delete(t.early, pid)
 		a.Reaped(ws)
 		return
 	}
 	t.children[pid] = a
+}
+
+// forget drops a fork that will not be adopted.
+func (t *template) forget(pid int) {
+	t.mu.Lock()
+	delete(t.pending, pid)
+	delete(t.early, pid)
+	t.mu.Unlock()
 }
 
 // Snapshot describes the live template, if there is one.
