@@ -60,7 +60,7 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 	// keep_warm: 3 from the Zappa stage: three forked instances were ready
 	// before the version took traffic.
 	ls, err := s.cli("ls")
-	if err != nil || strings.Count(ls, "idle") < 2 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-") {
+	if err != nil || strings.Count(ls, " idle ") < 3 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-") {
 		t.Errorf("stoke ls: %v\n%s", err, ls)
 	}
 
