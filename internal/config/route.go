@@ -10,8 +10,8 @@ import (
 // everything below it (not "/hello"), "/hello*" matches "/hello",
 // "/hellox" and "/hello/a".
 
-// Match reports whether path matches the route pattern. The gateway uses it
-// so routing and validation agree.
+// Match reports whether path matches the route pattern. The gateway's
+// route table matches with it, so routing and validation (Overlap) agree.
 func Match(pattern, path string) bool {
 	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
 		return strings.HasPrefix(path, prefix)

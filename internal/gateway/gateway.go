@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
@@ -405,16 +406,19 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// table is an immutable route table; Set swaps in a new one.
+// table is an immutable route table; Set swaps in a new one. Exact routes
+// are looked up in a map; the prefix routes are tried in turn, with
+// config.Match so routing means what validation checked. Config forbids
+// overlapping routes, so at most one matches and order does not matter.
 type table struct {
 	byName   map[string]*Function
 	exact    map[string]*Function
-	prefixes []prefixRoute // longest first
+	prefixes []prefixRoute
 }
 
 type prefixRoute struct {
-	prefix string
-	fn     *Function
+	pattern string
+	fn      *Function
 }
 
 func newTable(fns []*Function) *table {
@@ -422,14 +426,13 @@ func newTable(fns []*Function) *table {
 	for _, fn := range fns {
 		t.byName[fn.Name] = fn
 		for _, r := range fn.Routes {
-			if p, ok := strings.CutSuffix(r, "*"); ok {
-				t.prefixes = append(t.prefixes, prefixRoute{p, fn})
+			if strings.HasSuffix(r, "*") {
+				t.prefixes = append(t.prefixes, prefixRoute{r, fn})
 			} else {
 				t.exact[r] = fn
 			}
 		}
 	}
-	// Config validation forbids overlaps, so order only matters for speed.
 	return t
 }
 
@@ -438,7 +441,7 @@ func (t *table) match(path string) *Function {
 		return fn
 	}
 	for _, p := range t.prefixes {
-		if strings.HasPrefix(path, p.prefix) {
+		if config.Match(p.pattern, path) {
 			return p.fn
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/store"
 )
 
@@ -17,7 +18,7 @@ const idleCheck = 5 * time.Second
 
 // enqueue saves an Event invocation; once it returns nil the event survives
 // a crash.
-func (a *API) enqueue(ctx context.Context, t target, reqID, traceID string, payload []byte) *apiError {
+func (a *API) enqueue(ctx context.Context, t lambdaspec.FunctionRef, reqID, traceID string, payload []byte) *apiError {
 	if a.o.Store == nil {
 		return &apiError{http.StatusInternalServerError, "ServiceException", "Event invocations need a store", bodyService}
 	}
@@ -128,7 +129,7 @@ func (a *API) sleep(loop context.Context, t time.Time) {
 // under the same request id, as Lambda keeps it across retries.
 func (a *API) attempt(run context.Context, it store.AsyncItem) {
 	log := a.log.With("request_id", it.RequestID, "function", it.Function, "attempt", it.Attempts)
-	t := target{Name: it.Function, Qualifier: it.Qualifier}
+	t := lambdaspec.FunctionRef{Name: it.Function, Qualifier: it.Qualifier}
 	var errText string
 	if e := a.exists(t); e != nil {
 		// Deleted (or redeployed past its qualifier) while queued: retrying
@@ -137,7 +138,7 @@ func (a *API) attempt(run context.Context, it store.AsyncItem) {
 		it.Attempts = a.o.MaxAsyncAttempts
 	} else {
 		res, e := a.invoke(run, call{
-			t: t, arn: t.arn(a.o.Region, a.o.AccountID), reqID: it.RequestID, payload: it.Payload, traceID: it.TraceID,
+			t: t, arn: t.ARN(a.o.Region, a.o.AccountID), reqID: it.RequestID, payload: it.Payload, traceID: it.TraceID,
 			path: "/2015-03-31/functions/" + it.Function + "/invocations",
 		})
 		switch {

@@ -13,52 +13,12 @@ import (
 
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
 // The seed corpus is also committed under testdata/fuzz/.
-
-func FuzzParseTarget(f *testing.F) {
-	for _, s := range [][2]string{
-		{"web", ""}, {"web:1", ""}, {"web", "$LATEST"}, {"web:1", "2"},
-		{"arn:aws:lambda:us-east-1:000000000000:function:web", ""},
-		{"arn:aws:lambda:us-east-1:000000000000:function:web:$LATEST", "$LATEST"},
-		{"arn:aws-cn:lambda:cn-north-1:123456789012:function:my-fn_2:prod", ""},
-		{"000000000000:function:web", ""}, {"000000000000:function:web:7", "7"},
-		{"arn:aws:lambda:us-east-1:000000000000:layer:x", ""}, {"a:b:c:d:e", ""}, {":", ""}, {"", ""},
-	} {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, name, qualifier string) {
-		tg, err := parseTarget(name, qualifier)
-		if err != nil {
-			if _, ok := err.(*badName); !ok {
-				t.Fatalf("error of type %T: %v", err, err)
-			}
-			return
-		}
-		if !validName(tg.Name) || (tg.Qualifier != "" && !validQualifier(tg.Qualifier)) ||
-			(tg.Account != "" && !validAccount(tg.Account)) || (tg.Region != "" && !validRegion(tg.Region)) {
-			t.Fatalf("%q %q parsed to invalid %+v", name, qualifier, tg)
-		}
-		if qualifier != "" && tg.Qualifier != qualifier {
-			t.Fatalf("%q %q: qualifier %q", name, qualifier, tg.Qualifier)
-		}
-		// The ARN it renders parses back to the same function.
-		region, account := "us-east-1", "000000000000"
-		if tg.Region != "" {
-			region = tg.Region
-		}
-		if tg.Account != "" {
-			account = tg.Account
-		}
-		back, err := parseTarget(tg.arn(region, account), "")
-		if err != nil || back.Name != tg.Name || back.Qualifier != tg.Qualifier || back.Region != region || back.Account != account {
-			t.Fatalf("%q %q → %+v → %q → %+v, %v", name, qualifier, tg, tg.arn(region, account), back, err)
-		}
-	})
-}
 
 func FuzzParseAuthorization(f *testing.F) {
 	f.Add("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcdef")
@@ -150,7 +110,7 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("%s: unexpected status %d", target, status)
 		}
 		// A valid call to the existing function must succeed.
-		tg, err := parseTarget(name, qualifier)
+		tg, err := lambdaspec.ParseFunctionRef(name, qualifier)
 		ok := err == nil && tg.Name == "fn" && tg.Region == "" && tg.Account == "" &&
 			(tg.Qualifier == "" || tg.Qualifier == "$LATEST" || tg.Qualifier == "1") &&
 			(invType == "" || invType == "RequestResponse") && (logType == "" || logType == "None" || logType == "Tail") &&

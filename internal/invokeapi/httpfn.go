@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/stokehq/stoke/internal/apigw"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
@@ -57,7 +58,7 @@ func invokeHTTP(ctx context.Context, inst runtime.Instance, c call) (*runtime.Re
 	}
 	if bw.overflow {
 		return &runtime.Result{
-			Payload:       errorDoc("Function.ResponseSizeTooLarge", fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", maxSyncPayload)),
+			Payload:       errorDoc("Function.ResponseSizeTooLarge", fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", lambdaspec.MaxSyncPayload)),
 			FunctionError: "Unhandled", ErrorType: "Function.ResponseSizeTooLarge",
 		}, nil
 	}
@@ -111,7 +112,7 @@ func (b *bufferWriter) Write(p []byte) (int, error) {
 	if b.status == 0 {
 		b.status = http.StatusOK
 	}
-	if b.overflow || b.buf.Len()+len(p) > maxSyncPayload {
+	if b.overflow || b.buf.Len()+len(p) > lambdaspec.MaxSyncPayload {
 		b.overflow = true
 		return len(p), nil
 	}

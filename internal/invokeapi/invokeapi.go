@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/trace"
 	"io"
 	"log/slog"
@@ -38,12 +39,7 @@ import (
 	"github.com/stokehq/stoke/internal/store"
 )
 
-// Lambda's payload limits.
-const (
-	maxSyncPayload  = 6 << 20 // RequestResponse request and response
-	maxAsyncPayload = 1 << 20 // Event
-	maxLogTail      = 4 << 10 // X-Amz-Log-Result
-)
+const maxLogTail = 4 << 10 // X-Amz-Log-Result
 
 // Pattern is where the server mounts Handler.
 const Pattern = "POST /2015-03-31/functions/{FunctionName}/invocations"
@@ -193,7 +189,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 
 // call is one invocation, synchronous or an attempt of an Event.
 type call struct {
-	t             target
+	t             lambdaspec.FunctionRef
 	arn           string // as the function sees it (with the qualifier it was invoked with)
 	reqID         string
 	payload       []byte
@@ -235,15 +231,15 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 	// A body over the limit is refused before the signature over it is
 	// checked: hashing it would mean reading it all.
 	tooLarge := userError(http.StatusRequestEntityTooLarge, "RequestTooLargeException",
-		fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", maxSyncPayload))
-	if r.ContentLength > maxSyncPayload {
+		fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", lambdaspec.MaxSyncPayload))
+	if r.ContentLength > lambdaspec.MaxSyncPayload {
 		return tooLarge
 	}
-	payload, err := io.ReadAll(io.LimitReader(r.Body, maxSyncPayload+1))
+	payload, err := io.ReadAll(io.LimitReader(r.Body, lambdaspec.MaxSyncPayload+1))
 	if err != nil {
 		return userError(http.StatusBadRequest, "InvalidRequestContentException", "Could not read request body: "+err.Error())
 	}
-	if len(payload) > maxSyncPayload {
+	if len(payload) > lambdaspec.MaxSyncPayload {
 		return tooLarge
 	}
 	if a.auth != nil {
@@ -252,11 +248,11 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 		}
 	}
 
-	t, err := parseTarget(r.PathValue("FunctionName"), r.URL.Query().Get("Qualifier"))
+	t, err := lambdaspec.ParseFunctionRef(r.PathValue("FunctionName"), r.URL.Query().Get("Qualifier"))
 	if err != nil {
-		var bn *badName
-		errors.As(err, &bn)
-		return userError(http.StatusBadRequest, bn.typ, bn.msg)
+		var ne *lambdaspec.NameError
+		errors.As(err, &ne)
+		return userError(http.StatusBadRequest, ne.Type, ne.Message)
 	}
 	invType := r.Header.Get("X-Amz-Invocation-Type")
 	switch invType {
@@ -291,9 +287,9 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 	}
 
 	if invType == "Event" {
-		if len(payload) > maxAsyncPayload {
+		if len(payload) > lambdaspec.MaxAsyncPayload {
 			return userError(http.StatusRequestEntityTooLarge, "RequestTooLargeException",
-				fmt.Sprintf("Request must be smaller than %d bytes for the Event invocation type", maxAsyncPayload))
+				fmt.Sprintf("Request must be smaller than %d bytes for the Event invocation type", lambdaspec.MaxAsyncPayload))
 		}
 		if e := a.enqueue(ctx, t, reqID, traceID, payload); e != nil {
 			return e
@@ -303,7 +299,7 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 	}
 
 	res, e := a.invoke(ctx, call{
-		t: t, arn: t.arn(a.o.Region, a.o.AccountID), reqID: reqID, payload: payload, traceID: traceID,
+		t: t, arn: t.ARN(a.o.Region, a.o.AccountID), reqID: reqID, payload: payload, traceID: traceID,
 		trace: trace.FromHeaders(r.Header), clientContext: r.Header.Get("X-Amz-Client-Context"), path: r.URL.Path,
 	})
 	if e != nil {
@@ -327,7 +323,7 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 // account, at $LATEST or its current version: Stoke runs only the current
 // version, so older qualifiers are reported missing as Lambda would an
 // unknown one.
-func (a *API) exists(t target) *apiError {
+func (a *API) exists(t lambdaspec.FunctionRef) *apiError {
 	version, ok := a.b.Lookup(t.Name)
 	ok = ok && (t.Region == "" || t.Region == a.o.Region) && (t.Account == "" || t.Account == a.o.AccountID) &&
 		(t.Qualifier == "" || t.Qualifier == "$LATEST" || t.Qualifier == version)
@@ -337,7 +333,7 @@ func (a *API) exists(t target) *apiError {
 	return nil
 }
 
-func (a *API) notFound(t target) *apiError {
+func (a *API) notFound(t lambdaspec.FunctionRef) *apiError {
 	region, account := a.o.Region, a.o.AccountID
 	if t.Region != "" {
 		region = t.Region
@@ -345,7 +341,7 @@ func (a *API) notFound(t target) *apiError {
 	if t.Account != "" {
 		account = t.Account
 	}
-	return userError(http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+t.arn(region, account))
+	return userError(http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+t.ARN(region, account))
 }
 
 // invoke runs one invocation through the backend and turns its outcome

@@ -16,15 +16,14 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/cost"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 )
 
-// Memory sizes: as config validates them, and Power Tuning's "all".
+// Power Tuning's "all" memory sizes.
 const (
-	MinMemoryMB = 128
-	MaxMemoryMB = 10240
-	allFrom     = 128
-	allTo       = 3008
-	allStep     = 64
+	allFrom = 128
+	allTo   = 3008
+	allStep = 64
 )
 
 // DefaultMemory is --memory's default.
@@ -110,8 +109,8 @@ func (p *Plan) Validate() error {
 	}
 	p.MemoryMB = normalize(p.MemoryMB)
 	for _, m := range p.MemoryMB {
-		if m < MinMemoryMB || m > MaxMemoryMB {
-			errs = append(errs, fmt.Errorf("memory %d MB is out of range; allowed: %d to %d", m, MinMemoryMB, MaxMemoryMB))
+		if m < lambdaspec.MinMemoryMB || m > lambdaspec.MaxMemoryMB {
+			errs = append(errs, fmt.Errorf("memory %d MB is out of range; allowed: %d to %d", m, lambdaspec.MinMemoryMB, lambdaspec.MaxMemoryMB))
 		}
 	}
 	if p.Cold < 0 || p.Invocations < 0 || p.Cold+p.Invocations == 0 {

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 )
 
 // Kind says what happened to one Zappa key.
@@ -429,7 +430,7 @@ func (m *mapper) function() error {
 	}
 	if v, ok := m.s["aws_region"]; ok && v != nil {
 		r, _ := v.(string)
-		if !config.ValidRegion(r) {
+		if !lambdaspec.ValidRegion(r) {
 			m.note("aws_region", Unsupported, "%s is not a region name like eu-west-1; region left at Stoke's default", compact(v))
 		} else {
 			m.region = r
@@ -456,8 +457,8 @@ func slugify(s string) string {
 		dash = true
 	}
 	out := b.String()
-	if len(out) > 64 {
-		out = strings.TrimRight(out[:64], "-")
+	if len(out) > lambdaspec.MaxFunctionName {
+		out = strings.TrimRight(out[:lambdaspec.MaxFunctionName], "-")
 	}
 	return out
 }
@@ -467,8 +468,8 @@ func (m *mapper) sizes() error {
 	if n, has, err := m.integer("memory_size"); err != nil {
 		return err
 	} else if has {
-		if n < 128 || n > 10240 {
-			return m.errf("memory_size", "%d MB is out of range; allowed: 128 to 10240 (MB), as on Lambda", n)
+		if n < lambdaspec.MinMemoryMB || n > lambdaspec.MaxMemoryMB {
+			return m.errf("memory_size", "%d MB is out of range; allowed: %d to %d (MB), as on Lambda", n, lambdaspec.MinMemoryMB, lambdaspec.MaxMemoryMB)
 		}
 		m.memory = n
 		m.note("memory_size", Honoured, "memory: %d", n)
@@ -477,8 +478,8 @@ func (m *mapper) sizes() error {
 	if n, has, err := m.integer("timeout_seconds"); err != nil {
 		return err
 	} else if has {
-		if n < 1 || n > 900 {
-			return m.errf("timeout_seconds", "%d is out of range; allowed: 1 to 900 (seconds), as on Lambda", n)
+		if maxS := int64(lambdaspec.MaxTimeout / time.Second); n < 1 || n > maxS {
+			return m.errf("timeout_seconds", "%d is out of range; allowed: 1 to %d (seconds), as on Lambda", n, maxS)
 		}
 		m.timeout = n
 		if n > 30 {
@@ -573,10 +574,10 @@ func (m *mapper) environment() error {
 			case !ok:
 				skipped = append(skipped, fmt.Sprintf("%s (value is %s, not a string)", n, describe(obj[n])))
 				continue
-			case !config.ValidEnvName(n):
+			case !lambdaspec.ValidEnvName(n):
 				skipped = append(skipped, fmt.Sprintf("%s (not a valid variable name)", n))
 				continue
-			case config.ReservedEnv(n):
+			case lambdaspec.ReservedEnv(n):
 				skipped = append(skipped, fmt.Sprintf("%s (reserved: Stoke sets it, as Lambda does)", n))
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
@@ -30,7 +31,7 @@ func (in *Instance) invocationError(w http.ResponseWriter, r *http.Request) {
 	if typ == "" {
 		typ = "Unhandled"
 	}
-	if n > MaxPayload || docErr != nil {
+	if n > lambdaspec.MaxSyncPayload || docErr != nil {
 		// Lambda builds the document from the header when the body is unusable.
 		body = errorJSON(typ, string(truncate(body, 1024)))
 	}

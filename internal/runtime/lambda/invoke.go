@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stokehq/stoke/internal/apigw"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
@@ -41,7 +42,7 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return runtime.Errorf("Runtime.Unknown", http.StatusBadGateway, "build %s event: %v", format, err)
 	}
-	if len(event) > MaxPayload {
+	if len(event) > lambdaspec.MaxSyncPayload {
 		return tooLarge(len(event))
 	}
 	inv := &runtime.Invocation{RequestID: reqID, Payload: event, TraceID: r.Header.Get("X-Amzn-Trace-Id")}
@@ -73,21 +74,21 @@ func readRequest(r *http.Request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	if r.ContentLength > MaxPayload {
+	if r.ContentLength > lambdaspec.MaxSyncPayload {
 		return nil, tooLarge(int(r.ContentLength))
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength))
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, MaxPayload+1))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, lambdaspec.MaxSyncPayload+1))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return nil, tooLarge(int(mbe.Limit) + 1)
 	case err != nil:
 		return nil, fmt.Errorf("read request body: %w", err)
-	case n > MaxPayload:
+	case n > lambdaspec.MaxSyncPayload:
 		return nil, tooLarge(int(n))
 	}
 	return buf.Bytes(), nil
@@ -96,7 +97,7 @@ func readRequest(r *http.Request) ([]byte, error) {
 // tooLarge is the Invoke API's error for an oversized request, in its words.
 func tooLarge(n int) error {
 	return runtime.Errorf("RequestTooLargeException", http.StatusRequestEntityTooLarge,
-		"Request must be smaller than %d bytes for the InvokeFunction operation (got at least %d bytes)", MaxPayload, n)
+		"Request must be smaller than %d bytes for the InvokeFunction operation (got at least %d bytes)", lambdaspec.MaxSyncPayload, n)
 }
 
 // writeInternalServerError is API Gateway's answer when the integration

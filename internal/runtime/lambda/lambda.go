@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/sandbox"
 )
@@ -60,19 +61,10 @@ func New(o Options) *Runtime {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Runtime{o: o, arn: FunctionARN(o.Region, o.AccountID, o.Function.Name)}
-}
-
-// FunctionARN is the unqualified ARN Lambda passes as
-// Lambda-Runtime-Invoked-Function-Arn.
-func FunctionARN(region, account, name string) string {
-	return "arn:aws:lambda:" + region + ":" + account + ":function:" + name
+	return &Runtime{o: o, arn: lambdaspec.FunctionARN(o.Region, o.AccountID, o.Function.Name)}
 }
 
 const (
-	// MaxPayload is Lambda's synchronous request and response limit, the
-	// value the Runtime Interface Emulator enforces and names in its errors.
-	MaxPayload  = 6 << 20
 	stopGrace   = 2 * time.Second
 	apiBasePath = "/2018-06-01"
 )

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
@@ -487,15 +488,15 @@ func TestResponseTooLarge(t *testing.T) {
 	var out lines
 	in := start(t, function(t, "big"), &out)
 	// Just under the limit passes (the JSON string adds two quotes).
-	_, res, err := invoke(t, in, fmt.Sprintf(`{"n":%d}`, MaxPayload-2), 3*time.Second)
-	if err != nil || res.FunctionError != "" || len(res.Payload) != MaxPayload {
+	_, res, err := invoke(t, in, fmt.Sprintf(`{"n":%d}`, lambdaspec.MaxSyncPayload-2), 3*time.Second)
+	if err != nil || res.FunctionError != "" || len(res.Payload) != lambdaspec.MaxSyncPayload {
 		t.Fatalf("at the limit: %v, %d bytes", err, len(res.Payload))
 	}
-	_, res, err = invoke(t, in, fmt.Sprintf(`{"n":%d}`, MaxPayload), 3*time.Second)
+	_, res, err = invoke(t, in, fmt.Sprintf(`{"n":%d}`, lambdaspec.MaxSyncPayload), 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf(`{"errorMessage":"Response payload size (%d bytes) exceeded maximum allowed payload size (6291456 bytes).","errorType":"Function.ResponseSizeTooLarge"}`, MaxPayload+2)
+	want := fmt.Sprintf(`{"errorMessage":"Response payload size (%d bytes) exceeded maximum allowed payload size (6291456 bytes).","errorType":"Function.ResponseSizeTooLarge"}`, lambdaspec.MaxSyncPayload+2)
 	if res.FunctionError != "Unhandled" || res.ErrorType != "Function.ResponseSizeTooLarge" || string(res.Payload) != want {
 		t.Fatalf("got %+v %s", res, res.Payload)
 	}
@@ -665,7 +666,7 @@ func TestHTTPFunctionError(t *testing.T) {
 func TestHTTPRequestTooLarge(t *testing.T) {
 	checkNoLeaks(t)
 	in := start(t, function(t, "apiv2"), nil)
-	r := httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("x", MaxPayload+1)))
+	r := httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("x", lambdaspec.MaxSyncPayload+1)))
 	r.ContentLength = -1 // make it read, not trust the length
 	w := httptest.NewRecorder()
 	err := in.Invoke(w, r)

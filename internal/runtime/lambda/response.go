@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
@@ -25,9 +26,9 @@ func (in *Instance) response(w http.ResponseWriter, r *http.Request) {
 	}
 	var res *runtime.Result
 	switch {
-	case n > MaxPayload:
+	case n > lambdaspec.MaxSyncPayload:
 		res = functionError("Function.ResponseSizeTooLarge", fmt.Sprintf(
-			"Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes).", n, MaxPayload))
+			"Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes).", n, lambdaspec.MaxSyncPayload))
 	case r.Trailer.Get(hdrErrorType) != "":
 		// aws-lambda-go streams a response and, if reading it fails midway,
 		// names the error in trailers instead of the body.
@@ -44,7 +45,7 @@ func (in *Instance) response(w http.ResponseWriter, r *http.Request) {
 		renderForbidden(w, stateResponded, "InvocationResponse")
 		return
 	}
-	if n > MaxPayload {
+	if n > lambdaspec.MaxSyncPayload {
 		renderTooLarge(w)
 		return
 	}
@@ -84,17 +85,17 @@ func (in *Instance) answer(c *call, res *runtime.Result) bool {
 	return true
 }
 
-// readPayload reads up to MaxPayload bytes of r's body and counts the rest,
+// readPayload reads up to lambdaspec.MaxSyncPayload bytes of r's body and counts the rest,
 // so an oversized answer can be reported with its size.
 func readPayload(r *http.Request) ([]byte, int64, error) {
-	if n := r.ContentLength; n >= 0 && n <= MaxPayload {
+	if n := r.ContentLength; n >= 0 && n <= lambdaspec.MaxSyncPayload {
 		b := make([]byte, n)
 		_, err := io.ReadFull(r.Body, b)
 		return b, n, err
 	}
 	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, MaxPayload+1))
-	if err != nil || n <= MaxPayload {
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, lambdaspec.MaxSyncPayload+1))
+	if err != nil || n <= lambdaspec.MaxSyncPayload {
 		return buf.Bytes(), n, err
 	}
 	rest, err := io.Copy(io.Discard, r.Body)

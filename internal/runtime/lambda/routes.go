@@ -6,6 +6,8 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+
+	"github.com/stokehq/stoke/internal/lambdaspec"
 )
 
 // routes is the Runtime API, version 2018-06-01: one handler per endpoint,
@@ -75,7 +77,7 @@ func renderInvalidRequestID(w http.ResponseWriter) {
 
 func renderTooLarge(w http.ResponseWriter) {
 	renderError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
-		fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", MaxPayload))
+		fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", lambdaspec.MaxSyncPayload))
 }
 
 func slogLogger(l *slog.Logger) *log.Logger {
