@@ -63,7 +63,11 @@ instances. A config error or a failed build changes nothing.`,
 			}
 			sort.Strings(names)
 			for _, n := range names {
-				fmt.Fprintf(out, "deployed  %s version %s\n", n, res.Deployed[n])
+				if runs := res.Runs[n]; runs != "" {
+					fmt.Fprintf(out, "deployed  %s version %s (%s)\n", n, res.Deployed[n], runs)
+				} else {
+					fmt.Fprintf(out, "deployed  %s version %s\n", n, res.Deployed[n])
+				}
 			}
 			for _, n := range res.Unchanged {
 				fmt.Fprintf(out, "unchanged %s\n", n)
@@ -111,8 +115,11 @@ func lsCmd(g *globals) *cobra.Command {
 						fmt.Fprintln(cmd.OutOrStdout())
 						first = false
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: instances fork from template %s (pid %d): import and warm-up took %.0f ms, %d MB\n",
-						f.Name, sn.ID, sn.Pid, sn.InitMS, sn.MemoryMB)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: instances fork from template %s (pid %d): import and warm-up took %.0f ms, %d MB, python %s\n",
+						f.Name, sn.ID, sn.Pid, sn.InitMS, sn.MemoryMB, sn.Interpreter)
+					if sn.Warning != "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "  warning: %s\n", sn.Warning)
+					}
 				}
 			}
 			any := false

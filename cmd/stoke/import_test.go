@@ -46,7 +46,7 @@ func TestImportZappaCommand(t *testing.T) {
 		t.Errorf("with -o nothing goes to stdout, got %q", stdout)
 	}
 	for _, want := range []string{
-		`Imported stage "prod" of mysite/zappa_settings.json as function mysite-prod, written to stoke.yaml.`,
+		`Imported stage "prod" of mysite/zappa_settings.json (read as JSON) as function mysite-prod, written to stoke.yaml.`,
 		"Not imported (Stoke cannot honour these):",
 		"  vpc_config: no VPCs: instances run on this machine's network",
 		"  keep_warm_expression: Stoke keeps instances warm continuously; there is no schedule to set",
@@ -103,10 +103,56 @@ func TestImportZappaCommand(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "has 4 stages (base, dev, prod, prod_eu); choose one with --stage") {
 		t.Errorf("ambiguous stage: %v\n%s", err, stderr)
 	}
-	os.WriteFile(filepath.Join(root, "bad.json"), []byte("{\n  \"dev\": {\"app_function\": \"app.app\",}\n}\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "bad.json"), []byte("{\n  \"dev\": {\"app_function\": \"app.app\"]\n}\n"), 0o644)
 	_, stderr, err = runStoke(t, bin, root, "import", "zappa", "bad.json")
-	if err == nil || !strings.Contains(stderr, "bad.json:2:37: invalid JSON") {
+	if err == nil || !strings.Contains(stderr, "bad.json:2:36: invalid JSON") || !strings.Contains(stderr, "Zappa's Hjson reading fails too") {
 		t.Errorf("bad JSON: %v\n%s", err, stderr)
+	}
+	// Without a file argument the command takes what Zappa would: here
+	// only a TOML file, and no settings at all in an empty directory.
+	empty := t.TempDir()
+	_, stderr, err = runStoke(t, bin, empty, "import", "zappa")
+	if err == nil || !strings.Contains(stderr, "no Zappa settings in "+empty+" (looked for zappa_settings.json, zappa_settings.toml, zappa_settings.yml, zappa_settings.yaml") {
+		t.Errorf("no settings: %v\n%s", err, stderr)
+	}
+	os.WriteFile(filepath.Join(empty, "zappa_settings.toml"), []byte("[dev]\napp_function = \"app.app\"\n"), 0o644)
+	stdout, stderr, err = runStoke(t, bin, empty, "import", "zappa", "--no-check")
+	if err != nil || !strings.Contains(stderr, "of zappa_settings.toml (read as TOML)") || !strings.Contains(stdout, "handler: app:app") {
+		t.Errorf("TOML found by default: %v\n%s\n%s", err, stdout, stderr)
+	}
+}
+
+// TestImportZappaChecksTheApp imports a real Django project (the example)
+// and checks with the interpreter that its settings import, then points
+// the import at a project whose module is missing: the warning names the
+// interpreter and carries the traceback.
+func TestImportZappaChecksTheApp(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	bin, _ := build(t)
+	root := t.TempDir()
+	proj := filepath.Join(root, "notes-api")
+	if err := os.CopyFS(proj, os.DirFS("../../examples/django-drf")); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := runStoke(t, bin, proj, "import", "zappa", "--stage", "dev", "-o", "stoke.yaml", "--python", "/usr/bin/python3")
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "django-drf-dev: Django settings mysite.settings imports with /usr/bin/python3 3.") || !strings.Contains(stderr, "(Django ") {
+		t.Errorf("no check report naming the interpreter and Django:\n%s", stderr)
+	}
+	os.WriteFile(filepath.Join(proj, "zappa_settings.json"), []byte(`{"dev": {"app_function": "missing_module.app"}}`), 0o644)
+	_, stderr, err = runStoke(t, bin, proj, "import", "zappa", "-o", "stoke.yaml", "--force", "--python", "/usr/bin/python3")
+	if err != nil {
+		t.Fatalf("a failed check is a warning, not a failed import: %v\n%s", err, stderr)
+	}
+	for _, want := range []string{"warning: notes-api-dev: the app does not import with /usr/bin/python3 3.",
+		"Runtime.ImportModuleError: ModuleNotFoundError: No module named 'missing_module'", "Traceback (most recent call last):"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
 	}
 }
 
@@ -120,7 +166,7 @@ func TestImportZappaHelp(t *testing.T) {
 		}
 	}
 	out, err = exec.Command(bin, "import", "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "zappa       Turn a Zappa project's zappa_settings.json into a stoke.yaml") {
+	if err != nil || !strings.Contains(string(out), "zappa       Turn a Zappa project's zappa_settings (.json, .toml, .yml, .yaml) into a stoke.yaml") {
 		t.Errorf("stoke import --help: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "--help").CombinedOutput()

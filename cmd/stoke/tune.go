@@ -101,7 +101,7 @@ The temporary versions are removed when the tune ends, fails or is interrupted
 				return err
 			}
 			for _, o := range outs {
-				if err := tune.WriteFile(o, rep); err != nil {
+				if err := writeReport(o, rep); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", o)

@@ -48,6 +48,9 @@ type DeployResult struct {
 	Unchanged []string          `json:"unchanged"`
 	Removed   []string          `json:"removed"`
 	Warnings  []string          `json:"warnings,omitempty"`
+	// Runs says what runs each deployed function where that is worth
+	// naming: the python interpreter, its version and frameworks.
+	Runs map[string]string `json:"runs,omitempty"`
 }
 
 // Backend is what the admin API serves; the server implements it.

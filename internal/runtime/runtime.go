@@ -46,6 +46,10 @@ type Snapshot struct {
 	InitMS   float64 `json:"init_ms"` // start → imported and warmed up
 	MemoryMB int     `json:"memory_mb"`
 	Started  int     `json:"started"` // templates started for this version (more than 1: one died)
+	// Interpreter names what runs the app: path, version, frameworks.
+	Interpreter string `json:"interpreter,omitempty"`
+	// Warning says why the snapshot may not be warm (a refused warm-up).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Instance is one started, ready instance.

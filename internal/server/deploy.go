@@ -104,6 +104,19 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 				return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start: %v\nThe previous version keeps serving.", f.Name, v, err)})
 			}
 		}
+		if sn, ok := d.rt.(runtime.Snapshotter); ok {
+			if snap, ok := sn.Snapshot(); ok {
+				if snap.Interpreter != "" {
+					if res.Runs == nil {
+						res.Runs = map[string]string{}
+					}
+					res.Runs[f.Name] = "python " + snap.Interpreter
+				}
+				if snap.Warning != "" {
+					res.Warnings = append(res.Warnings, f.Name+": "+snap.Warning)
+				}
+			}
+		}
 		d.pool.Start()
 		started = append(started, d)
 		next[f.Name] = d

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -76,13 +75,14 @@ func msOrDash(ms float64, n int) string {
 	return msStr(ms)
 }
 
-// WriteFile writes the report to path in the format its extension names:
+// Render returns the report in the format a file name's extension names:
 // .json (every number and sample), .svg or .png (the chart), .html (the
-// chart and the table in one page).
-func WriteFile(path string, r *Report) error {
+// chart and the table in one page). The caller writes the file: whole or
+// not at all, since a chart cut off by an error is worse than none.
+func Render(name string, r *Report) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
-	switch ext := strings.ToLower(filepath.Ext(path)); ext {
+	switch ext := strings.ToLower(filepath.Ext(name)); ext {
 	case ".json":
 		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
@@ -92,16 +92,12 @@ func WriteFile(path string, r *Report) error {
 	case ".html", ".htm":
 		err = WriteHTML(&buf, r)
 	default:
-		return fmt.Errorf("--out %s: unknown format %q; allowed: .json, .html, .svg, .png", path, ext)
+		return nil, fmt.Errorf("--out %s: unknown format %q; allowed: .json, .html, .svg, .png", name, ext)
 	}
 	if err != nil {
-		return fmt.Errorf("rendering %s: %w", path, err)
+		return nil, fmt.Errorf("rendering %s: %w", name, err)
 	}
-	// Written whole or not at all: a chart cut off by an error is worse than none.
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	return nil
+	return buf.Bytes(), nil
 }
 
 // Chart size: two panels side by side.

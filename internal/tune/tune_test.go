@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,11 +176,10 @@ func TestRenderFiles(t *testing.T) {
 	r := sampleReport(t)
 	dir := t.TempDir()
 	for _, name := range []string{"r.json", "r.svg", "r.png", "r.html"} {
-		p := filepath.Join(dir, name)
-		if err := WriteFile(p, r); err != nil {
+		b, err := Render(filepath.Join(dir, name), r)
+		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		b, _ := os.ReadFile(p)
 		switch filepath.Ext(name) {
 		case ".json":
 			var back Report
@@ -206,7 +204,7 @@ func TestRenderFiles(t *testing.T) {
 			}
 		}
 	}
-	if err := WriteFile(filepath.Join(dir, "r.pdf"), r); err == nil || !strings.Contains(err.Error(), "allowed: .json") {
+	if _, err := Render(filepath.Join(dir, "r.pdf"), r); err == nil || !strings.Contains(err.Error(), "allowed: .json") {
 		t.Errorf("pdf: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func TestDjangoForkSafety(t *testing.T) {
 	if err := rt.Prepare(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	l.waitFor(t, "(GET /api/notes/ → 200)")
+	l.waitFor(t, "(GET /api/notes/, Host localhost → 200)")
 	tplPid := rt.tpl.proc.Pid()
 	a, b := start(t, rt, "a"), start(t, rt, "b")
 	var who [2]map[string]any
@@ -117,7 +117,7 @@ func TestInitErrors(t *testing.T) {
 		}, "Runtime.ImportModuleError", []string{"RuntimeError: broken at import: no database", "Traceback (most recent call last)", `app.py", line`}},
 		{"no such module", func(t *testing.T) *config.Function {
 			return testFunction(t, "nosuchmodule:app", true)
-		}, "Runtime.ImportModuleError", []string{"ModuleNotFoundError: No module named 'nosuchmodule'"}},
+		}, "Runtime.ImportModuleError", []string{"ModuleNotFoundError: No module named 'nosuchmodule'", "(python: " + python + " 3."}},
 		{"not callable", func(t *testing.T) *config.Function {
 			return testFunction(t, "app:notcallable", true)
 		}, "Runtime.HandlerNotFound", []string{"app:notcallable is not callable"}},
@@ -145,7 +145,7 @@ func TestInitErrors(t *testing.T) {
 			f.Readiness.Path = "/nope"
 			f.Readiness.StatusMin, f.Readiness.StatusMax = 200, 299
 			return f
-		}, "Runtime.InitError", []string{"warm-up request GET /nope answered 404 Not Found; healthy is 200-299"}},
+		}, "Runtime.InitError", []string{"warm-up request GET /nope (Host: localhost) answered 404 Not Found; healthy is 200-299", "(python: " + python + " 3."}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -324,6 +324,15 @@ func TestSpareFork(t *testing.T) {
 	}
 	if w := invoke(t, b, "GET", "/", nil); w.Code != 200 {
 		t.Errorf("instance after a dead spare: %d", w.Code)
+	}
+	// Closing the runtime stops the live spare: quietly, as a clean stop.
+	third := waitSpares(t, rt, 1)[0]
+	if err := rt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-third.proc.Done()
+	if strings.Contains(l.String(), "Traceback") || strings.Contains(l.String(), "EOFError") {
+		t.Errorf("a stopped spare printed a traceback:\n%s", l)
 	}
 }
 

@@ -28,10 +28,11 @@ const (
 
 // errorPayload is how the shim reports a Python exception, in Lambda's words.
 type errorPayload struct {
-	ErrorType    string   `json:"errorType"`
-	ErrorMessage string   `json:"errorMessage"`
-	StackTrace   []string `json:"stackTrace"`
-	Started      bool     `json:"started"` // X: the response head was already sent
+	ErrorType    string     `json:"errorType"`
+	ErrorMessage string     `json:"errorMessage"`
+	StackTrace   []string   `json:"stackTrace"`
+	Started      bool       `json:"started"` // X: the response head was already sent
+	Python       PythonInfo `json:"python"`  // init errors: the interpreter that failed
 }
 
 // requestHead is what the shim builds the WSGI environ from.

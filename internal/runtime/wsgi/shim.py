@@ -41,7 +41,29 @@ def error_payload(exc, error_type):
         "errorType": error_type,
         "errorMessage": "%s: %s" % (type(exc).__name__, exc),
         "stackTrace": traceback.format_exception(type(exc), exc, exc.__traceback__),
+        "python": describe_python(),
     }
+
+
+# Import name -> distribution name of the web frameworks worth naming.
+FRAMEWORKS = [("django", "Django"), ("rest_framework", "djangorestframework"), ("flask", "Flask"),
+              ("werkzeug", "Werkzeug"), ("falcon", "falcon"), ("bottle", "bottle"), ("pyramid", "pyramid")]
+
+
+def describe_python():
+    """The interpreter (path, version) and the frameworks it has imported,
+    so every report names what ran the app."""
+    found = {}
+    for mod, dist in FRAMEWORKS:
+        if mod not in sys.modules:
+            continue
+        try:
+            from importlib.metadata import version
+
+            found[dist] = version(dist)
+        except Exception:
+            found[dist] = str(getattr(sys.modules[mod], "__version__", "?"))
+    return {"executable": sys.executable, "version": sys.version.split()[0], "frameworks": found}
 
 
 # Modules whose stoke_after_fork() runs in each forked instance: the
@@ -358,23 +380,107 @@ def serve(conn, app):
             return
 
 
+def warmup_host():
+    """The Host of the warm-up request: readiness.host, else for Django the
+    first ALLOWED_HOSTS entry that is not a wildcard (else the domain of a
+    ".example.com" entry), else localhost (which Django accepts with DEBUG
+    on and ALLOWED_HOSTS empty). A host the app refuses (DisallowedHost)
+    would warm nothing."""
+    host = os.environ.get("STOKE_WSGI_WARMUP_HOST", "")
+    if host:
+        return host
+    if "django.conf" in sys.modules:
+        try:
+            from django.conf import settings
+
+            hosts = [str(h).strip() for h in settings.ALLOWED_HOSTS]
+        except Exception:
+            hosts = []
+        for h in hosts:
+            if h and "*" not in h and not h.startswith("."):
+                return h
+        for h in hosts:
+            if h.startswith(".") and len(h) > 1 and "*" not in h:
+                return h[1:]
+    return "localhost"
+
+
+class Capture:
+    """Collects the warnings an app logs while it answers the warm-up
+    request: the reason for a 4xx (Django's DisallowedHost) is logged, not
+    in the response."""
+
+    def __init__(self):
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(handler, record):
+                self.records.append(record)
+
+        self.records = []
+        self.handler = Handler(logging.WARNING)
+        # Django's loggers may not propagate to the root (a LOGGING dict
+        # with propagate: False), so listen on its own too.
+        self.loggers = [logging.getLogger(), logging.getLogger("django")]
+
+    def __enter__(self):
+        for lg in self.loggers:
+            lg.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        for lg in self.loggers:
+            lg.removeHandler(self.handler)
+
+    def reason(self):
+        seen = set()
+        for r in self.records:
+            if id(r) in seen:
+                continue
+            seen.add(id(r))
+            try:
+                msg = r.getMessage()
+            except Exception:
+                msg = str(r.msg)
+            return "%s: %s" % (r.name, msg.splitlines()[0] if msg else "")
+        return ""
+
+
 def warm_up(app):
     """One request to the readiness path, so lazy initialisation (URL
-    routes, serializers, first queries) happens before the snapshot."""
+    routes, views, templates, first queries) happens before the snapshot.
+    Returns the status and, for a 4xx, why: the app answered but refused
+    the request, so little of it ran."""
     path = os.environ.get("STOKE_WSGI_WARMUP", "/")
     lo, _, hi = os.environ.get("STOKE_WSGI_WARMUP_STATUS", "100-499").partition("-")
     p, _, q = path.partition("?")
     body = Input(None)
     body.eof = True
-    head = {"method": "GET", "path": p, "query": q, "host": "localhost",
+    host = warmup_host()
+    head = {"method": "GET", "path": p, "query": q, "host": host,
             "headers": [["User-Agent", "stoke-warmup"]]}
     got = {}
-    run_app(app, environ_for(head, body), lambda h: got.update(status=h[0]), lambda d: None)
+    chunks = []
+
+    def on_data(d):
+        if sum(len(c) for c in chunks) < 512:
+            chunks.append(bytes(d))
+
+    with Capture() as cap:
+        run_app(app, environ_for(head, body), lambda h: got.update(status=h[0]), on_data)
     code = int(got.get("status", "0").split(" ", 1)[0] or 0)
     if not int(lo) <= code <= int(hi or lo):
-        raise InitError(RuntimeError("warm-up request GET %s answered %s; healthy is %s-%s"
-                                     % (path, got.get("status"), lo, hi)), "Runtime.InitError")
-    return code
+        raise InitError(RuntimeError("warm-up request GET %s (Host: %s) answered %s; healthy is %s-%s"
+                                     % (path, host, got.get("status"), lo, hi)), "Runtime.InitError")
+    warning = ""
+    if 400 <= code < 500:
+        why = cap.reason()
+        if not why:
+            text = b"".join(chunks)[:512].decode("utf-8", "replace")
+            why = " ".join(text.split())[:200]
+        warning = "warm-up request GET %s (Host: %s) answered %s%s" % (
+            path, host, got.get("status"), (": " + why) if why else "")
+    return code, host, warning
 
 
 def after_fork():
@@ -417,7 +523,10 @@ def fork_instance(fds):
         os.close(err_fd)
         conn = Conn(socket.socket(fileno=conn_fd))
         t0 = time.monotonic()
-        typ, payload = conn.recv()  # the go-ahead: Stoke moved us into our cgroup
+        try:
+            typ, payload = conn.recv()  # the go-ahead: Stoke moved us into our cgroup
+        except (EOFError, OSError):
+            os._exit(0)  # a spare Stoke stopped before using it: not an error
         if typ != ord("I"):
             os._exit(70)
         # This instance's own variables (its id, its log stream), where the
@@ -456,7 +565,7 @@ def template():
         ctl.send(json.dumps(obj, separators=(",", ":")).encode())
 
     APP = init_or_exit(load_app, lambda err: send({"op": "error", **err}), sys.exit)
-    status = init_or_exit(lambda: warm_up(APP), lambda err: send({"op": "error", **err}), sys.exit)
+    status, host, warning = init_or_exit(lambda: warm_up(APP), lambda err: send({"op": "error", **err}), sys.exit)
     if "django.db" in sys.modules:
         from django.db import connections
 
@@ -464,7 +573,7 @@ def template():
     gc.collect()
     gc.freeze()  # forked instances then do not touch (copy) the template's objects
     send({"op": "ready", "init_ms": (time.monotonic() - T0) * 1000, "warmup_status": status,
-          "python": sys.version.split()[0]})
+          "warmup_host": host, "warmup_warning": warning, "python": describe_python()})
 
     # Reap children and tell Stoke how they ended.
     rfd, wfd = os.pipe()
@@ -506,6 +615,20 @@ def template():
                 send({"op": "fork_failed", "id": req.get("id"), "error": str(e)})
 
 
+def check():
+    """Imports the app as an instance would and reports on fd
+    STOKE_WSGI_REPORT_FD (for `stoke check` and `stoke import`)."""
+    report = os.fdopen(int(os.environ["STOKE_WSGI_REPORT_FD"]), "w")
+
+    def fail(err):
+        report.write(json.dumps({"ok": False, **err}))
+        report.close()
+
+    init_or_exit(load_app, fail, sys.exit)
+    report.write(json.dumps({"ok": True, "python": describe_python()}))
+    report.close()
+
+
 def instance():
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect("\0" + os.environ["STOKE_WSGI_SOCKET"])
@@ -519,7 +642,10 @@ def instance():
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-    if os.environ.get("STOKE_WSGI_MODE") == "template":
+    mode = os.environ.get("STOKE_WSGI_MODE")
+    if mode == "template":
         template()
+    elif mode == "check":
+        check()
     else:
         instance()

@@ -28,6 +28,9 @@ type template struct {
 	ctl    *net.UnixConn
 	initMs float64
 	last   runtime.LastLines
+	python PythonInfo
+	// warning says why the warm-up request was refused (a 4xx), if it was.
+	warning string
 
 	wmu sync.Mutex // one fork request on the wire at a time
 	mu  sync.Mutex
@@ -54,9 +57,10 @@ type ctlMsg struct {
 	Status int     `json:"status"`
 	Error  string  `json:"error"`
 	InitMs float64 `json:"init_ms"`
-	Python string  `json:"python"`
 	errorPayload
-	WarmupStatus int `json:"warmup_status"`
+	WarmupStatus  int    `json:"warmup_status"`
+	WarmupHost    string `json:"warmup_host"`
+	WarmupWarning string `json:"warmup_warning"`
 }
 
 // template returns the running template, starting one if there is none or
@@ -182,10 +186,19 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 		return fail(fmt.Errorf("protocol: %q before ready", m.Op))
 	}
 	t.initMs = float64(time.Since(t0).Microseconds()) / 1000
-	line := fmt.Sprintf("TEMPLATE %s ready: import and warm-up (GET %s → %d) took %s ms (%.2f ms in Python), python %s, %d MB",
-		id, f.Readiness.Path, m.WarmupStatus, msString(time.Since(t0)), m.InitMs, m.Python, proc.MemoryMB())
+	t.python = m.Python
+	line := fmt.Sprintf("TEMPLATE %s ready: import and warm-up (GET %s, Host %s → %d) took %s ms (%.2f ms in Python), python %s, %d MB",
+		id, f.Readiness.Path, m.WarmupHost, m.WarmupStatus, msString(time.Since(t0)), m.InitMs, m.Python, proc.MemoryMB())
 	t.output("platform", line)
-	rt.o.Logger.Info("python template ready", "function", f.Name, "template", id, "init", time.Since(t0).Round(time.Millisecond), "memory_mb", proc.MemoryMB())
+	rt.o.Logger.Info("python template ready", "function", f.Name, "template", id, "init", time.Since(t0).Round(time.Millisecond),
+		"memory_mb", proc.MemoryMB(), "python", m.Python.String())
+	if m.WarmupWarning != "" {
+		// The snapshot then holds an app that ran little more than its
+		// middleware: every instance pays for the rest on its first request.
+		t.warning = m.WarmupWarning + "; the snapshot warmed almost nothing (no URL routing, views or templates ran): " + warmupAdvice(m.WarmupStatus)
+		t.output("platform", "WARNING "+t.warning)
+		rt.o.Logger.Warn("python warm-up refused", "function", f.Name, "template", id, "why", t.warning)
+	}
 	go t.loop()
 	return t, nil
 }
@@ -334,7 +347,8 @@ func (rt *Runtime) Snapshot() (runtime.Snapshot, bool) {
 		return runtime.Snapshot{}, false
 	default:
 	}
-	return runtime.Snapshot{ID: t.id, Pid: t.proc.Pid(), InitMS: t.initMs, MemoryMB: t.proc.MemoryMB(), Started: n}, true
+	return runtime.Snapshot{ID: t.id, Pid: t.proc.Pid(), InitMS: t.initMs, MemoryMB: t.proc.MemoryMB(), Started: n,
+		Interpreter: t.python.String(), Warning: t.warning}, true
 }
 
 // stop ends the template: closing the control connection makes it exit;

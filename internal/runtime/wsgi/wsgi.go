@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,7 +209,11 @@ func (rt *Runtime) startError(ctx context.Context, id string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("start instance %s: %w", id, ctx.Err())
 	}
-	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start %s: %v", rt.o.Function.Python.Interpreter, err)
+	py := rt.o.Function.Python.Interpreter
+	if p, lerr := exec.LookPath(py); lerr == nil && p != py {
+		py += " (" + p + ")"
+	}
+	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start python: %s: %v", py, err)
 }
 
 // expect registers id for the connection its shim will make.
@@ -276,6 +281,9 @@ type shimConn struct {
 // with the traceback, which the log also has.
 func initError(p errorPayload) *runtime.Error {
 	msg := p.ErrorMessage
+	if p.Python.Executable != "" {
+		msg += " (python: " + p.Python.String() + ")"
+	}
 	if len(p.StackTrace) > 0 {
 		msg += "\n" + strings.TrimRight(strings.Join(p.StackTrace, ""), "\n")
 	}

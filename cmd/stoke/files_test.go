@@ -1,0 +1,27 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestWriteNewRefusesOverwrite(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "stoke.yaml")
+	if err := writeNew(p, []byte("a: 1\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeNew(p, []byte("b: 2\n"), false); err == nil || !strings.Contains(err.Error(), "already exists; use --force") {
+		t.Errorf("second write: %v", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "a: 1\n" {
+		t.Errorf("file changed to %q", got)
+	}
+	if err := writeNew(p, []byte("b: 2\n"), true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "b: 2\n" {
+		t.Errorf("forced write left %q", got)
+	}
+}
