@@ -117,6 +117,9 @@ type Readiness struct {
 	Path      string // default "/"
 	StatusMin int    // default 100
 	StatusMax int    // default 499
+	// Host is the Host header of python-wsgi's warm-up request; empty
+	// means the shim's default (Django: an ALLOWED_HOSTS entry).
+	Host string
 }
 
 // Load reads and parses the config file at path.
@@ -146,7 +149,7 @@ func (f *Function) Fingerprint() string {
 		f.Memory, f.Timeout, f.Concurrency, f.MaxInstances, f.KeepWarm)
 	fmt.Fprintf(h, "idle_timeout=%d\ninit_timeout=%d\nroutes=%q\n", f.IdleTimeout, f.InitTimeout, f.Routes)
 	r := f.Readiness
-	fmt.Fprintf(h, "readiness=%q %q %d %d\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax)
+	fmt.Fprintf(h, "readiness=%q %q %d %d %q\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax, r.Host)
 	fmt.Fprintf(h, "event_format=%q\ninit_boost=%t\npython=%q %q %q %t\n", f.EventFormat, f.InitBoost, f.Python.Handler, f.Python.DjangoSettings, f.Python.Interpreter, f.Python.Snapshot)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -72,6 +72,9 @@ func (p *parser) finishFunction(s *fnState) {
 		}
 	} else {
 		f.Python = Python{}
+		if f.Readiness.Host != "" {
+			p.errf(s.present["readiness"], s.key+".readiness.host", "only used with runtime python-wsgi (the Host of its warm-up request); allowed: remove it")
+		}
 		for _, key := range pythonOnly {
 			if at := s.present[key]; at != nil {
 				p.errf(at, s.key+"."+key, "only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi")
@@ -184,7 +187,7 @@ func (p *parser) routes(n *yaml.Node, key string, s *fnState) {
 }
 
 func (p *parser) readiness(n *yaml.Node, key string, r *Readiness) {
-	const allow = "allowed: tcp, http, or a mapping with path, status, protocol"
+	const allow = "allowed: tcp, http, or a mapping with path, status, protocol, host"
 	rn := resolve(n)
 	switch rn.Kind {
 	case yaml.ScalarNode:
@@ -200,7 +203,7 @@ func (p *parser) readiness(n *yaml.Node, key string, r *Readiness) {
 	case yaml.MappingNode:
 		present := walk(p, n, key, readinessKeys, r)
 		if r.Protocol == "tcp" {
-			for _, name := range []string{"path", "status"} {
+			for _, name := range []string{"path", "status", "host"} {
 				if v := present[name]; v != nil {
 					p.errf(v, join(key, name), "only used with protocol http; allowed: remove it, or protocol: http")
 				}

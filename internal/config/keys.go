@@ -172,6 +172,9 @@ var readinessKeys = map[string]setter[*Readiness]{
 			"does not start with /; allowed: a URL path like /healthz", &r.Path)
 	},
 	"status": func(p *parser, k string, v *yaml.Node, r *Readiness) { p.statusRange(v, k, r) },
+	"host": func(p *parser, k string, v *yaml.Node, r *Readiness) {
+		p.checked(v, k, validHost, "is not a host; allowed: a host name or address, optionally with :port, like api.example.com", &r.Host)
+	},
 	"protocol": func(p *parser, k string, v *yaml.Node, r *Readiness) {
 		p.oneOf(v, k, "a string", "a readiness protocol", "http, tcp", []string{"http", "tcp"}, &r.Protocol)
 	},

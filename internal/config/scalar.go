@@ -74,7 +74,7 @@ func (p *parser) oneOf(n *yaml.Node, key, want, what, allow string, choices []st
 		return
 	}
 	if !slices.Contains(choices, s) {
-		p.errf(n, key, "%q is not %s; allowed: %s", s, what, allow)
+		p.errf(n, key, "%q is not %s%s; allowed: %s", s, what, closest(s, choices), allow)
 		return
 	}
 	*dst = s

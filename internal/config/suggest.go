@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // allowed lists a table's keys, for "unknown key" messages.
@@ -48,4 +49,24 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// closest names the allowed value a mistyped one most likely meant
+// (runtime: lamda → lambda), or "" when none is near. Words only: "3.0" is
+// one edit from "1.0" without being a typo of it.
+func closest(s string, choices []string) string {
+	if !strings.ContainsFunc(s, unicode.IsLetter) {
+		return ""
+	}
+	best, bestD := "", 3
+	for _, c := range choices {
+		d := editDistance(strings.ToLower(s), c)
+		if d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	if best == "" || len(s) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
 }

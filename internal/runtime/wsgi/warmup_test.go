@@ -16,11 +16,15 @@ func TestWarmupUsesAnAllowedHost(t *testing.T) {
 		{"first exact entry", `["*.invalid", ".example.org", "api.example.com", "other.example.com"]`, "api.example.com"},
 		{"a subdomain pattern's domain", `[".example.org"]`, "example.org"},
 		{"wildcard only: localhost", `["*"]`, "localhost"},
+		{"readiness.host wins", `["api.example.com", "admin.example.com"]`, "admin.example.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := djangoFunction(t, true)
 			f.Cwd = brokenDjango(t, "from mysite.settings import *\nALLOWED_HOSTS = "+tc.hosts+"\n")
 			f.Python.DjangoSettings = "mysite.broken_settings"
+			if strings.HasPrefix(tc.name, "readiness.host") {
+				f.Readiness.Host = tc.want
+			}
 			l := &logs{}
 			rt := newRuntime(t, f, l)
 			if err := rt.Prepare(context.Background()); err != nil {

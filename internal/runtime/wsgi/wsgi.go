@@ -146,6 +146,7 @@ func (rt *Runtime) env(id, mode, socket string) []string {
 		"STOKE_WSGI_SOCKET=" + socket,
 		"STOKE_INSTANCE_ID=" + id,
 		"STOKE_WSGI_WARMUP=" + r.Path,
+		"STOKE_WSGI_WARMUP_HOST=" + r.Host,
 		fmt.Sprintf("STOKE_WSGI_WARMUP_STATUS=%d-%d", r.StatusMin, r.StatusMax),
 		"PYTHONUNBUFFERED=1",
 		"PYTHONDONTWRITEBYTECODE=1",
