@@ -136,6 +136,14 @@ func Handler(b Backend, token string) http.Handler {
 			}
 			q.Since = time.Now().Add(-d)
 		}
+		if s := r.FormValue("before"); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				writeErr(w, http.StatusBadRequest, fmt.Sprintf("before: %q is not a time like 2026-01-02T15:04:05.123456789Z (an invocation's Start)", s))
+				return
+			}
+			q.Before = t
+		}
 		recs, err := b.Records(r.Context(), q)
 		if err != nil {
 			writeErr(w, http.StatusInternalServerError, err.Error())
@@ -199,7 +207,15 @@ func Handler(b Backend, token string) http.Handler {
 	top := http.NewServeMux()
 	top.Handle("/v1/", api)
 	top.Handle("/metrics", api)
-	top.Handle("/", ui.Handler(token))
+	top.Handle("/", ui.Handler(token, func(ctx context.Context, name string) bool {
+		for _, f := range b.Functions() {
+			if f.Name == name {
+				return true
+			}
+		}
+		recs, err := b.Records(ctx, store.Query{Function: name, Limit: 1})
+		return err != nil || len(recs) > 0 // on a store error, show the page and its error
+	}))
 	// The login cookie makes the API usable from a browser; refuse
 	// cross-site unsafe requests (deploy, invoke) as defence in depth
 	// behind SameSite=Strict. The CLI sends neither Origin nor

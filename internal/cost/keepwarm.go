@@ -54,8 +54,11 @@ func (p Prices) AdviseKeepWarm(arrivals []Arrival, ns []int, idleTimeout time.Du
 // Simulate replays arrivals against a pool that keeps keepWarm instances
 // alive and reports which would have been cold. The model is the pool's,
 // simplified: one request per instance at a time; a request is served by
-// the most recently freed idle instance, and is cold (it starts a new
-// instance, busy for init + duration) when none is free; instances beyond
+// the most recently freed idle instance; when none is free it starts a new
+// instance, and is served by whichever is ready first: a busy instance that
+// frees before the new one finishes its init serves it warm (the new one
+// then parks idle), else it is cold (the new instance, busy for init +
+// duration). Instances beyond
 // keepWarm die once idle for idleTimeout; max_instances and the queue are
 // not modelled. The keepWarm instances exist from the first arrival, as if
 // they had been kept warm all along. A request that was warm in the records
@@ -121,12 +124,26 @@ func Simulate(arrivals []Arrival, keepWarm int, idleTimeout time.Duration) (cold
 			freeAt[pick] = t.Add(dur)
 			continue
 		}
-		cold[i] = true
 		init := a.InitMS
 		if !a.Cold {
 			init = meanInit
 		}
-		freeAt = append(freeAt, t.Add(ms(init)+dur))
+		ready := t.Add(ms(init))
+		// The first to free serves: the busy instance freeing soonest, if
+		// that is before the new instance is ready.
+		soonest := -1
+		for j, f := range freeAt {
+			if f.Before(ready) && (soonest < 0 || f.Before(freeAt[soonest])) {
+				soonest = j
+			}
+		}
+		if soonest >= 0 {
+			freeAt[soonest] = freeAt[soonest].Add(dur)
+			freeAt = append(freeAt, ready) // started for this request, it parks idle
+			continue
+		}
+		cold[i] = true
+		freeAt = append(freeAt, ready.Add(dur))
 	}
 	return cold
 }

@@ -122,6 +122,8 @@ type Query struct {
 	ColdOnly bool
 	Limit    int // ≤ 0: no limit
 	Since    time.Time
+	// Before pages back: only invocations that started before it.
+	Before time.Time
 }
 
 const recordColumns = `request_id, function, version, start_ns, cold, init_ms, queue_ms, duration_ms, billed_ms,
@@ -151,7 +153,9 @@ func scanRecord(sc interface{ Scan(...any) error }) (record.Record, error) {
 	return r, err
 }
 
-// Records returns the written records matching q, newest first.
+// Records returns the written records matching q, newest first: by start
+// time (a long request that finished last started earlier), then by write
+// order for requests that started in the same nanosecond.
 func (s *Store) Records(ctx context.Context, q Query) ([]record.Record, error) {
 	var where []string
 	var args []any
@@ -166,11 +170,15 @@ func (s *Store) Records(ctx context.Context, q Query) ([]record.Record, error) {
 		where = append(where, "start_ns >= ?")
 		args = append(args, q.Since.UnixNano())
 	}
+	if !q.Before.IsZero() {
+		where = append(where, "start_ns < ?")
+		args = append(args, q.Before.UnixNano())
+	}
 	sqlq := "SELECT " + recordColumns + " FROM records"
 	if len(where) > 0 {
 		sqlq += " WHERE " + strings.Join(where, " AND ")
 	}
-	sqlq += " ORDER BY id DESC"
+	sqlq += " ORDER BY start_ns DESC, id DESC"
 	if q.Limit > 0 {
 		sqlq += " LIMIT ?"
 		args = append(args, q.Limit)

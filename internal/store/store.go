@@ -202,6 +202,8 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	// init_boost: the cold start's init ran without the CPU quota. Rows
 	// written before read as not boosted.
 	`ALTER TABLE records ADD COLUMN init_boost INTEGER NOT NULL DEFAULT 0;`,
+	// Newest first means by start time: a function's records in that order.
+	`CREATE INDEX records_function_start ON records (function, start_ns);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -153,6 +153,28 @@ func TestRecordsQuery(t *testing.T) {
 	if len(since) != 3 {
 		t.Fatalf("since #7: got %d records, want 3", len(since))
 	}
+	// Paging back: the page before #7 starts at #6.
+	page, _ := s.Records(ctx, Query{Function: "a", Before: rec("a", 7, false).Start, Limit: 3})
+	if len(page) != 3 || page[0].RequestID != "a-0006" || page[2].RequestID != "a-0004" {
+		t.Fatalf("before #7: %v", page)
+	}
+}
+
+// Newest first is by start time, not by when the record was written: a
+// long request that started first and finished last is listed after a
+// short one that started later.
+func TestRecordsNewestFirstByStart(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	long, short := rec("c", 1, false), rec("c", 2, false)
+	long.RequestID, short.RequestID = "long", "short"
+	long.DurationMS = 5000
+	s.Add(short) // written first: it finished first
+	s.Add(long)
+	flush(t, s)
+	got, err := s.Records(context.Background(), Query{Function: "c"})
+	if err != nil || len(got) != 2 || got[0].RequestID != "short" || got[1].RequestID != "long" {
+		t.Fatalf("newest first: %v %v", got, err)
+	}
 }
 
 func TestFlushWritesEverythingAddedBefore(t *testing.T) {

@@ -75,7 +75,7 @@ func (s *Store) Trace(ctx context.Context, requestID string) (record.Record, err
 // limit (> 0) of them.
 func (s *Store) Traces(ctx context.Context, function string, limit int) ([]record.Record, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT "+recordColumns+
-		" FROM records WHERE function = ? AND trace_id != X'' ORDER BY id DESC LIMIT ?", function, limit)
+		" FROM records WHERE function = ? AND trace_id != X'' ORDER BY start_ns DESC, id DESC LIMIT ?", function, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing traces of %s: %w", function, err)
 	}

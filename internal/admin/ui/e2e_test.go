@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -245,10 +247,22 @@ func TestDashboardE2E(t *testing.T) {
 	do("desktop width", chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 900))
 
 	// The function page, open before the request: the cold start must show
-	// up without a reload.
+	// up without a reload. With nothing recorded the chart says so.
 	do("opening the function page",
 		chromedp.Click(chromedp.CSS(`#functions a[href="/functions/f"]`)),
-		visible(`#invocations tbody td.empty`))
+		visible(`#invocations tbody td.empty`),
+		visible(`#latency-empty`))
+	if hidden := eval[bool](t, ctx, `document.getElementById("latency-chart").hidden`); !hidden {
+		t.Error("an empty chart is drawn instead of its empty state")
+	}
+	// The log and the latest invocations come first, the chart and the
+	// instances after them.
+	if order := eval[string](t, ctx, `["log", "invocations", "latency-h", "instances"].map((id) => document.getElementById(id).getBoundingClientRect().top).join(",")`); !increasing(order) {
+		t.Errorf("section tops (log, invocations, chart, instances) = %s, want that order", order)
+	}
+	if top := eval[float64](t, ctx, `document.getElementById("log").getBoundingClientRect().top`); top > 600 {
+		t.Errorf("the log starts %v px down the page; it should be in the first screen", top)
+	}
 	sent := time.Now()
 	resp, err := http.Get("http://" + s.GatewayAddr() + "/f/hello")
 	if err != nil {
@@ -272,12 +286,21 @@ func TestDashboardE2E(t *testing.T) {
 	if row := text(`#invocations tbody tr[data-cold="true"]`); !strings.Contains(row, "cold") || !strings.Contains(row, "200") || !strings.Contains(row, "/f/hello") {
 		t.Errorf("cold row: %q", row)
 	}
-	// The instance it started, and the log, live.
+	// The instance it started, and the log, live, each line with its time.
 	do("seeing the instance", visible(`#instances tbody .state-idle`))
 	waitText(t, ctx, "#log", "REPORT RequestId:")
 	if l := text("#log"); !strings.Contains(l, "app saw /f/hello") || !strings.Contains(l, "Init Duration") {
 		t.Errorf("log: %q", l)
 	}
+	for _, line := range strings.Split(strings.TrimSpace(text("#log")), "\n") {
+		if !logTime.MatchString(line) {
+			t.Errorf("log line without its time: %q", line)
+		}
+	}
+	// One point: a window of minutes around it, not years, with ticks on
+	// whole seconds or minutes.
+	waitAttr(t, ctx, "#latency-chart", "points", "1")
+	checkTimeAxis(t, ctx, "#latency-chart", 60, 300)
 	// A warm one next to it, so the filter has something to hide.
 	resp, err = http.Get("http://" + s.GatewayAddr() + "/f/again")
 	if err != nil {
@@ -286,34 +309,94 @@ func TestDashboardE2E(t *testing.T) {
 	resp.Body.Close()
 	do("seeing the warm one", visible(`#invocations tbody tr[data-cold="false"]`))
 	waitText(t, ctx, "#log", "app saw /f/again")
+	// 23 more: ten points on the chart and beyond, and a second page.
+	for i := range 23 {
+		resp, err := http.Get(fmt.Sprintf("http://%s/f/more/%d", s.GatewayAddr(), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	waitAttr(t, ctx, "#latency-chart", "points", "25")
+	if gaps := eval[string](t, ctx, `document.getElementById("latency-chart").dataset.gaps`); gaps != "0" {
+		t.Errorf("25 invocations within seconds drawn with %s gaps", gaps)
+	}
+	checkTimeAxis(t, ctx, "#latency-chart", 60, 400)
+	do("seeing the latest 20", chromedp.WaitVisible(chromedp.CSS(`#invocations tbody tr[data-request]:nth-child(20)`)))
 	shot("3-function")
+	page1 := eval[[]string](t, ctx, `[...document.querySelectorAll("#invocations tbody tr[data-start]")].map((r) => r.dataset.start)`)
+	if len(page1) != 20 || !newestFirst(page1) {
+		t.Errorf("page 1: %d rows, starts %v; want the latest 20, newest first", len(page1), page1)
+	}
+	do("paging back", chromedp.Click(chromedp.CSS("#inv-older")), chromedp.WaitVisible(chromedp.CSS(`#inv-page`)))
+	waitCount(t, ctx, "#invocations tbody tr[data-start]", 5)
+	page2 := eval[[]string](t, ctx, `[...document.querySelectorAll("#invocations tbody tr[data-start]")].map((r) => r.dataset.start)`)
+	if !newestFirst(append(append([]string(nil), page1...), page2...)) {
+		t.Errorf("page 2 %v does not continue page 1 %v back in time", page2, page1)
+	}
+	if disabled := eval[bool](t, ctx, `document.getElementById("inv-older").disabled`); !disabled {
+		t.Error("Older is enabled on the last page")
+	}
+	do("back to the latest", chromedp.Click(chromedp.CSS("#inv-newer")))
+	waitCount(t, ctx, "#invocations tbody tr[data-start]", 20)
 	do("filtering to cold starts",
 		chromedp.Click(chromedp.CSS("#cold-only")),
 		chromedp.WaitNotPresent(chromedp.CSS(`#invocations tbody tr[data-cold="false"]`)),
 		visible(`#invocations tbody tr[data-cold="true"]`))
 
-	// Its trace: the waterfall, or the empty state while traces are not
-	// stored (an older server, or the trace aged out).
+	// Its trace: the waterfall of the cold start's spans. (The empty state
+	// would be a failure: this request's trace is stored.)
 	do("opening the trace",
 		chromedp.Click(chromedp.CSS(`#invocations tbody tr[data-cold="true"] a`)),
 		visible(`#waterfall-table, #trace-empty`))
-	hasWaterfall, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector("#waterfall-table")`))
-	if err != nil {
-		t.Fatal(err)
+	if empty := eval[bool](t, ctx, `!!document.querySelector("#trace-empty")`); empty {
+		t.Fatalf("the trace page shows no waterfall for the cold start: %s", text("#waterfall"))
 	}
-	if hasWaterfall {
-		wf := text("#waterfall-table")
-		for _, span := range []string{"gateway", "queue", "init", "invoke"} {
-			if !strings.Contains(wf, span) {
-				t.Errorf("waterfall of a cold start without %s:\n%s", span, wf)
-			}
+	wf := text("#waterfall-table")
+	for _, span := range []string{"gateway", "queue", "init", "invoke"} {
+		if !strings.Contains(wf, span) {
+			t.Errorf("waterfall of a cold start without %s:\n%s", span, wf)
 		}
-	} else {
-		t.Logf("no stored trace: the trace page shows its empty state")
+	}
+	if bars := eval[int](t, ctx, `document.querySelectorAll("#waterfall-table .bar").length`); bars != 4 {
+		t.Errorf("waterfall bars: %d, want 4", bars)
 	}
 	shot("4-trace")
 
+	// Ten thousand points over three hours with two idle stretches, drawn
+	// by the page's own chart code: gaps stay gaps, ticks stay readable.
+	do("drawing 10,000 points", chromedp.Evaluate[chromedp.Void](`(() => {
+		const box = document.createElement("div");
+		box.id = "big-chart";
+		document.getElementById("main").append(box);
+		const t0 = Date.now() - 3 * 3600e3, recs = [];
+		for (let i = 0; i < 10000; i++) {
+			let t = t0 + i * 1000;
+			if (i >= 3000) t += 20 * 60e3;
+			if (i >= 7000) t += 20 * 60e3;
+			recs.push({ RequestID: "r" + i, InstanceID: "x", Start: new Date(t).toISOString(), QueueMS: 0.1, DurationMS: 2 + (i % 7), Cold: i % 1000 === 0 });
+		}
+		const t1 = performance.now();
+		window.bigPlot = latencyChart(box, null, recs);
+		box.dataset.ms = String(performance.now() - t1);
+	})()`))
+	if got := eval[string](t, ctx, `document.getElementById("big-chart").dataset.points + "/" + document.getElementById("big-chart").dataset.gaps`); got != "10000/2" {
+		t.Errorf("10,000 points: points/gaps %s, want 10000/2", got)
+	}
+	checkTimeAxis(t, ctx, "#big-chart", 3*3600, 4*3600)
+	t.Logf("10,000 points drawn in %s ms", eval[string](t, ctx, `document.getElementById("big-chart").dataset.ms`))
+	shot("4a-trace-and-10000-points")
+
+	// A function nobody deployed: a 404 page, not an empty function page.
+	do("opening an unknown function", chromedp.Navigate(admin+"/functions/no-such-fn"), visible("#not-found"))
+	if h := text("#not-found"); !strings.Contains(h, "No function named no-such-fn") {
+		t.Errorf("404 page heading: %q", h)
+	}
+	shot("4b-not-found")
+
 	do("opening the cost page",
+		chromedp.Navigate(admin+"/"),
+		visible(`#functions tbody tr[data-function="f"]`),
 		chromedp.Click(chromedp.CSS(`.top nav a[href="/cost"]`)),
 		visible(`#cost tbody tr[data-function="f"]`),
 		visible(`#tune .tune-item[data-function="f"]`))
@@ -323,19 +406,33 @@ func TestDashboardE2E(t *testing.T) {
 	if total := text("#cost-total"); !strings.HasPrefix(total, "$") {
 		t.Errorf("cost total: %q", total)
 	}
+	// Keep-warm advice: the replayed cold starts are a count of their own,
+	// never "6 of 5"; the recorded count is in the caption.
+	do("seeing the keep-warm advice", visible(`#advice tr[data-keep-warm="0"] td.cold-starts`))
+	for _, c := range eval[[]string](t, ctx, `[...document.querySelectorAll("#advice td.cold-starts")].map((td) => td.textContent)`) {
+		if _, err := strconv.Atoi(c); err != nil {
+			t.Errorf("advice cold starts cell %q is not a count", c)
+		}
+	}
+	if cap := text("#advice caption"); !strings.Contains(cap, "Recorded: 1 cold start with keep_warm 0") {
+		t.Errorf("advice caption: %q", cap)
+	}
 	shot("5-cost")
 
-	// A `stoke tune` run, then its chart and recommendation on the page.
-	if tuneRun(t, s) {
-		do("reloading the cost page",
-			chromedp.Navigate(admin+"/cost"),
-			visible(`#tune .tune-item[data-function="f"] .recommendation`),
-			visible(`#tune .tune-item[data-function="f"] .uplot`))
-		if rec := text(`#tune .tune-item[data-function="f"] .recommendation`); !strings.Contains(rec, " MB") {
-			t.Errorf("tune recommendation: %q", rec)
-		}
-		shot("6-cost-tuned")
+	// A `stoke tune` run, then its chart and recommendation on the page,
+	// the chart's ticks at the sizes measured.
+	tuneRun(t, s)
+	do("reloading the cost page",
+		chromedp.Navigate(admin+"/cost"),
+		visible(`#tune .tune-item[data-function="f"] .recommendation`),
+		visible(`#tune .tune-item[data-function="f"] .uplot`))
+	if rec := text(`#tune .tune-item[data-function="f"] .recommendation`); !strings.Contains(rec, " MB") {
+		t.Errorf("tune recommendation: %q", rec)
 	}
+	if ticks := eval[string](t, ctx, `document.querySelector('#tune .tune-item[data-function="f"] [role=img]').dataset.ticks`); ticks != "128|256" {
+		t.Errorf("tune chart ticks %q, want the measured sizes 128|256", ticks)
+	}
+	shot("6-cost-tuned")
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
 	}); err != nil {
@@ -353,8 +450,8 @@ func TestDashboardE2E(t *testing.T) {
 }
 
 // tuneRun runs a small `stoke tune` of f through the admin API, as the CLI
-// does; false when this server has no tune route yet.
-func tuneRun(t *testing.T, s *server.Server) bool {
+// does.
+func tuneRun(t *testing.T, s *server.Server) {
 	t.Helper()
 	plan := `{"memory_mb":[128,256],"cold":1,"invocations":3,"method":"GET","path":"/f/tune","cold_rate":0.01,"strategy":"cost"}`
 	req, _ := http.NewRequest("POST", "http://"+s.AdminAddr()+"/v1/functions/f/tune", strings.NewReader(plan))
@@ -365,14 +462,102 @@ func tuneRun(t *testing.T, s *server.Server) bool {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusNotFound {
-		t.Logf("no tune route: the cost page's tune section stays empty")
-		return false
-	}
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"result"`) {
 		t.Fatalf("tune: %d %s", resp.StatusCode, body)
 	}
+}
+
+var logTime = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3} `)
+
+// eval runs a script in the page and returns its value.
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return v
+}
+
+// increasing says whether a comma-separated list of numbers increases.
+func increasing(list string) bool {
+	prev := math.Inf(-1)
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= prev {
+			return false
+		}
+		prev = v
+	}
 	return true
+}
+
+// newestFirst says whether RFC 3339 times go back in time.
+func newestFirst(starts []string) bool {
+	for i := 1; i < len(starts); i++ {
+		a, err1 := time.Parse(time.RFC3339Nano, starts[i-1])
+		b, err2 := time.Parse(time.RFC3339Nano, starts[i])
+		if err1 != nil || err2 != nil || !a.After(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkTimeAxis reads what a latency chart drew: its x range must span
+// between lo and hi seconds, and every tick label must be a clock time on
+// a whole second or minute (or a date), never a fraction of a second.
+func checkTimeAxis(t *testing.T, ctx context.Context, sel string, lo, hi float64) {
+	t.Helper()
+	d := eval[map[string]string](t, ctx, `({...document.querySelector(`+strconv.Quote(sel)+`).dataset})`)
+	xmin, _ := strconv.ParseFloat(d["xMin"], 64)
+	xmax, _ := strconv.ParseFloat(d["xMax"], 64)
+	if span := xmax - xmin; span < lo || span > hi {
+		t.Errorf("%s: x axis spans %.0f s, want %.0f to %.0f", sel, span, lo, hi)
+	}
+	ticks := strings.Split(d["ticks"], "|")
+	if len(ticks) < 2 || len(ticks) > 16 {
+		t.Errorf("%s: %d ticks %q", sel, len(ticks), d["ticks"])
+	}
+	for _, tk := range ticks {
+		if !tickLabel.MatchString(tk) {
+			t.Errorf("%s: tick label %q is not a clock time", sel, tk)
+		}
+	}
+}
+
+var tickLabel = regexp.MustCompile(`^(\d\d:\d\d(:\d\d)?|\d{1,2} \w+\.?)$`)
+
+// waitAttr waits until the element's data-name is want.
+func waitAttr(t *testing.T, ctx context.Context, sel, name, want string) {
+	t.Helper()
+	js := `document.querySelector(` + strconv.Quote(sel) + `).dataset[` + strconv.Quote(name) + `] || ""`
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		got := eval[string](t, ctx, js)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s data-%s is %q, want %q", sel, name, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitCount waits until sel matches n elements.
+func waitCount(t *testing.T, ctx context.Context, sel string, n int) {
+	t.Helper()
+	js := `document.querySelectorAll(` + strconv.Quote(sel) + `).length`
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		got := eval[int](t, ctx, js)
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s matches %d elements, want %d", sel, got, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitText waits until sel's text contains want (live content, no reload).

@@ -4,6 +4,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/subtle"
 	"embed"
 	"html/template"
@@ -36,10 +37,15 @@ func Authorized(r *http.Request, token string) bool {
 	return err == nil && token != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(token)) == 1
 }
 
+// Known says whether a function name has a page: deployed now, or with
+// recorded invocations.
+type Known func(ctx context.Context, function string) bool
+
 // Handler serves the dashboard. Pages need the login cookie (without it they
 // redirect to /login); the static assets do not, since the login page needs
-// its stylesheet and they hold nothing secret.
-func Handler(token string) http.Handler {
+// its stylesheet and they hold nothing secret. A function page for a name
+// known does not know is a 404 page.
+func Handler(token string, known Known) http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(files, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -79,7 +85,14 @@ func Handler(token string) http.Handler {
 		}
 	}
 	mux.Handle("GET /{$}", page("functions.html", "Functions"))
-	mux.Handle("GET /functions/{name}", page("function.html", "Function"))
+	fnPage := page("function.html", "Function")
+	mux.HandleFunc("GET /functions/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if Authorized(r, token) && known != nil && !known(r.Context(), r.PathValue("name")) {
+			render(w, http.StatusNotFound, "notfound.html", view{Title: "Not found", Name: r.PathValue("name")})
+			return
+		}
+		fnPage(w, r)
+	})
 	mux.Handle("GET /traces/{id}", page("trace.html", "Trace"))
 	mux.Handle("GET /cost", page("cost.html", "Cost"))
 	// Anything else: still ask for the login first, so the dashboard's

@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +16,7 @@ const token = "s3cret"
 // Every page needs the login cookie; without it (or with a wrong one) the
 // answer is a redirect to the login page that comes back to the same page.
 func TestPagesRequireLogin(t *testing.T) {
-	h := ui.Handler(token)
+	h := ui.Handler(token, nil)
 	for _, path := range []string{"/", "/functions/f", "/traces/abc", "/cost", "/nope"} {
 		for _, cookie := range []string{"", "wrong", token + "x"} {
 			req := httptest.NewRequest("GET", path, nil)
@@ -47,7 +48,7 @@ func TestPagesRequireLogin(t *testing.T) {
 }
 
 func TestLoginCookie(t *testing.T) {
-	h := ui.Handler(token)
+	h := ui.Handler(token, nil)
 	post := func(tok, next string) *httptest.ResponseRecorder {
 		form := url.Values{"token": {tok}, "next": {next}}
 		req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
@@ -96,12 +97,36 @@ func TestLoginCookie(t *testing.T) {
 
 // Static assets are public (the login page needs them) and embedded.
 func TestStatic(t *testing.T) {
-	h := ui.Handler(token)
+	h := ui.Handler(token, nil)
 	for _, p := range []string{"/static/app.js", "/static/app.css", "/static/vendor/uplot/uPlot.iife.min.js", "/static/vendor/uplot/LICENSE"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
 		if w.Code != 200 || w.Body.Len() < 100 {
 			t.Errorf("GET %s: %d, %d bytes", p, w.Code, w.Body.Len())
 		}
+	}
+}
+
+// A function page for a name nobody knows is a 404 page, not an empty page
+// that looks real; a known name gets its page.
+func TestUnknownFunctionIs404(t *testing.T) {
+	h := ui.Handler(token, func(_ context.Context, name string) bool { return name == "hello" })
+	for name, want := range map[string]int{"hello": 200, "nope": 404} {
+		req := httptest.NewRequest("GET", "/functions/"+name, nil)
+		req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: token})
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("GET /functions/%s: %d, want %d", name, w.Code, want)
+		}
+		if want == 404 && !strings.Contains(w.Body.String(), "No function named <code>nope</code>") {
+			t.Errorf("404 page: %s", w.Body)
+		}
+	}
+	// Without the login, even the 404 asks to log in first.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/functions/nope", nil))
+	if w.Code != http.StatusSeeOther {
+		t.Errorf("not logged in: %d", w.Code)
 	}
 }

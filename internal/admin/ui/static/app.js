@@ -202,14 +202,25 @@ function functionPage(name) {
     })), "No instances: the function is scaled to zero. The next request starts one (a cold start).", 7);
   }, 1000);
 
+  // The latest invocations, a page at a time: page 1 follows live; Older
+  // pages back from the oldest row shown (by start time, as listed).
+  const pageSize = 20;
+  const newer = document.getElementById("inv-newer"), older = document.getElementById("inv-older");
+  const pageLabel = document.getElementById("inv-page");
+  let cursors = [], before = null, oldestShown = null;
   const refreshInvocations = poll(async () => {
-    const all = (await api(`/v1/functions/${enc}/invocations?limit=200`)) || [];
-    const rows = coldOnly.checked ? (await api(`/v1/functions/${enc}/invocations?cold=1&limit=200`)) || [] : all;
-    fillTable(invBody, rows.slice(0, 100).map((r) => {
+    const q = `limit=${pageSize + 1}` + (coldOnly.checked ? "&cold=1" : "") + (before ? "&before=" + encodeURIComponent(before) : "");
+    const rows = (await api(`/v1/functions/${enc}/invocations?${q}`)) || [];
+    const more = rows.length > pageSize, shown = rows.slice(0, pageSize);
+    oldestShown = shown.length ? shown[shown.length - 1].Start : null;
+    older.disabled = !more;
+    newer.disabled = !before;
+    pageLabel.textContent = before ? `page ${cursors.length + 1}` : "";
+    fillTable(invBody, shown.map((r) => {
       const fresh = !first && !seen.has(r.RequestID);
       seen.add(r.RequestID);
       return {
-        attrs: { class: fresh ? "fresh" : null, "data-request": r.RequestID, "data-cold": String(r.Cold) },
+        attrs: { class: fresh ? "fresh" : null, "data-request": r.RequestID, "data-cold": String(r.Cold), "data-start": r.Start },
         cells: [
           ["Time", fmt.time(r.Start), "mono"],
           ["Request", el("a", { href: `/traces/${encodeURIComponent(r.RequestID)}?fn=${enc}`, "aria-label": "Trace of request " + r.RequestID }, el("code", {}, r.RequestID.slice(0, 8)))],
@@ -226,47 +237,110 @@ function functionPage(name) {
           ["Path", el("code", {}, `${r.Method || ""} ${r.Path || ""}`.trim())],
         ],
       };
-    }), coldOnly.checked ? "No cold starts recorded." : "No invocations yet. Send a request to one of the routes.", 10);
+    }), before ? "No older invocations." : coldOnly.checked ? "No cold starts recorded." : "No invocations yet. Send a request to one of the routes.", 10);
     first = false;
-    plot = drawLatency(plot, all);
   }, 1000);
-  coldOnly.addEventListener("change", refreshInvocations);
+  coldOnly.addEventListener("change", () => { cursors = []; before = null; refreshInvocations(); });
+  older.addEventListener("click", () => { if (oldestShown) { cursors.push(before); before = oldestShown; refreshInvocations(); } });
+  newer.addEventListener("click", () => { before = cursors.pop() || null; refreshInvocations(); });
+
+  // The chart holds the last hour: loaded once whole (up to 10,000
+  // invocations), then topped up with the last two minutes every two
+  // seconds, so a busy function does not reload thousands of rows a second.
+  const box = document.getElementById("latency-chart");
+  const hour = new Map();
+  let loaded = false;
+  poll(async () => {
+    const recs = (await api(`/v1/functions/${enc}/invocations?since=${loaded ? "2m" : "1h"}&limit=10000`)) || [];
+    loaded = true;
+    for (const r of recs) hour.set(r.RequestID, r);
+    const cutoff = Date.now() - 3600e3;
+    for (const [id, r] of hour) if (new Date(r.Start).getTime() < cutoff) hour.delete(id);
+    plot = latencyChart(box, plot, [...hour.values()]);
+  }, 2000);
 
   followLog(name);
 }
 
-// drawLatency charts duration over time; cold starts are a second,
-// points-only series, so they stand out and have their own legend entry.
-function drawLatency(plot, recs) {
-  const box = document.getElementById("latency-chart");
-  const rs = [...recs].filter((r) => r.InstanceID || r.DurationMS).reverse();
+// Time ticks fall on whole seconds, minutes, hours or days, so a label
+// never reads ":51.500", and are labelled at the precision of their step.
+const timeIncrs = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+function timeLabel(sec, incr) {
+  const d = new Date(sec * 1000), p = (n) => String(n).padStart(2, "0");
+  const hm = `${p(d.getHours())}:${p(d.getMinutes())}`;
+  if (incr < 60) return `${hm}:${p(d.getSeconds())}`;
+  if (incr < 86400) return hm;
+  return d.toLocaleDateString([], { day: "numeric", month: "short" });
+}
+
+// latencySeries turns records (any order) into the chart's columns: time in
+// seconds, latency, cold-start latency, run time. An idle stretch (over a
+// minute, and ten times the median spacing) gets a null row, so the line
+// breaks there instead of joining points across the gap.
+function latencySeries(recs) {
+  const rs = recs.filter((r) => r.InstanceID || r.DurationMS)
+    .map((r) => ({ r, t: new Date(r.Start).getTime() / 1000 })).sort((a, b) => a.t - b.t);
+  const steps = rs.slice(1).map((x, i) => x.t - rs[i].t).sort((a, b) => a - b);
+  const gapAt = Math.max(60, 10 * (steps.length ? steps[Math.floor(steps.length / 2)] : 0));
+  const cols = [[], [], [], []];
+  let gaps = 0;
+  rs.forEach(({ r, t }, i) => {
+    if (i && t - rs[i - 1].t > gapAt) {
+      cols[0].push((t + rs[i - 1].t) / 2); cols[1].push(null); cols[2].push(null); cols[3].push(null);
+      gaps++;
+    }
+    // Latency is what the caller waited: the queue (which holds a cold
+    // start's init) plus the run; the run alone is what Lambda bills.
+    const lat = r.QueueMS + r.DurationMS;
+    cols[0].push(t); cols[1].push(lat); cols[2].push(r.Cold ? lat : null); cols[3].push(r.DurationMS);
+  });
+  return { cols, rs: rs.map((x) => x.r), gaps };
+}
+
+// latencyChart draws recs on box (creating the plot on first use) with a
+// real time axis that fits the data: one invocation shows a two-minute
+// window around it, not years. With no records it shows the empty state.
+// The container's data-* attributes say what was drawn (points, gaps, the
+// x range, the tick labels), for people reading the DOM and for the tests.
+function latencyChart(box, plot, recs) {
+  const { cols, rs, gaps } = latencySeries(recs);
+  const empty = document.getElementById("latency-empty");
+  if (empty && box.id === "latency-chart") empty.hidden = rs.length > 0;
+  box.hidden = rs.length === 0;
   const xs = rs.map((r) => new Date(r.Start).getTime() / 1000);
-  // Latency is what the caller waited: the queue (which holds a cold
-  // start's init) plus the run; the run alone is what Lambda bills.
-  const lat = (r) => r.QueueMS + r.DurationMS;
-  const data = [xs, rs.map(lat), rs.map((r) => (r.Cold ? lat(r) : null)), rs.map((r) => r.DurationMS)];
-  const cold = rs.filter((r) => r.Cold);
-  const sorted = rs.map(lat).sort((a, b) => a - b);
-  const p50 = sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
-  const text = rs.length
-    ? `Chart: latency of the last ${rs.length} invocations; median ${fmt.ms(p50)} ms, slowest ${fmt.ms(sorted[sorted.length - 1])} ms, ${cold.length} cold start${cold.length === 1 ? "" : "s"}.`
-    : "Chart: no invocations yet.";
-  box.setAttribute("aria-label", text);
+  const lo = Math.min(...xs), hi = Math.max(...xs);
+  const pad = Math.max(60 - (hi - lo) / 2, (hi - lo) * 0.02, 1);
+  const range = rs.length ? [lo - pad, hi + pad] : [Date.now() / 1000 - 3600, Date.now() / 1000];
+  Object.assign(box.dataset, { points: rs.length, gaps, xMin: range[0], xMax: range[1] });
+  const sorted = rs.map((r) => r.QueueMS + r.DurationMS).sort((a, b) => a - b);
+  const cold = rs.filter((r) => r.Cold).length;
+  box.setAttribute("aria-label", rs.length
+    ? `Chart: latency of the ${rs.length} invocations of the last hour; median ${fmt.ms(sorted[Math.floor(sorted.length / 2)])} ms, slowest ${fmt.ms(sorted[sorted.length - 1])} ms, ${cold} cold start${cold === 1 ? "" : "s"}${gaps ? `, ${gaps} idle gap${gaps === 1 ? "" : "s"}` : ""}.`
+    : "Chart: no invocations in the last hour.");
+  if (!rs.length) return plot;
+  box.xRange = range;
   if (!plot) {
     const none = () => null; // no line: points only
     plot = chart(box, {
       title: "Latency per invocation (ms)",
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: () => box.xRange } },
       series: [
-        {},
-        { label: "Latency ms", stroke: cssVar("--bar-invoke"), width: 1.5, points: { show: true, size: 4 } },
+        { value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleTimeString([], { hour12: false })) },
+        { label: "Latency ms", stroke: cssVar("--bar-invoke"), width: 1.5 },
         { label: "Cold start", stroke: cssVar("--cold"), fill: cssVar("--cold"), paths: none, points: { show: true, size: 11, fill: cssVar("--cold") } },
         { label: "Run ms (billed part)", stroke: cssVar("--bar-queue"), width: 1, dash: [4, 4] },
       ],
-      axes: [{}, { label: "ms" }],
-    }, data);
+      axes: [{
+        space: 80, incrs: timeIncrs,
+        values: (u, splits, ax, space, incr) => {
+          const labels = splits.map((v) => timeLabel(v, incr));
+          box.dataset.ticks = labels.join("|");
+          return labels;
+        },
+      }, { label: "ms" }],
+    }, cols);
   } else {
-    plot.setData(data);
+    plot.setData(cols);
   }
   return plot;
 }
@@ -286,7 +360,7 @@ function followLog(name) {
   });
   function add(l) {
     const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
-    pre.append(el("span", { class: l.Stream }, l.Text + "\n"));
+    pre.append(el("span", { class: l.Stream }, el("span", { class: "t" }, fmt.time(l.Time) + " "), l.Text + "\n"));
     while (pre.childNodes.length > 1000) pre.firstChild.remove();
     if (atBottom) pre.scrollTop = pre.scrollHeight;
   }
@@ -463,12 +537,12 @@ function drawAdvice(fs) {
   }
   box.replaceChildren(...withAdvice.map((s) => el("div", { class: "table-wrap", role: "region", "aria-label": "Keep-warm advice for " + s.function, tabindex: "0" },
     el("table", { class: "cards" },
-      el("caption", {}, `${s.function}: what keep_warm N would have done to the recorded cold starts (${s.keep_warm} now)`),
-      el("thead", {}, el("tr", {}, ["keep_warm", "Cold starts", "Removed", "Cost per day"].map((h) => el("th", { scope: "col", class: h === "keep_warm" ? null : "num" }, h)))),
-      el("tbody", {}, s.keep_warm_advice.map((a) => el("tr", {},
+      el("caption", {}, `${s.function}: the recorded traffic replayed with keep_warm N. Recorded: ${s.keep_warm_advice[0].recorded} cold start${s.keep_warm_advice[0].recorded === 1 ? "" : "s"} with keep_warm ${s.keep_warm}.`),
+      el("thead", {}, el("tr", {}, ["keep_warm", "Cold starts (replayed)", "Recorded cold starts removed", "Cost per day"].map((h) => el("th", { scope: "col", class: h === "keep_warm" ? null : "num" }, h)))),
+      el("tbody", {}, s.keep_warm_advice.map((a) => el("tr", { "data-keep-warm": a.keep_warm },
         el("td", { "data-label": "keep_warm" }, String(a.keep_warm)),
-        el("td", { class: "num", "data-label": "Cold starts" }, `${a.cold_starts} of ${a.recorded}`),
-        el("td", { class: "num", "data-label": "Removed" }, String(a.removed)),
+        el("td", { class: "num cold-starts", "data-label": "Cold starts (replayed)" }, String(a.cold_starts)),
+        el("td", { class: "num", "data-label": "Recorded cold starts removed" }, String(a.removed)),
         el("td", { class: "num", "data-label": "Cost per day" }, fmt.usd(a.cost_per_day)))))))));
 }
 
@@ -515,16 +589,26 @@ async function loadTunes() {
             el("td", { class: "num", "data-label": "At cold rate" }, fmt.usd(r.cost_per_1m_at_cold_rate))))))));
     parts.push(item);
     // uPlot measures its container, so draw once the figure is in the page.
+    const sizes = rows.map((r) => r.memory_mb);
     draws.push(() => chart(fig, {
       title: `${f.name}: duration and cost by memory`,
-      scales: { x: { time: false }, cost: {} },
+      // Sizes double (128, 256, 512…): a log axis spaces them evenly, and
+      // the ticks are the sizes measured, not every 10 MB.
+      scales: { x: { time: false, distr: 3, log: 2, range: () => [Math.min(...sizes) / 1.2, Math.max(...sizes) * 1.2] }, cost: {} },
       series: [
         { label: "Memory MB" },
         { label: "Cold p50 ms", stroke: cssVar("--cold"), width: 2, points: { show: true } },
         { label: "Warm p50 ms", stroke: cssVar("--bar-invoke"), width: 2, points: { show: true } },
         { label: "$ per 1 M at the cold rate", stroke: cssVar("--warm"), width: 2, dash: [6, 4], scale: "cost", points: { show: true } },
       ],
-      axes: [{ label: "memory (MB)" }, { label: "ms" }, { side: 1, scale: "cost", label: "$ per 1 M", grid: { show: false }, size: 70, values: (u, vals) => vals.map((v) => "$" + v.toPrecision(4)) }],
+      axes: [{
+        label: "memory (MB)", splits: () => sizes,
+        values: (u, splits) => {
+          const labels = splits.map((v) => String(v));
+          fig.dataset.ticks = labels.join("|");
+          return labels;
+        },
+      }, { label: "ms" }, { side: 1, scale: "cost", label: "$ per 1 M", grid: { show: false }, size: 70, values: (u, vals) => vals.map((v) => "$" + v.toPrecision(4)) }],
     }, [rows.map((r) => r.memory_mb), rows.map((r) => (r.cold_samples?.length ? r.cold_p50_ms : null)), rows.map((r) => r.warm_p50_ms), rows.map((r) => r.cost_per_1m_at_cold_rate)]));
   }
   box.replaceChildren(...parts);
