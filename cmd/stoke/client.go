@@ -6,13 +6,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
+
+	"github.com/stokehq/stoke/internal/admin"
 )
 
 // client talks to a running Stoke's admin API.
 type client struct {
 	base  string
 	token string
+	// Where the address and the token came from, for error messages.
+	addrFrom, tokenFrom string
 }
 
 func (c *client) do(method, path string, body io.Reader, header http.Header) (*http.Response, error) {
@@ -26,7 +32,11 @@ func (c *client) do(method, path string, body io.Reader, header http.Header) (*h
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach Stoke's admin API at %s (is `stoke serve` running? --admin sets the address): %w", c.base, err)
+		return nil, fmt.Errorf("cannot reach Stoke's admin API at %s (from %s): is `stoke serve` running with that config? %w", c.base, c.addrFrom, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		resp.Body.Close()
+		return nil, fmt.Errorf("the admin API at %s (from %s) refused the token from %s: it wants the admin.token of the config that server runs with, or its data_dir/admin-token; name that config with -f, or give --token", c.base, c.addrFrom, c.tokenFrom)
 	}
 	return resp, nil
 }
@@ -59,3 +69,27 @@ func apiError(resp *http.Response) error {
 	}
 	return fmt.Errorf("admin API answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 }
+
+// unknownFunction is "" when name is deployed, else an error naming the
+// deployed functions: an empty answer about a mistyped name must not read
+// as "no traffic".
+func (c *client) unknownFunction(name string) error {
+	var fns []admin.FunctionInfo
+	if err := c.getJSON("/v1/functions", &fns); err != nil {
+		return nil // the question was answered; this is only a hint
+	}
+	names := make([]string, 0, len(fns))
+	for _, f := range fns {
+		if f.Name == name {
+			return nil
+		}
+		names = append(names, f.Name)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return fmt.Errorf("no function %s is deployed at %s (none is: deploy with stoke deploy -f stoke.yaml)", name, c.base)
+	}
+	return fmt.Errorf("no function %s is deployed at %s; deployed: %s", name, c.base, strings.Join(names, ", "))
+}
+
+func fnPath(name, rest string) string { return "/v1/functions/" + url.PathEscape(name) + rest }

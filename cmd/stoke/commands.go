@@ -30,14 +30,17 @@ func deployCmd(g *globals) *cobra.Command {
 changed are built and started as a new version; once the new version's
 keep_warm instances are ready it takes the traffic and the old version drains:
 requests in flight finish on it, none is dropped. Unchanged functions keep their
-instances. A config error or a failed build changes nothing.`,
+instances. A config error, a failed build or a new version that cannot start
+changes nothing: a keep_warm instance that fails to start fails the deploy at
+once, with its cause (exit status, last output). For python-wsgi functions
+the output names the interpreter that runs the app.`,
 		Example: "  stoke deploy -f examples/stoke.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
 			yaml, err := os.ReadFile(g.file)
 			if err != nil {
-				return fmt.Errorf("reading the config: %w", err)
+				return fileError(g.file, err)
 			}
 			abs, _ := filepath.Abs(g.file)
 			body, _ := json.Marshal(map[string]string{"path": abs, "yaml": string(yaml)})
@@ -94,6 +97,10 @@ func lsCmd(g *globals) *cobra.Command {
 			var fns []admin.FunctionInfo
 			if err := c.getJSON("/v1/functions", &fns); err != nil {
 				return err
+			}
+			if len(fns) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "No functions are deployed at %s; deploy some with stoke deploy -f stoke.yaml.\n", c.base)
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "FUNCTION\tVERSION\tMEMORY\tKEEP_WARM\tMAX\tSTARTING\tIDLE\tBUSY\tDRAINING\tWAITING\tROUTES")
@@ -199,6 +206,11 @@ request waited for a cold start). --data @file reads the body from a file,
 				return err
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound {
+				if err := cl.unknownFunction(args[0]); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			if include {
 				fmt.Fprintf(out, "%s %s\n", resp.Proto, resp.Status)
@@ -253,8 +265,13 @@ func logsCmd(g *globals) *cobra.Command {
 app's own stdout/stderr lines, END, and REPORT with Duration, Billed Duration,
 Memory Size, Max Memory Used and, on cold starts, Init Duration (tab-separated,
 byte-compatible with AWS, so tools that parse Lambda logs read them). Instance
-starts and stops are logged too. -f keeps following.`,
-		Example: "  stoke logs hello -f",
+starts and stops are logged too; Stoke's own lines are marked (docs/lambda.md).
+Each line is printed after its local time. --follow keeps following.
+
+-f names the config file, as on every command. (It used to mean follow here:
+-f with no file after it still follows, with a line saying to use --follow.)`,
+		Example: `  stoke logs hello --follow
+  stoke logs hello -f examples/stoke.yaml -n 50`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cmd.SilenceUsage = true
@@ -277,20 +294,31 @@ starts and stops are logged too. -f keeps following.`,
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			sc := bufio.NewScanner(resp.Body)
 			sc.Buffer(make([]byte, 64*1024), 4<<20)
+			n := 0
 			for sc.Scan() {
 				var l store.LogLine
 				if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 					continue
 				}
+				n++
 				fmt.Fprintf(out, "%s %s\n", l.Time.Local().Format("15:04:05.000"), l.Text)
 				if follow {
 					out.Flush()
 				}
 			}
-			return out.Flush()
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			if n == 0 && !follow {
+				if err := c.unknownFunction(args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "No log lines for %s yet: it has not started an instance or served a request.\n", args[0])
+			}
+			return nil
 		},
 	}
-	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	c.Flags().BoolVar(&follow, "follow", false, "keep printing new lines (-f, its old spelling, still follows when no file comes after it)")
 	c.Flags().IntVarP(&lines, "lines", "n", 200, "how many of the latest lines to print first")
 	return c
 }
@@ -302,7 +330,7 @@ func invocationsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "invocations FUNCTION",
 		Short: "List a function's recent invocations: cold or warm, init and duration, billed ms, status",
-		Long: `Invocations lists FUNCTION's recent invocations, newest first: cold or warm,
+		Long: `Invocations lists FUNCTION's recent invocations, newest first by start time: cold or warm,
 init, queue and duration ms, billed ms, max memory, status, error and instance.
 A cold start whose init ran with init_boost (without its CPU quota until it
 was ready) shows as "COLD (boost)".`,
@@ -325,6 +353,20 @@ was ready) shows as "COLD (boost)".`,
 			var recs []record.Record
 			if err := c.getJSON("/v1/functions/"+url.PathEscape(args[0])+"/invocations?"+q.Encode(), &recs); err != nil {
 				return err
+			}
+			if len(recs) == 0 {
+				if err := c.unknownFunction(args[0]); err != nil {
+					return err
+				}
+				what, when := "invocations", ""
+				if cold {
+					what = "cold starts"
+				}
+				if since != "" {
+					when = " in the last " + since
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "No %s of %s recorded%s.\n", what, args[0], when)
+				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tREQUEST ID\tVERSION\tCOLD\tINIT ms\tQUEUE ms\tDURATION ms\tBILLED ms\tMAX MEM\tSTATUS\tERROR\tINSTANCE")

@@ -12,7 +12,9 @@ import (
 func main() {
 	// First: a sandbox stub re-runs this binary and must not initialise the CLI.
 	sandbox.MaybeRunStub()
-	if err := rootCmd().Execute(); err != nil {
+	root := rootCmd()
+	root.SetArgs(legacyLogsFollow(os.Args[1:], func(s string) { fmt.Fprintln(os.Stderr, s) }))
+	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stoke:", err)
 		os.Exit(1)
 	}

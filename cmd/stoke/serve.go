@@ -36,7 +36,7 @@ restart on the same data_dir keeps them.`,
 			cmd.SilenceUsage = true
 			yaml, err := os.ReadFile(g.file)
 			if err != nil {
-				return fmt.Errorf("reading the config: %w (use -f to name it)", err)
+				return fileError(g.file, err)
 			}
 			cfg, err := config.Parse(g.file, yaml)
 			if err != nil {

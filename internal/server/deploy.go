@@ -187,6 +187,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		rt = httprt.New(httprt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Output: output, Logger: s.log})
 	}
 	name := f.Name
+	failed := make(chan error, 1)
 	p := pool.New(pool.Options{
 		Runtime:      rt,
 		MaxInstances: f.MaxInstances,
@@ -194,10 +195,18 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		Concurrency:  f.Concurrency,
 		QueueSize:    cfg.Gateway.QueueSize,
 		IdleTimeout:  f.IdleTimeout,
-		Events:       func(e pool.Event) { s.instanceEvent(name, ver, e) },
+		Events: func(e pool.Event) {
+			s.instanceEvent(name, ver, e)
+			if e.Kind == pool.EventStartFailed {
+				select {
+				case failed <- e.Err:
+				default:
+				}
+			}
+		},
 		Logger:       s.log,
 	})
-	return &deployed{cfg: f, version: version, pool: p, rt: rt, gw: &gateway.Function{
+	return &deployed{cfg: f, version: version, pool: p, rt: rt, startFailed: failed, gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
@@ -221,21 +230,33 @@ func (s *Server) instanceEvent(fn, version string, e pool.Event) {
 
 // build runs a function's build command in its cwd.
 func (s *Server) build(ctx context.Context, f *config.Function) error {
+	start := time.Now()
+	out, err := Build(ctx, f)
+	if err != nil {
+		return &admin.DeployError{Msg: fmt.Sprintf("%v\n%s\nNothing was deployed; the previous version keeps serving.", err, out)}
+	}
+	if strings.TrimSpace(f.Build) != "" {
+		s.log.Info("built", "function", f.Name, "command", f.Build, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// Build runs f's build command in its cwd, as a deploy does (`stoke check
+// --build` too), and returns its output. An empty build does nothing.
+func Build(ctx context.Context, f *config.Function) (string, error) {
 	if strings.TrimSpace(f.Build) == "" {
-		return nil
+		return "", nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
 	defer cancel()
-	start := time.Now()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", f.Build)
 	cmd.Dir = f.Cwd
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return &admin.DeployError{Msg: fmt.Sprintf("build of function %s failed (%v): %s\n%s\nNothing was deployed; the previous version keeps serving.", f.Name, err, f.Build, strings.TrimRight(out.String(), "\n"))}
+		return strings.TrimRight(out.String(), "\n"), fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.Build)
 	}
-	s.log.Info("built", "function", f.Name, "command", f.Build, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return strings.TrimRight(out.String(), "\n"), nil
 }
 
 func waitWarm(ctx context.Context, d *deployed) error {
@@ -257,8 +278,12 @@ func waitWarm(ctx context.Context, d *deployed) error {
 			return nil
 		}
 		select {
+		case err := <-d.startFailed:
+			// The cause (exit status, last output) now, rather than a
+			// timeout later: the pool would only retry the same start.
+			return fmt.Errorf("an instance failed to start: %w", err)
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%d of %d keep_warm instances ready after %s (init_timeout %s); stoke logs %s shows their output", ready, d.cfg.KeepWarm, d.cfg.InitTimeout+5*time.Second, d.cfg.InitTimeout, d.cfg.Name)
 		case <-t.C:
 		}
 	}

@@ -85,6 +85,9 @@ type deployed struct {
 	pool    *pool.Pool
 	rt      runtime.Runtime
 	gw      *gateway.Function
+	// startFailed holds the first instance start failure, so a deploy
+	// waiting for keep_warm instances reports it at once.
+	startFailed chan error
 }
 
 // Start opens the store under cfg.DataDir, listens, and deploys cfg. Nothing
