@@ -272,7 +272,7 @@ Each line is printed after its local time. --follow keeps following.
 -f with no file after it still follows, with a line saying to use --follow.)`,
 		Example: `  stoke logs hello --follow
   stoke logs hello -f examples/stoke.yaml -n 50`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cmd.SilenceUsage = true
 			c, err := g.client()

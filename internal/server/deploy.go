@@ -204,7 +204,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 				}
 			}
 		},
-		Logger:       s.log,
+		Logger: s.log,
 	})
 	return &deployed{cfg: f, version: version, pool: p, rt: rt, startFailed: failed, gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
