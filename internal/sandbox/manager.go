@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 )
 
@@ -28,6 +29,10 @@ type Options struct {
 	// Stubs need the binary's main to call MaybeRunStub first; when this
 	// process has not, there are none.
 	Stubs int
+	// Isolate runs every process as its Spec.Isolation says: the
+	// function's own user, namespaces and view (isolate.go). It needs root
+	// and stubs (MaybeRunStub); NewWithOptions fails without them.
+	Isolate bool
 }
 
 // Manager starts sandboxed processes and owns their cgroups.
@@ -44,6 +49,9 @@ type Manager struct {
 	procs    map[string]*process // by Spec.ID, while alive
 	closed   bool
 	starting sync.WaitGroup // Starts in flight, which Close waits for
+
+	idmapMu sync.Mutex
+	idmapNS map[idmapKey]*os.File // user namespaces for idmapped mounts (idmap.go)
 
 	stubs     []*stub // idle, ready
 	stubsWant int     // pool size; 0 once making stubs failed
@@ -75,7 +83,17 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 	case opts.Stubs < 0:
 		opts.Stubs = 0
 	}
-	m := &Manager{log: logger, opts: opts, procs: map[string]*process{}, stubsWant: opts.Stubs, quit: make(chan struct{})}
+	m := &Manager{log: logger, opts: opts, procs: map[string]*process{}, stubsWant: opts.Stubs, quit: make(chan struct{}),
+		idmapNS: map[idmapKey]*os.File{}}
+	if opts.Isolate {
+		if err := canIsolate(); err != nil {
+			return nil, err
+		}
+		if opts.Stubs <= 0 {
+			opts.Stubs = DefaultStubs // isolated processes start only in stubs
+			m.opts, m.stubsWant = opts, opts.Stubs
+		}
+	}
 	if m.stubsWant > 0 && !stubAware.Load() {
 		// Re-running a binary that does not handle stubEnv would run its
 		// main (or a test binary's tests) instead.
@@ -108,6 +126,9 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 // Enforced reports whether processes run in cgroups with limits.
 func (m *Manager) Enforced() bool { return m.h != nil }
 
+// Isolated reports whether processes run isolated (Options.Isolate).
+func (m *Manager) Isolated() bool { return m.opts.Isolate }
+
 // Start starts spec's process in a new cgroup named spec.ID: in an idle stub
 // when one is ready (its Started is when the stub was handed the spec),
 // else by fork and exec.
@@ -121,9 +142,24 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
 	}
 	defer m.starting.Done()
 
-	p, err := m.startFromStub(spec)
-	if p == nil && err == nil {
-		p, err = start(m, spec)
+	var p *process
+	var err error
+	switch {
+	case !m.opts.Isolate:
+		p, err = m.startFromStub(spec)
+		if p == nil && err == nil {
+			p, err = start(m, spec)
+		}
+	case spec.Isolation == nil:
+		err = fmt.Errorf("start sandbox %s: this Manager isolates every process and the spec says nothing of its isolation", spec.ID)
+	default:
+		err = spec.Isolation.validate()
+		if err == nil && !spec.Isolation.Build {
+			p, err = m.startFromStub(spec)
+		}
+		if p == nil && err == nil {
+			p, err = m.startInNewStub(spec)
+		}
 	}
 	m.mu.Lock()
 	if err != nil {
@@ -180,6 +216,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		wg.Go(func() { errs[len(ps)+i] = s.kill() })
 	}
 	wg.Wait()
+	m.closeIdmaps()
 	if m.h != nil {
 		errs = append(errs, m.h.delete(ctx))
 	}

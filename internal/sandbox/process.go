@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +43,9 @@ type process struct {
 	out     func(stream, line string)
 	pipes   []*os.File // read ends: stdout, stderr
 	stub    bool       // started by handing the spec to an idle stub
+	// nsInit: PID 1 of its own PID namespace, which ignores signals it has
+	// no handler for, SIGTERM included (see Stop).
+	nsInit bool
 	memMB   int
 	boosted bool // runs without its CPU quota until EndInitBoost
 	// adopted: forked by another process (see adopt.go); watched through
@@ -97,6 +101,7 @@ func start(m *Manager, spec Spec) (_ *process, err error) {
 	mk := func() *exec.Cmd {
 		cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
 		cmd.Dir, cmd.Env = spec.Dir, env
+		cmd.ExtraFiles = spec.Files
 		a := *attr
 		cmd.SysProcAttr = &a
 		if stdout != nil {
@@ -380,6 +385,11 @@ func (p *process) MemoryMB() int {
 // reaped, its output drained and its cgroup removed.
 func (p *process) Stop(ctx context.Context, grace time.Duration) error {
 	p.signal(syscall.SIGTERM, true)
+	if p.nsInit && !catches(p.pid, syscall.SIGTERM) {
+		// Outside a PID namespace SIGTERM would have killed it; as PID 1 it
+		// ignored it. Waiting out the grace would only make Stop slower.
+		grace = 0
+	}
 	if grace > 0 {
 		t := time.NewTimer(grace)
 		select {
@@ -445,6 +455,22 @@ func (p *process) EndInitBoost() error {
 }
 
 func toMB(b uint64) int { return int((b + mib - 1) / mib) }
+
+// catches reports whether process pid has a handler for sig (SigCgt in
+// /proc/pid/status); true when it cannot tell.
+func catches(pid int, sig syscall.Signal) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return true
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("SigCgt:")); ok {
+			mask, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+			return err != nil || mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return true
+}
 
 func closeAll(fs []*os.File) {
 	for _, f := range fs {

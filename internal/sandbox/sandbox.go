@@ -1,10 +1,13 @@
 // Package sandbox runs one instance's process group in its own cgroup (memory
-// limit, CPU quota in proportion to memory), captures its output line by line,
-// measures its memory and reports how it ended. It knows nothing about HTTP.
+// limit, CPU quota in proportion to memory) and, when isolating, as the
+// function's own user in its own namespaces with its own view of the
+// machine; it captures the output line by line, measures memory and reports
+// how the process ended. It knows nothing about HTTP.
 package sandbox
 
 import (
 	"context"
+	"os"
 	"time"
 )
 
@@ -24,6 +27,12 @@ type Spec struct {
 	// Output receives each line the process writes to stdout or stderr,
 	// without the newline. Called from a sandbox goroutine; must not block long.
 	Output func(stream string, line string)
+	// Files become the process's fds 3, 4, … (the caller keeps and closes
+	// its copies).
+	Files []*os.File
+	// Isolation is who the process runs as and what it sees; required when
+	// the Manager isolates (Options.Isolate), ignored otherwise.
+	Isolation *Isolation
 }
 
 // Exit says how a process ended.

@@ -123,6 +123,10 @@ func child(mode string) {
 		time.Sleep(time.Hour)
 	case "hello":
 		fmt.Println("hello")
+	case "probe":
+		probe()
+	case "filltmp":
+		fillTmp()
 	case "forker":
 		forker()
 	case "adoptee":

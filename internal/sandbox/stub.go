@@ -14,11 +14,17 @@ package sandbox
 // MaybeRunStub before anything else. The Manager only makes stubs once this
 // process has called MaybeRunStub itself, which proves the binary does.
 //
+// With isolation (isolate.go) a stub is also cloned into its own
+// namespaces and has built the shared part of the function's view before
+// it says it is ready.
+//
 // The control channel is a socketpair at the stub's fd 3:
 //
 //	stub → Stoke: "R" once it runs MaybeRunStub (ready)
-//	Stoke → stub: 4-byte big-endian length, JSON stubRequest
-//	stub → Stoke: EOF when execve succeeded (fd 3 is close-on-exec by then),
+//	Stoke → stub: 4-byte big-endian length, JSON stubRequest, with the
+//	              app's extra files and idmapping user namespaces as
+//	              SCM_RIGHTS on its first bytes
+//	stub → Stoke: EOF when execve succeeded (the socket is close-on-exec),
 //	              or a JSON stubError, after which the stub exits 127
 //
 // EOF for success is how os.StartProcess learns about its own child's exec.
@@ -27,9 +33,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -50,7 +56,12 @@ const (
 	// initialisation of this binary) before it is given up.
 	stubReadyTimeout = 10 * time.Second
 	maxStubRequest   = 16 << 20
+	maxStubFds       = 32
 )
+
+// stubNamespaces are the namespaces an isolating stub is cloned into. It is
+// PID 1 of its PID namespace, and so is the app it becomes.
+const stubNamespaces = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 
 // refillDelay is how long after a stub was used the pool starts making its
 // replacement. Making a stub costs ~2 ms of CPU (its Go runtime start), and
@@ -63,91 +74,13 @@ var refillDelay = 50 * time.Millisecond
 // as a stub, will act as one instead of doing whatever its main does.
 var stubAware atomic.Bool
 
-type stubRequest struct {
-	Path string   // resolved like exec.Command does, by Stoke
-	Args []string // argv
-	Env  []string
-	Dir  string
-}
-
-type stubError struct {
-	Op, Path string
-	Errno    int // syscall.Errno; 0 when the error was not one
-	Msg      string
-}
-
-// MaybeRunStub turns this process into a sandbox stub when Stoke started it
-// as one, and never returns then. Otherwise it returns at once. Call it first
-// thing in main (and in TestMain of tests that start sandboxed processes):
-// everything before it runs in every stub.
-func MaybeRunStub() {
-	if os.Getenv(stubEnv) == "" {
-		stubAware.Store(true)
-		return
-	}
-	os.Exit(runStub())
-}
-
-func runStub() int {
-	// Exec from the thread group leader: exec from another thread makes the
-	// kernel swap it with the leader first (de_thread), which costs more.
-	runtime.LockOSThread()
-	ctl := os.NewFile(3, "stoke-stub-control")
-	if _, err := ctl.Write([]byte{'R'}); err != nil {
-		return 1
-	}
-	var n uint32
-	if err := binary.Read(ctl, binary.BigEndian, &n); err != nil || n > maxStubRequest {
-		return 0 // EOF: the Manager closed, or Stoke is gone
-	}
-	buf := make([]byte, n)
-	var req stubRequest
-	if _, err := io.ReadFull(ctl, buf); err != nil {
-		return 0
-	}
-	if err := json.Unmarshal(buf, &req); err != nil {
-		return stubFail(ctl, "decode", "", err)
-	}
-	// Close-on-exec: the app must not inherit the control socket, and its
-	// closing at exec tells Stoke the exec worked.
-	syscall.CloseOnExec(3)
-	if req.Dir != "" {
-		if err := syscall.Chdir(req.Dir); err != nil {
-			return stubFail(ctl, "chdir", req.Dir, err)
-		}
-	}
-	// Exec replaces the stub's env with exactly req.Env (stubEnv included
-	// nowhere) and restores the RLIMIT_NOFILE the Go runtime raised.
-	err := syscall.Exec(req.Path, req.Args, req.Env)
-	return stubFail(ctl, "fork/exec", req.Path, err)
-}
-
-func stubFail(ctl *os.File, op, path string, err error) int {
-	e := stubError{Op: op, Path: path, Msg: err.Error()}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		e.Errno = int(errno)
-	}
-	b, _ := json.Marshal(e)
-	_, _ = ctl.Write(b)
-	return 127
-}
-
-// asError rebuilds the stub's failure as the *os.PathError os/exec would
-// have returned, so errors.Is(err, fs.ErrNotExist) and friends still work.
-func (e stubError) asError() error {
-	if e.Errno != 0 {
-		return &os.PathError{Op: e.Op, Path: e.Path, Err: syscall.Errno(e.Errno)}
-	}
-	return fmt.Errorf("%s %s: %s", e.Op, e.Path, e.Msg)
-}
-
 // stub is an idle stub process, ready for a spec.
 type stub struct {
-	cmd   *exec.Cmd
-	cg    *group     // nil when limits are not enforced
-	ctl   *os.File   // Stoke's end of the control socketpair
-	pipes []*os.File // read ends: stdout, stderr
+	cmd     *exec.Cmd
+	flavour string
+	cg      *group        // nil when limits are not enforced
+	ctl     *net.UnixConn // Stoke's end of the control socketpair
+	pipes   []*os.File    // read ends: stdout, stderr
 }
 
 // kill ends an idle (or failed) stub and removes its cgroup.
@@ -193,10 +126,10 @@ func onSpawnerThread(f func()) {
 	<-done
 }
 
-// newStub starts one stub in a new cgroup named name and waits until it is
-// ready. The slow v1 join happens here, off the request path.
-func (m *Manager) newStub(name string) (_ *stub, err error) {
-	s := &stub{}
+// newStub starts one stub of a flavour in a new cgroup named name and waits
+// until it is ready. The slow v1 join happens here, off the request path.
+func (m *Manager) newStub(name, flavour string) (_ *stub, err error) {
+	s := &stub{flavour: flavour}
 	if m.h != nil {
 		if s.cg, err = m.h.newGroup(name, 0); err != nil {
 			return nil, fmt.Errorf("make stub: %w", err)
@@ -211,11 +144,15 @@ func (m *Manager) newStub(name string) (_ *stub, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("make stub: control socket: %w", err)
 	}
-	// Non-blocking, so the ready wait below can have a deadline.
-	_ = syscall.SetNonblock(fds[0], true)
-	s.ctl = os.NewFile(uintptr(fds[0]), "stub-control")
 	child := os.NewFile(uintptr(fds[1]), "stub-control-child")
 	defer child.Close()
+	own := os.NewFile(uintptr(fds[0]), "stub-control")
+	c, err := net.FileConn(own) // non-blocking, so the waits below can have deadlines
+	own.Close()
+	if err != nil {
+		return nil, fmt.Errorf("make stub: control socket: %w", err)
+	}
+	s.ctl = c.(*net.UnixConn)
 	var writers []*os.File
 	defer func() { closeAll(writers) }() // the stub has its copies
 	for range 2 {
@@ -236,10 +173,13 @@ func (m *Manager) newStub(name string) (_ *stub, err error) {
 	// wait for every other thread of a process (de_thread), each of which
 	// needs a CPU to die on; on this busy VM the stub's exec took a median
 	// 2-4 ms instead of ~1 ms. The app gets exactly the spec's env, not this.
-	cmd.Env = []string{stubEnv + "=1", "GOMAXPROCS=1"}
+	cmd.Env = []string{stubEnv + "=" + flavour, "GOMAXPROCS=1"}
 	cmd.Stdout, cmd.Stderr = writers[0], writers[1]
 	cmd.ExtraFiles = []*os.File{child} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if flavour != flavourPlain {
+		cmd.SysProcAttr.Cloneflags = stubNamespaces
+	}
 	var dir *os.File
 	if s.cg != nil && s.cg.v2 {
 		if dir, err = os.Open(s.cg.dir); err != nil {
@@ -273,7 +213,15 @@ func (m *Manager) newStub(name string) (_ *stub, err error) {
 	var b [1]byte
 	if _, err := io.ReadFull(s.ctl, b[:]); err != nil || b[0] != 'R' {
 		if err == nil {
-			err = fmt.Errorf("said %q", b[:])
+			// A stub that failed to prepare says why instead.
+			rest, _ := io.ReadAll(io.LimitReader(s.ctl, 64<<10))
+			var e stubError
+			if jerr := json.Unmarshal(append(b[:], rest...), &e); jerr == nil {
+				err = e.asError()
+			} else {
+				err = fmt.Errorf("said %q", b[:])
+			}
+			return fail(err)
 		}
 		return fail(fmt.Errorf("not ready (does main call sandbox.MaybeRunStub first?): %w", err))
 	}
@@ -330,7 +278,7 @@ func (m *Manager) refillLocked(delay time.Duration) {
 			name := "stub-" + strconv.FormatUint(m.stubSeq, 10)
 			m.mu.Unlock()
 
-			s, err := m.newStub(name)
+			s, err := m.newStub(name, m.poolFlavour())
 			m.mu.Lock()
 			if err != nil {
 				// Do not retry in a loop: Start falls back to the slow path.
@@ -350,6 +298,14 @@ func (m *Manager) refillLocked(delay time.Duration) {
 			m.mu.Unlock()
 		}
 	}()
+}
+
+// poolFlavour is the flavour of the stubs kept ready.
+func (m *Manager) poolFlavour() string {
+	if m.opts.Isolate {
+		return flavourView
+	}
+	return flavourPlain
 }
 
 // startFromStub starts spec in an idle stub, or returns nil, nil when there
@@ -378,6 +334,39 @@ func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
 		m.mu.Lock()
 		m.refillLocked(refillDelay)
 		m.mu.Unlock()
+	}()
+	return m.handOff(s, spec, probe.Path)
+}
+
+// startInNewStub starts spec in a stub made for it: a build, or a cold
+// start that found no idle stub while isolating (an isolated app is only
+// ever exec'd by a stub). The new stub's cgroup join and start-up are paid
+// here, but no app code runs before it is in its cgroup.
+func (m *Manager) startInNewStub(spec Spec) (*process, error) {
+	probe := exec.Command(spec.Args[0], spec.Args[1:]...)
+	if probe.Err != nil {
+		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, probe.Err)
+	}
+	flavour := flavourView
+	if spec.Isolation.Build {
+		flavour = flavourBuild
+	}
+	m.mu.Lock()
+	m.stubSeq++
+	name := "stub-" + strconv.FormatUint(m.stubSeq, 10)
+	m.mu.Unlock()
+	s, err := m.newStub(name, flavour)
+	if err != nil {
+		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
+	}
+	return m.handOff(s, spec, probe.Path)
+}
+
+// handOff gives spec to the idle stub s (its limits, then the request) and
+// waits until the stub exec'd the program at path. On failure the stub is
+// gone.
+func (m *Manager) handOff(s *stub, spec Spec, path string) (_ *process, err error) {
+	defer func() {
 		if err != nil {
 			if kerr := s.kill(); kerr != nil {
 				m.log.Error("sandbox: cgroup left behind", "id", spec.ID, "err", kerr)
@@ -385,7 +374,8 @@ func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
 		}
 	}()
 	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}),
-		cmd: s.cmd, pid: s.cmd.Process.Pid, cg: s.cg, pipes: s.pipes, stub: true, memMB: spec.MemoryMB}
+		cmd: s.cmd, pid: s.cmd.Process.Pid, cg: s.cg, pipes: s.pipes, stub: true, memMB: spec.MemoryMB,
+		nsInit: s.flavour != flavourPlain}
 	if s.cg != nil {
 		if err := s.cg.setLimits(m.h, spec.MemoryMB); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
@@ -401,21 +391,49 @@ func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
 	if env == nil {
 		env = []string{}
 	}
-	req, err := json.Marshal(stubRequest{Path: probe.Path, Args: spec.Args, Env: env, Dir: spec.Dir})
+	req := stubRequest{Path: path, Args: spec.Args, Env: env, Dir: spec.Dir, Files: len(spec.Files)}
+	fds := make([]int, 0, len(spec.Files)+2)
+	for _, f := range spec.Files {
+		fds = append(fds, int(f.Fd()))
+	}
+	if s.flavour != flavourPlain {
+		req.Iso = spec.Isolation
+		idmaps, err := m.idmaps(spec.Isolation)
+		if err != nil {
+			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
+		}
+		for _, f := range idmaps {
+			if f == nil {
+				req.IDMap = append(req.IDMap, -1)
+				continue
+			}
+			req.IDMap = append(req.IDMap, len(fds))
+			fds = append(fds, int(f.Fd()))
+		}
+	}
+	if len(fds) > maxStubFds {
+		return nil, fmt.Errorf("start sandbox %s: %d files to pass, at most %d", spec.ID, len(fds), maxStubFds)
+	}
+	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 	}
-	msg := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(req)), uint32(len(req)))
-	msg = append(msg, req...)
+	msg := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
+	msg = append(msg, b...)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
 
 	if p.out == nil {
 		// The stub's pipes exist already; drain them, as /dev/null would.
 		p.out = func(string, string) {}
 	}
 	p.started = time.Now()
-	if _, err := s.ctl.Write(msg); err != nil {
+	if _, _, err := s.ctl.WriteMsgUnix(msg, oob, nil); err != nil {
 		return nil, fmt.Errorf("start sandbox %s: hand spec to stub: %w", spec.ID, err)
 	}
+	runtime.KeepAlive(spec.Files)
 	reply, err := io.ReadAll(s.ctl)
 	_ = s.ctl.Close()
 	if err != nil {
