@@ -220,7 +220,7 @@ func TestIsolatedView(t *testing.T) {
 		"uid": "200777/200777", "groups": "0", "pid": "1",
 		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
 		"CapBnd": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
-		"nofile":      "1024/1024",
+		"nofile":           "1024/1024",
 		"read SECRET_FILE": "ok", // an empty file stands in for it
 		"read HIDDEN_DIR":  "EACCES",
 		"read OTHER_DIR":   "ENOENT",

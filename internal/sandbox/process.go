@@ -45,7 +45,7 @@ type process struct {
 	stub    bool       // started by handing the spec to an idle stub
 	// nsInit: PID 1 of its own PID namespace, which ignores signals it has
 	// no handler for, SIGTERM included (see Stop).
-	nsInit bool
+	nsInit  bool
 	memMB   int
 	boosted bool // runs without its CPU quota until EndInitBoost
 	// adopted: forked by another process (see adopt.go); watched through
