@@ -115,13 +115,28 @@ func (m *Manager) reserve(ctx context.Context, id string) error {
 // into f's cgroup and starts watching it. The child must not run the
 // function's code before Adopt returns. On error the pid is killed.
 func (f *Foster) Adopt(pid int) (Adopted, error) {
-	p := f.p
-	f.closeWriters()
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+		f.closeWriters()
 		f.abandon()
-		return nil, fmt.Errorf("adopt pid %d into sandbox %s: pidfd: %w", pid, p.id, err)
+		return nil, fmt.Errorf("adopt pid %d into sandbox %s: pidfd: %w", pid, f.p.id, err)
+	}
+	return f.AdoptPidfd(fd)
+}
+
+// AdoptPidfd is Adopt for the process a pidfd refers to, which it takes
+// over. A forker in its own PID namespace (an isolated template) knows its
+// child by a pid Stoke cannot use; it passes a pidfd instead.
+func (f *Foster) AdoptPidfd(fd int) (Adopted, error) {
+	p := f.p
+	f.closeWriters()
+	pid, err := pidfdPid(fd)
+	if err != nil {
+		_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		_ = unix.Close(fd)
+		f.abandon()
+		return nil, fmt.Errorf("adopt into sandbox %s: %w", p.id, err)
 	}
 	p.pidfd, p.pid = fd, pid
 	if p.cg != nil {
@@ -179,6 +194,25 @@ func (f *Foster) abandon() {
 		delete(p.m.procs, p.id)
 	}
 	p.m.mu.Unlock()
+}
+
+// pidfdPid is the pid, in Stoke's PID namespace, of the process a pidfd
+// refers to (-1 in fdinfo once it has been reaped).
+func pidfdPid(fd int) (int, error) {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, fmt.Errorf("read pidfd info: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			pid, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("pidfd of a process that is gone (Pid: %s)", strings.TrimSpace(v))
+			}
+			return pid, nil
+		}
+	}
+	return 0, errors.New("fd is not a pidfd")
 }
 
 func (p *process) Reaped(ws syscall.WaitStatus) {

@@ -72,7 +72,7 @@ func (rt *Runtime) forkAdopted(ctx context.Context, t *template, id string, out 
 		foster.Abandon()
 		return nil, shimConn{}, rt.startError(ctx, id, err)
 	}
-	pid, err := t.fork(ctx, id, fds[1], foster)
+	pid, pidfd, err := t.fork(ctx, id, fds[1], foster)
 	unix.Close(fds[1])
 	if err != nil {
 		nc.Close()
@@ -82,7 +82,7 @@ func (rt *Runtime) forkAdopted(ctx context.Context, t *template, id string, out 
 		}
 		return nil, shimConn{}, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "fork from the python template: %v", err)
 	}
-	a, err := foster.Adopt(pid)
+	a, err := foster.AdoptPidfd(pidfd)
 	if err != nil {
 		t.forget(pid)
 		nc.Close()

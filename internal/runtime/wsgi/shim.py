@@ -17,7 +17,11 @@
 #                  X  the app raised (JSON error); the response ends there
 # Template control connection (a SOCK_SEQPACKET socket, one JSON per packet):
 #   Stoke -> shim  {"op":"fork","id"} with fds [instance conn, stdout, stderr]
-#   shim -> Stoke  {"op":"ready"|"error"|"forked"|"fork_failed"|"exit", ...}
+#   shim -> Stoke  {"op":"ready"|"error"|"forked"|"fork_failed"|"exit", ...};
+#                  "forked" carries a pidfd of the child: in its own PID
+#                  namespace the template's pids mean nothing to Stoke
+# Both connections are socketpairs whose end is this process's fd
+# STOKE_WSGI_FD (3): no socket anyone else could connect to.
 
 import gc
 import io
@@ -501,6 +505,7 @@ def after_fork():
 
 
 def fork_instance(fds):
+    """Forks an instance; returns its pid and a pidfd of it."""
     conn_fd, out_fd, err_fd = fds
     sys.stdout.flush()
     sys.stderr.flush()
@@ -508,7 +513,8 @@ def fork_instance(fds):
     if pid:
         for fd in fds:
             os.close(fd)
-        return pid
+        # Not reaped before this: the SIGCHLD handler only wakes the loop.
+        return pid, os.pidfd_open(pid)
     # The child: a new instance, its own process group and session.
     try:
         os.setsid()
@@ -556,13 +562,22 @@ APP = None
 TEMPLATE_FILES = []  # the template's own sockets, pipes and selector, closed in a child
 
 
+def stoke_socket():
+    """The connection Stoke made for this process (a socketpair end)."""
+    fd = int(os.environ.pop("STOKE_WSGI_FD"))
+    return socket.socket(fileno=fd)
+
+
 def template():
     global APP
-    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ctl.connect("\0" + os.environ["STOKE_WSGI_SOCKET"])
+    ctl = stoke_socket()
 
-    def send(obj):
-        ctl.send(json.dumps(obj, separators=(",", ":")).encode())
+    def send(obj, fds=()):
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        if fds:
+            socket.send_fds(ctl, [data], list(fds))
+        else:
+            ctl.send(data)
 
     APP = init_or_exit(load_app, lambda err: send({"op": "error", **err}), sys.exit)
     status, host, warning = init_or_exit(lambda: warm_up(APP), lambda err: send({"op": "error", **err}), sys.exit)
@@ -609,8 +624,11 @@ def template():
                 send({"op": "fork_failed", "id": req.get("id"), "error": "expected 3 fds, got %d" % len(fds)})
                 continue
             try:
-                pid = fork_instance(fds)
-                send({"op": "forked", "id": req.get("id"), "pid": pid})
+                pid, pidfd = fork_instance(fds)
+                try:
+                    send({"op": "forked", "id": req.get("id"), "pid": pid}, [pidfd])
+                finally:
+                    os.close(pidfd)
             except OSError as e:
                 send({"op": "fork_failed", "id": req.get("id"), "error": str(e)})
 
@@ -630,9 +648,7 @@ def check():
 
 
 def instance():
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect("\0" + os.environ["STOKE_WSGI_SOCKET"])
-    conn = Conn(sock)
+    conn = Conn(stoke_socket())
     conn.send_json(ord("h"), {"id": os.environ.get("STOKE_INSTANCE_ID", ""), "pid": os.getpid()})
     app = init_or_exit(load_app, lambda err: conn.send_json(ord("E"), err), sys.exit)
     conn.send_json(ord("R"), {"init_ms": (time.monotonic() - T0) * 1000})

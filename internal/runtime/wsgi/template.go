@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,7 +26,7 @@ type template struct {
 	rt     *Runtime
 	id     string
 	proc   sandbox.Process
-	ctl    *net.UnixConn
+	ctl    *net.UnixConn // a socketpair with the template's fd 3
 	initMs float64
 	last   runtime.LastLines
 	python PythonInfo
@@ -46,8 +47,9 @@ type template struct {
 }
 
 type forkReply struct {
-	pid int
-	err error
+	pid   int // in the template's PID namespace: how its exit reports name it
+	pidfd int // the child, for Stoke (Adopt)
+	err   error
 }
 
 type ctlMsg struct {
@@ -113,29 +115,31 @@ var errShuttingDown = runtime.Errorf("Runtime.InitError", http.StatusServiceUnav
 
 func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, error) {
 	f := rt.o.Function
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: "@" + rt.name + "-" + id, Net: "unixpacket"})
+	// The control connection is a socketpair whose other end is the
+	// template's fd 3: nobody else can connect to it (a named or abstract
+	// socket would take the first comer).
+	ctl, child, err := socketpair(unix.SOCK_SEQPACKET, "template control")
 	if err != nil {
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for the template: %v", err)
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "connect to the template: %v", err)
 	}
-	defer l.Close()
-	t := &template{rt: rt, id: id, forks: map[string]chan forkReply{}, children: map[int]sandbox.Adopted{},
+	t := &template{rt: rt, id: id, ctl: ctl, forks: map[string]chan forkReply{}, children: map[int]sandbox.Adopted{},
 		pending: map[int]bool{}, early: map[int]syscall.WaitStatus{}, dead: make(chan struct{})}
-	env := rt.env(id, "template", rt.name+"-"+id)
+	env := rt.env(id, "template")
 	t0 := time.Now()
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
-		ID: id, Args: rt.args(), Dir: f.Cwd, Env: env,
-		MemoryMB: f.Memory, InitBoost: true, Output: t.output,
+		ID: id, Args: rt.args(), Dir: f.Cwd, Env: env, Files: []*os.File{child},
+		MemoryMB: f.Memory, InitBoost: true, Output: t.output, Isolation: rt.o.Isolation,
 	})
+	child.Close()
 	if err != nil {
+		ctl.Close()
 		return nil, rt.startError(ctx, id, err)
 	}
 	t.proc = proc
 	fail := func(cause error) (*template, error) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if t.ctl != nil {
-			t.ctl.Close()
-		}
+		t.ctl.Close()
 		_ = proc.Stop(sctx, 0)
 		var re *runtime.Error
 		switch {
@@ -152,24 +156,7 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 	}
 	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
 	defer cancel()
-	stop := context.AfterFunc(ictx, func() { _ = l.SetDeadline(time.Unix(1, 0)) })
-	go func() {
-		select {
-		case <-proc.Done():
-			_ = l.SetDeadline(time.Unix(1, 0))
-		case <-ictx.Done():
-		}
-	}()
-	c, err := l.AcceptUnix()
-	stop()
-	if err != nil {
-		if ictx.Err() != nil {
-			return fail(ictx.Err())
-		}
-		return fail(errors.New("exited before connecting"))
-	}
-	t.ctl = c
-	stop = context.AfterFunc(ictx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ictx, func() { _ = ctl.SetReadDeadline(time.Unix(1, 0)) })
 	m, err := t.read()
 	stop()
 	if err != nil {
@@ -211,19 +198,40 @@ func (t *template) output(stream, line string) {
 }
 
 func (t *template) read() (ctlMsg, error) {
+	m, fds, err := t.readFds()
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	return m, err
+}
+
+// readFds reads one control message and the fds that came with it (a
+// forked child's pidfd), which the caller closes.
+func (t *template) readFds() (ctlMsg, []int, error) {
 	buf := make([]byte, 1<<16)
-	n, err := t.ctl.Read(buf)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := t.ctl.ReadMsgUnix(buf, oob)
+	var fds []int
+	if oobn > 0 {
+		if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+			for _, cm := range msgs {
+				if rights, rerr := unix.ParseUnixRights(&cm); rerr == nil {
+					fds = append(fds, rights...)
+				}
+			}
+		}
+	}
 	if err != nil {
-		return ctlMsg{}, err
+		return ctlMsg{}, fds, err
 	}
 	if n == 0 {
-		return ctlMsg{}, errors.New("the template closed its connection")
+		return ctlMsg{}, fds, errors.New("the template closed its connection")
 	}
 	var m ctlMsg
 	if err := json.Unmarshal(buf[:n], &m); err != nil {
-		return m, fmt.Errorf("protocol: %w", err)
+		return m, fds, fmt.Errorf("protocol: %w", err)
 	}
-	return m, nil
+	return m, fds, nil
 }
 
 // loop reads the template's reports until its connection ends.
@@ -231,29 +239,43 @@ func (t *template) loop() {
 	defer func() {
 		t.mu.Lock()
 		for id, ch := range t.forks {
-			ch <- forkReply{err: errors.New("the python template exited")}
+			ch <- forkReply{pidfd: -1, err: errors.New("the python template exited")}
 			delete(t.forks, id)
 		}
 		close(t.dead)
 		t.mu.Unlock()
 	}()
 	for {
-		m, err := t.read()
+		m, fds, err := t.readFds()
 		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
 			return
 		}
 		t.mu.Lock()
 		switch m.Op {
 		case "forked", "fork_failed":
+			r := forkReply{pid: m.Pid, pidfd: -1}
+			if len(fds) > 0 {
+				r.pidfd, fds = fds[0], fds[1:]
+			}
+			switch {
+			case m.Op == "fork_failed":
+				r.err = errors.New(m.Error)
+			case r.pidfd < 0:
+				r.err = errors.New("protocol: the template sent no pidfd with its fork")
+			}
 			if ch := t.forks[m.ID]; ch != nil {
-				r := forkReply{pid: m.Pid}
-				if m.Op == "fork_failed" {
-					r.err = errors.New(m.Error)
-				} else {
+				if r.err == nil {
 					t.pending[m.Pid] = true
 				}
 				ch <- r
 				delete(t.forks, m.ID)
+			} else if r.pidfd >= 0 {
+				// Nobody waits (the start was given up): the child finds its
+				// connection closed and exits.
+				unix.Close(r.pidfd)
 			}
 		case "exit":
 			ws := syscall.WaitStatus(m.Status)
@@ -265,18 +287,22 @@ func (t *template) loop() {
 			} // else a fork nobody adopted (its start was given up): nothing to tell
 		}
 		t.mu.Unlock()
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
 	}
 }
 
 // fork asks the template for a child that uses conn and the foster's
-// output pipes, and returns its pid.
-func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.Foster) (int, error) {
+// output pipes, and returns its pid in the template's PID namespace and a
+// pidfd of it, which the caller owns.
+func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.Foster) (int, int, error) {
 	ch := make(chan forkReply, 1)
 	t.mu.Lock()
 	select {
 	case <-t.dead:
 		t.mu.Unlock()
-		return 0, errors.New("the python template exited")
+		return 0, -1, errors.New("the python template exited")
 	default:
 	}
 	t.forks[id] = ch
@@ -290,11 +316,11 @@ func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.F
 		t.mu.Lock()
 		delete(t.forks, id)
 		t.mu.Unlock()
-		return 0, fmt.Errorf("send fork request: %w", err)
+		return 0, -1, fmt.Errorf("send fork request: %w", err)
 	}
 	select {
 	case r := <-ch:
-		return r.pid, r.err
+		return r.pid, r.pidfd, r.err
 	case <-ctx.Done():
 		t.mu.Lock()
 		delete(t.forks, id)
@@ -306,10 +332,11 @@ func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.F
 		case r := <-ch:
 			if r.err == nil {
 				t.forget(r.pid)
+				unix.Close(r.pidfd)
 			}
 		default:
 		}
-		return 0, ctx.Err()
+		return 0, -1, ctx.Err()
 	}
 }
 
@@ -351,8 +378,10 @@ func (rt *Runtime) Snapshot() (runtime.Snapshot, bool) {
 		Interpreter: t.python.String(), Warning: t.warning}, true
 }
 
-// stop ends the template: closing the control connection makes it exit;
-// forked instances live on (they are in their own sandboxes).
+// stop ends the template: closing the control connection makes it exit.
+// Without isolation forked instances live on (they are in their own
+// sandboxes); with it they are in the template's PID namespace, whose end
+// ends them too.
 func (t *template) stop(ctx context.Context) error {
 	if t.ctl != nil {
 		t.ctl.Close()

@@ -9,9 +9,6 @@ package wsgirt
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/runtime"
@@ -42,6 +41,9 @@ type Options struct {
 	Version  string // default "$LATEST"
 	Region   string
 	Sandbox  Sandbox
+	// Isolation is the function's user and view (nil: none). Templates and
+	// plain instances start with it; forks inherit the template's.
+	Isolation *sandbox.Isolation
 	// Output receives log lines (the template's under its own id); may be nil.
 	Output func(instanceID, stream, line string)
 	Logger *slog.Logger
@@ -49,15 +51,12 @@ type Options struct {
 
 // Runtime starts python-wsgi instances of one function version.
 type Runtime struct {
-	o    Options
-	name string // abstract unix socket name prefix, unique to this Runtime
+	o Options
 
 	tplMu    sync.Mutex // held while a template starts (template.go)
 	mu       sync.Mutex
 	tpl      *template // nil until Prepare or the first Start; replaced when it dies
 	tplSeq   int
-	plain    net.Listener // instance connections (snapshot: false)
-	waiting  map[string]chan shimConn
 	closed   bool
 	shutdown chan struct{}
 
@@ -83,10 +82,7 @@ func New(o Options) *Runtime {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return &Runtime{o: o, name: fmt.Sprintf("stoke-wsgi-%d-%s", os.Getpid(), hex.EncodeToString(b[:])),
-		waiting: map[string]chan shimConn{}, shutdown: make(chan struct{})}
+	return &Runtime{o: o, shutdown: make(chan struct{})}
 }
 
 // Prepare starts the template when snapshots are on, so a deploy fails (and
@@ -111,16 +107,13 @@ func (rt *Runtime) Close(ctx context.Context) error {
 	}
 	rt.closed = true
 	close(rt.shutdown)
-	tpl, plain := rt.tpl, rt.plain
+	tpl := rt.tpl
 	spares := rt.spares
 	rt.spares = nil
 	rt.mu.Unlock()
 	rt.fills.Wait()
 	for _, sp := range spares {
 		stopSpare(sp.proc, sp.conn)
-	}
-	if plain != nil {
-		plain.Close()
 	}
 	if tpl != nil {
 		return tpl.stop(ctx)
@@ -137,13 +130,13 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 }
 
 // env is the environment of the shim: Lambda's, the function's, and the
-// shim's own settings.
-func (rt *Runtime) env(id, mode, socket string) []string {
+// shim's own settings. Its connection to Stoke is its fd 3.
+func (rt *Runtime) env(id, mode string) []string {
 	f := rt.o.Function
 	r := f.Readiness
 	forced := []string{
 		"STOKE_WSGI_MODE=" + mode,
-		"STOKE_WSGI_SOCKET=" + socket,
+		"STOKE_WSGI_FD=3",
 		"STOKE_INSTANCE_ID=" + id,
 		"STOKE_WSGI_WARMUP=" + r.Path,
 		"STOKE_WSGI_WARMUP_HOST=" + r.Host,
@@ -166,36 +159,47 @@ func (rt *Runtime) args() []string {
 	return []string{rt.o.Function.Python.Interpreter, "-c", shimSource}
 }
 
-// startPlain starts a shim in instance mode and waits for it to connect
-// back and import the app.
+// startPlain starts a shim in instance mode, connected through a
+// socketpair, and waits for it to import the app.
 func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance, error) {
 	f := rt.o.Function
-	ch, err := rt.expect(id)
-	if err != nil {
-		return nil, err
+	rt.mu.Lock()
+	closed := rt.closed
+	rt.mu.Unlock()
+	if closed {
+		return nil, errShuttingDown
 	}
-	defer rt.forget(id)
+	c, child, err := socketpair(unix.SOCK_STREAM, "instance")
+	if err != nil {
+		return nil, rt.startError(ctx, id, err)
+	}
 	in := newInstance(rt, id)
 	t0 := time.Now()
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
-		ID: id, Args: rt.args(), Dir: f.Cwd, Env: rt.env(id, "instance", rt.name),
-		MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output,
+		ID: id, Args: rt.args(), Dir: f.Cwd, Env: rt.env(id, "instance"), Files: []*os.File{child},
+		MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output, Isolation: rt.o.Isolation,
 	})
+	child.Close()
 	if err != nil {
+		c.Close()
 		return nil, rt.startError(ctx, id, err)
 	}
 	in.proc = proc
 	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
 	defer cancel()
-	var c shimConn
-	select {
-	case c = <-ch:
-	case <-proc.Done():
-		return nil, in.failed(ctx, errors.New("exited before connecting"))
-	case <-ictx.Done():
+	in.attach(shimConn{c: c, br: bufio.NewReaderSize(c, 64<<10)})
+	// The shim says hello first; the process exiting closes the socket.
+	stop := context.AfterFunc(ictx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
+	typ, _, err := readFrame(in.br, nil)
+	stop()
+	switch {
+	case err != nil && ictx.Err() != nil:
 		return nil, in.failed(ctx, ictx.Err())
+	case err != nil:
+		return nil, in.failed(ctx, errors.New("exited before connecting"))
+	case typ != frameHello:
+		return nil, in.failed(ctx, fmt.Errorf("protocol: frame %q before hello", typ))
 	}
-	in.attach(c)
 	if err := in.awaitReady(ictx); err != nil {
 		return nil, in.failed(ctx, err)
 	}
@@ -204,6 +208,23 @@ func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance,
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}
 	return in, nil
+}
+
+// socketpair makes a connected pair of unix sockets of typ: Stoke's end,
+// and the end for a child process (close-on-exec: Spec.Files passes it).
+func socketpair(typ int, name string) (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	own := os.NewFile(uintptr(fds[0]), name)
+	c, err := net.FileConn(own)
+	own.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), name+" (child)"), nil
 }
 
 func (rt *Runtime) startError(ctx context.Context, id string, err error) error {
@@ -217,62 +238,7 @@ func (rt *Runtime) startError(ctx context.Context, id string, err error) error {
 	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start python: %s: %v", py, err)
 }
 
-// expect registers id for the connection its shim will make.
-func (rt *Runtime) expect(id string) (chan shimConn, error) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if rt.closed {
-		return nil, errShuttingDown
-	}
-	if rt.plain == nil {
-		l, err := net.Listen("unix", "@"+rt.name)
-		if err != nil {
-			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for instances: %v", err)
-		}
-		rt.plain = l
-		go rt.accept(l)
-	}
-	ch := make(chan shimConn, 1)
-	rt.waiting[id] = ch
-	return ch, nil
-}
-
-func (rt *Runtime) forget(id string) {
-	rt.mu.Lock()
-	delete(rt.waiting, id)
-	rt.mu.Unlock()
-}
-
-// accept hands each instance connection to the Start waiting for its id.
-func (rt *Runtime) accept(l net.Listener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			br := bufio.NewReaderSize(c, 64<<10)
-			typ, p, err := readFrame(br, nil)
-			var hello struct{ ID string }
-			if err == nil && typ == frameHello {
-				err = json.Unmarshal(p, &hello)
-			}
-			_ = c.SetReadDeadline(time.Time{})
-			rt.mu.Lock()
-			ch := rt.waiting[hello.ID]
-			delete(rt.waiting, hello.ID)
-			rt.mu.Unlock()
-			if err != nil || ch == nil {
-				c.Close()
-				return
-			}
-			ch <- shimConn{c, br}
-		}()
-	}
-}
-
-// shimConn is a connection from a shim with the reader that read its hello.
+// shimConn is a connection to a shim with its buffered reader.
 type shimConn struct {
 	c  net.Conn
 	br *bufio.Reader
