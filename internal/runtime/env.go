@@ -12,11 +12,13 @@ import (
 	"github.com/stokehq/stoke/internal/config"
 )
 
-// Env returns the whole environment of an instance, in layers: a minimal
-// slice of Stoke's own environment (PATH, HOME, LANG, TMPDIR), the variables
-// Lambda gives every function, the runtime kind's own (extra, e.g. PORT),
-// then the function's env, which wins over all of those, and last forced,
-// which nothing overrides (e.g. AWS_LAMBDA_RUNTIME_API).
+// Env returns the whole environment of an instance, in layers: PATH and
+// LANG from Stoke's own environment (nothing else of it: it holds Stoke's
+// secrets) and HOME=/tmp (an isolated instance's own /tmp; Stoke's HOME is
+// not the function's to write), the variables Lambda gives every function,
+// the runtime kind's own (extra, e.g. PORT), then the function's env, which
+// wins over all of those, and last forced, which nothing overrides (e.g.
+// AWS_LAMBDA_RUNTIME_API).
 func Env(f *config.Function, version, region, instanceID string, now time.Time, extra, forced []string) []string {
 	if version == "" {
 		version = "$LATEST"
@@ -25,11 +27,12 @@ func Env(f *config.Function, version, region, instanceID string, now time.Time, 
 		region = "us-east-1"
 	}
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "LANG", "TMPDIR"} {
+	for _, k := range []string{"PATH", "LANG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
+	env = append(env, "HOME=/tmp")
 	env = append(env,
 		"AWS_LAMBDA_FUNCTION_NAME="+f.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION="+version,

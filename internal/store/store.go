@@ -99,10 +99,26 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // starts the writer goroutine.
 func OpenWith(ctx context.Context, dir string, o Options) (*Store, error) {
 	o.defaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// data_dir holds every record, log line and event payload, and the
+	// stored config: Stoke's alone (0700, its files 0600).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: creating data dir: %w", err)
 	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: data dir: %w", err)
+	}
 	path := filepath.Join(dir, "stoke.db")
+	// SQLite gives its -wal and -shm files the database file's mode.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if f == path {
+			if fh, err := os.OpenFile(f, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+				fh.Close()
+			}
+		}
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
 	// WAL lets readers (admin API, CLI) run while the writer commits;
 	// synchronous=NORMAL is durable across process crashes, which is what
 	// matters here; busy_timeout covers the synchronous writes racing the
@@ -204,6 +220,7 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	`ALTER TABLE records ADD COLUMN init_boost INTEGER NOT NULL DEFAULT 0;`,
 	// Newest first means by start time: a function's records in that order.
 	`CREATE INDEX records_function_start ON records (function, start_ns);`,
+	usersSchema, // users.go
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -30,6 +30,8 @@ type Options struct {
 	Version  string // default "$LATEST"
 	Region   string // default "us-east-1"
 	Sandbox  sandbox.Starter
+	// Isolation is the function's user and view (nil: none).
+	Isolation *sandbox.Isolation
 	// Output receives the app's log lines; may be nil.
 	Output func(instanceID, stream, line string)
 	Logger *slog.Logger
@@ -88,6 +90,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		MemoryMB:  f.Memory,
 		InitBoost: f.InitBoost,
 		Output:    in.output,
+		Isolation: rt.o.Isolation,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -103,9 +103,14 @@ func newInstance(rt *Runtime, id string, l net.Listener) *Instance {
 	}
 	in.srv = &http.Server{
 		Handler: in.routes(),
-		// No timeouts: /next is a long poll that Lambda never ends, and the
-		// only client is this instance's own bootstrap.
-		ErrorLog: slogLogger(rt.o.Logger.With("instance", id)),
+		// No read or write timeout: /next is a long poll that Lambda never
+		// ends, and a response may stream for the function's whole timeout.
+		// A client that is slow to send its headers, or idles, is not a
+		// bootstrap at work.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       10 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slogLogger(rt.o.Logger.With("instance", id)),
 	}
 	go in.srv.Serve(l)
 	return in

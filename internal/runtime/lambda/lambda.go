@@ -34,6 +34,8 @@ type Options struct {
 	Region    string // default "us-east-1"
 	AccountID string // in the function ARN; default "000000000000"
 	Sandbox   sandbox.Starter
+	// Isolation is the function's user and view (nil: none).
+	Isolation *sandbox.Isolation
 	// Output receives the bootstrap's log lines; may be nil.
 	Output func(instanceID, stream, line string)
 	Logger *slog.Logger
@@ -81,6 +83,9 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	if err != nil {
 		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for the Runtime API: %v", err)
 	}
+	if iso := rt.o.Isolation; iso != nil {
+		l = peerListener{Listener: l, uid: uint32(iso.UID), log: rt.o.Logger.With("function", f.Name, "instance", id)}
+	}
 	in := newInstance(rt, id, l)
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
 		ID:        id,
@@ -90,6 +95,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		MemoryMB:  f.Memory,
 		InitBoost: f.InitBoost,
 		Output:    in.output,
+		Isolation: rt.o.Isolation,
 	})
 	if err != nil {
 		in.closeAPI()

@@ -57,7 +57,7 @@ func Check(ctx context.Context, f *config.Function, region string) (*CheckResult
 	rt := New(Options{Function: f, Region: region})
 	cmd := exec.CommandContext(ctx, path, "-c", shimSource)
 	cmd.Dir = f.Cwd
-	cmd.Env = append(rt.env(f.Name+"-check", "check", ""), "STOKE_WSGI_REPORT_FD=3")
+	cmd.Env = append(rt.env(f.Name+"-check", "check"), "STOKE_WSGI_REPORT_FD=3")
 	cmd.ExtraFiles = []*os.File{w}
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
