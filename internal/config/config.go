@@ -23,6 +23,7 @@ type Config struct {
 	Region    string // default us-east-1; in ARNs, Lambda's environment and SigV4
 	AccountID string // default "000000000000"; in ARNs
 	InvokeAPI InvokeAPI
+	Sandbox   Sandbox
 	Functions map[string]*Function
 	// Warnings are "file:line: message" notes about settings that are valid
 	// but probably not what the user meant; the server prints them at start.
@@ -96,6 +97,16 @@ type Function struct {
 	InitBoost bool
 	// Python is the python-wsgi settings; zero for other runtimes.
 	Python Python
+	// User is the user key as written ("" when the function gets a uid
+	// allocated from sandbox.uids); UID and GID are what it names (0 then).
+	User     string
+	UID, GID int
+	// Writable are absolute paths the function may write besides /tmp.
+	Writable []string
+	// EphemeralStorage is the size of an instance's /tmp in MB (default 512).
+	EphemeralStorage int
+	// Network is "default" (the host's) or "none" (loopback only).
+	Network string
 	// Line is where the function is defined in the file, for messages.
 	Line int
 }
@@ -151,5 +162,6 @@ func (f *Function) Fingerprint() string {
 	r := f.Readiness
 	fmt.Fprintf(h, "readiness=%q %q %d %d %q\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax, r.Host)
 	fmt.Fprintf(h, "event_format=%q\ninit_boost=%t\npython=%q %q %q %t\n", f.EventFormat, f.InitBoost, f.Python.Handler, f.Python.DjangoSettings, f.Python.Interpreter, f.Python.Snapshot)
+	fmt.Fprintf(h, "user=%q %d %d\nwritable=%q\nephemeral_storage=%d\nnetwork=%q\n", f.User, f.UID, f.GID, f.Writable, f.EphemeralStorage, f.Network)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -38,11 +38,16 @@ functions:
     init_timeout: 20s
     routes: [/hello, /hello/*]
     readiness: {path: /healthz, status: "200-299", protocol: http}
+    user: "1234:5678"
+    writable: [var, /srv/up/]
+    ephemeral_storage: 1024
+    network: none
   plain:
     runtime: http
     command: python3 -m http.server
     readiness: tcp
     routes: [/static*]
+sandbox: {isolation: false, uids: 300000-300100}
 `
 
 func writeConfig(t *testing.T, text string) string {
@@ -74,6 +79,7 @@ func TestLoadFull(t *testing.T) {
 		Gateway: Gateway{Timeout: 45 * time.Second, QueueSize: 0, MaxBodyBytes: 1 << 20},
 		Billing: Billing{Granularity: 100 * time.Millisecond, PricePerGBSecond: 0.0000133334, PricePerRequest: 2e-7},
 		Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
+		Sandbox: Sandbox{Isolation: false, UIDMin: 300000, UIDMax: 300100},
 		Functions: map[string]*Function{
 			"hello": {
 				Name:    "hello",
@@ -93,24 +99,30 @@ func TestLoadFull(t *testing.T) {
 				Routes:       []string{"/hello", "/hello/*"},
 				Readiness:    Readiness{Protocol: "http", Path: "/healthz", StatusMin: 200, StatusMax: 299},
 				InitBoost:    true,
-				Line:         14,
+				User:         "1234:5678", UID: 1234, GID: 5678,
+				Writable:         []string{filepath.Join(dir, "app/var"), "/srv/up"},
+				EphemeralStorage: 1024,
+				Network:          "none",
+				Line:             14,
 			},
 			"plain": {
-				Name:         "plain",
-				Runtime:      "http",
-				Command:      []string{"python3", "-m", "http.server"},
-				Cwd:          dir,
-				Env:          map[string]string{},
-				Memory:       128,
-				Timeout:      3 * time.Second,
-				Concurrency:  1,
-				MaxInstances: 10,
-				IdleTimeout:  10 * time.Minute,
-				InitTimeout:  10 * time.Second,
-				Routes:       []string{"/static*"},
-				Readiness:    Readiness{Protocol: "tcp", Path: "/", StatusMin: 100, StatusMax: 499},
-				InitBoost:    true,
-				Line:         29,
+				Name:             "plain",
+				Runtime:          "http",
+				Command:          []string{"python3", "-m", "http.server"},
+				Cwd:              dir,
+				Env:              map[string]string{},
+				Memory:           128,
+				Timeout:          3 * time.Second,
+				Concurrency:      1,
+				MaxInstances:     10,
+				IdleTimeout:      10 * time.Minute,
+				InitTimeout:      10 * time.Second,
+				Routes:           []string{"/static*"},
+				Readiness:        Readiness{Protocol: "tcp", Path: "/", StatusMin: 100, StatusMax: 499},
+				InitBoost:        true,
+				EphemeralStorage: 512,
+				Network:          "default",
+				Line:             33,
 			},
 		},
 		Warnings: []string{path + ":21: functions.hello.timeout 1m exceeds gateway.timeout 45s; HTTP requests will be cut at 45s"},
@@ -138,6 +150,7 @@ func TestDefaults(t *testing.T) {
 			Gateway: Gateway{Timeout: 30 * time.Second, QueueSize: 100, MaxBodyBytes: 6291456},
 			Billing: DefaultBilling,
 			Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
+			Sandbox:   DefaultSandbox,
 			Functions: map[string]*Function{},
 		}
 		if !reflect.DeepEqual(cfg, want) {
@@ -167,7 +180,16 @@ func TestErrors(t *testing.T) {
 		want       string // the whole message, or a prefix of it ending in "..."
 	}{
 		{"unknown top key", "listen: :80\nzone: us-east-1a\n",
-			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, region"},
+			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, region, sandbox"},
+		{"user root by number", fn("    user: 0\n"), `stoke.yaml:4: functions.hello.user: "0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
+		{"user root group", fn("    user: 1000:0\n"), `stoke.yaml:4: functions.hello.user: "1000:0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
+		{"user root by name", fn("    user: root\n"), `stoke.yaml:4: functions.hello.user: user "root" is root (uid 0, gid 0); allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
+		{"user unknown", fn("    user: no-such-user-here\n"), `stoke.yaml:4: functions.hello.user: no user "no-such-user-here" on this host; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
+		{"writable system dir", fn("    writable: [/etc/app]\n"), "stoke.yaml:4: functions.hello.writable: /etc/app is (inside) a directory every function shares read-only or that the sandbox makes itself; allowed: a directory of the function's own"},
+		{"writable not a list", fn("    writable: var\n"), `stoke.yaml:4: functions.hello.writable: "var"; allowed: a list of paths, relative to cwd or absolute, e.g. [var, /srv/uploads]`},
+		{"ephemeral storage small", fn("    ephemeral_storage: 100\n"), "stoke.yaml:4: functions.hello.ephemeral_storage: ..."},
+		{"network", fn("    network: host\n"), "stoke.yaml:4: functions.hello.network: ..."},
+		{"uid range", "sandbox: {uids: 0-100}\n", `stoke.yaml:1: sandbox.uids: "0-100" is not a usable uid range; allowed: a range like "200000-265535" of uids above 0, at least 16 wide`},
 		{"bad region", "region: Mars\n", `stoke.yaml:1: region: "Mars" is not a region name; allowed: names like us-east-1, eu-west-2`},
 		{"bad account", "account_id: 12\n", `stoke.yaml:1: account_id: "12" is not an account id; allowed: 12 digits, quoted, like "000000000000"`},
 		{"bad auth", "invoke_api:\n  auth: basic\n", `stoke.yaml:2: invoke_api.auth: "basic" is not an auth mode; allowed: sigv4, none`},
@@ -184,7 +206,7 @@ func TestErrors(t *testing.T) {
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),
-			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, django_settings, env, event_format, handler, idle_timeout, init_boost, init_timeout, keep_warm, max_instances, memory, python, readiness, routes, runtime, snapshot, timeout"},
+			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_warm, max_instances, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
 		{"python key on http", fn("    handler: app:app\n"),
 			"stoke.yaml:4: functions.hello.handler: only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi"},
 		{"unknown readiness key", fn("    readiness: {path: /, code: 200}\n"),

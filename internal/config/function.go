@@ -24,19 +24,21 @@ func (p *parser) functions(v *yaml.Node, key string, c *Config) {
 			continue
 		}
 		s := &fnState{key: fkey, node: pr.key, fn: &Function{
-			Name:         pr.name,
-			Cwd:          p.dir,
-			Env:          map[string]string{},
-			Memory:       lambdaspec.DefaultMemoryMB,
-			Timeout:      lambdaspec.DefaultTimeout,
-			Concurrency:  1,
-			MaxInstances: 10,
-			IdleTimeout:  10 * time.Minute,
-			InitTimeout:  lambdaspec.MaxInit,
-			Readiness:    Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
-			InitBoost:    true,
-			Python:       Python{Interpreter: "python3", Snapshot: true},
-			Line:         pr.key.Line,
+			Name:             pr.name,
+			Cwd:              p.dir,
+			Env:              map[string]string{},
+			Memory:           lambdaspec.DefaultMemoryMB,
+			Timeout:          lambdaspec.DefaultTimeout,
+			Concurrency:      1,
+			MaxInstances:     10,
+			IdleTimeout:      10 * time.Minute,
+			InitTimeout:      lambdaspec.MaxInit,
+			Readiness:        Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
+			InitBoost:        true,
+			Python:           Python{Interpreter: "python3", Snapshot: true},
+			Network:          "default",
+			Line:             pr.key.Line,
+			EphemeralStorage: DefaultEphemeralStorageMB,
 		}}
 		s.present = walk(p, pr.val, fkey, functionKeys, s)
 		p.finishFunction(s)
@@ -108,6 +110,7 @@ func (p *parser) finishFunction(s *fnState) {
 	if py := f.Python.Interpreter; strings.Contains(py, "/") && !filepath.IsAbs(py) {
 		f.Python.Interpreter = filepath.Join(f.Cwd, py) // venv/bin/python
 	}
+	p.finishSandbox(s)
 }
 
 func (p *parser) command(n *yaml.Node, key string, s *fnState) {

@@ -35,6 +35,7 @@ var topKeys = map[string]setter[*Config]{
 		p.checked(v, k, lambdaspec.ValidAccountID, `is not an account id; allowed: 12 digits, quoted, like "000000000000"`, &c.AccountID)
 	},
 	"invoke_api": func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, invokeAPIKeys, &c.InvokeAPI) },
+	"sandbox":    func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, sandboxKeys, &c.Sandbox) },
 }
 
 var invokeAPIKeys = map[string]setter[*InvokeAPI]{
@@ -157,6 +158,15 @@ var functionKeys = map[string]setter[*fnState]{
 		}
 	},
 	"snapshot": func(p *parser, k string, v *yaml.Node, s *fnState) { p.boolean(v, k, &s.fn.Python.Snapshot) },
+	// The function's sandbox (sandbox.go).
+	"user":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.user(v, k, s.fn) },
+	"writable": func(p *parser, k string, v *yaml.Node, s *fnState) { p.writable(v, k, s.fn) },
+	"ephemeral_storage": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		p.intField(v, k, 512, 10240, " (MB, Lambda's range)", &s.fn.EphemeralStorage)
+	},
+	"network": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		p.oneOf(v, k, "a string", "a network mode", "default (the host's network), none (loopback only)", []string{"default", "none"}, &s.fn.Network)
+	},
 }
 
 // maxTimeoutText is what a function's timeout may be: "more than 0s, at

@@ -41,6 +41,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		Region:    "us-east-1",
 		AccountID: "000000000000",
 		InvokeAPI: InvokeAPI{Auth: "sigv4"},
+		Sandbox:   DefaultSandbox,
 		Functions: map[string]*Function{},
 	}
 	root := p.decode(data)
