@@ -108,19 +108,39 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 		h, err := openHierarchy(opts.Root, opts.PidsMax)
 		if err == nil {
 			m.h = h
-			m.mu.Lock()
-			m.refillLocked(0)
-			m.mu.Unlock()
+			if err := m.begin(); err != nil {
+				return nil, err
+			}
 			return m, nil
 		}
 		reason = err.Error()
 	}
 	logger.Warn("sandbox: MEMORY AND CPU LIMITS ARE NOT ENFORCED: cannot use cgroups; functions run unconstrained and max memory is not measured",
 		"reason", reason)
+	if err := m.begin(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// begin fills the stub pool. An isolating Manager makes its first stub
+// now, so a host that cannot isolate (no mount namespaces, an old kernel)
+// is found out here rather than at the first cold start.
+func (m *Manager) begin() error {
+	if m.opts.Isolate {
+		s, err := m.newStub("stub-0", flavourView)
+		if err != nil {
+			if m.h != nil {
+				_ = m.h.delete(context.Background())
+			}
+			return fmt.Errorf("sandbox: cannot isolate functions here: %w", err)
+		}
+		m.stubs = append(m.stubs, s)
+	}
 	m.mu.Lock()
 	m.refillLocked(0)
 	m.mu.Unlock()
-	return m, nil
+	return nil
 }
 
 // Enforced reports whether processes run in cgroups with limits.

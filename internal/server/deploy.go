@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
@@ -21,6 +23,7 @@ import (
 	httprt "github.com/stokehq/stoke/internal/runtime/http"
 	lambdart "github.com/stokehq/stoke/internal/runtime/lambda"
 	wsgirt "github.com/stokehq/stoke/internal/runtime/wsgi"
+	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/store"
 )
 
@@ -75,8 +78,17 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		}
 		changed = append(changed, f)
 	}
+	isos := map[string]*sandbox.Isolation{}
 	for _, f := range changed {
-		if err := s.build(ctx, f); err != nil {
+		iso, err := s.isolation(ctx, cfg, f)
+		if err != nil {
+			return nil, &admin.DeployError{Msg: fmt.Sprintf("function %s: %v", f.Name, err)}
+		}
+		if err := makeWritable(f); err != nil {
+			return nil, &admin.DeployError{Msg: err.Error()}
+		}
+		isos[f.Name] = iso
+		if err := s.build(ctx, f, iso); err != nil {
 			return nil, err
 		}
 	}
@@ -97,7 +109,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		if err != nil {
 			return fail(fmt.Errorf("choosing a version for %s: %w", f.Name, err))
 		}
-		d := s.newDeployed(cfg, f, v)
+		d := s.newDeployed(cfg, f, v, isos[f.Name])
 		if pr, ok := d.rt.(runtime.Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
 				d.pool.Close()
@@ -173,18 +185,18 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	return res, nil
 }
 
-func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int) *deployed {
+func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int, iso *sandbox.Isolation) *deployed {
 	ver := strconv.Itoa(version)
 	output := func(instance, stream, line string) { s.hub.Write(f.Name, instance, stream, line) }
 	var rt runtime.Runtime
 	switch f.Runtime {
 	case "lambda":
 		rt = lambdart.New(lambdart.Options{Function: f, Version: ver, Region: cfg.Region, AccountID: cfg.AccountID,
-			Sandbox: s.sb, Output: output, Logger: s.log})
+			Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log})
 	case "python-wsgi":
-		rt = wsgirt.New(wsgirt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Output: output, Logger: s.log})
+		rt = wsgirt.New(wsgirt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log})
 	default:
-		rt = httprt.New(httprt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Output: output, Logger: s.log})
+		rt = httprt.New(httprt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log})
 	}
 	name := f.Name
 	failed := make(chan error, 1)
@@ -206,7 +218,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		},
 		Logger: s.log,
 	})
-	return &deployed{cfg: f, version: version, pool: p, rt: rt, startFailed: failed, gw: &gateway.Function{
+	return &deployed{cfg: f, iso: iso, version: version, pool: p, rt: rt, startFailed: failed, gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
@@ -228,21 +240,32 @@ func (s *Server) instanceEvent(fn, version string, e pool.Event) {
 	s.hub.Write(fn, e.Instance, "platform", line)
 }
 
-// build runs a function's build command in its cwd.
-func (s *Server) build(ctx context.Context, f *config.Function) error {
+// build runs a function's build command in its cwd: isolated, as the
+// function's user, when the sandbox isolates (the build runs the
+// function's code: migrations, code generators), else as Stoke (Build).
+func (s *Server) build(ctx context.Context, f *config.Function, iso *sandbox.Isolation) error {
+	if strings.TrimSpace(f.Build) == "" {
+		return nil
+	}
 	start := time.Now()
-	out, err := Build(ctx, f)
+	var out string
+	var err error
+	if iso == nil {
+		out, err = Build(ctx, f)
+	} else {
+		out, err = s.buildIsolated(ctx, f, iso)
+	}
 	if err != nil {
 		return &admin.DeployError{Msg: fmt.Sprintf("%v\n%s\nNothing was deployed; the previous version keeps serving.", err, out)}
 	}
-	if strings.TrimSpace(f.Build) != "" {
-		s.log.Info("built", "function", f.Name, "command", f.Build, "took", time.Since(start).Round(time.Millisecond))
-	}
+	s.log.Info("built", "function", f.Name, "command", f.Build, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// Build runs f's build command in its cwd, as a deploy does (`stoke check
-// --build` too), and returns its output. An empty build does nothing.
+// Build runs f's build command in its cwd as the calling user, with its
+// environment (toolchains find their caches there), and returns its
+// output: a deploy without isolation, and `stoke check --build`. An empty
+// build does nothing.
 func Build(ctx context.Context, f *config.Function) (string, error) {
 	if strings.TrimSpace(f.Build) == "" {
 		return "", nil
@@ -257,6 +280,82 @@ func Build(ctx context.Context, f *config.Function) (string, error) {
 		return strings.TrimRight(out.String(), "\n"), fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.Build)
 	}
 	return strings.TrimRight(out.String(), "\n"), nil
+}
+
+// buildIsolated runs the build in the sandbox: the function's user, its
+// cwd writable and the rest of the host read-only, Stoke's files hidden,
+// a private /tmp and a HOME kept across builds.
+func (s *Server) buildIsolated(ctx context.Context, f *config.Function, iso *sandbox.Isolation) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
+	defer cancel()
+	var out lockedBuffer
+	err := s.runBuild(ctx, f, iso, &out)
+	if err != nil {
+		err = fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.Build)
+	}
+	return strings.TrimRight(out.String(), "\n"), err
+}
+
+func (s *Server) runBuild(ctx context.Context, f *config.Function, iso *sandbox.Isolation, out *lockedBuffer) error {
+	args := []string{"/bin/sh", "-c", f.Build}
+	b := *iso
+	b.Build = true
+	env := []string{"HOME=/tmp", "TMPDIR=/tmp"}
+	for _, k := range []string{"PATH", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range f.Env {
+		env = append(env, k+"="+v)
+	}
+	id := fmt.Sprintf("%s-build-%d", f.Name, time.Now().UnixNano())
+	p, err := s.sb.Start(ctx, sandbox.Spec{ID: id, Args: args, Dir: f.Cwd, Env: env, Isolation: &b,
+		Output: func(_, line string) { out.WriteLine(line) }})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = p.Stop(sctx, 0)
+		c()
+		return ctx.Err()
+	}
+	if x := p.Exit(); x.Code != 0 || x.Signal != "" {
+		if x.Signal != "" {
+			return fmt.Errorf("signal: %s", x.Signal)
+		}
+		return fmt.Errorf("exit status %d", x.Code)
+	}
+	return nil
+}
+
+// lockedBuffer collects a build's output from two writers (or the
+// sandbox's line callback).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) WriteLine(s string) {
+	l.mu.Lock()
+	l.b.WriteString(s)
+	l.b.WriteByte('\n')
+	l.mu.Unlock()
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitWarm(ctx context.Context, d *deployed) error {

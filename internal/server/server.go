@@ -81,6 +81,7 @@ type Server struct {
 
 type deployed struct {
 	cfg     *config.Function
+	iso     *sandbox.Isolation // nil: not isolated
 	version int
 	pool    *pool.Pool
 	rt      runtime.Runtime
@@ -115,7 +116,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		s.echo = newEchoWriter(o.Out)
 		s.hub.Echo = s.echo
 	}
-	if s.sb, err = sandbox.New(s.log); err != nil {
+	if s.sb, err = newSandbox(cfg, s.log, o.Out); err != nil {
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
 	if s.token, err = adminToken(cfg, o.Out); err != nil {

@@ -45,7 +45,7 @@ functions:
     memory: 1769
     routes: [/f/*]
     env: {STOKE_SRV_APP: "1"}
-`, os.Args[0])
+`, sandboxtest.InDir(t, dir))
 	path := filepath.Join(dir, "stoke.yaml")
 	cfg, err := config.Parse(path, []byte(yaml))
 	if err != nil {

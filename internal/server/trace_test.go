@@ -77,7 +77,7 @@ functions:
     memory: 128
     routes: [/l/*]
     env: {STOKE_TRACE_APP: lambda}
-`, os.Args[0])
+`, sandboxtest.InDir(t, dir))
 	path := filepath.Join(dir, "stoke.yaml")
 	cfg, err := config.Parse(path, []byte(yaml))
 	if err != nil {

@@ -159,7 +159,7 @@ func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.
 	// One instance, none kept warm, never reaped: the measurer starts and
 	// stops it itself, so each cold start is one it asked for.
 	f.KeepWarm, f.MaxInstances, f.IdleTimeout = 0, 1, 24*time.Hour
-	tmp := m.s.newDeployed(cfg, &f, m.d.version)
+	tmp := m.s.newDeployed(cfg, &f, m.d.version, m.d.iso)
 	m.s.tunes.track(tmp.pool, true)
 	defer func() {
 		tmp.pool.Close() // idempotent; also stops an instance still starting

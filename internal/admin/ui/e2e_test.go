@@ -61,7 +61,7 @@ functions:
     handler: app:app
     python: /usr/bin/python3
     routes: [/py]
-`, os.Args[0])
+`, sandboxtest.InDir(t, dir))
 	app := "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'py']\n"
 	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)

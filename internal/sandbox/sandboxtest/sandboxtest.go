@@ -124,3 +124,27 @@ func cgroupMounts() []string {
 	}
 	return out
 }
+
+// InDir puts this test binary in dir (a hard link, or a copy across
+// filesystems) and returns its path there. A test whose function is the
+// test binary itself needs it: an isolated function sees only its own
+// directory, not the go-build one the binary runs from.
+func InDir(t testing.TB, dir string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(exe))
+	if err := os.Link(exe, dst); err == nil {
+		return dst
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
