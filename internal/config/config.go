@@ -74,19 +74,22 @@ type Billing struct {
 
 // Function is one function's settings.
 type Function struct {
-	Name         string
-	Runtime      string   // "http", "lambda" or "python-wsgi"
-	Build        string   // shell command run once per deploy in Cwd; may be empty
-	Command      []string // argv; Parse makes Command[0] absolute (against Cwd) if it is relative and contains a slash
-	Cwd          string   // absolute; default: dir of the config file
-	Env          map[string]string
-	Memory       int           // MB, 128..10240, default 128
-	Timeout      time.Duration // per invocation, default 3s (Lambda's), max 900s
-	Concurrency  int           // in-flight requests per instance, default 1
-	MaxInstances int           // default 10
-	KeepWarm     int           // default 0
-	IdleTimeout  time.Duration // default 10m
-	InitTimeout  time.Duration // default 10s (Lambda's init limit)
+	Name    string
+	Runtime string   // "http", "lambda" or "python-wsgi"
+	Build   string   // shell command run once per deploy in Cwd; may be empty
+	Command []string // argv; Parse makes Command[0] absolute (against Cwd) if it is relative and contains a slash
+	Cwd     string   // absolute; default: dir of the config file
+	Env     map[string]string
+	// SecretEnv names the Env variables whose value came from a ${VAR}
+	// reference; they are redacted wherever Stoke stores or shows env.
+	SecretEnv    map[string]bool `json:"-"`
+	Memory       int             // MB, 128..10240, default 128
+	Timeout      time.Duration   // per invocation, default 3s (Lambda's), max 900s
+	Concurrency  int             // in-flight requests per instance, default 1
+	MaxInstances int             // default 10
+	KeepWarm     int             // default 0
+	IdleTimeout  time.Duration   // default 10m
+	InitTimeout  time.Duration   // default 10s (Lambda's init limit)
 	Routes       []string
 	Readiness    Readiness
 	// EventFormat is the API Gateway payload version HTTP routes to a lambda

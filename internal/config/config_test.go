@@ -89,6 +89,7 @@ func TestLoadFull(t *testing.T) {
 				Cwd:     filepath.Join(dir, "app"),
 				Env: map[string]string{"GREETING": "hi", "COUNT": "3", "DEBUG": "true", "EMPTY": "",
 					"PRICE": "$5", "SECRET": "s3cret"},
+				SecretEnv:    map[string]bool{"SECRET": true},
 				Memory:       1769,
 				Timeout:      time.Minute,
 				Concurrency:  4,
@@ -132,6 +133,23 @@ func TestLoadFull(t *testing.T) {
 		for name, f := range cfg.Functions {
 			t.Errorf("%s: got %+v\nwant %+v", name, f, want.Functions[name])
 		}
+	}
+}
+
+func TestSecretsRedacted(t *testing.T) {
+	t.Setenv("STOKE_TEST_TOKEN", "s3cret-but-long-enough")
+	text := strings.ReplaceAll(fullExample, "token: ${STOKE_TEST_TOKEN}", "token: literal-admin-token-of-32-chars-xx")
+	cfg, err := Load(writeConfig(t, text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := string(RedactText([]byte(text), cfg.Secrets()))
+	if strings.Contains(red, "literal-admin-token") || !strings.Contains(red, "token: "+Redacted) {
+		t.Errorf("config text not redacted:\n%s", red)
+	}
+	f := cfg.Functions["hello"].Redacted()
+	if f.Env["SECRET"] != Redacted || f.Env["GREETING"] != "hi" || cfg.Functions["hello"].Env["SECRET"] != "s3cret-but-long-enough" {
+		t.Errorf("env %v (original %v)", f.Env, cfg.Functions["hello"].Env)
 	}
 }
 

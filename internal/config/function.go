@@ -143,7 +143,8 @@ func (p *parser) command(n *yaml.Node, key string, s *fnState) {
 	s.fn.Command = argv
 }
 
-func (p *parser) env(n *yaml.Node, key string, env map[string]string) {
+func (p *parser) env(n *yaml.Node, key string, f *Function) {
+	env := f.Env
 	for _, pr := range p.pairs(n, key) {
 		k := join(key, pr.name)
 		switch {
@@ -161,6 +162,14 @@ func (p *parser) env(n *yaml.Node, key string, env map[string]string) {
 		var v string
 		if p.scalarValue(pr.val, k, &v) {
 			env[pr.name] = v
+			// A value taken from Stoke's environment is treated as a
+			// secret: it is never stored or shown (secrets.go).
+			if strings.Contains(resolve(pr.val).Value, "${") {
+				if f.SecretEnv == nil {
+					f.SecretEnv = map[string]bool{}
+				}
+				f.SecretEnv[pr.name] = true
+			}
 		}
 	}
 }

@@ -102,7 +102,7 @@ var functionKeys = map[string]setter[*fnState]{
 	"build":   func(p *parser, k string, v *yaml.Node, s *fnState) { p.str(v, k, &s.fn.Build) },
 	"command": func(p *parser, k string, v *yaml.Node, s *fnState) { p.command(v, k, s) },
 	"cwd":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.path(v, k, &s.fn.Cwd) },
-	"env":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.env(v, k, s.fn.Env) },
+	"env":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.env(v, k, s.fn) },
 	"memory": func(p *parser, k string, v *yaml.Node, s *fnState) {
 		p.intField(v, k, lambdaspec.MinMemoryMB, lambdaspec.MaxMemoryMB, " (MB)", &s.fn.Memory)
 	},

@@ -142,12 +142,12 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		}
 	}
 	for _, d := range started {
-		cj, _ := json.Marshal(d.cfg)
+		cj, _ := json.Marshal(d.cfg.Redacted())
 		if err := s.st.PutVersion(ctx, store.Version{Function: d.cfg.Name, Version: d.version, Fingerprint: d.cfg.Fingerprint(), Config: cj, Created: time.Now()}); err != nil {
 			return fail(fmt.Errorf("saving version of %s: %w", d.cfg.Name, err))
 		}
 	}
-	if err := s.st.PutConfig(ctx, cfg.Path, yaml); err != nil {
+	if err := s.st.PutConfig(ctx, cfg.Path, config.RedactText(yaml, cfg.Secrets())); err != nil {
 		return fail(fmt.Errorf("saving the config: %w", err))
 	}
 
