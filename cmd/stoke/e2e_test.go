@@ -45,6 +45,18 @@ func build(t *testing.T) (stoke, hello string) {
 	return filepath.Join(binDir, "stoke"), filepath.Join(binDir, "hello")
 }
 
+// copyFile copies an executable (into a function's directory).
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
@@ -78,7 +90,11 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// writeConfig writes a config whose function hello is built by copying
+// the hello binary from its own directory: an isolated build sees its cwd,
+// not the test's temporary directories.
 func writeConfig(t *testing.T, dir, gw, adm, hello, extra string) string {
+	copyFile(t, hello, filepath.Join(dir, "hello-src"))
 	cfg := fmt.Sprintf(`listen: %s
 admin:
   listen: %s
@@ -88,14 +104,14 @@ gateway:
 functions:
   hello:
     runtime: http
-    build: cp %s ./hello-bin.new && mv ./hello-bin.new ./hello-bin
+    build: cp ./hello-src ./hello-bin.new && mv ./hello-bin.new ./hello-bin
     command: [./hello-bin]
     memory: 1769
     timeout: 2s
     max_instances: 4
     routes: [/hello, /hello/*]
     env: {GREETING: %s}
-`, gw, adm, hello, extra)
+`, gw, adm, extra)
 	p := filepath.Join(dir, "stoke.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ func TestLambdaFunctionEndToEnd(t *testing.T) {
 		t.Fatalf("building lambda-echo: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
+	copyFile(t, echoBin, filepath.Join(dir, "lambda-echo")) // in the function's own directory
 	gw, adm := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(dir, "stoke.yaml")
 	os.Setenv("STOKE_E2E_SECRET", "s3cr3t")
@@ -44,7 +45,7 @@ invoke_api:
 functions:
   echo:
     runtime: lambda
-    command: [`+echoBin+`]
+    command: [./lambda-echo]
     memory: 1769
     routes: [/echo/*]
 `), 0o644)
