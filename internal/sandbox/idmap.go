@@ -26,12 +26,12 @@ func canIsolate() error {
 	return nil
 }
 
-// idmaps returns, for iso.Code and each iso.Writable, the user namespace
+// idmaps returns, for each of iso.ownPaths, the user namespace
 // whose idmapping shows the path's owner as the function's user, or nil
 // where the function's user owns it already. The Manager keeps them (one
 // per owner and user) until Close.
 func (m *Manager) idmaps(iso *Isolation) ([]*os.File, error) {
-	paths := append([]string{iso.Code}, iso.Writable...)
+	paths := iso.ownPaths()
 	out := make([]*os.File, len(paths))
 	for i, p := range paths {
 		fi, err := os.Stat(p)

@@ -51,6 +51,22 @@ type Isolation struct {
 	// Build is the view of a build command: the whole host read-only
 	// (compilers, module roots) but for Hide, with Code writable.
 	Build bool
+	// Home, for a build, is a directory kept across builds (toolchain
+	// caches), shown read-write at /tmp/home: its HOME.
+	Home string
+}
+
+// buildHome is where a build sees Isolation.Home.
+const buildHome = "/tmp/home"
+
+// ownPaths are the host paths shown as the function's own, in the order
+// of stubRequest.IDMap: Code, each of Writable, then Home for a build.
+func (iso *Isolation) ownPaths() []string {
+	ps := append([]string{iso.Code}, iso.Writable...)
+	if iso.Build && iso.Home != "" {
+		ps = append(ps, iso.Home)
+	}
+	return ps
 }
 
 // validate checks what Start relies on; the config package reports the
@@ -59,8 +75,7 @@ func (iso *Isolation) validate() error {
 	if iso.UID <= 0 || iso.GID <= 0 {
 		return fmt.Errorf("isolation: uid %d gid %d: a function never runs as root (uid or gid 0)", iso.UID, iso.GID)
 	}
-	paths := append([]string{iso.Code}, iso.Writable...)
-	paths = append(paths, iso.Hide...)
+	paths := append(iso.ownPaths(), iso.Hide...)
 	for _, p := range paths {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
 			return fmt.Errorf("isolation: %q is not a clean absolute path", p)

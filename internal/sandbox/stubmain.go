@@ -30,8 +30,8 @@ type stubRequest struct {
 	Dir  string
 	Iso  *Isolation `json:",omitempty"`
 	// Files is how many of the passed fds become the app's fds 3, 4, …;
-	// IDMap holds, for Iso.Code and each Iso.Writable, the index among the
-	// passed fds of the user namespace that idmaps it, or -1.
+	// IDMap holds, for each of Iso.ownPaths, the index among the passed
+	// fds of the user namespace that idmaps it, or -1.
 	Files int
 	IDMap []int `json:",omitempty"`
 }
@@ -186,7 +186,7 @@ func readRequest() (*stubRequest, []int, error) {
 // isolate makes this stub the function's: its view, its network, its user.
 func isolate(flavour string, req *stubRequest, fds []int) error {
 	iso := req.Iso
-	idmap := make([]int, 1+len(iso.Writable))
+	idmap := make([]int, len(iso.ownPaths()))
 	for i := range idmap {
 		idmap[i] = -1
 		if i < len(req.IDMap) && req.IDMap[i] >= 0 {

@@ -158,9 +158,9 @@ func makeDev() error {
 // tree is a detached copy of a host directory (or file) with mount
 // attributes set, ready to be attached in the view.
 type tree struct {
-	fd  int
-	dir bool
-	src string
+	fd       int
+	dir      bool
+	src, dst string // dst: where it goes in the view; "" for src's own path
 }
 
 // cloneTree copies the mount tree at host path src with attrs applied to
@@ -223,13 +223,16 @@ func ownTrees(iso *Isolation, idmap []int, codeRW bool) ([]tree, error) {
 		}
 		return nil, err
 	}
-	for i, p := range append([]string{iso.Code}, iso.Writable...) {
+	for i, p := range iso.ownPaths() {
 		if i > 0 {
 			attrs = rwAttrs
 		}
 		t, err := cloneTree(p, attrs, idmap[i])
 		if err != nil {
 			return fail(err)
+		}
+		if p == iso.Home && i == len(idmap)-1 {
+			t.dst = buildHome
 		}
 		ts = append(ts, t)
 	}
@@ -351,7 +354,11 @@ func enterBuildView(iso *Isolation, idmap []int) error {
 	for i := range ts {
 		t := ts[i]
 		ts[i].fd = -1 // attach closes it
-		if err := t.attach(t.src); err != nil {
+		dst := t.src
+		if t.dst != "" {
+			dst = t.dst
+		}
+		if err := t.attach(dst); err != nil {
 			return err
 		}
 	}

@@ -300,7 +300,11 @@ func (s *Server) runBuild(ctx context.Context, f *config.Function, iso *sandbox.
 	args := []string{"/bin/sh", "-c", f.Build}
 	b := *iso
 	b.Build = true
-	env := []string{"HOME=/tmp", "TMPDIR=/tmp"}
+	if err := os.MkdirAll(b.Home, 0o700); err != nil {
+		return fmt.Errorf("build home: %w", err)
+	}
+	// HOME is kept across builds (Go's, pip's caches), TMPDIR is not.
+	env := []string{"HOME=/tmp/home", "TMPDIR=/tmp"}
 	for _, k := range []string{"PATH", "LANG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 
 	"github.com/stokehq/stoke/internal/config"
@@ -57,6 +58,8 @@ func (s *Server) isolation(ctx context.Context, cfg *config.Config, f *config.Fu
 		UID: uid, GID: gid, Code: f.Cwd, Writable: f.Writable,
 		Hide:  []string{cfg.DataDir, cfg.Path},
 		TmpMB: f.EphemeralStorage, NoNetwork: f.Network == "none",
+		// Builds keep their HOME (toolchain caches) here, per function.
+		Home: filepath.Join(cfg.DataDir, "build-home", f.Name),
 	}, nil
 }
 
