@@ -40,8 +40,12 @@ type Isolation struct {
 	// (they must exist).
 	Writable []string
 	// Hide are absolute paths (data_dir, the config file) replaced by an
-	// empty directory or file wherever they fall inside the view.
+	// empty directory or file wherever they fall inside the view; a path
+	// that holds the function's own code or writable path is not hidden.
 	Hide []string
+	// Others, when set, lists more paths to hide, asked at each start: the
+	// directories of the other functions deployed now.
+	Others func() []string `json:"-"`
 	// TmpMB sizes the private /tmp (memory-backed: what it holds also
 	// counts toward the memory limit); 0 means DefaultTmpMB.
 	TmpMB int
@@ -106,6 +110,29 @@ func systemDir(p string) bool {
 		}
 	}
 	return false
+}
+
+// hides is what to hide at a start: Hide and Others, less any path that
+// is or holds one of the function's own (it would hide its own code).
+func (iso *Isolation) hides() []string {
+	all := iso.Hide
+	if iso.Others != nil {
+		all = append(append([]string(nil), all...), iso.Others()...)
+	}
+	own := iso.ownPaths()
+	var out []string
+	for _, h := range all {
+		keep := filepath.IsAbs(h)
+		for _, o := range own {
+			if o == h || strings.HasPrefix(o, h+"/") {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, filepath.Clean(h))
+		}
+	}
+	return out
 }
 
 func (iso *Isolation) tmpMB() int {

@@ -397,8 +397,10 @@ func (m *Manager) handOff(s *stub, spec Spec, path string) (_ *process, err erro
 		fds = append(fds, int(f.Fd()))
 	}
 	if s.flavour != flavourPlain {
-		req.Iso = spec.Isolation
-		idmaps, err := m.idmaps(spec.Isolation)
+		iso := *spec.Isolation
+		iso.Hide, iso.Others = iso.hides(), nil
+		req.Iso = &iso
+		idmaps, err := m.idmaps(&iso)
 		if err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 		}

@@ -78,6 +78,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		}
 		changed = append(changed, f)
 	}
+	s.setPaths(cfg, true)
 	isos := map[string]*sandbox.Isolation{}
 	for _, f := range changed {
 		iso, err := s.isolation(ctx, cfg, f)
@@ -160,6 +161,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	s.cfg = cfg
 	s.mu.Unlock()
 	s.gw.Set(gfs)
+	s.setPaths(cfg, false)
 
 	for name, d := range old {
 		if next[name] == d {

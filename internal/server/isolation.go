@@ -59,8 +59,36 @@ func (s *Server) isolation(ctx context.Context, cfg *config.Config, f *config.Fu
 		Hide:  []string{cfg.DataDir, cfg.Path},
 		TmpMB: f.EphemeralStorage, NoNetwork: f.Network == "none",
 		// Builds keep their HOME (toolchain caches) here, per function.
-		Home: filepath.Join(cfg.DataDir, "build-home", f.Name),
+		Home:   filepath.Join(cfg.DataDir, "build-home", f.Name),
+		Others: func() []string { return s.othersPaths(f.Name) },
 	}, nil
+}
+
+// setPaths records the directories (cwd, writable paths) of the functions
+// in cfg, which every other function's view hides; merge keeps those
+// recorded before too (while a deploy is under way).
+func (s *Server) setPaths(cfg *config.Config, merge bool) {
+	s.pathsMu.Lock()
+	defer s.pathsMu.Unlock()
+	if !merge || s.paths == nil {
+		s.paths = map[string][]string{}
+	}
+	for name, f := range cfg.Functions {
+		s.paths[name] = append(append([]string{f.Cwd}, f.Writable...), filepath.Join(cfg.DataDir, "build-home", name))
+	}
+}
+
+// othersPaths are the directories of every function but name.
+func (s *Server) othersPaths(name string) []string {
+	s.pathsMu.Lock()
+	defer s.pathsMu.Unlock()
+	var out []string
+	for n, ps := range s.paths {
+		if n != name {
+			out = append(out, ps...)
+		}
+	}
+	return out
 }
 
 // hostUser reports whether uid or gid belongs to a user or group of the

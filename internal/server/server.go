@@ -75,8 +75,11 @@ type Server struct {
 	deployMu sync.Mutex // one deploy at a time
 	mu       sync.Mutex
 	fns      map[string]*deployed
-	drains   sync.WaitGroup // old pools draining after a deploy
-	tunes    tuneState      // stoke tune's temporary pools and latest reports (tune.go)
+	// paths are each function's directories, hidden from the others (isolation.go).
+	pathsMu sync.Mutex
+	paths   map[string][]string
+	drains  sync.WaitGroup // old pools draining after a deploy
+	tunes   tuneState      // stoke tune's temporary pools and latest reports (tune.go)
 }
 
 type deployed struct {

@@ -1,6 +1,6 @@
 // Command hostile is a function that attacks Stoke and its neighbours, as
 // a hostile tenant would (internal/server's TestHostileFunction). Each
-// GET /attack/NAME answers "refused: why" or "SUCCEEDED: what it got".
+// GET /hostile/attack/NAME answers "refused: why" or "SUCCEEDED: what it got".
 // Targets (paths, pids, addresses) come as query parameters: the test
 // tells it exactly where to aim, which is stronger than guessing.
 package main
@@ -24,7 +24,7 @@ func main() {
 		time.Sleep(time.Hour)
 		return
 	}
-	http.HandleFunc("/attack/{name}", func(w http.ResponseWriter, r *http.Request) {
+	http.HandleFunc("/hostile/attack/{name}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, attack(r.PathValue("name"), r.URL.Query().Get))
 	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -62,8 +62,12 @@ func attack(name string, arg func(string) string) string {
 			names = append(names, e.Name())
 		}
 		return result([]byte(strings.Join(names, ",")), err)
-	case "environ": // Stoke's or a neighbour's environment
-		return result(os.ReadFile("/proc/" + arg("pid") + "/environ"))
+	case "environ": // Stoke's or a neighbour's environment, or its own whole
+		b, err := os.ReadFile("/proc/" + arg("pid") + "/environ")
+		if arg("pid") == "self" && err == nil {
+			return strings.ReplaceAll(string(b), "\x00", " ")
+		}
+		return result(b, err)
 	case "signal": // Stoke or a neighbour: signal 0 tests the reach
 		pid, _ := strconv.Atoi(arg("pid"))
 		if err := syscall.Kill(pid, 0); err != nil {
@@ -95,14 +99,14 @@ func attack(name string, arg func(string) string) string {
 		}
 		defer resp.Body.Close()
 		return fmt.Sprintf("SUCCEEDED: %s", resp.Status)
-	case "unix-sockets": // the python templates' control sockets
+	case "unix-sockets": // the python templates' control sockets (names with prefix)
 		b, err := os.ReadFile("/proc/net/unix")
 		if err != nil {
 			return refused(err)
 		}
 		for line := range strings.Lines(string(b)) {
 			f := strings.Fields(line)
-			if len(f) < 8 || !strings.HasPrefix(f[7], "@") {
+			if len(f) < 8 || !strings.HasPrefix(f[7], arg("prefix")) {
 				continue
 			}
 			c, err := net.Dial("unix", f[7])
