@@ -16,19 +16,29 @@ import (
 
 // CheckNoLeaks registers a cleanup that fails t if, once t and its subtests
 // are done, a child process of this test binary is still alive or a zombie
-// nobody reaped, or a stoke/<this pid> cgroup exists in any hierarchy.
+// nobody reaped, a stoke/<this pid> cgroup exists in any hierarchy, or a
+// mount appeared in this process's mount namespace (an isolated instance's
+// mounts must stay in its own). Namespaces live only as long as their
+// processes, so no child left means no namespace left.
 // Cleanups run last-registered first, so call it before creating a Manager
 // whose Close is also a cleanup. It waits up to 2 s for things to settle.
 // Not for tests running in parallel with others that start processes: their
 // children are children of this binary too.
 func CheckNoLeaks(t testing.TB) {
 	t.Helper()
+	before := Mounts()
 	t.Cleanup(func() {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Second)
 		for {
 			kids, dirs := Children(), StokeCgroups()
-			if len(kids) == 0 && len(dirs) == 0 {
+			var mounts []string
+			for m := range Mounts() {
+				if !before[m] {
+					mounts = append(mounts, m)
+				}
+			}
+			if len(kids) == 0 && len(dirs) == 0 && len(mounts) == 0 {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -37,6 +47,9 @@ func CheckNoLeaks(t testing.TB) {
 				}
 				for _, d := range dirs {
 					t.Errorf("leaked cgroup: %s", d)
+				}
+				for _, m := range mounts {
+					t.Errorf("leaked mount: %s", m)
 				}
 				return
 			}
@@ -99,6 +112,21 @@ func StokeCgroups() []string {
 			}
 			return nil
 		})
+	}
+	return out
+}
+
+// Mounts is the set of mount points in this process's mount namespace.
+func Mounts() map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) > 4 {
+			out[f[4]] = true
+		}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,5 +54,22 @@ func TestDetectsLeaks(t *testing.T) {
 	}
 	if got := StokeCgroups(); len(got) != 0 {
 		t.Errorf("StokeCgroups() after removal = %q", got)
+	}
+}
+
+func TestDetectsMounts(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4k"); err != nil {
+		t.Skipf("cannot mount here: %v", err)
+	}
+	got := Mounts()[dir]
+	if err := syscall.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !got {
+		t.Errorf("Mounts() misses %s", dir)
+	}
+	if Mounts()[dir] {
+		t.Errorf("Mounts() still has %s after unmount", dir)
 	}
 }
