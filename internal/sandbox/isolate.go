@@ -50,8 +50,10 @@ type Isolation struct {
 	// counts toward the memory limit); 0 means DefaultTmpMB.
 	TmpMB int
 	// NoNetwork gives the instance its own network namespace with only a
-	// loopback interface.
+	// loopback interface: NetNS when set (so Stoke can reach in), else a
+	// new one.
 	NoNetwork bool
+	NetNS     *NetNS `json:"-"`
 	// Build is the view of a build command: the whole host read-only
 	// (compilers, module roots) but for Hide, with Code writable.
 	Build bool

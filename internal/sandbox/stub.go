@@ -391,7 +391,7 @@ func (m *Manager) handOff(s *stub, spec Spec, path string) (_ *process, err erro
 	if env == nil {
 		env = []string{}
 	}
-	req := stubRequest{Path: path, Args: spec.Args, Env: env, Dir: spec.Dir, Files: len(spec.Files)}
+	req := stubRequest{Path: path, Args: spec.Args, Env: env, Dir: spec.Dir, Files: len(spec.Files), NetNS: -1}
 	fds := make([]int, 0, len(spec.Files)+2)
 	for _, f := range spec.Files {
 		fds = append(fds, int(f.Fd()))
@@ -411,6 +411,10 @@ func (m *Manager) handOff(s *stub, spec Spec, path string) (_ *process, err erro
 			}
 			req.IDMap = append(req.IDMap, len(fds))
 			fds = append(fds, int(f.Fd()))
+		}
+		if ns := spec.Isolation.NetNS; ns != nil {
+			req.NetNS = len(fds)
+			fds = append(fds, int(ns.f.Fd()))
 		}
 	}
 	if len(fds) > maxStubFds {

@@ -34,6 +34,9 @@ type stubRequest struct {
 	// fds of the user namespace that idmaps it, or -1.
 	Files int
 	IDMap []int `json:",omitempty"`
+	// NetNS is the index among the passed fds of the network namespace to
+	// join, or -1.
+	NetNS int
 }
 
 type stubError struct {
@@ -200,7 +203,12 @@ func isolate(flavour string, req *stubRequest, fds []int) error {
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 		return fmt.Errorf("cgroup namespace: %w", err)
 	}
-	if iso.NoNetwork {
+	switch {
+	case req.NetNS >= 0 && req.NetNS < len(fds):
+		if err := unix.Setns(fds[req.NetNS], unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join the network namespace: %w", err)
+		}
+	case iso.NoNetwork:
 		if err := loopbackOnly(); err != nil {
 			return err
 		}
@@ -254,20 +262,7 @@ func loopbackOnly() error {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("network namespace: %w", err)
 	}
-	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(s)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	ifr.SetUint16(unix.IFF_UP | unix.IFF_LOOPBACK | unix.IFF_RUNNING)
-	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
-	}
-	return nil
+	return loUp()
 }
 
 func stubFail(op, path string, err error) int {

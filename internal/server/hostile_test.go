@@ -91,6 +91,21 @@ functions:
     python: /usr/bin/python3
     keep_warm: 1
     routes: [/py]
+  sealed:
+    runtime: http
+    cwd: victim
+    command: [%[2]s]
+    network: none
+    keep_warm: 1
+    routes: [/sealed]
+    env: {STOKE_VICTIM_APP: "1"}
+  sealedlam:
+    runtime: lambda
+    cwd: lam
+    command: [%[3]s]
+    network: none
+    routes: [/sealedlam]
+    env: {STOKE_TRACE_APP: lambda}
 `, token, sandboxtest.InDir(t, filepath.Join(dir, "victim")), sandboxtest.InDir(t, filepath.Join(dir, "lam")))
 	path := filepath.Join(dir, "stoke.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -122,34 +137,36 @@ functions:
 	}
 	neighbours := func(after string) {
 		t.Helper()
-		for p, want := range map[string]string{"/victim": "victim ok", "/py": "py ok"} {
+		for p, want := range map[string]string{"/victim": "victim ok", "/py": "py ok", "/sealed": "victim ok"} {
 			if code, body := get(p); code != 200 || body != want {
 				t.Errorf("after %s: %s answered %d %q", after, p, code, body)
 			}
 		}
-		if code, _ := get("/lam"); code != 200 {
-			t.Errorf("after %s: /lam answered %d", after, code)
+		for _, p := range []string{"/lam", "/sealedlam"} {
+			if code, _ := get(p); code != 200 {
+				t.Errorf("after %s: %s answered %d", after, p, code)
+			}
 		}
 	}
 	neighbours("the start")
 
 	pids := map[string]string{"stoke": strconv.Itoa(os.Getpid())}
-	var lamAPI string
+	envs := map[string]map[string]string{}
 	for _, fi := range functions(t, s, token) {
 		for _, in := range fi.Instances {
 			pids[fi.Name] = strconv.Itoa(in.Pid)
-			if fi.Name == "lam" {
-				env, _ := os.ReadFile("/proc/" + strconv.Itoa(in.Pid) + "/environ")
-				for _, kv := range strings.Split(string(env), "\x00") {
-					if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_RUNTIME_API="); ok {
-						lamAPI = v
-					}
+			env, _ := os.ReadFile("/proc/" + strconv.Itoa(in.Pid) + "/environ")
+			envs[fi.Name] = map[string]string{}
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					envs[fi.Name][k] = v
 				}
 			}
 		}
 	}
-	if pids["victim"] == "" || pids["py"] == "" || lamAPI == "" {
-		t.Fatalf("neighbours not found: pids %v, Runtime API %q", pids, lamAPI)
+	lamAPI, victimPort, sealedPort := envs["lam"]["AWS_LAMBDA_RUNTIME_API"], envs["victim"]["PORT"], envs["sealed"]["PORT"]
+	if pids["victim"] == "" || pids["py"] == "" || lamAPI == "" || victimPort == "" || sealedPort == "" {
+		t.Fatalf("neighbours not found: pids %v, Runtime API %q, ports %q %q", pids, lamAPI, victimPort, sealedPort)
 	}
 
 	attack := func(name string, args ...string) string {
@@ -188,6 +205,8 @@ functions:
 		// sockets stay reachable: docs/SECURITY.md.)
 		{"unix-sockets", "prefix=@stoke-wsgi-" + pids["stoke"] + "-"},
 		{"write-code", "path=" + filepath.Join(dir, "hostile", "hostile")},
+		// network: none: the app listens on its own loopback only.
+		{"http-get", "addr=127.0.0.1:" + sealedPort},
 	} {
 		k, v, _ := strings.Cut(a.why, "=")
 		got := attack(a.name, k, v)
@@ -195,6 +214,11 @@ functions:
 		if !strings.HasPrefix(got, "refused") {
 			t.Errorf("attack %s %s: %s", a.name, a.why, got)
 		}
+	}
+	// What SECURITY.md says stays possible: an app port on the host's
+	// loopback (network: default) is reachable from another function.
+	if got := attack("http-get", "addr", "127.0.0.1:"+victimPort); got != "SUCCEEDED: victim ok" {
+		t.Errorf("the victim's port: %s (docs/SECURITY.md says it is reachable; update both)", got)
 	}
 	if got := attack("environ", "pid", "self"); strings.Contains(got, "STOKE_TEST_SECRET") || strings.Contains(got, "stoke's own environment") {
 		t.Errorf("the function inherited Stoke's environment: %s", got)

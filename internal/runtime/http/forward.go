@@ -101,7 +101,7 @@ func (in *Instance) get(ctx context.Context, fresh bool) (*conn, error) {
 		}
 		c.nc.Close()
 	}
-	nc, err := dialer.DialContext(ctx, "tcp", in.addr)
+	nc, err := in.dial(ctx, "tcp", in.addr)
 	if err != nil {
 		return nil, err
 	}

@@ -77,11 +77,27 @@ const (
 // Runtime.InvalidEntrypoint), or ctx's error if ctx ended first.
 func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, error) {
 	f := rt.o.Function
-	port, err := freePort()
-	if err != nil {
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "pick a port: %v", err)
+	iso := rt.o.Isolation
+	var netns *sandbox.NetNS
+	port := ownNetNSPort
+	if iso != nil && iso.NoNetwork {
+		// network: none: the app's own loopback; Stoke dials in.
+		ns, err := sandbox.NewNetNS()
+		if err != nil {
+			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "network namespace: %v", err)
+		}
+		netns = ns
+		c := *iso
+		c.NetNS = ns
+		iso = &c
+	} else {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "pick a port: %v", err)
+		}
 	}
 	in := newInstance(rt, id, port)
+	in.netns = netns
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
 		ID:        id,
 		Args:      f.Command,
@@ -90,9 +106,12 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		MemoryMB:  f.Memory,
 		InitBoost: f.InitBoost,
 		Output:    in.output,
-		Isolation: rt.o.Isolation,
+		Isolation: iso,
 	})
 	if err != nil {
+		if netns != nil {
+			netns.Close()
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("start instance %s: %w", id, ctx.Err())
 		}
@@ -111,6 +130,9 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 			rt.o.Logger.Warn("stop failed instance", "function", f.Name, "instance", id, "err", serr)
 		}
 		in.closeConns()
+		if netns != nil {
+			netns.Close()
+		}
 		return nil, err
 	}
 	if err := proc.EndInitBoost(); err != nil {
@@ -120,6 +142,10 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		"port", port, "init", in.initDuration)
 	return in, nil
 }
+
+// ownNetNSPort is the app's port in a network namespace of its own, where
+// nothing else can have taken it: Lambda Web Adapter's default.
+const ownNetNSPort = 8080
 
 // freePort asks the kernel for a free loopback port. The app binds it
 // moments later; another process taking it in between is unlikely enough
@@ -217,7 +243,7 @@ func probePath(r config.Readiness) string {
 func (in *Instance) probe(ctx context.Context) (bool, string) {
 	r := in.rt.o.Function.Readiness
 	if r.Protocol == "tcp" {
-		c, err := probeDialer.DialContext(ctx, "tcp", in.addr)
+		c, err := in.dial(ctx, "tcp", in.addr)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -244,8 +270,6 @@ func (in *Instance) probe(ctx context.Context) (bool, string) {
 	}
 	return true, ""
 }
-
-var probeDialer = &net.Dialer{Timeout: time.Second}
 
 // initExitError explains an exit before ready, with the app's last words.
 func (in *Instance) initExitError() error {

@@ -28,6 +28,9 @@ type Instance struct {
 	proc         sandbox.Process
 	initDuration time.Duration
 	last         runtime.LastLines
+	// netns is the instance's own network namespace (network: none): the
+	// app's port is reachable only by dialling from inside it.
+	netns *sandbox.NetNS
 
 	mu      sync.Mutex
 	idle    []*conn // kept-alive connections to the app, most recently used last
@@ -157,6 +160,25 @@ var upgradeTransport = &http.Transport{
 	TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 }
 
+// dial connects to the app, from inside its network namespace if it has one.
+func (in *Instance) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if in.netns == nil {
+		return dialer.DialContext(ctx, network, addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialer.Timeout)
+	defer cancel()
+	return in.netns.DialContext(ctx, network, addr)
+}
+
+func (in *Instance) upgradeTransport() http.RoundTripper {
+	if in.netns == nil {
+		return upgradeTransport
+	}
+	t := upgradeTransport.Clone()
+	t.DialContext = in.dial
+	return t
+}
+
 func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err error) {
 	var perr error
 	rp := &httputil.ReverseProxy{
@@ -170,7 +192,7 @@ func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err e
 			}
 			pr.SetXForwarded()
 		},
-		Transport:    upgradeTransport,
+		Transport:    in.upgradeTransport(),
 		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) { perr = err },
 		ErrorLog:     slog.NewLogLogger(in.rt.o.Logger.With("instance", in.id).Handler(), slog.LevelDebug),
 	}
@@ -241,6 +263,9 @@ func (in *Instance) Port() int { return in.port }
 func (in *Instance) Stop(ctx context.Context) error {
 	err := in.proc.Stop(ctx, stopGrace)
 	in.closeConns()
+	if in.netns != nil {
+		in.netns.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("stop instance %s: %w", in.id, err)
 	}

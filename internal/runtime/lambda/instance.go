@@ -60,7 +60,10 @@ type Instance struct {
 	addr string // host:port of the Runtime API
 	srv  *http.Server
 	proc sandbox.Process
-	last runtime.LastLines
+	// netns is the instance's own network namespace (network: none), in
+	// which the Runtime API listens.
+	netns *sandbox.NetNS
+	last  runtime.LastLines
 
 	ready      chan struct{} // closed at the first /next
 	initFailed chan struct{} // closed at /init/error
@@ -250,5 +253,8 @@ func (in *Instance) closeAPI() {
 	in.closeOnce.Do(func() {
 		close(in.stop)
 		in.srv.Close()
+		if in.netns != nil {
+			in.netns.Close()
+		}
 	})
 }

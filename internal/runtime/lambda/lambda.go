@@ -79,14 +79,33 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	f := rt.o.Function
 	// Listening before the process starts means the bootstrap can never
 	// race the server: its first /next connects or queues in the backlog.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	iso := rt.o.Isolation
+	var netns *sandbox.NetNS
+	var l net.Listener
+	var err error
+	switch {
+	case iso != nil && iso.NoNetwork:
+		// network: none: the Runtime API listens on the instance's own
+		// loopback, which nothing else reaches.
+		if netns, err = sandbox.NewNetNS(); err == nil {
+			if l, err = netns.Listen("tcp", "127.0.0.1:9001"); err != nil {
+				netns.Close()
+			}
+		}
+		c := *iso
+		c.NetNS = netns
+		iso = &c
+	default:
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		if err == nil && iso != nil {
+			l = peerListener{Listener: l, uid: uint32(iso.UID), log: rt.o.Logger.With("function", f.Name, "instance", id)}
+		}
+	}
 	if err != nil {
 		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for the Runtime API: %v", err)
 	}
-	if iso := rt.o.Isolation; iso != nil {
-		l = peerListener{Listener: l, uid: uint32(iso.UID), log: rt.o.Logger.With("function", f.Name, "instance", id)}
-	}
 	in := newInstance(rt, id, l)
+	in.netns = netns
 	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
 		ID:        id,
 		Args:      f.Command,
@@ -95,7 +114,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		MemoryMB:  f.Memory,
 		InitBoost: f.InitBoost,
 		Output:    in.output,
-		Isolation: rt.o.Isolation,
+		Isolation: iso,
 	})
 	if err != nil {
 		in.closeAPI()

@@ -99,6 +99,16 @@ func attack(name string, arg func(string) string) string {
 		}
 		defer resp.Body.Close()
 		return fmt.Sprintf("SUCCEEDED: %s", resp.Status)
+	case "http-get": // another function's app, straight to its port
+		c := &http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://" + arg("addr") + "/")
+		if err != nil {
+			return refused(err)
+		}
+		defer resp.Body.Close()
+		b := make([]byte, 100)
+		n, _ := resp.Body.Read(b)
+		return "SUCCEEDED: " + string(b[:n])
 	case "unix-sockets": // the python templates' control sockets (names with prefix)
 		b, err := os.ReadFile("/proc/net/unix")
 		if err != nil {
