@@ -124,14 +124,6 @@ func New(b Backend, o Options) *API {
 	return a
 }
 
-// Handler serves Pattern. It routes by itself, so it works both mounted at
-// Pattern and on its own.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc(Pattern, a.serve)
-	return mux
-}
-
 // bodyKind is which of AWS's error body shapes an error uses.
 type bodyKind int
 
@@ -276,7 +268,10 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, reqID string) *apiE
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	if len(payload) > 0 && !json.Valid(payload) {
+	if len(payload) == 0 {
+		payload = []byte("{}") // as Lambda passes an empty payload: `aws lambda invoke` without --payload
+	}
+	if !json.Valid(payload) {
 		var v any
 		err := json.Unmarshal(payload, &v)
 		return userError(http.StatusBadRequest, "InvalidRequestContentException", "Could not parse request body into json: "+err.Error())

@@ -220,7 +220,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		},
 		Logger: s.log,
 	})
-	return &deployed{cfg: f, iso: iso, version: version, pool: p, rt: rt, startFailed: failed, gw: &gateway.Function{
+	return &deployed{cfg: f, iso: iso, version: version, pool: p, rt: rt, startFailed: failed, deployedAt: time.Now(), gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
