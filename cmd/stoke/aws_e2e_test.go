@@ -171,7 +171,9 @@ func awsCLI(t *testing.T, gw string) {
 		t.Errorf("aws lambda invoke wrote %s", b)
 	}
 	out, err = run("lambda", "list-functions")
-	var lf struct{ Functions []struct{ FunctionName, Runtime, State string } }
+	var lf struct {
+		Functions []struct{ FunctionName, Runtime, State string }
+	}
 	if err != nil || json.Unmarshal([]byte(out), &lf) != nil || len(lf.Functions) != 2 || lf.Functions[0].State != "Active" {
 		t.Errorf("aws lambda list-functions: %v\n%s", err, out)
 	}
