@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/record"
@@ -32,6 +34,8 @@ type Options struct {
 	// Dropped counts records and log lines the store dropped because its
 	// writer fell behind; called on every scrape. Optional.
 	Dropped func() int64
+	// Now is the clock keep-warm cost accrues by; default time.Now.
+	Now func() time.Time
 }
 
 // Metrics is Stoke's registry and the instruments Observe feeds.
@@ -53,6 +57,17 @@ type Metrics struct {
 	// first seen, which is rare.
 	fns   atomic.Pointer[map[string]*fnMetrics]
 	fnsMu sync.Mutex
+
+	// warm is each function's keep_warm setting and when its cost was last
+	// added to stoke_cost_dollars_total{kind="keep_warm"}.
+	warmMu sync.Mutex
+	warm   map[string]*keptWarm
+	now    func() time.Time
+}
+
+type keptWarm struct {
+	n, memoryMB int
+	since       time.Time
 }
 
 // fnMetrics are one function's instruments with their labels resolved, so
@@ -81,7 +96,10 @@ var (
 // New makes the metrics and their own registry (not the global one, so
 // two servers in one process, as in tests, do not collide).
 func New(o Options) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), prices: o.Prices}
+	m := &Metrics{reg: prometheus.NewRegistry(), prices: o.Prices, warm: map[string]*keptWarm{}, now: o.Now}
+	if m.now == nil {
+		m.now = time.Now
+	}
 	fn := []string{"function"}
 	m.invocations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_invocations_total",
 		Help: "Requests to functions, by cold (waited for an init) and HTTP status; throttled ones (429) included."},
@@ -93,7 +111,7 @@ func New(o Options) *Metrics {
 	m.billedGBs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_billed_gb_seconds_total",
 		Help: "Billed GB-seconds: duration rounded up to billing.granularity × memory, plus init when billing.bill_init."}, fn)
 	m.costs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_cost_dollars_total",
-		Help: "What the invocations would cost on Lambda at the billing prices, by kind (request, duration, init)."},
+		Help: "What the invocations would cost on Lambda at the billing prices, by kind (request, duration, init), and keeping keep_warm instances initialised (keep_warm, at the provisioned-concurrency price)."},
 		[]string{"function", "kind"})
 	m.initDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "stoke_init_duration_seconds",
 		Help: "Init time of cold starts: instance start to ready.", Buckets: initBuckets}, fn)
@@ -119,9 +137,45 @@ func New(o Options) *Metrics {
 // Registry is the registry the metrics are in, for tests and extra collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Handler serves the registry in Prometheus' exposition formats.
+// Handler serves the registry in Prometheus' exposition formats; each
+// scrape first adds the keep-warm cost accrued since the last.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		m.accrueKeepWarm()
+		return m.reg.Gather()
+	})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// SetKeepWarm records that function now keeps n instances of memoryMB
+// initialised (0 when it is removed): the cost of the previous setting up
+// to now is added first, so a deploy that changes keep_warm is priced
+// exactly.
+func (m *Metrics) SetKeepWarm(function string, n, memoryMB int) {
+	m.warmMu.Lock()
+	defer m.warmMu.Unlock()
+	now := m.now()
+	m.accrueLocked(now)
+	if n <= 0 {
+		delete(m.warm, function)
+		return
+	}
+	m.warm[function] = &keptWarm{n: n, memoryMB: memoryMB, since: now}
+}
+
+func (m *Metrics) accrueKeepWarm() {
+	m.warmMu.Lock()
+	defer m.warmMu.Unlock()
+	m.accrueLocked(m.now())
+}
+
+func (m *Metrics) accrueLocked(now time.Time) {
+	for fn, w := range m.warm {
+		if d := now.Sub(w.since); d > 0 {
+			m.costs.WithLabelValues(fn, "keep_warm").Add(m.prices.KeepWarm(w.n, w.memoryMB, d))
+			w.since = now
+		}
+	}
 }
 
 // Observe counts and times one invocation record. It is on every request's

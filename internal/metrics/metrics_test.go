@@ -164,3 +164,33 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// Keeping instances warm costs money while it lasts: the counter grows by
+// keep_warm × GB × seconds × the provisioned-concurrency price, a changed
+// setting is priced from the change on, and a removed function stops.
+func TestKeepWarmCost(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	prices := prices
+	prices.KeepWarmPerGBSecond = 0.0000041667
+	m := New(Options{Prices: prices, Now: func() time.Time { return now }})
+	m.SetKeepWarm("f", 2, 1024)
+	now = now.Add(time.Hour)
+	mfs := scrape(t, m.Handler())
+	want := 2 * 1.0 * 3600 * prices.KeepWarmPerGBSecond
+	if got, ok := value(mfs, "stoke_cost_dollars_total", map[string]string{"function": "f", "kind": "keep_warm"}); !ok || math.Abs(got-want) > 1e-9 {
+		t.Fatalf("after an hour of 2 × 1 GB: %v (found %v), want %v", got, ok, want)
+	}
+	m.SetKeepWarm("f", 1, 512) // a deploy: the first hour stays priced at 2 × 1 GB
+	now = now.Add(time.Hour)
+	want += 1 * 0.5 * 3600 * prices.KeepWarmPerGBSecond
+	mfs = scrape(t, m.Handler())
+	if got, _ := value(mfs, "stoke_cost_dollars_total", map[string]string{"function": "f", "kind": "keep_warm"}); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("after the change: %v, want %v", got, want)
+	}
+	m.SetKeepWarm("f", 0, 0) // removed
+	now = now.Add(time.Hour)
+	mfs = scrape(t, m.Handler())
+	if got, _ := value(mfs, "stoke_cost_dollars_total", map[string]string{"function": "f", "kind": "keep_warm"}); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("after removal the cost still grows: %v, want %v", got, want)
+	}
+}

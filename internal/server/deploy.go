@@ -162,6 +162,14 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	s.mu.Unlock()
 	s.gw.Set(gfs)
 	s.setPaths(cfg, false)
+	for name, d := range next {
+		s.metrics.SetKeepWarm(name, d.cfg.KeepWarm, d.cfg.Memory)
+	}
+	for name := range old {
+		if next[name] == nil {
+			s.metrics.SetKeepWarm(name, 0, 0)
+		}
+	}
 
 	for name, d := range old {
 		if next[name] == d {
