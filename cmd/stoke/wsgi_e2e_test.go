@@ -49,8 +49,11 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 			}
 		}
 	}()
-	if !strings.Contains(s.out.String(), "TEMPLATE django-drf-dev-1-template-1 ready") { // the first sandbox id of the process
-		t.Errorf("no template line in the log:\n%s", s.out)
+	// The template's line is echoed from the function's log, which may
+	// come after "stoke is serving": wait for it rather than read early.
+	line := waitOut(t, s, "TEMPLATE django-drf-dev-1-template-1 ready") // the first sandbox id of the process
+	if !strings.Contains(line, "python /usr/bin/python3 3.") || !strings.Contains(line, "(Django ") {
+		t.Errorf("the template line does not name the interpreter and Django: %s", line)
 	}
 
 	resp, body := s.get("/api/notes/")
@@ -60,7 +63,8 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 	// keep_warm: 3 from the Zappa stage: three forked instances were ready
 	// before the version took traffic.
 	ls, err := s.cli("ls")
-	if err != nil || strings.Count(ls, " idle ") < 3 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-") {
+	if err != nil || strings.Count(ls, " idle ") < 3 || !strings.Contains(ls, "django-drf-dev: instances fork from template django-drf-dev-1-template-") ||
+		!strings.Contains(ls, "python /usr/bin/python3 3.") {
 		t.Errorf("stoke ls: %v\n%s", err, ls)
 	}
 
@@ -98,7 +102,8 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 	if err == nil {
 		t.Fatalf("deploy of broken settings succeeded:\n%s", out2)
 	}
-	for _, want := range []string{"Runtime.ImportModuleError", "No module named 'no_such_module'", "Traceback (most recent call last)", "previous version keeps serving"} {
+	for _, want := range []string{"Runtime.ImportModuleError", "No module named 'no_such_module'", "(python: /usr/bin/python3 3.",
+		"Traceback (most recent call last)", "previous version keeps serving"} {
 		if !strings.Contains(out2, want) {
 			t.Errorf("deploy error lacks %q:\n%s", want, out2)
 		}
@@ -113,9 +118,32 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 		t.Errorf("invocations: %v\n%s", err, inv)
 	}
 	s.stop()
-	time.Sleep(100 * time.Millisecond)
+	// The server has exited; its forks are gone once the kernel has reaped
+	// them: poll for that, briefly, rather than sleep.
+	for deadline := time.Now().Add(5 * time.Second); len(procsIn(proj)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, p := range procsIn(proj) {
 		t.Errorf("python process left behind: %s", p)
+	}
+	if strings.Contains(s.out.String(), "EOFError") {
+		t.Errorf("a clean shutdown printed an EOFError traceback:\n%s", s.out)
+	}
+}
+
+// waitOut waits until stoke's output has a line containing want, and
+// returns that line.
+func waitOut(t *testing.T, s *stokeProc, want string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(s.out.String(), "\n") {
+			if strings.Contains(l, want) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in stoke's output:\n%s", want, s.out)
+		}
 	}
 }
 
