@@ -138,7 +138,7 @@ var functionKeys = map[string]setter[*fnState]{
 			return
 		}
 		mod, fn, ok := strings.Cut(h, ":")
-		if !ok || !ValidPythonName(mod) || !ValidPythonName(fn) {
+		if !ok || !ValidModulePath(mod) || !ValidPythonName(fn) {
 			p.errf(v, k, "%q is not module:callable; allowed: e.g. mysite.wsgi:application or app:app", h)
 			return
 		}

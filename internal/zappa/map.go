@@ -130,8 +130,8 @@ func (m *mapper) app() error {
 		if !ok {
 			return m.errf("app_function", "%q is not a module path and a callable, like app.app or mysite.wsgi.application (Zappa refuses it too: \"not a modular path\")", af)
 		}
-		if !config.ValidPythonName(mod) || !config.ValidPythonName(fn) {
-			return m.errf("app_function", "%q: Stoke imports module:callable where both are Python names (letters, digits, _); rename the module file (e.g. sleep-tracker.py → sleep_tracker.py) and the setting with it", af)
+		if !config.ValidModulePath(mod) || !config.ValidPythonName(fn) {
+			return m.errf("app_function", "%q is not a module path and a callable Stoke can import, like app.app or mysite.wsgi.application", af)
 		}
 		m.handler = mod + ":" + fn
 		m.note("app_function", Honoured, "handler: %s", m.handler)

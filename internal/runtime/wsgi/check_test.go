@@ -2,6 +2,8 @@ package wsgirt
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,5 +31,26 @@ func TestCheck(t *testing.T) {
 	f.Python.Interpreter = "no-such-python3"
 	if _, err := Check(context.Background(), f, ""); err == nil || !strings.Contains(err.Error(), `python interpreter "no-such-python3" not found`) {
 		t.Errorf("missing interpreter: %v", err)
+	}
+}
+
+// A module file named what Python names cannot be (Zappa projects have
+// them: sleep-tracker.py) imports, as importlib and Zappa import it.
+func TestCheckHyphenatedModule(t *testing.T) {
+	f := testFunction(t, "sleep-tracker:app", true)
+	f.Cwd = t.TempDir()
+	app := "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'zz']\n"
+	if err := os.WriteFile(filepath.Join(f.Cwd, "sleep-tracker.py"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Check(context.Background(), f, "")
+	if err != nil || res.ImportError != nil {
+		t.Fatalf("sleep-tracker:app: %v %+v", err, res)
+	}
+	l := &logs{}
+	rt := newRuntime(t, f, l)
+	in := start(t, rt, "a")
+	if w := invoke(t, in, "GET", "/", nil); w.Code != 200 || w.Body.String() != "zz" {
+		t.Errorf("serving sleep-tracker:app: %d %q", w.Code, w.Body)
 	}
 }
