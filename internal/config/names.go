@@ -7,7 +7,7 @@ var (
 	// A module file may be named what an identifier may not (sleep-tracker.py):
 	// importlib and __import__ take such names, and Zappa's handler does.
 	moduleRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$`)
-	hostRe     = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+	hostRe   = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
 )
 
 // ValidPythonName says whether s is a dotted Python name (mysite.settings,
