@@ -58,3 +58,44 @@ func ReportLine(r *Record) string {
 	}
 	return b.String()
 }
+
+// ErrorLines are the lines Lambda writes between a failed invocation's
+// START and END (no trailing newlines), at now:
+//
+//   - a timeout: "2024-01-02T03:04:05.678Z <id> Task timed out after 3.00 seconds";
+//   - the runtime failed (Runtime.ExitError, Runtime.OutOfMemory, an init
+//     error): "RequestId: <id> Error: <message>" then the error type;
+//   - an error the function reported (its handler threw): none, since the
+//     runtime logged it already, as on Lambda.
+//
+// Any other failure is Stoke's own (the gateway's timeout, a client that
+// went away): one line marked STOKE, which Lambda never writes.
+func ErrorLines(r *Record, now time.Time) []string {
+	switch {
+	case r.ErrorType == "":
+		return nil
+	case r.ErrorType == "Sandbox.Timedout":
+		msg := r.ErrorMessage
+		if msg == "" {
+			msg = "Task timed out"
+		}
+		return []string{now.UTC().Format("2006-01-02T15:04:05.000Z") + " " + r.RequestID + " " + msg}
+	case strings.HasPrefix(r.ErrorType, "Runtime."):
+		msg := r.ErrorMessage
+		if msg == "" {
+			msg = r.ErrorType
+		}
+		return []string{"RequestId: " + r.RequestID + " Error: " + msg, r.ErrorType}
+	case strings.HasPrefix(r.ErrorType, "Gateway.") || strings.HasPrefix(r.ErrorType, "Client.") || stokeErrors[r.ErrorType]:
+		line := fmt.Sprintf("STOKE RequestId: %s Error: %s (status %d)", r.RequestID, r.ErrorType, r.Status)
+		if r.ErrorMessage != "" {
+			line += ": " + r.ErrorMessage
+		}
+		return []string{line}
+	}
+	return nil
+}
+
+// stokeErrors are the error types Stoke answers with itself, which no
+// function reports.
+var stokeErrors = map[string]bool{"RequestTooLargeException": true, "ResourceNotFoundException": true, "TooManyRequestsException": true}

@@ -3,6 +3,7 @@ package record
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -110,6 +111,28 @@ func TestBilled(t *testing.T) {
 	} {
 		if got := Billed(c.d, c.g); got != c.want {
 			t.Errorf("Billed(%v, %v) = %d, want %d", c.d, c.g, got, c.want)
+		}
+	}
+}
+
+func TestErrorLines(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 678e6, time.UTC)
+	for _, tc := range []struct {
+		typ, msg string
+		status   int
+		want     []string
+	}{
+		{"", "", 200, nil},
+		{"Sandbox.Timedout", "Task timed out after 3.00 seconds", 504, []string{"2024-01-02T03:04:05.678Z rid Task timed out after 3.00 seconds"}},
+		{"Runtime.ExitError", "Runtime exited with error: exit status 3", 502, []string{"RequestId: rid Error: Runtime exited with error: exit status 3", "Runtime.ExitError"}},
+		// The function reported it (its runtime logged it): nothing more.
+		{"Error", "", 502, nil},
+		{"errorString", "", 502, nil},
+		{"Gateway.Timeout", "", 504, []string{"STOKE RequestId: rid Error: Gateway.Timeout (status 504)"}},
+	} {
+		got := ErrorLines(&Record{RequestID: "rid", ErrorType: tc.typ, ErrorMessage: tc.msg, Status: tc.status}, at)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%s: %q, want %q", tc.typ, got, tc.want)
 		}
 	}
 }

@@ -20,6 +20,10 @@ type Record struct {
 	MaxMemoryMB  int
 	Status       int    // HTTP status sent to the client
 	ErrorType    string // e.g. "Runtime.OutOfMemory", "Sandbox.Timedout"; empty on success
+	// ErrorMessage is what Stoke said about ErrorType ("Runtime exited with
+	// error: exit status 3", "Task timed out after 3.00 seconds"); empty for
+	// an error the function reported itself.
+	ErrorMessage string `json:",omitempty"`
 	InstanceID   string
 	Method, Path string
 

@@ -282,8 +282,8 @@ func (s *Server) End(r *record.Record) {
 		s.st.Add(r)
 		return
 	}
-	if r.ErrorType != "" {
-		s.hub.Write(r.Function, r.InstanceID, "platform", fmt.Sprintf("%s RequestId: %s Error: %s (status %d)", time.Now().UTC().Format(time.RFC3339Nano), r.RequestID, r.ErrorType, r.Status))
+	for _, l := range record.ErrorLines(r, time.Now()) {
+		s.hub.Write(r.Function, r.InstanceID, "platform", l)
 	}
 	s.hub.Write(r.Function, r.InstanceID, "platform", record.EndLine(r))
 	s.hub.Write(r.Function, r.InstanceID, "platform", record.ReportLine(r))
