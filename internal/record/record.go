@@ -6,20 +6,20 @@ import "time"
 
 // Record is one invocation, as stored, logged and (later) traced and priced.
 type Record struct {
-	RequestID    string
-	Function     string
-	Version      string
-	Start        time.Time
-	Cold         bool
-	InitMS       float64 // process start → ready; 0 when warm
-	InitBoost    bool    // this cold start's init ran with init boost (no CPU quota); false when warm
-	QueueMS      float64 // waiting for an instance
-	DurationMS   float64 // the invocation itself
-	BilledMS     int64   // DurationMS rounded up to the billing granularity
-	MemoryMB     int
-	MaxMemoryMB  int
-	Status       int    // HTTP status sent to the client
-	ErrorType    string // e.g. "Runtime.OutOfMemory", "Sandbox.Timedout"; empty on success
+	RequestID   string
+	Function    string
+	Version     string
+	Start       time.Time
+	Cold        bool
+	InitMS      float64 // process start → ready; 0 when warm
+	InitBoost   bool    // this cold start's init ran with init boost (no CPU quota); false when warm
+	QueueMS     float64 // waiting for an instance
+	DurationMS  float64 // the invocation itself
+	BilledMS    int64   // DurationMS rounded up to the billing granularity
+	MemoryMB    int
+	MaxMemoryMB int
+	Status      int    // HTTP status sent to the client
+	ErrorType   string // e.g. "Runtime.OutOfMemory", "Sandbox.Timedout"; empty on success
 	// ErrorMessage is what Stoke said about ErrorType ("Runtime exited with
 	// error: exit status 3", "Task timed out after 3.00 seconds"); empty for
 	// an error the function reported itself.
