@@ -28,6 +28,10 @@ func TestAWSClients(t *testing.T) {
 		t.Fatalf("building lambda-echo: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
+	// In the functions' own directory: an isolated function sees its cwd,
+	// not the test's temporary directories.
+	copyFile(t, echoBin, filepath.Join(dir, "lambda-echo"))
+	copyFile(t, hello, filepath.Join(dir, "hello-bin"))
 	gw, adm := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(dir, "stoke.yaml")
 	os.WriteFile(cfg, []byte(`listen: `+gw+`
@@ -41,12 +45,12 @@ invoke_api:
 functions:
   echo:
     runtime: lambda
-    command: [`+echoBin+`]
+    command: [./lambda-echo]
     memory: 256
     timeout: 5s
   hello:
     runtime: http
-    command: [`+hello+`]
+    command: [./hello-bin]
     routes: [/hello]
 `), 0o644)
 	s := startStoke(t, stokeBin, cfg, gw)

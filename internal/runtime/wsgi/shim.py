@@ -509,17 +509,27 @@ def fork_instance(fds):
     conn_fd, out_fd, err_fd = fds
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    # SIGTERM stays blocked across the fork until the child has dropped the
+    # template's handler: a stop that came in between would otherwise run
+    # that handler (sys.exit) in the child and print a traceback.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for fd in fds:
             os.close(fd)
         # Not reaped before this: the SIGCHLD handler only wakes the loop.
         return pid, os.pidfd_open(pid)
     # The child: a new instance, its own process group and session.
     try:
-        os.setsid()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a pending SIGTERM ends it here, quietly
+        os.setsid()
         signal.set_wakeup_fd(-1)
         for f in TEMPLATE_FILES:
             f.close()
@@ -552,6 +562,10 @@ def fork_instance(fds):
         init_or_exit(init, lambda err: conn.send_json(ord("E"), err), os._exit)
         conn.send_json(ord("R"), {"init_ms": (time.monotonic() - t0) * 1000})
         serve(conn, APP)
+    except SystemExit as e:
+        # The template's SIGTERM handler, run here when the template itself
+        # was being stopped as it forked, or the app's own sys.exit: quiet.
+        os._exit(e.code if isinstance(e.code, int) else 0)
     except BaseException:
         traceback.print_exc()
         os._exit(1)
