@@ -181,25 +181,24 @@ func (a *API) lookup(r *http.Request) (Function, string, *apiError) {
 
 // getFunction is GetFunction: GET /2015-03-31/functions/{FunctionName}.
 func (a *API) getFunction(w http.ResponseWriter, r *http.Request) {
-	if e := a.readOnly(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	f, qual, e := a.lookup(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	writeJSONBody(w, struct {
-		Configuration functionConfiguration `json:"Configuration"`
-		Code          map[string]string     `json:"Code"`
-		Tags          map[string]string     `json:"Tags"`
-	}{a.configuration(f, qual), map[string]string{"RepositoryType": "Local"}, map[string]string{}})
+	a.withFunction(w, r, func(c functionConfiguration) any {
+		return struct {
+			Configuration functionConfiguration `json:"Configuration"`
+			Code          map[string]string     `json:"Code"`
+			Tags          map[string]string     `json:"Tags"`
+		}{c, map[string]string{"RepositoryType": "Local"}, map[string]string{}}
+	})
 }
 
 // getFunctionConfiguration is GetFunctionConfiguration:
 // GET /2015-03-31/functions/{FunctionName}/configuration.
 func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
+	a.withFunction(w, r, func(c functionConfiguration) any { return c })
+}
+
+// withFunction authenticates r, finds the function it names and answers
+// with what body makes of its configuration.
+func (a *API) withFunction(w http.ResponseWriter, r *http.Request, body func(functionConfiguration) any) {
 	if e := a.readOnly(r); e != nil {
 		writeError(w, e)
 		return
@@ -209,7 +208,7 @@ func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSONBody(w, a.configuration(f, qual))
+	writeJSONBody(w, body(a.configuration(f, qual)))
 }
 
 func writeJSONBody(w http.ResponseWriter, v any) {
