@@ -252,3 +252,50 @@ func TestMissJoinsTheBackgroundRefresh(t *testing.T) {
 		t.Fatalf("%s %q", a.res, a.w.Body)
 	}
 }
+
+// A purge while a forward is in flight is not undone by its response: a
+// 304 does not bring the purged body back, and a 200 fetched before the
+// purge is not stored after it.
+func TestPurgeDuringForwardIsNotUndone(t *testing.T) {
+	for _, status := range []int{http.StatusNotModified, http.StatusOK} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			e := newEnv(t, Options{})
+			g := newGate()
+			var mu sync.Mutex
+			blocking := false
+			o := newOrigin(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				b := blocking
+				mu.Unlock()
+				if b {
+					g.entered <- struct{}{}
+					<-g.release
+				}
+				w.Header().Set("Cache-Control", "max-age=10")
+				w.Header().Set("Etag", `"1"`)
+				if r.Header.Get("If-None-Match") != "" {
+					w.WriteHeader(status)
+				}
+				w.Write([]byte("old"))
+			})
+			e.get(o, "/c")
+			e.ck.advance(20 * time.Second)
+			mu.Lock()
+			blocking = true
+			mu.Unlock()
+			var wg sync.WaitGroup
+			var a answer
+			serveAsync(e, o, context.Background(), &wg, &a)
+			<-g.entered
+			e.c.Purge(Purge{Path: "/c"})
+			close(g.release)
+			wg.Wait()
+			if a.w.Body.String() != "old" {
+				t.Fatalf("the request got %q", a.w.Body)
+			}
+			if _, n := e.c.st.usage(); n != 0 {
+				t.Fatalf("%d entries after the purge", n)
+			}
+		})
+	}
+}

@@ -32,6 +32,7 @@ type fill struct {
 	fwd    string // Cache-Status fwd
 	noPut  bool   // forward only: never store (HEAD, request no-store, bypass)
 	limit  int64  // the largest body stored
+	gen    int64  // store.purges when the forward started
 
 	h      http.Header // what the function writes
 	status int
@@ -184,8 +185,10 @@ func (f *fill) finish(version string, err error) *entry {
 			return nil
 		}
 		e := f.stale.refreshed(f.h, f.t.requestTime, f.t.responseTime, f.o.DefaultTTL)
-		if current && version == f.stale.version {
-			f.c.st.put(e, f.stale, f.r)
+		if current && version == f.stale.version && !f.c.st.gone(f.stale) {
+			// Not when the entry went meanwhile (purged, invalidated):
+			// the 304 would bring its old body back.
+			f.c.st.put(e, f.stale, f.r, f.gen)
 		}
 		return e
 	case failed:
@@ -209,7 +212,7 @@ func (f *fill) finish(version string, err error) *entry {
 			return nil
 		}
 		e := f.entry(version)
-		if !f.c.st.put(e, f.stale, f.r) {
+		if !f.c.st.put(e, f.stale, f.r, f.gen) {
 			return nil
 		}
 		return e

@@ -254,7 +254,7 @@ func (c *Cache) refresh(r *http.Request, o Origin, stale *entry, uri, extra stri
 func (c *Cache) newFill(w http.ResponseWriter, r *http.Request, req directives, uri, extra string, stale *entry, fwd string) *fill {
 	opts := c.opts.Load()
 	fl := &fill{c: c, o: opts, client: w, r: r, req: req, uri: uri, extra: extra, stale: stale, fwd: fwd,
-		h: make(http.Header), limit: c.st.entryLimit()}
+		h: make(http.Header), limit: c.st.entryLimit(), gen: c.st.purges.Load()}
 	fl.t.requestTime = opts.Now()
 	return fl
 }

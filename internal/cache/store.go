@@ -23,6 +23,9 @@ type store struct {
 	maxEntry         int64
 
 	evictions atomic.Int64
+	// purges counts purges, so a response fetched before one is not stored
+	// after it (put's gen).
+	purges atomic.Int64
 }
 
 // bucket holds the variants of one URI, newest first.
@@ -82,11 +85,12 @@ func (s *store) lookup(uri string, r *http.Request, extra string) (e *entry, fou
 
 // put inserts e, replacing old (the entry it refreshes, may be nil) and any
 // variant that would answer the same request. It reports false when e is
-// too large to keep.
-func (s *store) put(e *entry, old *entry, r *http.Request) bool {
+// too large to keep, or a purge happened since gen was read (purges.Load
+// when the forward started).
+func (s *store) put(e *entry, old *entry, r *http.Request, gen int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.size > s.maxEntry {
+	if e.size > s.maxEntry || s.purges.Load() != gen {
 		return false
 	}
 	b := s.buckets[e.uri]
@@ -124,6 +128,13 @@ func (s *store) put(e *entry, old *entry, r *http.Request) bool {
 		s.evictLocked()
 	}
 	return !e.removed
+}
+
+// gone says whether e is no longer stored.
+func (s *store) gone(e *entry) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return e.removed
 }
 
 // remove drops e if it is still stored (a refresh found it gone or no
@@ -234,6 +245,7 @@ func (p Purge) match(e *entry) bool {
 func (s *store) purge(p Purge) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.purges.Add(1)
 	n := 0
 	for e := s.head; e != nil; {
 		next := e.next
