@@ -110,6 +110,8 @@ type Function struct {
 	EphemeralStorage int
 	// Network is "default" (the host's) or "none" (loopback only).
 	Network string
+	// Cache is the response cache in front of the function; nil for none.
+	Cache *Cache
 	// Line is where the function is defined in the file, for messages.
 	Line int
 }
@@ -166,5 +168,6 @@ func (f *Function) Fingerprint() string {
 	fmt.Fprintf(h, "readiness=%q %q %d %d %q\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax, r.Host)
 	fmt.Fprintf(h, "event_format=%q\ninit_boost=%t\npython=%q %q %q %t\n", f.EventFormat, f.InitBoost, f.Python.Handler, f.Python.DjangoSettings, f.Python.Interpreter, f.Python.Snapshot)
 	fmt.Fprintf(h, "user=%q %d %d\nwritable=%q\nephemeral_storage=%d\nnetwork=%q\n", f.User, f.UID, f.GID, f.Writable, f.EphemeralStorage, f.Network)
+	h.Write([]byte(f.Cache.fingerprint()))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

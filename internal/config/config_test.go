@@ -224,7 +224,7 @@ func TestErrors(t *testing.T) {
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),
-			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_warm, max_instances, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
+			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, cache, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_warm, max_instances, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
 		{"python key on http", fn("    handler: app:app\n"),
 			"stoke.yaml:4: functions.hello.handler: only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi"},
 		{"unknown readiness key", fn("    readiness: {path: /, code: 200}\n"),

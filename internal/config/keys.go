@@ -167,6 +167,7 @@ var functionKeys = map[string]setter[*fnState]{
 	"network": func(p *parser, k string, v *yaml.Node, s *fnState) {
 		p.oneOf(v, k, "a string", "a network mode", "default (the host's network), none (loopback only)", []string{"default", "none"}, &s.fn.Network)
 	},
+	"cache": func(p *parser, k string, v *yaml.Node, s *fnState) { p.cache(v, k, s) },
 }
 
 // maxTimeoutText is what a function's timeout may be: "more than 0s, at
