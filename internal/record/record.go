@@ -26,6 +26,19 @@ type Record struct {
 	ErrorMessage string `json:",omitempty"`
 	InstanceID   string
 	Method, Path string
+	// Cache is what the function's response cache did ("" for a function
+	// without one): for an invocation, why it was forwarded (uri-miss,
+	// vary-miss, miss, stale, request, bypass, method; refresh for the
+	// cache's own background refresh); for a request answered without one
+	// (not stored as an invocation, see gateway.HitRecorder), hit, stale,
+	// collapsed or error. CacheMS is the time spent in the cache before
+	// forwarding, or answering.
+	Cache   string  `json:"cache,omitempty"`
+	CacheMS float64 `json:"cache_ms,omitempty"`
+	// FromCache: the cache answered the request itself; nothing was
+	// invoked or billed, and the record is not stored with the
+	// invocations.
+	FromCache bool `json:"from_cache,omitempty"`
 
 	// The invocation's trace, which internal/trace rebuilds the spans from.
 	// Not part of the JSON the admin API serves as an invocation (its trace

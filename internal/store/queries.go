@@ -128,7 +128,7 @@ type Query struct {
 
 const recordColumns = `request_id, function, version, start_ns, cold, init_ms, queue_ms, duration_ms, billed_ms,
 	memory_mb, max_memory_mb, status, error_type, instance_id, method, path,
-	trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns, init_boost`
+	trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns, init_boost, cache, cache_ms`
 
 func scanRecord(sc interface{ Scan(...any) error }) (record.Record, error) {
 	var r record.Record
@@ -138,7 +138,7 @@ func scanRecord(sc interface{ Scan(...any) error }) (record.Record, error) {
 	var invokeNS, endNS sql.NullInt64
 	err := sc.Scan(&r.RequestID, &r.Function, &r.Version, &ns, &r.Cold, &r.InitMS, &r.QueueMS, &r.DurationMS,
 		&r.BilledMS, &r.MemoryMB, &r.MaxMemoryMB, &r.Status, &r.ErrorType, &r.InstanceID, &r.Method, &r.Path,
-		&traceID, &parent, &gateway, &invoke, &r.Sampled, &invokeNS, &endNS, &r.InitBoost)
+		&traceID, &parent, &gateway, &invoke, &r.Sampled, &invokeNS, &endNS, &r.InitBoost, &r.Cache, &r.CacheMS)
 	r.Start = time.Unix(0, ns)
 	copy(r.TraceID[:], traceID)
 	binary.BigEndian.PutUint64(r.ParentSpan[:], uint64(parent))

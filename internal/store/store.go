@@ -221,6 +221,10 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	// Newest first means by start time: a function's records in that order.
 	`CREATE INDEX records_function_start ON records (function, start_ns);`,
 	usersSchema, // users.go
+	// cache, cache_ms: what the function's response cache did before the
+	// invocation (record.Record.Cache); '' for rows from before caches.
+	`ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';
+ALTER TABLE records ADD COLUMN cache_ms REAL NOT NULL DEFAULT 0;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

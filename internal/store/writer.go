@@ -122,8 +122,8 @@ func (w *writer) write() error {
 	if len(w.recs) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO records (request_id, function, version, start_ns, cold,
 			init_ms, queue_ms, duration_ms, billed_ms, memory_mb, max_memory_mb, status, error_type,
-			instance_id, method, path, trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns, init_boost)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+			instance_id, method, path, trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns, init_boost, cache, cache_ms)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("preparing record insert: %w", err)
 		}
@@ -137,7 +137,7 @@ func (w *writer) write() error {
 			if _, err := st.ExecContext(ctx, r.RequestID, r.Function, r.Version, start, r.Cold,
 				r.InitMS, r.QueueMS, r.DurationMS, r.BilledMS, r.MemoryMB, r.MaxMemoryMB, r.Status, r.ErrorType,
 				r.InstanceID, r.Method, r.Path, traceID, spanInt(r.ParentSpan), spanInt(r.GatewaySpan), spanInt(r.InvokeSpan),
-				r.Sampled, offsetNS(start, r.InvokeStart), offsetNS(start, r.End), r.InitBoost); err != nil {
+				r.Sampled, offsetNS(start, r.InvokeStart), offsetNS(start, r.End), r.InitBoost, r.Cache, r.CacheMS); err != nil {
 				return fmt.Errorf("inserting record %s: %w", r.RequestID, err)
 			}
 		}

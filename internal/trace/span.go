@@ -43,6 +43,7 @@ const (
 	SpanQueue   = "queue"
 	SpanInit    = "init"
 	SpanInvoke  = "invoke"
+	SpanCache   = "cache"
 )
 
 // Stamp puts c on r: a record carries its invocation's trace, and the
@@ -69,15 +70,17 @@ type finished struct {
 	rec         record.Record
 	tc          Context
 	queue, init oteltrace.SpanID // derived from the gateway span's id
-	end         time.Time        // the response was out
+	cache       oteltrace.SpanID
+	end         time.Time // the response was out
 }
 
 func finish(r *record.Record) finished {
 	f := finished{rec: *r, tc: ContextOf(r), end: r.End}
 	f.queue, f.init = derivedSpanID(f.tc.Gateway, 1), derivedSpanID(f.tc.Gateway, 2)
+	f.cache = derivedSpanID(f.tc.Gateway, 3)
 	if f.end.IsZero() {
 		// Not stamped with its end: the best the record says.
-		f.end = r.Start.Add(msDur(r.QueueMS + r.DurationMS))
+		f.end = r.Start.Add(msDur(r.CacheMS + r.QueueMS + r.DurationMS))
 	}
 	return f
 }
@@ -109,13 +112,16 @@ type span struct {
 }
 
 // build derives the spans from the record: gateway is the whole request;
-// queue the wait for an instance; init, on a cold start, the instance's
-// start up to the moment it was handed over (which is when the queue wait
-// ended); invoke the app's work. Attributes follow OpenTelemetry's FaaS and
-// HTTP conventions where they fit, stoke.* otherwise.
+// cache, for a function with a response cache, the time in it before
+// forwarding (or all of it, when the cache answered); queue the wait for an
+// instance; init, on a cold start, the instance's start up to the moment it
+// was handed over (which is when the queue wait ended); invoke the app's
+// work. Attributes follow OpenTelemetry's FaaS and HTTP conventions where
+// they fit, stoke.* otherwise.
 func build(f *finished) []span {
 	r := &f.rec
-	queueEnd := r.Start.Add(msDur(r.QueueMS))
+	queueStart := r.Start.Add(msDur(r.CacheMS))
+	queueEnd := queueStart.Add(msDur(r.QueueMS))
 	errType := r.ErrorType
 	if errType == "" && r.Status >= 500 {
 		// An app's own 5xx: the HTTP convention's error.type is the status.
@@ -145,10 +151,23 @@ func build(f *finished) []span {
 	if errType != "" {
 		gw.attrs = append(gw.attrs, attribute.String("error.type", errType))
 	}
-	spans := []span{gw, {
-		name: SpanQueue, id: f.queue, parent: f.tc.Gateway, start: r.Start, end: queueEnd,
-		kind: oteltrace.SpanKindInternal,
-	}}
+	spans := []span{gw}
+	if r.Cache != "" {
+		end := queueStart
+		if r.FromCache {
+			end = f.end
+		}
+		spans = append(spans, span{
+			name: SpanCache, id: f.cache, parent: f.tc.Gateway, start: r.Start, end: end,
+			kind: oteltrace.SpanKindInternal, attrs: []attribute.KeyValue{attribute.String("stoke.cache", r.Cache)},
+		})
+	}
+	if !r.FromCache {
+		spans = append(spans, span{
+			name: SpanQueue, id: f.queue, parent: f.tc.Gateway, start: queueStart, end: queueEnd,
+			kind: oteltrace.SpanKindInternal,
+		})
+	}
 	if r.Cold && r.InitMS > 0 {
 		spans = append(spans, span{
 			name: SpanInit, id: f.init, parent: f.tc.Gateway, start: queueEnd.Add(-msDur(r.InitMS)), end: queueEnd,

@@ -12,6 +12,7 @@ import (
 // whole root, with the span's duration:
 //
 //	gateway  ████████████████████  23.1 ms
+//	cache    █                      0.0 ms  (uri-miss)
 //	queue    ███████████████       17.9 ms
 //	init      ██████████████       16.8 ms  (cold)
 //	invoke                  ████    4.2 ms
@@ -49,6 +50,8 @@ func Waterfall(w io.Writer, t *Trace, width int) error {
 			fmt.Fprintf(&b, "  (%s)", s.Error)
 		case s.Name == SpanInit:
 			b.WriteString("  (cold)")
+		case s.Name == SpanCache:
+			fmt.Fprintf(&b, "  (%v)", s.Attributes["stoke.cache"])
 		}
 		b.WriteByte('\n')
 	}
