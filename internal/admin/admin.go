@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin/ui"
+	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
@@ -40,6 +41,8 @@ type FunctionInfo struct {
 	Instances    []pool.Info `json:"instances"`
 	// Snapshot is the python-wsgi template instances fork from, when running.
 	Snapshot *runtime.Snapshot `json:"snapshot,omitempty"`
+	// Cache is the response cache's counters, for a function with one.
+	Cache *cache.Stats `json:"cache,omitempty"`
 }
 
 // DeployResult says what a deploy changed.
@@ -68,7 +71,8 @@ type Backend interface {
 	Cost(ctx context.Context, function string, since time.Duration) (*CostReport, error)
 	// Metrics serves Prometheus' scrape.
 	Metrics() http.Handler
-	Tuner // stoke tune (tune.go)
+	Tuner       // stoke tune (tune.go)
+	CachePurger // stoke cache purge (cache.go)
 	// Trace is the stored trace of a request (store.ErrNotFound, wrapped,
 	// once it aged out); Traces the newest of a function, newest first.
 	Trace(ctx context.Context, requestID string) (*trace.Trace, error)
@@ -157,7 +161,8 @@ func Handler(b Backend, token string) http.Handler {
 	mux.HandleFunc("GET /v1/functions/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
 		serveLogs(w, r, b, r.PathValue("name"))
 	})
-	routeTune(mux, b) // POST /v1/functions/{name}/tune, GET …/tune/latest
+	routeTune(mux, b)  // POST /v1/functions/{name}/tune, GET …/tune/latest
+	routeCache(mux, b) // POST /v1/functions/{name}/cache/purge
 	mux.HandleFunc("GET /v1/traces/{requestId}", func(w http.ResponseWriter, r *http.Request) {
 		t, err := b.Trace(r.Context(), r.PathValue("requestId"))
 		switch {

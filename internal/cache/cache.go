@@ -147,6 +147,9 @@ type Stats struct {
 	Bytes     int64            `json:"bytes"`
 	MaxBytes  int64            `json:"max_bytes"`
 	Evictions int64            `json:"evictions"`
+	// Waiting is how many requests wait now for another's forward of the
+	// same key (collapsed).
+	Waiting int `json:"waiting"`
 	// HitRatio is the share of lookups answered without an invocation of
 	// their own (hit, stale, collapsed) among all but bypasses; 0 before
 	// any.
@@ -160,6 +163,11 @@ func (c *Cache) Stats() Stats {
 		s.Requests[r] = c.results[i].Load()
 	}
 	s.Bytes, s.Entries = c.st.usage()
+	c.mu.Lock()
+	for _, f := range c.flights {
+		s.Waiting += f.refs - 1 // the one making the forward does not wait
+	}
+	c.mu.Unlock()
 	s.MaxBytes = c.opts.Load().MaxBytes
 	answered := s.Requests[Hit] + s.Requests[Stale] + s.Requests[Collapsed]
 	if all := answered + s.Requests[Revalidated] + s.Requests[Miss] + s.Requests[Failed]; all > 0 {

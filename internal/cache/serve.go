@@ -49,6 +49,7 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, o Origin) Result {
 		}
 	}
 	if req.onlyIf {
+		giveUp(w, status{fwd: fwd, detail: "only-if-cached"})
 		o.Fail(w, r, ErrNotCached)
 		c.count(Failed)
 		return Failed
@@ -59,6 +60,14 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, o Origin) Result {
 		return c.alone(w, r, o, req, uri, extra, fwd, time.Since(t0), true)
 	}
 	return c.collapse(w, r, o, req, e, uri, extra, fwd, time.Since(t0))
+}
+
+// giveUp marks an answer the cache gives up on, before Origin.Fail writes
+// it: every response of a cached function says what the cache did.
+func giveUp(w http.ResponseWriter, st status) {
+	h := w.Header()
+	h.Set("Age", "0")
+	h.Set("Cache-Status", st.String())
 }
 
 // staleAnswer says which allowance lets e, stale by staleness, answer now
@@ -121,6 +130,7 @@ func (c *Cache) collapse(w http.ResponseWriter, r *http.Request, o Origin, req d
 		case <-f.done:
 			stop()
 		case <-r.Context().Done():
+			giveUp(w, status{fwd: fwd, collapsed: true, detail: "wait-ended"})
 			o.Fail(w, r, context.Cause(r.Context()))
 			c.count(Failed)
 			return Failed

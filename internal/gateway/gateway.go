@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
@@ -27,6 +28,9 @@ import (
 // Pool is what the gateway needs of a function's scheduler.
 type Pool interface {
 	Acquire(ctx context.Context) (*pool.Lease, error)
+	// Idle says whether an instance is ready and free (the response cache
+	// answers from a stale entry rather than wait for a cold start).
+	Idle() bool
 }
 
 // Function is one deployed function version as the gateway serves it.
@@ -42,6 +46,8 @@ type Function struct {
 	// InitBoost is init_boost: a cold start's init runs without the CPU
 	// quota. Recorded on the records of cold starts.
 	InitBoost bool
+	// Cache is the function's response cache, nil for none (cache.go).
+	Cache *cache.Cache
 }
 
 // Recorder receives each invocation: Begin before the instance is invoked
@@ -128,14 +134,32 @@ func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
 	// The ids exist before the function runs, so it can join the trace.
 	tc := trace.FromHeaders(r.Header)
 	tc.Inject(r.Header)
+	if fn := g.table.Load().byName[name]; fn != nil && fn.Cache != nil {
+		g.serveCached(w, r, fn, reqID, tc)
+		return
+	}
+	if _, err := g.forward(w, r, name, reqID, tc, h, "", 0); err != nil {
+		// The response broke off midway: abort the connection so the client
+		// cannot take a truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// forward runs r on the named function: the function's response, or
+// Stoke's error response, goes to w; Stoke's own fields (X-Stoke-Cold,
+// Server-Timing) go to meta. cacheKind and lookup say what the response
+// cache did first (none: ""). It returns the version that ran r and, when
+// the response broke off after it started, the error.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, name, reqID string, tc trace.Context, meta http.Header, cacheKind string, lookup time.Duration) (string, error) {
 	sw := &statusWriter{ResponseWriter: w}
 	out := g.Run(r.Context(), Call{
 		Function: name, RequestID: reqID, Method: r.Method, Path: r.URL.Path, Trace: tc,
+		Cache: cacheKind, Lookup: lookup,
 		Ready: func(rec *record.Record) {
 			if rec.Cold {
-				h.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
+				meta.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
 			}
-			h.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
+			meta.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
 		},
 		Do: func(ctx context.Context, inst runtime.Instance) error {
 			if err := inst.Invoke(sw, r.WithContext(ctx)); err != nil {
@@ -147,14 +171,17 @@ func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
 		},
 		Status: func() int { return sw.status },
 	})
+	version := ""
+	if out.Record != nil {
+		version = out.Record.Version
+	}
 	if out.Err != nil && !sw.wrote {
 		writeFailure(sw, out, reqID)
 	}
 	if out.Err != nil && sw.wrote && errors.Is(out.Err, http.ErrAbortHandler) {
-		// The response broke off midway: abort the connection so the client
-		// cannot take a truncated body for a whole one.
-		panic(http.ErrAbortHandler)
+		return version, out.Err
 	}
+	return version, nil
 }
 
 // Call is one invocation for Run.
@@ -173,6 +200,10 @@ type Call struct {
 	// Status reports the HTTP status the invocation answered with, once Do
 	// returned without error (default 200).
 	Status func() int
+	// Cache is what the function's response cache did before forwarding
+	// (record.Record.Cache), Lookup how long it took; zero without a cache.
+	Cache  string
+	Lookup time.Duration
 }
 
 // Outcome is how an invocation ended. On failure Err is set and Status,
@@ -206,9 +237,9 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 			// No instance ran it, but it still counts: throttles, init
 			// failures and queue timeouts show up among the invocations.
 			out.Record = &record.Record{
-				RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin,
+				RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
 				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType,
-				Method: c.Method, Path: c.Path, End: time.Now(),
+				Method: c.Method, Path: c.Path, End: time.Now(), Cache: c.Cache, CacheMS: ms(c.Lookup),
 			}
 			c.Trace.Stamp(out.Record)
 			if g.o.Recorder != nil {
@@ -221,9 +252,9 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		return out
 	}
 	rec := &record.Record{
-		RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin,
+		RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
 		Cold: lease.Cold, QueueMS: ms(lease.QueueWait), MemoryMB: fn.MemoryMB,
-		InstanceID: lease.InstanceID, Method: c.Method, Path: c.Path,
+		InstanceID: lease.InstanceID, Method: c.Method, Path: c.Path, Cache: c.Cache, CacheMS: ms(c.Lookup),
 	}
 	c.Trace.Stamp(rec)
 	inst := lease.Instance

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/record"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	Dropped func() int64
 	// Now is the clock keep-warm cost accrues by; default time.Now.
 	Now func() time.Time
+	// Caches reads the response caches' counters by function; called on
+	// every scrape. Optional.
+	Caches func() map[string]cache.Stats
 }
 
 // Metrics is Stoke's registry and the instruments Observe feeds.
@@ -123,6 +127,9 @@ func New(o Options) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Instances != nil {
 		m.reg.MustRegister(instancesCollector(o.Instances))
+	}
+	if o.Caches != nil {
+		m.reg.MustRegister(cacheCollector(o.Caches))
 	}
 	if o.Dropped != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stoke_store_dropped_total",

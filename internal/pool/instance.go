@@ -83,3 +83,12 @@ func (p *Pool) Waiting() int {
 	defer p.mu.Unlock()
 	return len(p.waiters)
 }
+
+// Idle says whether a request now would get a ready instance at once: no
+// cold start and no queue. The gateway's cache serves stale_if_cold
+// answers when it is false.
+func (p *Pool) Idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free) > 0 && len(p.waiters) == 0 && !p.draining && !p.closed
+}

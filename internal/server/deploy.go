@@ -152,6 +152,9 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		return fail(fmt.Errorf("saving the config: %w", err))
 	}
 
+	for _, d := range started {
+		d.gw.Cache = s.cacheFor(d.cfg) // only now: a failed deploy changes no cache
+	}
 	gfs := make([]*gateway.Function, 0, len(next))
 	for _, d := range next {
 		gfs = append(gfs, d.gw)
@@ -170,6 +173,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 			s.metrics.SetKeepWarm(name, 0, 0)
 		}
 	}
+	s.settleCaches(next)
 
 	for name, d := range old {
 		if next[name] == d {
@@ -420,6 +424,10 @@ func (s *Server) Functions() []admin.FunctionInfo {
 			KeepWarm: f.KeepWarm, IdleTimeout: f.IdleTimeout.String(), Routes: f.Routes,
 			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(),
 		})
+		if c := d.gw.Cache; c != nil {
+			st := c.Stats()
+			out[len(out)-1].Cache = &st
+		}
 		if sn, ok := d.rt.(runtime.Snapshotter); ok {
 			if snap, ok := sn.Snapshot(); ok {
 				out[len(out)-1].Snapshot = &snap

@@ -80,6 +80,7 @@ type Server struct {
 	paths   map[string][]string
 	drains  sync.WaitGroup // old pools draining after a deploy
 	tunes   tuneState      // stoke tune's temporary pools and latest reports (tune.go)
+	caches  caches         // the functions' response caches (cache.go)
 }
 
 type deployed struct {
@@ -115,7 +116,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		return nil, err
 	}
 	s.hub = logs.New(s.st)
-	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped})
+	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped, Caches: s.cacheStats})
 	if o.EchoLogs {
 		s.echo = newEchoWriter(o.Out)
 		s.hub.Echo = s.echo
@@ -201,6 +202,7 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	s.closeCaches() // their background refreshes, before the pools they use
 	s.mu.Lock()
 	fns := s.fns
 	s.fns = map[string]*deployed{}

@@ -9,6 +9,11 @@ import (
 // Trace and Traces serve the admin API's traces from the store: an
 // invocation's record carries its trace, and the spans are rebuilt from it.
 func (s *Server) Trace(ctx context.Context, requestID string) (*trace.Trace, error) {
+	if rec, ok := s.caches.hits.find(requestID); ok {
+		// A request a response cache answered: kept in memory a while.
+		t := trace.FromRecord(&rec)
+		return &t, nil
+	}
 	rec, err := s.st.Trace(ctx, requestID)
 	if err != nil {
 		return nil, err
