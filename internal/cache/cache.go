@@ -82,6 +82,7 @@ type Cache struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	passes  map[string]time.Time // keys not collapsed until then (flight.go)
 	base    context.Context // background refreshes; cancelled by Close
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -94,7 +95,7 @@ type Cache struct {
 // New makes an empty cache.
 func New(o Options) *Cache {
 	o = normalize(o)
-	c := &Cache{st: newStore(o.MaxBytes), log: o.Logger, flights: map[string]*flight{}}
+	c := &Cache{st: newStore(o.MaxBytes), log: o.Logger, flights: map[string]*flight{}, passes: map[string]time.Time{}}
 	c.opts.Store(&o)
 	v := ""
 	c.version.Store(&v)

@@ -299,3 +299,54 @@ func TestPurgeDuringForwardIsNotUndone(t *testing.T) {
 		})
 	}
 }
+
+// Once a key's response could not be stored, requests for it are not made
+// to wait for each other (they would only be forwarded one after another);
+// a storable response ends that.
+func TestUncacheableKeysAreNotCollapsed(t *testing.T) {
+	const n = 5
+	e := newEnv(t, Options{})
+	var mu sync.Mutex
+	cc, blocking := "private", false
+	entered, release := make(chan struct{}, n), make(chan struct{})
+	o := newOrigin(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		c, b := cc, blocking
+		mu.Unlock()
+		if b {
+			entered <- struct{}{}
+			<-release
+		}
+		w.Header().Set("Cache-Control", c)
+	})
+	set := func(c string, b bool) { mu.Lock(); cc, blocking = c, b; mu.Unlock() }
+	burst := func() *sync.WaitGroup {
+		var wg sync.WaitGroup
+		for range n {
+			serveAsync(e, o, context.Background(), &wg, &answer{})
+		}
+		return &wg
+	}
+
+	e.get(o, "/c") // private: marks the key
+	set("private", true)
+	wg := burst()
+	for range n {
+		<-entered // all n reach the function at once: none waits on another
+	}
+	close(release)
+	wg.Wait()
+	wantCalls(t, o, 1+n)
+
+	set("max-age=60", false)
+	e.get(o, "/c") // storable again
+	e.c.Purge(Purge{All: true})
+	release = make(chan struct{})
+	set("max-age=60", true)
+	wg = burst()
+	<-entered
+	waitFor(t, "the others to wait on the first", func() bool { return e.c.Stats().Waiting == n-1 })
+	close(release)
+	wg.Wait()
+	wantCalls(t, o, 1+n+1+1)
+}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"time"
 )
 
 // flight is one forward in progress for a key, which concurrent requests
@@ -83,4 +84,40 @@ func (c *Cache) land(f *flight, e *entry, fwd string, fwdStatus int) {
 	c.mu.Unlock()
 	close(f.done)
 	f.cancel()
+}
+
+// Keys whose last response could not be stored are not collapsed for a
+// while ("hit-for-pass", as Varnish calls it): otherwise concurrent
+// requests for an uncacheable URL would wait for each other's responses
+// only to be forwarded one after another.
+const (
+	passFor   = time.Minute
+	maxPasses = 10000 // past it the marks are forgotten: they only save waiting
+)
+
+func (c *Cache) markPass(key string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.passes) >= maxPasses {
+		clear(c.passes)
+	}
+	c.passes[key] = now.Add(passFor)
+}
+
+func (c *Cache) clearPass(key string) {
+	c.mu.Lock()
+	delete(c.passes, key)
+	c.mu.Unlock()
+}
+
+// passing says whether key's last response could not be stored, lately.
+func (c *Cache) passing(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.passes[key]
+	if ok && now.After(until) {
+		delete(c.passes, key)
+		return false
+	}
+	return ok
 }

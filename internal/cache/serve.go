@@ -59,6 +59,9 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, o Origin) Result {
 		// store, and no-store asks that nothing of it be kept.
 		return c.alone(w, r, o, req, uri, extra, fwd, time.Since(t0), true)
 	}
+	if e == nil && c.passing(uri+extra, opts.Now()) {
+		return c.alone(w, r, o, req, uri, extra, fwd, time.Since(t0), false)
+	}
 	return c.collapse(w, r, o, req, e, uri, extra, fwd, time.Since(t0))
 }
 
@@ -109,7 +112,7 @@ func (c *Cache) alone(w http.ResponseWriter, r *http.Request, o Origin, req dire
 	fl := c.newFill(w, r, req, uri, extra, nil, fwd)
 	fl.noPut = noPut
 	version, err := o.Forward(fl, stripConditions(r, r.Context(), nil), Forward{Kind: fwd, Lookup: lookup})
-	fl.finish(version, err)
+	c.notePass(fl, fl.finish(version, err), err)
 	c.count(Miss)
 	if err != nil && fl.sent {
 		panic(http.ErrAbortHandler)
@@ -151,6 +154,18 @@ func (c *Cache) collapse(w http.ResponseWriter, r *http.Request, o Origin, req d
 				return res
 			}
 		}
+	}
+}
+
+// notePass remembers whether the key's response could be stored, so the
+// next requests for it are collapsed or not.
+func (c *Cache) notePass(fl *fill, stored *entry, err error) {
+	key := fl.uri + fl.extra
+	switch {
+	case stored != nil:
+		c.clearPass(key)
+	case err == nil && !fl.noPut && fl.mode == passing && fl.reason != "":
+		c.markPass(key, fl.o.Now())
 	}
 }
 
@@ -197,6 +212,7 @@ func (c *Cache) lead(w http.ResponseWriter, r *http.Request, o Origin, f *flight
 	fl.cond = out.Header["If-None-Match"] != nil || out.Header["If-Modified-Since"] != nil
 	version, err := o.Forward(fl, out, Forward{Kind: fwd, Lookup: lookup})
 	e := fl.finish(version, err)
+	c.notePass(fl, e, err)
 	if fl.mode == validated && !sameValidator(fl.h, stale) {
 		// A 304 that does not select the stored response (§4.3.4): ask
 		// again, unconditionally.
