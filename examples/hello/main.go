@@ -1,6 +1,7 @@
 // Command hello is the smallest Stoke function: a Go net/http app serving on
 // $PORT. It also has endpoints that show Stoke's limits at work:
-// /hello/sleep?ms=N (function timeout) and /hello/alloc?mb=N (memory limit).
+// /hello/sleep?ms=N (function timeout) and /hello/alloc?mb=N (memory limit);
+// /hello?max-age=N answers with Cache-Control: max-age=N (response cache).
 package main
 
 import (
@@ -20,6 +21,11 @@ func main() {
 	fn := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// ?max-age=N lets the response be cached for N seconds (Stoke's
+		// response cache, or any other).
+		if n, err := strconv.Atoi(r.URL.Query().Get("max-age")); err == nil && n >= 0 {
+			w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(n))
+		}
 		fmt.Fprintf(w, "%s from %s (version %s, %s MB): %s %s\n", greeting, fn,
 			os.Getenv("AWS_LAMBDA_FUNCTION_VERSION"), os.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), r.Method, r.URL.Path)
 	})
