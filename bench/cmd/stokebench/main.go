@@ -18,6 +18,10 @@
 //
 //	go run ./bench/cmd/stokebench django  # the seed's table: plain start vs fork snapshot vs + init boost
 //
+// and, for the response cache (not part of all):
+//
+//	go run ./bench/cmd/stokebench cache   # a hit vs the warm path vs a tuned proxy hop; stale-while-cold vs a hit
+//
 // docs/BENCHMARKS.md has the results and how to read them.
 package main
 
@@ -61,14 +65,15 @@ var benches = []struct {
 	{"lambda-warm", benchLambdaWarm},
 	{"lambda-cold", benchLambdaCold},
 	{"django", benchDjango},
+	{"cache", benchCache},
 }
 
 // lambdaBenches are not part of all (see docs/BENCHMARKS.md, "Lambda functions").
-var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true}
+var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true}
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django ...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
