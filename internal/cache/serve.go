@@ -41,6 +41,9 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, o Origin) Result {
 			if detail := c.staleAnswer(e, req, -ttl, opts, o); detail != "" {
 				e.write(w, r, now, status{hit: true, ttl: ttl, hasTTL: true, detail: detail}.String())
 				if detail != "max-stale" {
+					// Out before the refresh (maybe a cold start) competes
+					// for the CPU.
+					_ = http.NewResponseController(w).Flush()
 					c.refresh(r, o, e, uri, extra)
 				}
 				c.count(Stale)
