@@ -83,7 +83,7 @@ type Cache struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 	passes  map[string]time.Time // keys not collapsed until then (flight.go)
-	base    context.Context // background refreshes; cancelled by Close
+	base    context.Context      // background refreshes; cancelled by Close
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  bool
