@@ -110,7 +110,7 @@ func (s *Server) Hit(r *record.Record) { s.caches.hits.add(r) }
 // traces can be looked up by request id for a while.
 type hitRing struct {
 	mu   sync.Mutex
-	recs [hitRingSize]record.Record
+	recs []record.Record // made on the first hit: most servers have no cache
 	next int
 }
 
@@ -118,6 +118,9 @@ const hitRingSize = 4096
 
 func (h *hitRing) add(r *record.Record) {
 	h.mu.Lock()
+	if h.recs == nil {
+		h.recs = make([]record.Record, hitRingSize)
+	}
 	h.recs[h.next] = *r
 	h.next = (h.next + 1) % hitRingSize
 	h.mu.Unlock()
