@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -27,17 +26,11 @@ var (
 // reaped (so a cold start runs in the background) and, right after it, a
 // hit on another function while that cold start is still going.
 func benchCache(ctx context.Context, e *env) error {
-	appPort, proxyPort := freePort(), freePort()
-	app, err := e.start(filepath.Join(e.dir, "cache-app.log"), []string{fmt.Sprintf("PORT=%d", appPort), "GREETING=hi"}, e.hello)
+	app, proxy, appPort, proxyPort, err := e.baselines("-buffers")
 	if err != nil {
 		return err
 	}
 	defer e.stop(app, 0)
-	proxy, err := e.start(filepath.Join(e.dir, "cache-proxy.log"), nil, e.proxy, "-buffers",
-		"-listen", fmt.Sprintf("127.0.0.1:%d", proxyPort), "-target", fmt.Sprintf("http://127.0.0.1:%d", appPort))
-	if err != nil {
-		return err
-	}
 	defer e.stop(proxy, 0)
 	s, err := e.startStoke(ctx, "cache", fmt.Sprintf(`functions:
   w:
@@ -86,42 +79,19 @@ func benchCache(ctx context.Context, e *env) error {
 		{"stoke hit", s.gw + "/c" + q, func() []int { return []int{s.pid} }},
 	}
 
-	// (a) concurrency 1.
-	lat := make([][]time.Duration, len(ts))
-	roundMed := make([][]time.Duration, len(ts))
-	clients := make([]*http.Client, len(ts))
-	for k := range ts {
-		clients[k] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
-		if _, err := loop(ctx, clients[k], ts[k].url, 500); err != nil { // warm-up; stores c's entry
-			return fmt.Errorf("%s: %w", ts[k].name, err)
+	// (a) concurrency 1. The first request stores c's entry.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 10 * time.Second}
+	for _, want := range []string{"stoke; fwd=uri-miss", "stoke; hit"} {
+		if st, err := cacheStatus(hc, ts[3].url); err != nil || !strings.HasPrefix(st, want) {
+			return fmt.Errorf("the cached function: %q, want %s (%v)", st, want, err)
 		}
 	}
-	if st, err := cacheStatus(clients[3], ts[3].url); err != nil || !strings.HasPrefix(st, "stoke; hit") {
-		return fmt.Errorf("the cached function does not hit: %q %v", st, err)
-	}
-	for r := 0; r < *flagCacheRounds; r++ {
-		for i := range ts {
-			k := (i + r) % len(ts)
-			d, err := loop(ctx, clients[k], ts[k].url, *flagCacheReqs)
-			if err != nil {
-				return fmt.Errorf("%s: %w", ts[k].name, err)
-			}
-			lat[k] = append(lat[k], d...)
-			roundMed[k] = append(roundMed[k], pct(d, .5))
-		}
+	lat, roundMed, err := c1Rounds(ctx, ts, *flagCacheRounds, *flagCacheReqs)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("(a) concurrency 1, %d rounds × %d requests each, interleaved\n", *flagCacheRounds, *flagCacheReqs)
-	fmt.Printf("| target | p50 | p99 | added p50 over direct | added p99 | median of per-round added p50 |\n|---|---|---|---|---|---|\n")
-	d50, d99 := pct(lat[0], .5), pct(lat[0], .99)
-	p50 := make([]time.Duration, len(ts))
-	for k, t := range ts {
-		p50[k] = pct(lat[k], .5)
-		var per []float64
-		for r := range roundMed[k] {
-			per = append(per, float64(roundMed[k][r]-roundMed[0][r]))
-		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", t.name, us(p50[k]), us(pct(lat[k], .99)), us(p50[k]-d50), us(pct(lat[k], .99)-d99), us(time.Duration(medianF(per))))
-	}
+	p50 := printC1(ts, lat, roundMed)
 	verdict := "MET"
 	if p50[3] >= p50[1] {
 		verdict = fmt.Sprintf("MISSED by %s", us(p50[3]-p50[1]))
@@ -176,7 +146,6 @@ func benchCache(ctx context.Context, e *env) error {
 	fmt.Printf("hit throughput: %.2f× the tuned proxy's, %.2f× the warm invoke path's\n", medianF(rps[3])/medianF(rps[1]), medianF(rps[3])/medianF(rps[2]))
 
 	// (c) stale-while-cold against a hit.
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}, Timeout: 10 * time.Second}
 	staleURL := s.gw + "/s?max-age=1"
 	if st, err := cacheStatus(hc, staleURL); err != nil || !strings.Contains(st, "stored") {
 		return fmt.Errorf("s: the first answer was not stored: %q %v", st, err)

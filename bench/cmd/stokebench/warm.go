@@ -28,17 +28,11 @@ type target struct {
 // max_instances: 1, so one app process serves all 64 connections, as in the
 // baselines; memory 3538 gives it a quota of both CPUs.
 func benchWarm(ctx context.Context, e *env) error {
-	appPort, proxyPort := freePort(), freePort()
-	app, err := e.start(filepath.Join(e.dir, "app.log"), []string{fmt.Sprintf("PORT=%d", appPort), "GREETING=hi"}, e.hello)
+	app, proxy, appPort, proxyPort, err := e.baselines("")
 	if err != nil {
 		return err
 	}
 	defer e.stop(app, 0)
-	proxy, err := e.start(filepath.Join(e.dir, "proxy.log"), nil, e.proxy,
-		"-listen", fmt.Sprintf("127.0.0.1:%d", proxyPort), "-target", fmt.Sprintf("http://127.0.0.1:%d", appPort))
-	if err != nil {
-		return err
-	}
 	defer e.stop(proxy, 0)
 	s, err := e.startStoke(ctx, "warm", fmt.Sprintf(`functions:
   w:
@@ -95,38 +89,15 @@ func benchWarm(ctx context.Context, e *env) error {
 	}
 
 	// (a) concurrency 1: a keep-alive Go client loop.
-	lat := make([][]time.Duration, len(ts))
-	var roundMed [][]time.Duration = make([][]time.Duration, len(ts))
-	clients := make([]*http.Client, len(ts))
-	for k := range ts {
-		clients[k] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
-		if _, err := loop(ctx, clients[k], ts[k].url, 500); err != nil { // warm-up
-			return fmt.Errorf("%s: %w", ts[k].name, err)
-		}
-	}
-	for r := 0; r < *flagRounds; r++ {
-		for i := range ts {
-			k := (i + r) % len(ts) // rotate the order each round
-			d, err := loop(ctx, clients[k], ts[k].url, *flagReqs)
-			if err != nil {
-				return fmt.Errorf("%s: %w", ts[k].name, err)
-			}
-			lat[k] = append(lat[k], d...)
-			roundMed[k] = append(roundMed[k], pct(d, .5))
-		}
+	lat, roundMed, err := c1Rounds(ctx, ts, *flagRounds, *flagReqs)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("(a) concurrency 1, %d rounds × %d requests each, interleaved\n", *flagRounds, *flagReqs)
-	fmt.Printf("| target | p50 | p99 | added p50 | added p99 | median of per-round added p50 |\n|---|---|---|---|---|---|\n")
-	d50, d99 := pct(lat[0], .5), pct(lat[0], .99)
+	p50 := printC1(ts, lat, roundMed)
 	added := make([]time.Duration, len(ts))
-	for k, t := range ts {
-		p50, p99 := pct(lat[k], .5), pct(lat[k], .99)
-		var per []float64
-		for r := range roundMed[k] {
-			per = append(per, float64(roundMed[k][r]-roundMed[0][r]))
-		}
-		added[k] = p50 - d50
-		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", t.name, us(p50), us(p99), us(p50-d50), us(p99-d99), us(time.Duration(medianF(per))))
+	for k := range ts {
+		added[k] = p50[k] - p50[0]
 	}
 	ratio := float64(added[2]) / float64(added[1])
 	verdict := "MET"
@@ -234,6 +205,72 @@ func benchWarm(ctx context.Context, e *env) error {
 	}
 	fmt.Printf("target: stoke's ratio to direct ≥ 1.5× plainproxy's: %.2f / %.2f = %.2f× → %s\n", ratios[2], ratios[1], tr, verdict)
 	return nil
+}
+
+// baselines starts examples/hello on its own and bench/cmd/plainproxy in
+// front of it (with proxyFlag, if any), on free ports. On error nothing is
+// left running.
+func (e *env) baselines(proxyFlag string) (app, proxy *exec.Cmd, appPort, proxyPort int, err error) {
+	appPort, proxyPort = freePort(), freePort()
+	app, err = e.start(filepath.Join(e.dir, fmt.Sprintf("app-%d.log", appPort)), []string{fmt.Sprintf("PORT=%d", appPort), "GREETING=hi"}, e.hello)
+	if err != nil {
+		return nil, nil, 0, 0, err
+	}
+	args := []string{"-listen", fmt.Sprintf("127.0.0.1:%d", proxyPort), "-target", fmt.Sprintf("http://127.0.0.1:%d", appPort)}
+	if proxyFlag != "" {
+		args = append(args, proxyFlag)
+	}
+	proxy, err = e.start(filepath.Join(e.dir, fmt.Sprintf("proxy-%d.log", proxyPort)), nil, e.proxy, args...)
+	if err != nil {
+		e.stop(app, 0)
+		return nil, nil, 0, 0, err
+	}
+	return app, proxy, appPort, proxyPort, nil
+}
+
+// c1Rounds sends rounds × reqs GETs to each target, one at a time on a
+// kept-alive connection per target (after 500 to warm up), the targets
+// interleaved and their order rotated each round. It returns every latency
+// per target and each round's median.
+func c1Rounds(ctx context.Context, ts []target, rounds, reqs int) (lat, roundMed [][]time.Duration, err error) {
+	lat, roundMed = make([][]time.Duration, len(ts)), make([][]time.Duration, len(ts))
+	clients := make([]*http.Client, len(ts))
+	for k := range ts {
+		clients[k] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+		if _, err := loop(ctx, clients[k], ts[k].url, 500); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", ts[k].name, err)
+		}
+	}
+	for r := 0; r < rounds; r++ {
+		for i := range ts {
+			k := (i + r) % len(ts)
+			d, err := loop(ctx, clients[k], ts[k].url, reqs)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", ts[k].name, err)
+			}
+			lat[k] = append(lat[k], d...)
+			roundMed[k] = append(roundMed[k], pct(d, .5))
+		}
+	}
+	return lat, roundMed, nil
+}
+
+// printC1 prints c1Rounds' table, each target against the first, and
+// returns the p50s.
+func printC1(ts []target, lat, roundMed [][]time.Duration) []time.Duration {
+	fmt.Printf("| target | p50 | p99 | added p50 | added p99 | median of per-round added p50 |\n|---|---|---|---|---|---|\n")
+	d50, d99 := pct(lat[0], .5), pct(lat[0], .99)
+	p50s := make([]time.Duration, len(ts))
+	for k, t := range ts {
+		p50, p99 := pct(lat[k], .5), pct(lat[k], .99)
+		var per []float64
+		for r := range roundMed[k] {
+			per = append(per, float64(roundMed[k][r]-roundMed[0][r]))
+		}
+		p50s[k] = p50
+		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", t.name, us(p50), us(p99), us(p50-d50), us(p99-d99), us(time.Duration(medianF(per))))
+	}
+	return p50s
 }
 
 // loop sends n GETs one after another on one kept-alive connection.
