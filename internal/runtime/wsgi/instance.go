@@ -96,14 +96,14 @@ func (in *Instance) failed(ctx context.Context, cause error) error {
 		return fmt.Errorf("start instance %s: %w", in.id, ctx.Err())
 	case errors.Is(cause, context.DeadlineExceeded):
 		return runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
-			"the app was not ready within the init limit of %s; last output: %s", in.rt.o.Function.InitTimeout, in.last.String())
+			"the app was not ready within the init limit of %s (python: %s); last output: %s", in.rt.o.Function.InitTimeout, in.rt.interpreter(), in.last.String())
 	}
 	x := in.proc.Exit()
 	if x.OOMKilled {
 		return runtime.ExitError(x, in.rt.o.Function.Memory, "")
 	}
-	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the app did not start (%v; %s); last output: %s",
-		cause, runtime.ExitError(x, in.rt.o.Function.Memory, "").Message, in.last.String())
+	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the app did not start (%v; %s; python: %s); last output: %s",
+		cause, runtime.ExitError(x, in.rt.o.Function.Memory, "").Message, in.rt.interpreter(), in.last.String())
 }
 
 // Invoke sends one request to the shim and copies its response. Errors are

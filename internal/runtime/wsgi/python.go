@@ -2,6 +2,7 @@ package wsgirt
 
 import (
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
 )
@@ -42,4 +43,14 @@ func warmupAdvice(status int) string {
 		return "set readiness.host to a host the app accepts (for Django, one of ALLOWED_HOSTS)"
 	}
 	return "set readiness.path to a path the app serves (and readiness.host if it checks the host)"
+}
+
+// interpreter names the configured interpreter and the file it resolves
+// to, for the errors that come before the shim could say which Python it is.
+func (rt *Runtime) interpreter() string {
+	py := rt.o.Function.Python.Interpreter
+	if p, err := exec.LookPath(py); err == nil && p != py {
+		return py + " (" + p + ")"
+	}
+	return py
 }

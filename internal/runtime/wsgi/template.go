@@ -149,10 +149,10 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 			return nil, fmt.Errorf("start python template %s: %w", id, ctx.Err())
 		case errors.Is(cause, context.DeadlineExceeded):
 			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
-				"the app did not import and warm up within the init limit of %s; last output: %s", f.InitTimeout, t.last.String())
+				"the app did not import and warm up within the init limit of %s (python: %s); last output: %s", f.InitTimeout, rt.interpreter(), t.last.String())
 		}
-		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the python template did not start (%v; %s); last output: %s",
-			cause, runtime.ExitError(proc.Exit(), f.Memory, "").Message, t.last.String())
+		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the python template did not start (%v; %s; python: %s); last output: %s",
+			cause, runtime.ExitError(proc.Exit(), f.Memory, "").Message, rt.interpreter(), t.last.String())
 	}
 	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
 	defer cancel()

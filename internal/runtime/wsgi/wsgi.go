@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,11 +230,7 @@ func (rt *Runtime) startError(ctx context.Context, id string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("start instance %s: %w", id, ctx.Err())
 	}
-	py := rt.o.Function.Python.Interpreter
-	if p, lerr := exec.LookPath(py); lerr == nil && p != py {
-		py += " (" + p + ")"
-	}
-	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start python: %s: %v", py, err)
+	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start python: %s: %v", rt.interpreter(), err)
 }
 
 // shimConn is a connection to a shim with its buffered reader.
