@@ -59,7 +59,12 @@ per instance at a time and no max_instances limit.`,
 				return enc.Encode(rep)
 			}
 			if len(rep.Functions) == 0 {
-				fmt.Fprintf(out, "no invocations in the last %s\n", config.FormatDuration(since))
+				if len(args) == 1 {
+					if err := cl.unknownFunction(args[0]); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(out, "No invocations in the last %s, and no function deployed.\n", config.FormatDuration(since))
 				return nil
 			}
 			return printCost(out, &rep, since)
