@@ -444,7 +444,8 @@ func TestDashboardE2E(t *testing.T) {
 	do("opening the python function",
 		chromedp.Navigate(admin+"/functions/py"),
 		visible(`#summary .snapshot`))
-	if sn := text(`#summary .snapshot`); !strings.Contains(sn, "instances fork from template py-1-template-") || !strings.Contains(sn, " ms, ") {
+	if sn := text(`#summary .snapshot`); !strings.Contains(sn, "instances fork from template py-1-template-") || !strings.Contains(sn, " ms, ") ||
+		!strings.Contains(sn, "python /usr/bin/python3 3.") {
 		t.Errorf("template line: %q", sn)
 	}
 }

@@ -186,7 +186,9 @@ function functionPage(name) {
     const sn = f.snapshot;
     summary.replaceChildren(`${f.runtime} · version ${f.version} · ${f.memory_mb} MB · timeout ${f.timeout} · keep_warm ${f.keep_warm} · max_instances ${f.max_instances} · routes `,
       el("code", {}, (f.routes || []).join(" ") || "none"), f.waiting ? ` · ${f.waiting} waiting` : "",
-      sn ? el("span", { class: "snapshot" }, ` · instances fork from template ${sn.id}: import and warm-up ${Math.round(sn.init_ms)} ms, ${sn.memory_mb} MB`) : "",
+      sn ? el("span", { class: "snapshot" }, ` · instances fork from template ${sn.id}: import and warm-up ${Math.round(sn.init_ms)} ms, ${sn.memory_mb} MB` +
+        (sn.interpreter ? `, python ${sn.interpreter}` : "")) : "",
+      sn?.warning ? el("strong", { class: "error snapshot-warning" }, ` · warning: ${sn.warning}`) : "",
       f.cache ? el("span", { class: "cache" }, ` · response cache: hit ratio ${Math.round(100 * f.cache.hit_ratio)}%, ${f.cache.entries} entries, ${(f.cache.bytes / 1048576).toFixed(1)} of ${(f.cache.max_bytes / 1048576).toFixed(0)} MB`) : "");
     fillTable(instBody, (f.instances || []).map((i) => ({
       cells: [
