@@ -437,11 +437,8 @@ class Capture:
             lg.removeHandler(self.handler)
 
     def reason(self):
-        seen = set()
+        """The first warning logged, as "logger: message"; "" if none."""
         for r in self.records:
-            if id(r) in seen:
-                continue
-            seen.add(id(r))
             try:
                 msg = r.getMessage()
             except Exception:
