@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
 var (
@@ -25,14 +27,15 @@ var (
 	testInfo   = RequestInfo{RequestID: "req-1", AccountID: "123456789012", Time: testTime}
 )
 
-// newTestRequest builds a request as net/http's server would hand it over, so RawPath, Host and
-// RemoteAddr are set the way the gateway sees them.
+// newTestRequest builds a request as the gateway hands it to a runtime: RawPath, Host and
+// RemoteAddr set by net/http's server, the forwarded fields by the gateway's policy.
 func newTestRequest(method, target string, body []byte, headers ...string) *http.Request {
 	r := httptest.NewRequest(method, target, bytes.NewReader(body))
 	r.RemoteAddr = "203.0.113.7:51234"
 	for i := 0; i+1 < len(headers); i += 2 {
 		r.Header.Add(headers[i], headers[i+1])
 	}
+	httpwire.NewForwarding(nil).Apply(r)
 	return r
 }
 

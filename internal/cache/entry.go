@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
 // entry is one stored response. Its fields never change once stored (a
@@ -76,7 +76,7 @@ func storedHeader(h http.Header) http.Header {
 	conn := h["Connection"]
 	for k, v := range h {
 		switch {
-		case runtime.HopByHop(k), runtime.Listed(conn, k), strings.HasPrefix(k, http.TrailerPrefix):
+		case httpwire.HopByHop(k), httpwire.Listed(conn, k), strings.HasPrefix(k, http.TrailerPrefix):
 			continue
 		}
 		switch k {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"time"
@@ -44,6 +45,10 @@ type Gateway struct {
 	QueueSize int
 	// MaxBodyBytes bounds request bodies; beyond it requests get 413. Default 6 MB (Lambda's).
 	MaxBodyBytes int64
+	// TrustedProxies are the client addresses whose X-Forwarded-* and
+	// Forwarded fields are kept (extended) rather than replaced; default
+	// none.
+	TrustedProxies []netip.Prefix
 }
 
 // InvokeAPI configures the Lambda Invoke API on the gateway listener.

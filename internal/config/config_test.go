@@ -220,7 +220,7 @@ func TestErrors(t *testing.T) {
 		{"unknown admin key", "admin:\n  tokn: x\n",
 			"stoke.yaml:2: admin.tokn: unknown key (did you mean token?); allowed: listen, token"},
 		{"unknown gateway key", "gateway:\n  invoke_api: true\n",
-			"stoke.yaml:2: gateway.invoke_api: unknown key; allowed: max_body, queue_size, timeout"},
+			"stoke.yaml:2: gateway.invoke_api: unknown key; allowed: max_body, queue_size, timeout, trusted_proxies"},
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),

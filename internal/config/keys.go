@@ -83,6 +83,7 @@ var gatewayKeys = map[string]setter[*Gateway]{
 	"max_body": func(p *parser, k string, v *yaml.Node, g *Gateway) {
 		p.integer(v, k, 1, 1<<30, " (bytes)", &g.MaxBodyBytes)
 	},
+	"trusted_proxies": func(p *parser, k string, v *yaml.Node, g *Gateway) { p.prefixes(v, k, &g.TrustedProxies) },
 }
 
 var billingKeys = map[string]setter[*Billing]{

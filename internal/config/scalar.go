@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -233,4 +234,39 @@ func (p *parser) statusRange(n *yaml.Node, key string, r *Readiness) {
 		return
 	}
 	r.StatusMin, r.StatusMax = lo, hi
+}
+
+// prefixes reads a list of CIDRs (10.0.0.0/8) or single addresses
+// (192.0.2.1, one host).
+func (p *parser) prefixes(n *yaml.Node, key string, dst *[]netip.Prefix) {
+	const allow = "allowed: a list of CIDRs like 10.0.0.0/8 or fd00::/8, or addresses like 192.0.2.1"
+	r := resolve(n)
+	if r.Kind != yaml.SequenceNode {
+		p.errf(n, key, "expected a list, got %s; %s", describe(r), allow)
+		return
+	}
+	out := []netip.Prefix{}
+	for i, e := range r.Content {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		s, ok := p.scalar(e, k, "a CIDR", allow)
+		if !ok {
+			continue
+		}
+		s = strings.TrimSpace(s)
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			switch {
+			case aerr != nil:
+				p.errf(e, k, "%q is not a CIDR or an IP address; %s", s, allow)
+				continue
+			case a.Zone() != "":
+				p.errf(e, k, "%q has a zone; %s", s, allow)
+				continue
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	*dst = out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 	"github.com/stokehq/stoke/internal/trace"
 )
 
@@ -29,7 +30,7 @@ func (g *Gateway) serveCached(w http.ResponseWriter, r *http.Request, fn *Functi
 	ctx, cancel := context.WithTimeoutCause(r.Context(), g.o.Timeout, errGatewayTimeout)
 	defer cancel()
 	w.Header().Set("X-Stoke-Cold", "false") // a forward that waited for an init says true
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpwire.Capture{W: w}
 	o := &origin{g: g, name: fn.Name, reqID: reqID, tc: tc, client: w.Header()}
 	res := fn.Cache.Serve(sw, r.WithContext(ctx), o)
 	if o.forwarded {
@@ -38,7 +39,7 @@ func (g *Gateway) serveCached(w http.ResponseWriter, r *http.Request, fn *Functi
 	end := time.Now()
 	rec := &record.Record{
 		RequestID: reqID, Function: fn.Name, Version: fn.Version, Start: begin, End: end,
-		MemoryMB: fn.MemoryMB, Status: sw.status, Method: r.Method, Path: r.URL.Path,
+		MemoryMB: fn.MemoryMB, Status: sw.Status, Method: r.Method, Path: r.URL.Path,
 		Cache: string(res), CacheMS: ms(end.Sub(begin)), FromCache: true,
 	}
 	if res == cache.Failed {

@@ -29,6 +29,13 @@ import (
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
 	if os.Getenv("STOKE_GW_APP") != "" {
+		http.HandleFunc("/fwd", func(w http.ResponseWriter, r *http.Request) {
+			out := map[string]string{}
+			for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "Forwarded"} {
+				out[k] = strings.Join(r.Header[k], " | ")
+			}
+			_ = json.NewEncoder(w).Encode(out)
+		})
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			ms, _ := strconv.Atoi(r.URL.Query().Get("sleep"))
 			time.Sleep(time.Duration(ms) * time.Millisecond)

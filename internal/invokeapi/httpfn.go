@@ -10,6 +10,7 @@ import (
 	"github.com/stokehq/stoke/internal/apigw"
 	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
 // passThroughPath is where an event that is not an API Gateway proxy event
@@ -48,15 +49,15 @@ func invokeHTTP(ctx context.Context, inst runtime.Instance, c call) (*runtime.Re
 	req.Header.Set("X-Request-Id", c.reqID)
 	c.trace.Inject(req.Header)
 
-	bw := &bufferWriter{h: http.Header{}}
+	bw := &httpwire.Capture{Limit: lambdaspec.MaxSyncPayload}
 	if err := inst.Invoke(bw, req); err != nil {
 		return nil, err
 	}
-	status := bw.status
+	status := bw.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if bw.overflow {
+	if bw.Truncated {
 		return &runtime.Result{
 			Payload:       errorDoc("Function.ResponseSizeTooLarge", fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", lambdaspec.MaxSyncPayload)),
 			FunctionError: "Unhandled", ErrorType: "Function.ResponseSizeTooLarge",
@@ -65,12 +66,12 @@ func invokeHTTP(ctx context.Context, inst runtime.Instance, c call) (*runtime.Re
 	if format == "" {
 		if status >= 500 {
 			return &runtime.Result{Payload: errorDoc("Function.HTTPError",
-				fmt.Sprintf("%s answered %d %s: %s", passThroughPath, status, http.StatusText(status), truncate(bw.buf.String(), 1024))),
+				fmt.Sprintf("%s answered %d %s: %s", passThroughPath, status, http.StatusText(status), truncate(bw.Body.String(), 1024))),
 				FunctionError: "Unhandled", ErrorType: "Function.HTTPError"}, nil
 		}
-		return &runtime.Result{Payload: bw.buf.Bytes()}, nil
+		return &runtime.Result{Payload: bw.Body.Bytes()}, nil
 	}
-	payload, err := apigw.ResponseToEvent(format, status, bw.h, bw.buf.Bytes())
+	payload, err := apigw.ResponseToEvent(format, status, bw.Header(), bw.Body.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("invokeapi: converting the response to a %s proxy response: %w", format, err)
 	}
@@ -89,39 +90,6 @@ func isProxyEvent(payload []byte) bool {
 	}
 	return probe.Version == apigw.Format20 || probe.HTTPMethod != ""
 }
-
-// bufferWriter keeps an app's response in memory, up to Lambda's response
-// limit; past it the rest is dropped and overflow set, so the proxy still
-// completes and the caller can answer Lambda's size error.
-type bufferWriter struct {
-	h        http.Header
-	status   int
-	buf      bytes.Buffer
-	overflow bool
-}
-
-func (b *bufferWriter) Header() http.Header { return b.h }
-
-func (b *bufferWriter) WriteHeader(code int) {
-	if b.status == 0 && code >= 200 {
-		b.status = code
-	}
-}
-
-func (b *bufferWriter) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	if b.overflow || b.buf.Len()+len(p) > lambdaspec.MaxSyncPayload {
-		b.overflow = true
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-// Flush is a no-op: the response is delivered whole. It exists so the
-// reverse proxy's flushes of streamed responses succeed.
-func (b *bufferWriter) Flush() {}
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

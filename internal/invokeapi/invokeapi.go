@@ -386,6 +386,11 @@ func (a *API) invoke(ctx context.Context, c call) (result, *apiError) {
 	switch {
 	case out.Throttled:
 		return result{}, &apiError{http.StatusTooManyRequests, "TooManyRequestsException", "Rate Exceeded.", bodyThrottle}
+	case out.ErrorType == "InvalidRequestContentException":
+		// The event describes a request no app may be sent (control
+		// characters in its method, URL or headers): the caller's mistake,
+		// refused before it reached the instance.
+		return result{}, userError(http.StatusBadRequest, out.ErrorType, out.Message)
 	case out.Record == nil && out.Status == http.StatusNotFound:
 		// Removed by a deploy since the lookup.
 		return result{}, a.notFound(c.t)

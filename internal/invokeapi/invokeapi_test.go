@@ -13,8 +13,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,7 +73,17 @@ func TestMain(m *testing.M) {
 			w.Header().Set("X-App", "yes")
 			fmt.Fprintf(w, "hi %s %s %s", r.Method, r.URL.Path, r.URL.RawQuery)
 		})
-		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
+		// Every request the app's server reads is counted, whatever its
+		// path, and each response says which request it answers: a request
+		// smuggled inside another shows as a count too many or an answer
+		// to the wrong request (FuzzProxyEventNoSmuggling).
+		var served atomic.Int64
+		count := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Count", strconv.FormatInt(served.Add(1), 10))
+			w.Header().Set("X-Echo-Id", r.Header.Get("X-Request-Id"))
+			http.DefaultServeMux.ServeHTTP(w, r)
+		})
+		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), count)
 		return
 	case os.Getenv("STOKE_IA_LAMBDA") == "initfail":
 		os.Exit(3)
@@ -147,13 +159,13 @@ func (b *backend) count() int {
 }
 
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	sb  *sandbox.Manager
 	be  *backend
 	dir string // data dir of the store
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	sandboxtest.CheckNoLeaks(t)
 	sb, err := sandbox.New(slog.Default())
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -92,28 +91,4 @@ func AsError(err error) *Error {
 		return e
 	}
 	return &Error{Type: "Runtime.Unknown", Message: err.Error(), Status: http.StatusBadGateway}
-}
-
-// HopByHop says whether a header (canonical key) is about one connection
-// only (RFC 9110 §7.6.1), so a proxy does not pass it on.
-func HopByHop(k string) bool {
-	switch k {
-	case "Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return strings.HasPrefix(k, "Proxy-")
-}
-
-// Listed says whether a comma-separated header (Connection, TE) lists token.
-func Listed(values []string, token string) bool {
-	for _, v := range values {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if t = strings.TrimSpace(t); strings.EqualFold(t, token) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -137,6 +137,8 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		Recorder:     s,
 		Tracer:       s.trace,
 		Logger:       s.log,
+		// Read at start, like the other gateway keys.
+		TrustedProxies: cfg.Gateway.TrustedProxies,
 	})
 	if s.gwLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("gateway: listening on %s (listen): %w", cfg.Listen, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,8 +15,11 @@ import (
 
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 	"github.com/stokehq/stoke/internal/tune"
 )
 
@@ -152,10 +154,13 @@ type measurer struct {
 	step     int
 }
 
-// size measures one memory size on its own temporary pool.
+// size measures one memory size on its own temporary pool, invoked through
+// a gateway of its own (gateway.Run, as live traffic is: the same timeouts,
+// the same timing), where the function has no route and nothing records.
 func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.Size, error) {
-	f := *m.d.cfg // shares Env, Command and Routes, which nothing writes
+	f := *m.d.cfg // shares Env and Command, which nothing writes
 	f.Memory = mem
+	f.Routes = nil
 	// One instance, none kept warm, never reaped: the measurer starts and
 	// stops it itself, so each cold start is one it asked for.
 	f.KeepWarm, f.MaxInstances, f.IdleTimeout = 0, 1, 24*time.Hour
@@ -165,6 +170,10 @@ func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.
 		tmp.pool.Close() // idempotent; also stops an instance still starting
 		m.s.tunes.track(tmp.pool, false)
 	}()
+	gw := gateway.New(gateway.Options{
+		Timeout: cfg.Gateway.Timeout, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Granularity: cfg.Billing.Granularity, Logger: m.s.log,
+	})
+	gw.Set([]*gateway.Function{tmp.gw})
 	out := tune.Size{MemoryMB: mem}
 	// A python-wsgi template is made once per version, not on a request's
 	// path: made before the first measured cold start, as on deploy.
@@ -178,41 +187,40 @@ func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.
 	p := m.plan
 	if p.Cold == 0 {
 		// Warm invocations need a started instance; its start is not measured.
-		_, lease, err := m.invoke(ctx, tmp)
-		if err != nil {
+		if _, _, err := m.invoke(ctx, gw, f.Name, false); err != nil {
 			return out, fmt.Errorf("starting an instance: %w", err)
 		}
-		lease.Release()
 	}
 	for i := range p.Cold {
-		smp, lease, err := m.invoke(ctx, tmp)
+		// Each cold start's instance is stopped after it answers, so the
+		// next request finds none and waits for a new one; the last one
+		// stays for the warm invocations.
+		last := i == p.Cold-1 && p.Invocations > 0
+		smp, who, err := m.invoke(ctx, gw, f.Name, !last)
 		if err != nil {
 			return out, fmt.Errorf("cold start %d of %d: %w", i+1, p.Cold, err)
 		}
-		pid := lease.Instance.Pid()
-		if i < p.Cold-1 || p.Invocations == 0 {
-			// Stopped now (synchronously), so the next request has no
-			// instance and waits for a new one: a cold start.
-			lease.Discard()
-		} else {
-			lease.Release() // the warm invocations reuse it
-		}
 		out.Cold = append(out.Cold, smp)
-		m.report(mem, tune.PhaseCold, i+1, p.Cold, smp, lease.InstanceID, pid)
+		m.report(mem, tune.PhaseCold, i+1, p.Cold, smp, who)
 	}
 	for i := range p.Invocations {
-		smp, lease, err := m.invoke(ctx, tmp)
+		smp, who, err := m.invoke(ctx, gw, f.Name, false)
 		if err != nil {
 			return out, fmt.Errorf("warm invocation %d of %d: %w", i+1, p.Invocations, err)
 		}
-		lease.Release()
 		out.Warm = append(out.Warm, smp)
-		m.report(mem, tune.PhaseWarm, i+1, p.Invocations, smp, lease.InstanceID, lease.Instance.Pid())
+		m.report(mem, tune.PhaseWarm, i+1, p.Invocations, smp, who)
 	}
 	return out, nil
 }
 
-func (m *measurer) report(mem int, phase string, n, of int, smp tune.Sample, instance string, pid int) {
+// instanceRef names the instance that served a measurement.
+type instanceRef struct {
+	id  string
+	pid int
+}
+
+func (m *measurer) report(mem int, phase string, n, of int, smp tune.Sample, who instanceRef) {
 	m.step++
 	if m.progress == nil {
 		return
@@ -222,49 +230,56 @@ func (m *measurer) report(mem int, phase string, n, of int, smp tune.Sample, ins
 		ms = smp.TotalMS
 	}
 	m.progress(tune.Progress{MemoryMB: mem, Phase: phase, N: n, Of: of, Step: m.step, Steps: m.plan.Steps(),
-		MS: ms, InitMS: smp.InitMS, Instance: instance, Pid: pid})
+		MS: ms, InitMS: smp.InitMS, Instance: who.id, Pid: who.pid})
 }
 
-// invoke runs the plan's request once on the temporary pool, timed as the
-// gateway times it: Acquire (for a cold start: the instance's start) and
-// the invocation within the function timeout. On success the caller owns
-// the lease; on failure the instance is discarded.
-func (m *measurer) invoke(ctx context.Context, tmp *deployed) (tune.Sample, *pool.Lease, error) {
-	f := tmp.cfg
-	begin := time.Now()
-	actx, cancel := context.WithTimeout(ctx, f.InitTimeout+5*time.Second)
-	lease, err := tmp.pool.Acquire(actx)
-	cancel()
-	if err != nil {
-		return tune.Sample{}, nil, err
+// invoke runs the plan's request once through gw: the sample is the
+// record gateway.Run keeps for every invocation (waiting for the instance,
+// for a cold start its init, and the invocation). discard stops the
+// instance afterwards.
+func (m *measurer) invoke(ctx context.Context, gw *gateway.Gateway, fn string, discard bool) (tune.Sample, instanceRef, error) {
+	var who instanceRef
+	var callErr error
+	reqID := uuid.NewString()
+	out := gw.Run(ctx, gateway.Call{
+		Function: fn, RequestID: reqID, Method: m.plan.Method, Path: m.plan.Path, Discard: discard,
+		Ready: func(rec *record.Record) { who.id = rec.InstanceID },
+		Do: func(ctx context.Context, inst runtime.Instance) error {
+			who.pid = inst.Pid()
+			callErr = m.call(ctx, inst, reqID)
+			var failed *answerError
+			if errors.As(callErr, &failed) {
+				return nil // answered: the instance is fine, the tune is not
+			}
+			return callErr
+		},
+	})
+	if callErr != nil {
+		return tune.Sample{}, who, callErr
 	}
-	ictx, icancel := context.WithTimeout(ctx, f.Timeout)
-	defer icancel()
-	start := time.Now()
-	err = m.call(ictx, lease.Instance)
-	end := time.Now()
-	if err != nil {
-		if ictx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("timed out after %s (the function's timeout): %w", f.Timeout, err)
-		}
-		lease.Discard()
-		return tune.Sample{}, nil, err
+	if out.Err != nil {
+		return tune.Sample{}, who, fmt.Errorf("%s: %s", out.ErrorType, out.Message)
 	}
-	smp := tune.Sample{Cold: lease.Cold, DurationMS: msOf(end.Sub(start)), TotalMS: msOf(end.Sub(begin))}
-	if lease.Cold {
-		smp.InitMS = msOf(lease.Instance.InitDuration())
+	rec := out.Record
+	smp := tune.Sample{Cold: rec.Cold, DurationMS: rec.DurationMS, TotalMS: msOf(rec.End.Sub(rec.Start))}
+	if rec.Cold {
+		smp.InitMS = rec.InitMS
 	}
-	return smp, lease, nil
+	return smp, who, nil
 }
 
 func msOf(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 
-// call sends the plan's event (lambda functions) or HTTP request. An
-// answer that is an error (a function error, a status of 400 or more) fails
-// the tune: timing failures would measure the wrong thing.
-func (m *measurer) call(ctx context.Context, inst runtime.Instance) error {
+// answerError is an answer that is an error: a function error, or a status
+// of 400 or more. It fails the tune (timing failures would measure the
+// wrong thing) but not the instance.
+type answerError struct{ msg string }
+
+func (e *answerError) Error() string { return e.msg }
+
+// call sends the plan's event (lambda functions) or HTTP request.
+func (m *measurer) call(ctx context.Context, inst runtime.Instance, reqID string) error {
 	p := m.plan
-	reqID := uuid.NewString()
 	if len(p.Event) > 0 {
 		ei, ok := inst.(runtime.EventInstance)
 		if !ok {
@@ -276,7 +291,7 @@ func (m *measurer) call(ctx context.Context, inst runtime.Instance) error {
 			return err
 		}
 		if res.FunctionError != "" {
-			return fmt.Errorf("function error %s: %s", res.ErrorType, snippet(res.Payload))
+			return &answerError{fmt.Sprintf("function error %s: %s", res.ErrorType, snippet(res.Payload))}
 		}
 		return nil
 	}
@@ -285,12 +300,12 @@ func (m *measurer) call(ctx context.Context, inst runtime.Instance) error {
 		return fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("X-Request-Id", reqID)
-	w := &captureWriter{h: http.Header{}}
+	w := &httpwire.Capture{Limit: 512}
 	if err := inst.Invoke(w, req); err != nil {
 		return err
 	}
-	if w.status >= 400 {
-		return fmt.Errorf("%s %s answered %d: %s", p.Method, p.Path, w.status, snippet(w.body.Bytes()))
+	if w.Status >= 400 {
+		return &answerError{fmt.Sprintf("%s %s answered %d: %s", p.Method, p.Path, w.Status, snippet(w.Body.Bytes()))}
 	}
 	return nil
 }
@@ -302,31 +317,3 @@ func snippet(b []byte) string {
 	}
 	return s
 }
-
-// captureWriter takes a response: its status, and the start of its body
-// for error messages.
-type captureWriter struct {
-	h      http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (c *captureWriter) Header() http.Header { return c.h }
-
-func (c *captureWriter) WriteHeader(code int) {
-	if c.status == 0 && code >= 200 {
-		c.status = code
-	}
-}
-
-func (c *captureWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	if room := 512 - c.body.Len(); room > 0 {
-		c.body.Write(b[:min(len(b), room)])
-	}
-	return len(b), nil
-}
-
-var _ io.Writer = (*captureWriter)(nil)

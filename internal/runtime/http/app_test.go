@@ -3,7 +3,6 @@ package httprt
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/stokehq/stoke/internal/sandbox"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/internal/sandbox"
 )
 
 // appEnv names the test app the test binary should run as instead of tests.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
 // The forwarder: each instance keeps a few HTTP/1.1 connections to its app
@@ -32,6 +32,7 @@ type conn struct {
 	// interrupt unblocks every read and write for good. Bound once per
 	// connection so watching a request's context does not allocate it.
 	interrupt func()
+	field     func(k, v string) // writeField, bound once
 	// bodySent: the body writer has the last of the body in hand; the app
 	// may already have it and have answered before the writer reports.
 	bodySent atomic.Bool
@@ -54,6 +55,7 @@ var (
 func newConn(nc net.Conn) *conn {
 	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
 	c.interrupt = func() { _ = nc.SetDeadline(aLongTimeAgo) }
+	c.field = c.writeField
 	return c
 }
 
@@ -160,7 +162,7 @@ func (e *bodyError) Unwrap() error { return e.err }
 // chunked body is written by a goroutine while this one reads the response:
 // an app may answer while it reads (an echo), and writing all of the body
 // before reading could fill both socket buffers and deadlock.
-func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte, forwarded bool) (*http.Response, call, error) {
+func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte) (*http.Response, call, error) {
 	n := r.ContentLength
 	hasBody := r.Body != nil && r.Body != http.NoBody
 	if !hasBody {
@@ -184,7 +186,7 @@ func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte, 
 		if ctx.Done() != nil {
 			cl.stop = context.AfterFunc(ctx, c.interrupt)
 		}
-		c.writeHead(r, n, forwarded, in.addr)
+		c.writeHead(r, n, in.addr)
 		c.bw.Write(small)
 		err = c.bw.Flush()
 		if err == nil && hasBody && small == nil {
@@ -346,11 +348,11 @@ func (c *conn) copyBody(body io.Reader, n int64, buf []byte) error {
 	return w.Flush()
 }
 
-// writeHead buffers the request line and headers: the client's, minus
-// hop-by-hop ones, Host kept, X-Forwarded-* set as httputil's
-// ProxyRequest.SetXForwarded sets them, framing for a body of n bytes
-// (-1: chunked). Errors show up at the next Flush.
-func (c *conn) writeHead(r *http.Request, n int64, forwarded bool, addr string) {
+// writeHead buffers the request line and headers: those httpwire.EachHeader
+// passes on, Host, and framing for a body of n bytes (-1: chunked). The
+// request was checked with httpwire.Validate. Errors show up at the next
+// Flush.
+func (c *conn) writeHead(r *http.Request, n int64, addr string) {
 	w := c.bw
 	w.WriteString(r.Method)
 	w.WriteByte(' ')
@@ -365,40 +367,9 @@ func (c *conn) writeHead(r *http.Request, n int64, forwarded bool, addr string) 
 	}
 	w.WriteString(host)
 	w.WriteString("\r\n")
-	connection := r.Header["Connection"]
-	for k, vv := range r.Header {
-		if runtime.HopByHop(k) || runtime.Listed(connection, k) {
-			continue
-		}
-		switch k {
-		case "Host", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-			continue
-		}
-		for _, v := range vv {
-			writeField(w, k, v)
-		}
-	}
-	if runtime.Listed(r.Header["Te"], "trailers") {
+	httpwire.EachHeader(r.Header, c.field)
+	if httpwire.Listed(r.Header["Te"], "trailers") {
 		w.WriteString("Te: trailers\r\n") // gRPC needs it to pass
-	}
-	if forwarded {
-		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			w.WriteString("X-Forwarded-For: ")
-			for _, v := range r.Header["X-Forwarded-For"] {
-				w.WriteString(v)
-				w.WriteString(", ")
-			}
-			w.WriteString(ip)
-			w.WriteString("\r\n")
-		}
-		if r.Host != "" {
-			writeField(w, "X-Forwarded-Host", r.Host)
-		}
-		if r.TLS != nil {
-			w.WriteString("X-Forwarded-Proto: https\r\n")
-		} else {
-			w.WriteString("X-Forwarded-Proto: http\r\n")
-		}
 	}
 	switch {
 	case n > 0:
@@ -413,24 +384,12 @@ func (c *conn) writeHead(r *http.Request, n int64, forwarded bool, addr string) 
 	w.WriteString("\r\n")
 }
 
-func writeField(w *bufio.Writer, k, v string) {
+// field writes one header field; c.field is bound once per connection, so
+// passing it to EachHeader does not allocate.
+func (c *conn) writeField(k, v string) {
+	w := c.bw
 	w.WriteString(k)
 	w.WriteString(": ")
 	w.WriteString(v)
 	w.WriteString("\r\n")
-}
-
-// copyHeader adds the app's response headers to dst, minus hop-by-hop ones.
-func copyHeader(dst, src http.Header) {
-	connection := src["Connection"]
-	for k, vv := range src {
-		if runtime.HopByHop(k) || runtime.Listed(connection, k) {
-			continue
-		}
-		if old := dst[k]; old != nil {
-			dst[k] = append(old, vv...)
-		} else {
-			dst[k] = vv // the response is ours alone: share, don't copy
-		}
-	}
 }

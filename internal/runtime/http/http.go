@@ -254,7 +254,7 @@ func (in *Instance) probe(ctx context.Context) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	res, cl, err := in.roundTrip(ctx, req, nil, false)
+	res, cl, err := in.roundTrip(ctx, req, nil)
 	if err != nil {
 		return false, err.Error()
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
@@ -70,13 +71,16 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, err)
 	}
-	if runtime.Listed(r.Header["Connection"], "upgrade") {
+	if err := httpwire.Validate(r); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", in.id, err)
+	}
+	if httpwire.Listed(r.Header["Connection"], "upgrade") {
 		return in.invokeUpgrade(w, r)
 	}
 	bp := buffers.Get().(*[bufSize]byte)
 	defer buffers.Put(bp)
 	buf := bp[:]
-	res, cl, err := in.roundTrip(ctx, r, buf, true)
+	res, cl, err := in.roundTrip(ctx, r, buf)
 	if err != nil {
 		return in.explain(ctx, err)
 	}
@@ -87,7 +91,7 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	h := w.Header()
-	copyHeader(h, res.Header)
+	httpwire.CopyResponseHeader(h, res.Header)
 	w.WriteHeader(res.StatusCode)
 
 	// Flush as the app writes when it streams (no length, or server-sent
@@ -185,12 +189,13 @@ func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err e
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = in.addr
-			// ReverseProxy drops the client's X-Forwarded-For before
-			// Rewrite; put it back so SetXForwarded appends to it.
-			if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-				pr.Out.Header["X-Forwarded-For"] = prior
+			// ReverseProxy drops the forwarded fields before Rewrite; the
+			// gateway set them by its policy, so they go on as they are.
+			for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				if v, ok := pr.In.Header[k]; ok {
+					pr.Out.Header[k] = v
+				}
 			}
-			pr.SetXForwarded()
 		},
 		Transport:    in.upgradeTransport(),
 		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) { perr = err },

@@ -13,6 +13,7 @@ import (
 	"github.com/stokehq/stoke/internal/apigw"
 	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
 // Invoke serves an HTTP route the way API Gateway fronts a Lambda
@@ -23,6 +24,9 @@ import (
 // failures that leave nothing written (request too large, process exit,
 // timeout) are returned for the caller to answer.
 func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
+	if err := httpwire.Validate(r); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", in.id, err)
+	}
 	body, err := readRequest(r)
 	if err != nil {
 		return err

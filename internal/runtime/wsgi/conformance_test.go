@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
 // confModes are the two ways an instance comes to be.
@@ -258,9 +259,14 @@ func (c *conf) environ(t *testing.T) {
 			return r
 		}, map[string]any{"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "3", "body_len": 3.0}},
 	}
+	// Each request is as the gateway hands it over: its forwarded fields
+	// set by the gateway's policy, which the runtime passes on.
+	gateway := httpwire.NewForwarding(nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w := c.ok(t, tc.req())
+			r := tc.req()
+			gateway.Apply(r)
+			w := c.ok(t, r)
 			if w.Code != 200 {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
 			}
@@ -295,15 +301,17 @@ func (c *conf) environ(t *testing.T) {
 		})
 	}
 
-	// Stoke's http runtime appends the
-	// client's address to its X-Forwarded-For and sets X-Forwarded-Proto
-	// itself (internal/runtime/http/forward.go writeHead).
+	// A client's own forwarded claims are replaced by the gateway's policy
+	// (httpwire.Forwarding), and the runtime passes the result on as it is.
 	t.Run("X-Forwarded-* from the client", func(t *testing.T) {
 		r := httptest.NewRequest("GET", "/echo", nil)
 		r.Header.Set("X-Forwarded-For", "10.0.0.1")
 		r.Header.Set("X-Forwarded-Proto", "https")
+		r.Header.Set("Forwarded", "for=10.0.0.1;proto=https")
+		gateway.Apply(r)
 		env := decodeJSON(t, c.ok(t, r))
-		if env["HTTP_X_FORWARDED_FOR"] != "10.0.0.1, 192.0.2.1" || env["HTTP_X_FORWARDED_PROTO"] != "http" {
+		if env["HTTP_X_FORWARDED_FOR"] != "192.0.2.1" || env["HTTP_X_FORWARDED_PROTO"] != "http" ||
+			env["HTTP_FORWARDED"] != "for=192.0.2.1;host=example.com;proto=http" {
 			t.Errorf("X-Forwarded-For %v, X-Forwarded-Proto %v", env["HTTP_X_FORWARDED_FOR"], env["HTTP_X_FORWARDED_PROTO"])
 		}
 	})
@@ -316,6 +324,7 @@ func (c *conf) environ(t *testing.T) {
 		r.Header["X-User"] = []string{"real"}
 		r.Header["X_user"] = []string{"spoofed"}
 		r.Header["X_forwarded_for"] = []string{"6.6.6.6"}
+		gateway.Apply(r)
 		env := decodeJSON(t, c.ok(t, r))
 		if env["HTTP_X_USER"] != "real" || env["HTTP_X_FORWARDED_FOR"] != "192.0.2.1" {
 			t.Errorf("HTTP_X_USER = %#v, HTTP_X_FORWARDED_FOR = %#v", env["HTTP_X_USER"], env["HTTP_X_FORWARDED_FOR"])

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
@@ -115,6 +116,9 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, err)
 	}
+	if err := httpwire.Validate(r); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", in.id, err)
+	}
 	stop := context.AfterFunc(ctx, func() { _ = in.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
@@ -207,7 +211,7 @@ func (in *Instance) copyResponse(w http.ResponseWriter) (started bool, err error
 			}
 			for _, kv := range h.Headers {
 				k := http.CanonicalHeaderKey(kv[0])
-				if runtime.HopByHop(k) || runtime.Listed(connection, k) {
+				if httpwire.HopByHop(k) || httpwire.Listed(connection, k) {
 					continue
 				}
 				if k == "Content-Length" {
@@ -305,34 +309,8 @@ func head(r *http.Request, hasBody bool) requestHead {
 	if h.Proto == "" {
 		h.Proto = "HTTP/1.1"
 	}
-	h.Headers = make([][2]string, 0, len(r.Header)+3)
-	connection := r.Header["Connection"]
-	for k, vv := range r.Header {
-		if runtime.HopByHop(k) || runtime.Listed(connection, k) {
-			continue
-		}
-		switch k {
-		case "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-			continue
-		}
-		for _, v := range vv {
-			h.Headers = append(h.Headers, [2]string{k, v})
-		}
-	}
-	// As httputil's ProxyRequest.SetXForwarded (and the http runtime): the
-	// client's X-Forwarded-For gets the peer appended; Host and Proto are
-	// Stoke's own, never the client's claims.
-	if ip := h.RemoteAddr; ip != "" {
-		xff := ip
-		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-			xff = strings.Join(prior, ", ") + ", " + ip
-		}
-		h.Headers = append(h.Headers, [2]string{"X-Forwarded-For", xff})
-	}
-	if r.Host != "" {
-		h.Headers = append(h.Headers, [2]string{"X-Forwarded-Host", r.Host})
-	}
-	h.Headers = append(h.Headers, [2]string{"X-Forwarded-Proto", h.Scheme})
+	h.Headers = make([][2]string, 0, len(r.Header))
+	httpwire.EachHeader(r.Header, func(k, v string) { h.Headers = append(h.Headers, [2]string{k, v}) })
 	return h
 }
 

@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stokehq/stoke/internal/record"
+	"github.com/stokehq/stoke/internal/runtime"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
+	"github.com/stokehq/stoke/internal/trace"
+)
+
+// ServeHTTP routes by path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fn := g.table.Load().match(r.URL.Path)
+	if fn == nil {
+		writeError(w, http.StatusNotFound, "NotFound", "no function is routed at "+r.URL.Path, "")
+		return
+	}
+	g.Invoke(w, r, fn.Name)
+}
+
+// Invoke runs one HTTP request on the named function, whatever its path.
+func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
+	reqID := uuid.NewString()
+	h := w.Header()
+	h.Set("X-Request-Id", reqID)
+	if r.ContentLength > g.o.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException",
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.o.MaxBodyBytes), reqID)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes)
+	}
+	g.fwd.Apply(r)
+	r.Header.Set("X-Request-Id", reqID)
+	// The ids exist before the function runs, so it can join the trace.
+	tc := trace.FromHeaders(r.Header)
+	tc.Inject(r.Header)
+	if fn := g.table.Load().byName[name]; fn != nil && fn.Cache != nil {
+		g.serveCached(w, r, fn, reqID, tc)
+		return
+	}
+	if _, err := g.forward(w, r, name, reqID, tc, h, "", 0); err != nil {
+		// The response broke off midway: abort the connection so the client
+		// cannot take a truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// forward runs r on the named function: the function's response, or
+// Stoke's error response, goes to w; Stoke's own fields (X-Stoke-Cold,
+// Server-Timing) go to meta. cacheKind and lookup say what the response
+// cache did first (none: ""). It returns the version that ran r and, when
+// the response broke off after it started, the error.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, name, reqID string, tc trace.Context, meta http.Header, cacheKind string, lookup time.Duration) (string, error) {
+	sw := &httpwire.Capture{W: w}
+	out := g.Run(r.Context(), Call{
+		Function: name, RequestID: reqID, Method: r.Method, Path: r.URL.Path, Trace: tc,
+		Cache: cacheKind, Lookup: lookup,
+		Ready: func(rec *record.Record) {
+			if rec.Cold {
+				meta.Set("Server-Timing", fmt.Sprintf("queue;dur=%.2f, init;dur=%.2f", rec.QueueMS, rec.InitMS))
+			}
+			meta.Set("X-Stoke-Cold", strconv.FormatBool(rec.Cold))
+		},
+		Do: func(ctx context.Context, inst runtime.Instance) error {
+			if err := inst.Invoke(sw, r.WithContext(ctx)); err != nil {
+				return err
+			}
+			// Send the response now, not after the bookkeeping that follows.
+			_ = http.NewResponseController(sw).Flush()
+			return nil
+		},
+		Status: func() int { return sw.Status },
+	})
+	version := ""
+	if out.Record != nil {
+		version = out.Record.Version
+	}
+	if out.Err != nil && sw.Status == 0 {
+		writeFailure(sw, out, reqID)
+	}
+	if out.Err != nil && sw.Status != 0 && errors.Is(out.Err, http.ErrAbortHandler) {
+		return version, out.Err
+	}
+	return version, nil
+}

@@ -1,0 +1,149 @@
+package httpwire
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Forwarding is the one forwarded-header policy: what an instance is told
+// about the client through X-Forwarded-For, -Host, -Proto, -Port and
+// Forwarded (RFC 7239). The gateway applies it to every request from a
+// client, before any runtime sees the request.
+//
+// A client's own values are claims anyone can make, so they are replaced
+// unless the client's address is in a trusted prefix (gateway.
+// trusted_proxies: a load balancer in front of Stoke). From a trusted
+// proxy, X-Forwarded-For and Forwarded get the proxy's address appended,
+// and its -Host, -Proto and -Port are kept when it set them. Requests the
+// Invoke API builds from an API Gateway event do not pass here: the event
+// is API Gateway's word, as on Lambda.
+type Forwarding struct {
+	trusted []netip.Prefix
+}
+
+// NewForwarding makes the policy; trusted may be empty (trust no one).
+func NewForwarding(trusted []netip.Prefix) *Forwarding {
+	return &Forwarding{trusted: trusted}
+}
+
+// Trusts says whether a peer address (host:port, as in
+// http.Request.RemoteAddr) is a trusted proxy.
+func (f *Forwarding) Trusts(remoteAddr string) bool {
+	if f == nil || len(f.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range f.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply rewrites r's forwarded header fields by the policy.
+func (f *Forwarding) Apply(r *http.Request) {
+	h := r.Header
+	if h == nil {
+		h = http.Header{}
+		r.Header = h
+	}
+	trusted := f.Trusts(r.RemoteAddr)
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = ""
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	port := localPort(r, proto)
+
+	var priorFor, priorForwarded []string
+	if trusted {
+		priorFor, priorForwarded = h["X-Forwarded-For"], h["Forwarded"]
+		for _, kv := range [...][2]string{{"X-Forwarded-Host", r.Host}, {"X-Forwarded-Proto", proto}, {"X-Forwarded-Port", port}} {
+			if h.Get(kv[0]) == "" && kv[1] != "" {
+				h[kv[0]] = []string{kv[1]}
+			}
+		}
+	} else {
+		delete(h, "X-Forwarded-Host")
+		h["X-Forwarded-Proto"] = []string{proto}
+		h["X-Forwarded-Port"] = []string{port}
+		if r.Host != "" {
+			h["X-Forwarded-Host"] = []string{r.Host}
+		}
+	}
+	delete(h, "X-Forwarded-For")
+	if ip != "" {
+		h["X-Forwarded-For"] = []string{joinList(priorFor, ip)}
+	}
+	h["Forwarded"] = []string{joinList(priorForwarded, forwardedElement(ip, r.Host, proto))}
+}
+
+// localPort is the port the client connected to: the listener's, else the
+// Host's, else the scheme's default.
+func localPort(r *http.Request, proto string) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, p, err := net.SplitHostPort(a.String()); err == nil && p != "" {
+			return p
+		}
+	}
+	if _, p, err := net.SplitHostPort(r.Host); err == nil && p != "" {
+		return p
+	}
+	if proto == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// joinList appends v to a comma-separated list header's values.
+func joinList(prior []string, v string) string {
+	if len(prior) == 0 {
+		return v
+	}
+	return strings.Join(prior, ", ") + ", " + v
+}
+
+// forwardedElement is one RFC 7239 element: for, host and proto, quoted
+// where the syntax needs it (IPv6 addresses, ports).
+func forwardedElement(ip, host, proto string) string {
+	var b strings.Builder
+	if ip != "" {
+		b.WriteString("for=")
+		if strings.Contains(ip, ":") {
+			b.WriteString(`"[` + ip + `]"`)
+		} else {
+			b.WriteString(ip)
+		}
+		b.WriteByte(';')
+	}
+	if host != "" {
+		b.WriteString("host=")
+		b.WriteString(token(host))
+		b.WriteByte(';')
+	}
+	b.WriteString("proto=")
+	b.WriteString(proto)
+	return b.String()
+}
+
+// token returns s as an RFC 7230 token if it is one, else quoted.
+func token(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
