@@ -28,7 +28,7 @@ var (
 // reaped (so a cold start runs in the background) and, right after it, a
 // hit on another function while that cold start is still going.
 func benchCache(ctx context.Context, e *env) error {
-	app, proxy, appPort, proxyPort, err := e.baselines("-buffers")
+	app, proxy, appPort, proxyPort, err := e.baselines()
 	if err != nil {
 		return err
 	}

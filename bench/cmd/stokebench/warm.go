@@ -23,12 +23,13 @@ type target struct {
 }
 
 // benchWarm: warm latency at concurrency 1 and throughput at concurrency 64,
-// Stoke against the app directly and against bench/cmd/plainproxy in front of
+// Stoke against the app directly and against bench/cmd/plainproxy (httputil.ReverseProxy
+// tuned for this load: bench/plainproxy) in front of
 // the app, in interleaved rounds. The Stoke function has concurrency: 64 and
 // max_instances: 1, so one app process serves all 64 connections, as in the
 // baselines; memory 3538 gives it a quota of both CPUs.
 func benchWarm(ctx context.Context, e *env) error {
-	app, proxy, appPort, proxyPort, err := e.baselines("")
+	app, proxy, appPort, proxyPort, err := e.baselines()
 	if err != nil {
 		return err
 	}
@@ -207,19 +208,16 @@ func benchWarm(ctx context.Context, e *env) error {
 	return nil
 }
 
-// baselines starts examples/hello on its own and bench/cmd/plainproxy in
-// front of it (with proxyFlag, if any), on free ports. On error nothing is
-// left running.
-func (e *env) baselines(proxyFlag string) (app, proxy *exec.Cmd, appPort, proxyPort int, err error) {
+// baselines starts examples/hello on its own and bench/cmd/plainproxy (a
+// tuned httputil.ReverseProxy) in front of it, on free ports. On error
+// nothing is left running.
+func (e *env) baselines() (app, proxy *exec.Cmd, appPort, proxyPort int, err error) {
 	appPort, proxyPort = freePort(), freePort()
 	app, err = e.start(filepath.Join(e.dir, fmt.Sprintf("app-%d.log", appPort)), []string{fmt.Sprintf("PORT=%d", appPort), "GREETING=hi"}, e.hello)
 	if err != nil {
 		return nil, nil, 0, 0, err
 	}
 	args := []string{"-listen", fmt.Sprintf("127.0.0.1:%d", proxyPort), "-target", fmt.Sprintf("http://127.0.0.1:%d", appPort)}
-	if proxyFlag != "" {
-		args = append(args, proxyFlag)
-	}
 	proxy, err = e.start(filepath.Join(e.dir, fmt.Sprintf("proxy-%d.log", proxyPort)), nil, e.proxy, args...)
 	if err != nil {
 		e.stop(app, 0)
