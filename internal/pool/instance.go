@@ -7,19 +7,6 @@ import (
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
-// State is where an instance is in its lifecycle:
-// starting → idle ⇄ busy → stopped (or failed when it never became ready).
-type State string
-
-const (
-	StateStarting State = "starting"
-	StateIdle     State = "idle"
-	StateBusy     State = "busy"
-	StateDraining State = "draining"
-	StateStopped  State = "stopped"
-	StateFailed   State = "failed"
-)
-
 type instance struct {
 	id       string
 	rt       runtime.Instance // nil while starting
@@ -53,9 +40,6 @@ func (p *Pool) Instances() []Info {
 	var rts []runtime.Instance
 	for _, in := range p.all {
 		st := in.state
-		if p.draining && st != StateStarting {
-			st = StateDraining
-		}
 		i := Info{ID: in.id, State: st, Inflight: in.inflight, Served: in.served, Age: now.Sub(in.created)}
 		if in.rt != nil && st == StateIdle {
 			i.Idle = now.Sub(in.lastUsed)

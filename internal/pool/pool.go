@@ -202,9 +202,23 @@ func (p *Pool) lease(g grant, begin time.Time) (*Lease, error) {
 func (p *Pool) takeSlotLocked(in *instance) {
 	in.inflight++
 	in.served++
-	in.state = StateBusy
+	p.settleLocked(in)
 	if in.inflight >= p.o.Concurrency && in.inFree {
 		p.removeFreeLocked(in)
+	}
+}
+
+// settleLocked sets a ready instance's state from what it is doing:
+// draining while the pool drains, else busy with a request in flight, else
+// idle.
+func (p *Pool) settleLocked(in *instance) {
+	switch {
+	case p.draining:
+		p.transitionLocked(in, StateDraining)
+	case in.inflight > 0:
+		p.transitionLocked(in, StateBusy)
+	default:
+		p.transitionLocked(in, StateIdle)
 	}
 }
 
@@ -219,9 +233,7 @@ func (p *Pool) offerLocked(in *instance, cold bool) {
 		w.ch <- grant{in: in, cold: cold}
 		cold = false // only one request waited on this init
 	}
-	if in.inflight == 0 {
-		in.state = StateIdle
-	}
+	p.settleLocked(in)
 	if in.inflight < p.o.Concurrency && !in.inFree {
 		in.inFree = true
 		p.free = append(p.free, in)
@@ -290,8 +302,7 @@ func (p *Pool) boot(in *instance) {
 	p.mu.Lock()
 	p.starting--
 	if err != nil {
-		delete(p.all, in.id)
-		in.state = StateFailed
+		p.removeLocked(in, StateFailed)
 		// The oldest waiter gets the init error, as on Lambda the request
 		// that caused an init sees its failure; others keep waiting.
 		if len(p.waiters) > 0 {
@@ -308,6 +319,7 @@ func (p *Pool) boot(in *instance) {
 		return
 	}
 	if p.closed {
+		p.removeLocked(in, StateStopped)
 		p.mu.Unlock()
 		p.stop(rt, in.id, "closed")
 		return
@@ -319,7 +331,7 @@ func (p *Pool) boot(in *instance) {
 	p.wg.Add(1)
 	go p.watch(in)
 	if p.draining && in.inflight == 0 {
-		p.removeLocked(in)
+		p.removeLocked(in, StateStopped)
 		p.checkDrainedLocked()
 		p.mu.Unlock()
 		p.emit(Event{Kind: EventReady, Instance: in.id, Pid: rt.Pid(), Init: rt.InitDuration()})
@@ -336,9 +348,9 @@ func (p *Pool) watch(in *instance) {
 	defer p.wg.Done()
 	<-in.rt.Done()
 	p.mu.Lock()
-	gone := p.all[in.id] != in // already removed: we stopped it
+	gone := in.state.Final() // already removed: we stopped it
 	if !gone {
-		p.removeLocked(in)
+		p.removeLocked(in, StateStopped)
 		p.scaleLocked()
 		p.checkDrainedLocked()
 	}
@@ -349,12 +361,14 @@ func (p *Pool) watch(in *instance) {
 	}
 }
 
-func (p *Pool) removeLocked(in *instance) {
+// removeLocked takes in out of the pool, into a final state (stopped, or
+// failed when it never became ready).
+func (p *Pool) removeLocked(in *instance, final State) {
 	if in.inFree {
 		p.removeFreeLocked(in)
 	}
+	p.transitionLocked(in, final)
 	delete(p.all, in.id)
-	in.state = StateStopped
 }
 
 func (p *Pool) release(in *instance, discard bool) {
@@ -363,7 +377,7 @@ func (p *Pool) release(in *instance, discard bool) {
 	in.lastUsed = time.Now()
 	reason := ""
 	switch {
-	case p.all[in.id] != in: // exited meanwhile; watch cleaned up
+	case in.state.Final(): // exited meanwhile; watch cleaned up
 	case discard:
 		reason = "discarded"
 	case p.closed:
@@ -376,7 +390,7 @@ func (p *Pool) release(in *instance, discard bool) {
 		p.offerLocked(in, false)
 	}
 	if reason != "" {
-		p.removeLocked(in)
+		p.removeLocked(in, StateStopped)
 		p.scaleLocked()
 	}
 	p.checkDrainedLocked()
@@ -426,7 +440,7 @@ func (p *Pool) reap() {
 			if alive <= p.o.KeepWarm || now.Sub(in.lastUsed) < p.o.IdleTimeout {
 				break
 			}
-			p.removeLocked(in)
+			p.removeLocked(in, StateStopped)
 			victims = append(victims, in)
 			alive--
 		}
@@ -462,13 +476,17 @@ func (p *Pool) Drain(ctx context.Context) error {
 	p.mu.Lock()
 	p.draining = true
 	var idle []*instance
-	for _, in := range p.free {
-		if in.inflight == 0 && len(p.waiters) == 0 {
+	for _, in := range p.all {
+		switch {
+		case in.rt == nil: // starting: settles once ready
+		case in.inflight == 0 && len(p.waiters) == 0:
 			idle = append(idle, in)
+		default:
+			p.transitionLocked(in, StateDraining)
 		}
 	}
 	for _, in := range idle {
-		p.removeLocked(in)
+		p.removeLocked(in, StateStopped)
 	}
 	p.checkDrainedLocked()
 	p.mu.Unlock()
@@ -505,7 +523,7 @@ func (p *Pool) Close() {
 		}
 	}
 	for _, in := range all {
-		p.removeLocked(in)
+		p.removeLocked(in, StateStopped)
 	}
 	p.mu.Unlock()
 	p.cancel() // aborts starts in progress

@@ -79,11 +79,27 @@ func (e *env) pool(o pool.Options, appEnv ...string) *pool.Pool {
 		f.Env[appEnv[i]] = appEnv[i+1]
 	}
 	o.Runtime = httprt.New(httprt.Options{Function: f, Version: "1", Sandbox: e.sb})
+	if o.Logger == nil {
+		o.Logger = slog.New(failOnError{e.t})
+	}
 	p := pool.New(o)
 	p.Start()
 	e.t.Cleanup(p.Close)
 	return p
 }
+
+// failOnError fails the test on any Error record: the pool logs one for a
+// state transition its table does not allow.
+type failOnError struct{ t *testing.T }
+
+func (h failOnError) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h failOnError) Handle(_ context.Context, r slog.Record) error {
+	h.t.Errorf("pool logged an error: %s", r.Message)
+	r.Attrs(func(a slog.Attr) bool { h.t.Errorf("  %s", a); return true })
+	return nil
+}
+func (h failOnError) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h failOnError) WithGroup(string) slog.Handler      { return h }
 
 func acquire(t *testing.T, p *pool.Pool) *pool.Lease {
 	t.Helper()
