@@ -30,7 +30,6 @@ func TestMain(m *testing.M) {
 // runApp is a test app: a small HTTP server on $PORT whose behaviour at
 // start is chosen by name.
 func runApp(name string) {
-	start := time.Now()
 	switch name {
 	case "exit2":
 		fmt.Fprintln(os.Stderr, "boom: config file missing")
@@ -55,10 +54,13 @@ func runApp(name string) {
 		io.WriteString(w, "hello")
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
-		if name == "ready503" && time.Since(start) < 100*time.Millisecond {
-			notReady.Add(1)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
+		// ready503 answers its first three health checks 503, however
+		// soon or late they come.
+		for n := notReady.Load(); name == "ready503" && n < 3; n = notReady.Load() {
+			if notReady.CompareAndSwap(n, n+1) {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
 		}
 		io.WriteString(w, "ok")
 	})

@@ -121,6 +121,23 @@ def init_or_exit(step, report, exit):
     exit(1)
 
 
+def exit_when_read(sock, exit):
+    """The exit of an init failure reported on sock: first wait until Stoke
+    closes sock (it has read the report then; it closes it on every
+    failure, and the kernel does if Stoke dies), so Stoke never finds the
+    process gone before it could read why."""
+
+    def wait_then_exit(code):
+        try:
+            while sock.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+        exit(code)
+
+    return wait_then_exit
+
+
 class InitError(Exception):
     def __init__(self, exc, error_type):
         super().__init__(str(exc))
@@ -556,7 +573,7 @@ def fork_instance(fds):
                 warm_up(APP)
 
         # os._exit: a fork must not run the template's exit handlers.
-        init_or_exit(init, lambda err: conn.send_json(ord("E"), err), os._exit)
+        init_or_exit(init, lambda err: conn.send_json(ord("E"), err), exit_when_read(conn.sock, os._exit))
         conn.send_json(ord("R"), {"init_ms": (time.monotonic() - t0) * 1000})
         serve(conn, APP)
     except SystemExit as e:
@@ -590,8 +607,9 @@ def template():
         else:
             ctl.send(data)
 
-    APP = init_or_exit(load_app, lambda err: send({"op": "error", **err}), sys.exit)
-    status, host, warning = init_or_exit(lambda: warm_up(APP), lambda err: send({"op": "error", **err}), sys.exit)
+    exit = exit_when_read(ctl, sys.exit)
+    APP = init_or_exit(load_app, lambda err: send({"op": "error", **err}), exit)
+    status, host, warning = init_or_exit(lambda: warm_up(APP), lambda err: send({"op": "error", **err}), exit)
     if "django.db" in sys.modules:
         from django.db import connections
 
@@ -661,7 +679,7 @@ def check():
 def instance():
     conn = Conn(stoke_socket())
     conn.send_json(ord("h"), {"id": os.environ.get("STOKE_INSTANCE_ID", ""), "pid": os.getpid()})
-    app = init_or_exit(load_app, lambda err: conn.send_json(ord("E"), err), sys.exit)
+    app = init_or_exit(load_app, lambda err: conn.send_json(ord("E"), err), exit_when_read(sock, sys.exit))
     conn.send_json(ord("R"), {"init_ms": (time.monotonic() - T0) * 1000})
     serve(conn, app)
 
