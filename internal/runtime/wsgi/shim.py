@@ -679,7 +679,7 @@ def check():
 def instance():
     conn = Conn(stoke_socket())
     conn.send_json(ord("h"), {"id": os.environ.get("STOKE_INSTANCE_ID", ""), "pid": os.getpid()})
-    app = init_or_exit(load_app, lambda err: conn.send_json(ord("E"), err), exit_when_read(sock, sys.exit))
+    app = init_or_exit(load_app, lambda err: conn.send_json(ord("E"), err), exit_when_read(conn.sock, sys.exit))
     conn.send_json(ord("R"), {"init_ms": (time.monotonic() - T0) * 1000})
     serve(conn, app)
 
