@@ -287,9 +287,15 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}()
 	}
+	for deadline := time.Now().Add(20 * time.Second); ok.Load() < 10 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // traffic flowing before the deploy
+	}
 	writeConfig(t, dir, gw, adm, hello, "howdy")
 	out, err = s.cli("deploy")
-	time.Sleep(300 * time.Millisecond)
+	// and after it, on the new version
+	for deployed, deadline := ok.Load(), time.Now().Add(20*time.Second); ok.Load() < deployed+10 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	close(stop)
 	wg.Wait()
 	if err != nil || !strings.Contains(out, "deployed  hello version 2") {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
 // Stoke run by an ordinary user (a laptop) still serves, and says loudly
@@ -15,7 +17,7 @@ import (
 // stoke runs as nobody, in a directory nobody owns.
 func TestNonRootServesAndWarns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, to drop it")
+		sandboxtest.SkipWithoutCgroups(t, "needs root, to drop it")
 	}
 	stokeBin, hello := build(t)
 	dir, err := os.MkdirTemp("", "stoke-nonroot")

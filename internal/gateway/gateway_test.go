@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,13 @@ func TestMain(m *testing.M) {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			ms, _ := strconv.Atoi(r.URL.Query().Get("sleep"))
 			time.Sleep(time.Duration(ms) * time.Millisecond)
+			// hold=PATH answers only once the test creates PATH: a request
+			// in flight for exactly as long as the test needs.
+			for hold := r.URL.Query().Get("hold"); hold != ""; time.Sleep(time.Millisecond) {
+				if _, err := os.Stat(hold); err == nil || r.Context().Err() != nil {
+					break
+				}
+			}
 			fmt.Fprintf(w, "%s %s", os.Getenv("STOKE_GW_APP"), r.URL.Path)
 		})
 		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
@@ -77,6 +86,26 @@ func (r *recorder) byID(t *testing.T, id string) record.Record {
 	}
 	t.Fatalf("no record of request %s", id)
 	return record.Record{}
+}
+
+// eventually polls cond until it holds, failing t after 15 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// busy says whether fn's pool has an instance with a request in flight.
+func busy(fn *gateway.Function) bool {
+	for _, in := range fn.Pool.(*pool.Pool).Instances() {
+		if in.State == pool.StateBusy {
+			return true
+		}
+	}
+	return false
 }
 
 type fixture struct {
@@ -224,15 +253,20 @@ func TestGatewayTimeoutSaysWhichLayer(t *testing.T) {
 
 func TestThrottleBody(t *testing.T) {
 	f := newFixture(t, 5*time.Second)
-	f.gw.Set([]*gateway.Function{f.function("one", "O", 5*time.Second, pool.Options{MaxInstances: 1, QueueSize: 0}, "/o")})
+	one := f.function("one", "O", 5*time.Second, pool.Options{MaxInstances: 1, QueueSize: 0}, "/o")
+	f.gw.Set([]*gateway.Function{one})
 	get(t, f.srv.URL+"/o") // warm it
+	hold := filepath.Join(t.TempDir(), "release")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		get(t, f.srv.URL+"/o?sleep=500")
+		get(t, f.srv.URL+"/o?hold="+url.QueryEscape(hold))
 	}()
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, "the held request on the only instance", func() bool { return busy(one) })
 	resp, body := get(t, f.srv.URL+"/o")
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	<-done
 	if resp.StatusCode != 429 || resp.Header.Get("X-Amzn-Errortype") != "TooManyRequestsException" {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
@@ -301,14 +335,15 @@ func TestDeploySwapDropsNothing(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, "traffic on v1", func() bool { return ok.Load() >= 10 })
 	v2 := f.function("a", "v2", 5*time.Second, pool.Options{MaxInstances: 4, QueueSize: 100}, "/a")
 	f.gw.Set([]*gateway.Function{v2})
 	if err := v1.Pool.(*pool.Pool).Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	v1.Pool.(*pool.Pool).Close()
-	time.Sleep(300 * time.Millisecond)
+	swapped := ok.Load()
+	eventually(t, "traffic on v2 after v1 closed", func() bool { return sawV2.Load() && ok.Load() >= swapped+10 })
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 || !sawV2.Load() || ok.Load() < 10 {

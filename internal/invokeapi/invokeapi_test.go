@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ import (
 // action is what the test apps are asked to do.
 type action struct {
 	Action string `json:"action"`
+	Path   string `json:"path"` // hold: answer once this file exists
 }
 
 // The test binary doubles as the functions: an HTTP app (STOKE_IA_APP) and
@@ -62,6 +64,12 @@ func TestMain(m *testing.M) {
 				os.Exit(2)
 			case "sleep":
 				time.Sleep(time.Second)
+			case "hold":
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					if _, err := os.Stat(a.Path); err == nil {
+						break
+					}
+				}
 			case "fail":
 				http.Error(w, "it broke", http.StatusInternalServerError)
 				return
@@ -483,10 +491,8 @@ func TestBadRequests(t *testing.T) {
 
 func TestFunctionFailures(t *testing.T) {
 	f := newFixture(t)
-	f.be.gw.Set([]*gateway.Function{
-		f.function("web", false, 300*time.Millisecond, pool.Options{}),
-		f.function("one", false, 5*time.Second, pool.Options{MaxInstances: 1, QueueSize: 0}),
-	})
+	one := f.function("one", false, 5*time.Second, pool.Options{MaxInstances: 1, QueueSize: 0})
+	f.be.gw.Set([]*gateway.Function{f.function("web", false, 300*time.Millisecond, pool.Options{}), one})
 	_, srv := f.serve(invokeapi.Options{})
 	c := client(srv.URL, keyID, secret)
 
@@ -512,13 +518,25 @@ func TestFunctionFailures(t *testing.T) {
 
 	// Throttle: one instance, busy, no queue.
 	invoke(t, c, &lambda.InvokeInput{FunctionName: aws.String("one")}) // warm it
+	hold := filepath.Join(t.TempDir(), "release")
+	held, _ := json.Marshal(action{Action: "hold", Path: hold})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("one"), Payload: []byte(`{"action":"sleep"}`)})
+		_, _ = c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("one"), Payload: held})
 	}()
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ins := one.Pool.(*pool.Pool).Instances(); len(ins) == 1 && ins[0].State == pool.StateBusy {
+			break // the held invocation is on the only instance
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the held invocation never reached the instance")
+		}
+	}
 	_, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("one")})
+	if werr := os.WriteFile(hold, nil, 0o644); werr != nil {
+		t.Fatal(werr)
+	}
 	<-done
 	var tm *types.TooManyRequestsException
 	if !errors.As(err, &tm) || tm.Reason != types.ThrottleReasonConcurrentInvocationLimitExceeded || aws.ToString(tm.Message) != "Rate Exceeded." {

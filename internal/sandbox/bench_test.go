@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 
 	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
 // The start benchmarks time until the child runs its program: from the call
@@ -103,7 +104,7 @@ func benchStart(b *testing.B, stubs int) {
 func BenchmarkMemoryRead(b *testing.B) {
 	m := newManager(b, sandbox.Options{}, nil)
 	if !m.Enforced() {
-		b.Skip("cgroups not usable here")
+		sandboxtest.SkipWithoutCgroups(b, "cgroups not usable here")
 	}
 	p := start(b, m, "mem", 128, nil, childEnv+"=sleep")
 	b.Cleanup(func() { _ = p.Stop(context.Background(), 0) })
@@ -141,7 +142,7 @@ func BenchmarkStartInterleaved(b *testing.B) {
 	noStub := newManager(b, sandbox.Options{Stubs: -1}, &syncBuffer{})
 	stubs := newManager(b, sandbox.Options{Stubs: 1}, &syncBuffer{})
 	if !stubs.Enforced() {
-		b.Skip("cgroups not usable here")
+		sandboxtest.SkipWithoutCgroups(b, "cgroups not usable here")
 	}
 	line := make(chan struct{}, 1)
 	out := func(string, string) {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
 // probe runs inside an isolated instance (child mode "probe") and prints
@@ -139,11 +140,11 @@ func fillTmp() {
 func isolatedManager(t *testing.T) *sandbox.Manager {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("isolation needs root")
+		sandboxtest.SkipWithoutCgroups(t, "isolation needs root")
 	}
 	m := newManager(t, sandbox.Options{Isolate: true}, nil)
 	if !m.Enforced() {
-		t.Skip("cgroups not usable here")
+		sandboxtest.SkipWithoutCgroups(t, "cgroups not usable here")
 	}
 	return m
 }

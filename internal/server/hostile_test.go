@@ -39,7 +39,7 @@ func init() {
 // deployed: each attack is refused, and the neighbours keep serving.
 func TestHostileFunction(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("isolation needs root")
+		sandboxtest.SkipWithoutCgroups(t, "isolation needs root")
 	}
 	sandboxtest.CheckNoLeaks(t)
 	t.Setenv("STOKE_TEST_SECRET", "stoke's own environment")

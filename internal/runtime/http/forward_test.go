@@ -56,6 +56,23 @@ func TestProbeConnectionIsTheOnlyOne(t *testing.T) {
 	}
 }
 
+// waitAppClosed waits until the app has closed the instance's kept
+// connection: the close (FIN) is readable on it.
+func waitAppClosed(t *testing.T, inst *Instance) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		inst.mu.Lock()
+		closed := len(inst.idle) == 1 && inst.idle[0].peerClosed()
+		inst.mu.Unlock()
+		if closed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the app never closed the kept connection")
+		}
+	}
+}
+
 func TestRetryWhenAppClosedKeptConnection(t *testing.T) {
 	checkNoLeaks(t)
 	inst := start(t, function(t, "hello"))
@@ -65,7 +82,7 @@ func TestRetryWhenAppClosedKeptConnection(t *testing.T) {
 	if rec := invoke(t, inst, "GET", "/hangup", nil); rec.Body.String() != "hangup" {
 		t.Fatalf("got %q", rec.Body)
 	}
-	time.Sleep(20 * time.Millisecond) // let the app's FIN arrive
+	waitAppClosed(t, inst)
 	if rec := invoke(t, inst, "GET", "/", nil); rec.Body.String() != "hello" {
 		t.Fatalf("after the app hung up: %d %q", rec.Code, rec.Body)
 	}
@@ -74,7 +91,7 @@ func TestRetryWhenAppClosedKeptConnection(t *testing.T) {
 	}
 	// A POST may have been served before the connection broke: not retried.
 	invoke(t, inst, "GET", "/hangup", nil)
-	time.Sleep(20 * time.Millisecond)
+	waitAppClosed(t, inst)
 	err := inst.Invoke(httptest.NewRecorder(), httptest.NewRequest("POST", "/echo", strings.NewReader("x")))
 	if err == nil {
 		t.Fatal("POST on a connection the app closed was retried")
@@ -84,7 +101,7 @@ func TestRetryWhenAppClosedKeptConnection(t *testing.T) {
 func TestIdleConnectionClosedByAppIsNotUsed(t *testing.T) {
 	checkNoLeaks(t)
 	inst := start(t, function(t, "idle")) // closes connections idle for 300 ms
-	time.Sleep(600 * time.Millisecond)
+	waitAppClosed(t, inst)
 	// A POST is not retried, so this only works if the closed connection
 	// was noticed before the request was sent on it.
 	rec := invoke(t, inst, "POST", "/echo", strings.NewReader("payload"))

@@ -57,55 +57,55 @@ func BenchmarkInvoke(b *testing.B) {
 	}
 }
 
-// TestWarmLatency reports the warm latency distribution of both paths at
-// concurrency 1, the numbers to compare with AWS's Runtime Interface
-// Emulator (about 965 µs p50 for a warm invoke on this machine).
-func TestWarmLatency(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("a measurement, meaningless under -race")
-	}
-	checkNoLeaks(t)
-	const n = 2000
-	pct := func(d []time.Duration) string {
+// BenchmarkWarmLatency reports the warm latency distribution of both paths
+// at concurrency 1 (p50, p90, p99 per path), the numbers to compare with
+// AWS's Runtime Interface Emulator (about 965 µs p50 for a warm invoke on
+// this machine; the goal is half of it for the HTTP path). A measurement,
+// not a test: it asserts nothing about time.
+//
+//	go test -run '^$' -bench WarmLatency -benchtime 2000x ./internal/runtime/lambda
+func BenchmarkWarmLatency(b *testing.B) {
+	checkNoLeaks(b)
+	report := func(d []time.Duration, path string) {
 		slices.Sort(d)
-		return "p50 " + d[len(d)/2].String() + ", p90 " + d[len(d)*9/10].String() + ", p99 " + d[len(d)*99/100].String()
+		b.ReportMetric(float64(d[len(d)/2].Microseconds()), path+"-p50-µs")
+		b.ReportMetric(float64(d[len(d)*9/10].Microseconds()), path+"-p90-µs")
+		b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), path+"-p99-µs")
 	}
-
-	in := start(t, function(t, "echo"), nil)
+	in := start(b, function(b, "echo"), nil)
 	inv := &runtime.Invocation{Payload: []byte(`{"hello":"world"}`), Deadline: time.Now().Add(time.Hour)}
-	var ev []time.Duration
-	for i := range n + 100 {
-		inv.RequestID = "lat-" + strconv.Itoa(i)
-		began := time.Now()
-		if _, err := in.InvokeEvent(context.Background(), inv); err != nil {
-			t.Fatal(err)
-		}
-		if i >= 100 { // warm-up
-			ev = append(ev, time.Since(began))
-		}
-	}
-
-	srv := front(t, start(t, function(t, "apiv2"), nil))
+	srv := front(b, start(b, function(b, "apiv2"), nil))
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
-	defer c.CloseIdleConnections()
-	var hp []time.Duration
-	for i := range n + 100 {
-		began := time.Now()
+	b.Cleanup(c.CloseIdleConnections)
+	get := func() {
 		res, err := c.Get(srv.URL + "/lat?q=1")
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
-		if i >= 100 {
-			hp = append(hp, time.Since(began))
+	}
+	for i := range 100 { // warm-up, not measured
+		inv.RequestID = "warm-" + strconv.Itoa(i)
+		if _, err := in.InvokeEvent(context.Background(), inv); err != nil {
+			b.Fatal(err)
 		}
+		get()
 	}
-	t.Logf("InvokeEvent: %s", pct(ev))
-	t.Logf("HTTP Invoke (2.0 event, end to end): %s", pct(hp))
-	p50 := hp[len(hp)/2] // sorted by pct
-	// Target: half the emulator's ~965 µs; the bound is loose for a shared VM.
-	if p50 > 2*time.Millisecond {
-		t.Errorf("HTTP Invoke p50 %v, want ≤ 480µs (2ms allowed for a loaded machine)", p50)
+	var ev, hp []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		inv.RequestID = "lat-" + strconv.Itoa(i)
+		began := time.Now()
+		if _, err := in.InvokeEvent(context.Background(), inv); err != nil {
+			b.Fatal(err)
+		}
+		ev = append(ev, time.Since(began))
+		began = time.Now()
+		get()
+		hp = append(hp, time.Since(began))
 	}
+	report(ev, "event")
+	report(hp, "http")
 }

@@ -147,6 +147,50 @@ func invoke(t testing.TB, in *Instance, payload string, timeout time.Duration) (
 	return inv, res, err
 }
 
+// held starts an invocation the echo function holds until release is
+// called, and returns once the bootstrap has it (the Runtime API's state is
+// invoking); wait waits for its answer.
+func held(t *testing.T, in *Instance) (release func(), wait func() (*runtime.Invocation, error)) {
+	t.Helper()
+	hold := filepath.Join(t.TempDir(), "release")
+	payload, _ := json.Marshal(map[string]string{"holdFile": hold})
+	type result struct {
+		inv *runtime.Invocation
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		inv, _, err := invoke(t, in, string(payload), 10*time.Second)
+		done <- result{inv, err}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		in.mu.Lock()
+		st := in.state
+		in.mu.Unlock()
+		if st == stateInvoking {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bootstrap never took the event (state %s)", st.name())
+		}
+	}
+	released := false
+	release = func() {
+		if !released {
+			released = true
+			if err := os.WriteFile(hold, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(release)
+	return release, func() (*runtime.Invocation, error) {
+		release()
+		r := <-done
+		return r.inv, r.err
+	}
+}
+
 func isDone(in *Instance) bool {
 	select {
 	case <-in.Done():
@@ -366,7 +410,7 @@ func TestOutOfMemory(t *testing.T) {
 	checkNoLeaks(t)
 	m := newStarter(t)
 	if !m.Enforced() {
-		t.Skip("memory limits are not enforced here")
+		sandboxtest.SkipWithoutCgroups(t, "memory limits are not enforced here")
 	}
 	f := function(t, "oom")
 	f.Memory = 128
@@ -412,18 +456,13 @@ func TestTimeout(t *testing.T) {
 func TestConcurrentInvokeEvent(t *testing.T) {
 	checkNoLeaks(t)
 	in := start(t, function(t, "echo"), nil)
-	first := make(chan error, 1)
-	go func() {
-		_, _, err := invoke(t, in, `{"sleepMs":300}`, 3*time.Second)
-		first <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
+	_, wait := held(t, in)
 	for range 5 {
 		if _, _, err := invoke(t, in, `{}`, time.Second); !errors.Is(err, ErrBusy) {
 			t.Fatalf("concurrent InvokeEvent: %v, want ErrBusy", err)
 		}
 	}
-	if err := <-first; err != nil {
+	if _, err := wait(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := invoke(t, in, `{}`, time.Second); err != nil {
@@ -447,15 +486,7 @@ func post(t *testing.T, in *Instance, method, path string) (int, string) {
 func TestRuntimeAPIStates(t *testing.T) {
 	checkNoLeaks(t)
 	in := start(t, function(t, "echo"), nil)
-	done := make(chan *runtime.Invocation, 1)
-	go func() {
-		inv, _, err := invoke(t, in, `{"sleepMs":400}`, 3*time.Second)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- inv
-	}()
-	time.Sleep(100 * time.Millisecond) // the bootstrap now holds the event
+	_, wait := held(t, in) // the bootstrap now holds the event
 	st, body := post(t, in, "POST", "/runtime/invocation/no-such-id/response")
 	if st != 400 || body != `{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}` {
 		t.Errorf("unknown id: %d %s", st, body)
@@ -468,7 +499,10 @@ func TestRuntimeAPIStates(t *testing.T) {
 	if st != 403 || !strings.Contains(body, `"errorType":"InvalidStateTransition"`) {
 		t.Errorf("/init/error after init: %d %s", st, body)
 	}
-	inv := <-done
+	inv, err := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, body = post(t, in, "POST", "/runtime/invocation/"+inv.RequestID+"/response")
 	if st != 403 || !strings.Contains(body, "to InvocationResponse failed") {
 		t.Errorf("second answer: %d %s", st, body)

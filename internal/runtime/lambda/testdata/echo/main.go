@@ -1,5 +1,6 @@
 // Command echo answers each event with the event and what aws-lambda-go
-// parsed from the Runtime API's headers. {"sleepMs": N} holds it N ms first.
+// parsed from the Runtime API's headers. {"sleepMs": N} holds it N ms first;
+// {"holdFile": PATH} holds it until PATH exists (or the deadline).
 package main
 
 import (
@@ -13,9 +14,18 @@ import (
 )
 
 func handler(ctx context.Context, event json.RawMessage) (any, error) {
-	var in struct{ SleepMs int }
+	var in struct {
+		SleepMs  int
+		HoldFile string
+	}
 	_ = json.Unmarshal(event, &in)
 	time.Sleep(time.Duration(in.SleepMs) * time.Millisecond)
+	for in.HoldFile != "" && ctx.Err() == nil {
+		if _, err := os.Stat(in.HoldFile); err == nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	lc, _ := lambdacontext.FromContext(ctx)
 	deadline, _ := ctx.Deadline()
 	return map[string]any{

@@ -1,5 +1,0 @@
-//go:build !race
-
-package lambdart
-
-const raceEnabled = false
