@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stokehq/stoke/internal/sandbox"
 )
@@ -29,6 +30,13 @@ func ExitError(x sandbox.Exit, memoryMB int, requestID string) *Error {
 	}
 	return Errorf("Runtime.ExitError", http.StatusBadGateway, "%sRuntime exited with error: %s", prefix, how)
 }
+
+// ExitGrace is how long a runtime waits, after an instance's connection
+// broke, to see its process exit: the reset usually arrives before the
+// exit is reaped, and on a loaded machine the reaper may run well after
+// it. Waiting lets the error say how the process ended (an OOM kill, most
+// often) instead of just "the connection broke".
+const ExitGrace = time.Second
 
 // LastLines keeps the last few lines an instance wrote, so an init failure
 // can say what the app said before it died. Its zero value is ready to use.

@@ -217,13 +217,13 @@ func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err e
 }
 
 // failure explains why a request failed: the request ended, the process
-// died (the connection reset often arrives before the exit is reaped, so
-// wait a little for it), or the proxy itself failed.
+// died (waiting up to runtime.ExitGrace to see it), or the proxy itself
+// failed.
 func (in *Instance) failure(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
 	}
-	t := time.NewTimer(100 * time.Millisecond)
+	t := time.NewTimer(runtime.ExitGrace)
 	defer t.Stop()
 	select {
 	case <-in.proc.Done():

@@ -274,12 +274,11 @@ func (in *Instance) explain(ctx context.Context, err error, started bool) error 
 	case errors.As(err, &re):
 		out = re
 	default:
-		// The connection broke: the shim died. Wait briefly for the exit so
-		// the error says how (an OOM kill, most often).
+		// The connection broke: the shim died (see runtime.ExitGrace).
 		select {
 		case <-in.proc.Done():
 			out = runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
-		case <-time.After(time.Second):
+		case <-time.After(runtime.ExitGrace):
 			out = runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "lost the instance's connection: %v", err)
 		}
 	}
