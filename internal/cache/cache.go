@@ -56,9 +56,10 @@ type Origin interface {
 
 // Forward describes one request the cache passes to the function.
 type Forward struct {
-	// Kind is Cache-Status' fwd value: uri-miss, vary-miss, miss (stored
-	// but not usable for this request), stale, request (the request asked
-	// for validation), bypass, method.
+	// Kind is Cache-Status' fwd value (RFC 9211): uri-miss (nothing stored
+	// for the URL), vary-miss (nothing for this request's Vary and
+	// key_headers values), stale, request (the request asked for
+	// validation), bypass, method.
 	Kind string
 	// Background: a refresh the cache makes on its own; nobody waits for
 	// the response, which is a new invocation with its own request id.

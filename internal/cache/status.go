@@ -28,7 +28,7 @@ const Name = "stoke"
 // then hit or fwd (with fwd-status), stored, collapsed, ttl and detail.
 type status struct {
 	hit       bool
-	fwd       string // bypass, method, uri-miss, vary-miss, miss, request, stale
+	fwd       string // bypass, method, uri-miss, vary-miss, request, stale
 	fwdStatus int
 	stored    bool
 	collapsed bool

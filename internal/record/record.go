@@ -28,7 +28,7 @@ type Record struct {
 	Method, Path string
 	// Cache is what the function's response cache did ("" for a function
 	// without one): for an invocation, why it was forwarded (uri-miss,
-	// vary-miss, miss, stale, request, bypass, method; refresh for the
+	// vary-miss, stale, request, bypass, method; refresh for the
 	// cache's own background refresh); for a request answered without one
 	// (not stored as an invocation, see gateway.HitRecorder), hit, stale,
 	// collapsed or error. CacheMS is the time spent in the cache before
