@@ -8,8 +8,9 @@ import (
 
 // The cache key is in two parts (RFC 9111 §4.1, §2):
 //   - the URI key names the target URI exactly as the function receives it:
-//     scheme, Host and request-target (path and query, as forwarded). It is
-//     what purges and invalidations find entries by.
+//     scheme, Host and request-target (path and query, as forwarded), and
+//     the X-Forwarded-Host/-Proto/-Port it is told. It is what purges and
+//     invalidations find entries by.
 //   - the variant: the values of the configured key_headers, then of the
 //     request headers the stored response's Vary names. Entries for one URI
 //     are told apart by these, and a request is answered only by an entry
@@ -18,18 +19,29 @@ import (
 // Each part is a sequence of length-prefixed fields, so no two different
 // requests encode alike however their bytes are chosen.
 
-// uriKey is the URI part of r's key.
+// uriKey is the URI part of r's key. Behind a trusted proxy the function
+// learns the URI the client used from X-Forwarded-Host, -Proto and -Port
+// (the gateway's forwarded-header policy sets them from the connection
+// otherwise), so they are part of it: an app that redirects http to https
+// must not have its redirect served to https clients.
 func uriKey(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(scheme)+len(r.Host)+len(r.URL.Path)+len(r.URL.RawQuery)+8)
+	b := make([]byte, 0, 64+len(r.Host)+len(r.URL.Path)+len(r.URL.RawQuery))
 	b = appendField(b, scheme)
 	b = appendField(b, r.Host)
 	b = appendField(b, r.URL.RequestURI())
+	for _, k := range forwardedURI {
+		b = appendValues(b, r.Header[k])
+	}
 	return string(b)
 }
+
+// forwardedURI are the request fields that say which URI a client behind
+// a proxy used.
+var forwardedURI = [...]string{"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port"}
 
 // headerKey encodes the values of the named request headers: per name, its
 // field lines (absent and present-but-empty differ). names are canonical.

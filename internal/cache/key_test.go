@@ -13,34 +13,35 @@ import (
 // (scheme, Host, request-target) and the values of the key headers.
 type parts struct {
 	scheme, host, target string
-	headers              [][]string
+	forwarded, headers   [][]string
+}
+
+func values(h http.Header, names []string) [][]string {
+	var out [][]string
+	for _, n := range names {
+		var vals []string
+		for _, v := range h[n] {
+			vals = append(vals, strings.Trim(v, " \t"))
+		}
+		out = append(out, vals)
+	}
+	return out
 }
 
 func partsOf(r *http.Request, names []string) parts {
-	p := parts{scheme: "http", host: r.Host, target: r.URL.RequestURI()}
+	p := parts{scheme: "http", host: r.Host, target: r.URL.RequestURI(),
+		forwarded: values(r.Header, forwardedURI[:]), headers: values(r.Header, names)}
 	if r.TLS != nil {
 		p.scheme = "https"
-	}
-	for _, n := range names {
-		var vals []string
-		for _, v := range r.Header[n] {
-			vals = append(vals, strings.Trim(v, " \t"))
-		}
-		p.headers = append(p.headers, vals)
 	}
 	return p
 }
 
+func equalLists(a, b [][]string) bool { return slices.EqualFunc(a, b, slices.Equal[[]string]) }
+
 func (p parts) equal(q parts) bool {
-	if p.scheme != q.scheme || p.host != q.host || p.target != q.target || len(p.headers) != len(q.headers) {
-		return false
-	}
-	for i := range p.headers {
-		if !slices.Equal(p.headers[i], q.headers[i]) {
-			return false
-		}
-	}
-	return true
+	return p.scheme == q.scheme && p.host == q.host && p.target == q.target &&
+		equalLists(p.forwarded, q.forwarded) && equalLists(p.headers, q.headers)
 }
 
 // decodeKey reads a key back into its parts: the encoding must be
@@ -57,23 +58,29 @@ func decodeKey(t *testing.T, uri, extra string, nHeaders int) parts {
 		b = b[k+int(n):]
 		return s
 	}
+	lists := func(n int) [][]string {
+		var out [][]string
+		for range n {
+			c, k := binary.Uvarint(b)
+			if k <= 0 {
+				t.Fatalf("malformed header values in %q", uri+extra)
+			}
+			b = b[k:]
+			var vals []string
+			for range c {
+				vals = append(vals, field())
+			}
+			out = append(out, vals)
+		}
+		return out
+	}
 	p := parts{scheme: field(), host: field(), target: field()}
+	p.forwarded = lists(len(forwardedURI))
 	if len(b) != 0 {
 		t.Fatalf("trailing bytes in URI key %q", uri)
 	}
 	b = []byte(extra)
-	for range nHeaders {
-		n, k := binary.Uvarint(b)
-		if k <= 0 {
-			t.Fatalf("malformed header key %q", extra)
-		}
-		b = b[k:]
-		var vals []string
-		for range n {
-			vals = append(vals, field())
-		}
-		p.headers = append(p.headers, vals)
-	}
+	p.headers = lists(nHeaders)
 	if len(b) != 0 {
 		t.Fatalf("trailing bytes in header key %q", extra)
 	}
@@ -98,6 +105,7 @@ func FuzzKey(f *testing.F) {
 	f.Add("GET /a HTTP/1.1\r\nHost: h\r\nX-Tenant: a\r\nX-Tenant: b\r\n\r\n", "GET /a HTTP/1.1\r\nHost: h\r\nX-Tenant: a,b\r\n\r\n")
 	f.Add("GET /a HTTP/1.1\r\nHost: h\r\nX-Tenant:\r\n\r\n", "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	f.Add("GET /%61 HTTP/1.1\r\nHost: h\r\n\r\n", "GET /a HTTP/1.1\r\nHost: H\r\n\r\n")
+	f.Add("GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n\r\n", "GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\n\r\n")
 	names := []string{"X-Tenant", "Accept-Language"}
 	f.Fuzz(func(t *testing.T, rawA, rawB string) {
 		a, b := parseRequest(rawA), parseRequest(rawB)
@@ -116,7 +124,7 @@ func FuzzKey(f *testing.F) {
 		// Vary: an entry stored for a answers b exactly when b's values of
 		// the varied headers are a's.
 		e := &entry{vary: names, varyVals: varyKey(a.Header, names), shared: true}
-		if e.matches(b, "") != slices.EqualFunc(pa.headers, pb.headers, slices.Equal[[]string]) {
+		if e.matches(b, "") != equalLists(pa.headers, pb.headers) {
 			t.Fatalf("vary match %t for headers %q vs %q", e.matches(b, ""), pa.headers, pb.headers)
 		}
 	})

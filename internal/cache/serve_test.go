@@ -607,3 +607,29 @@ func TestSieveKeepsWhatIsUsed(t *testing.T) {
 		}
 	}
 }
+
+// Behind a trusted proxy the function learns the scheme and host the client
+// used from X-Forwarded-*: an http→https redirect stored for an http client
+// is not served to an https one.
+func TestForwardedURIIsPartOfTheKey(t *testing.T) {
+	e := newEnv(t, Options{})
+	o := newOrigin(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if r.Header.Get("X-Forwarded-Proto") == "http" {
+			w.Header().Set("Location", "https://"+r.Header.Get("X-Forwarded-Host")+r.URL.Path)
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
+		w.Write([]byte("secure page"))
+	})
+	e.get(o, "/p", "X-Forwarded-Proto: http", "X-Forwarded-Host: example.com")
+	w := e.get(o, "/p", "X-Forwarded-Proto: https", "X-Forwarded-Host: example.com")
+	if w.Code != 200 || w.Body.String() != "secure page" {
+		t.Fatalf("the https client got %d %q", w.Code, w.Body)
+	}
+	wantStatus(t, e.get(o, "/p", "X-Forwarded-Proto: http", "X-Forwarded-Host: example.com"), 301, "stoke; hit; ttl=60")
+	wantStatus(t, e.get(o, "/p", "X-Forwarded-Proto: https", "X-Forwarded-Host: example.com"), 200, "stoke; hit; ttl=60")
+	if n := e.c.Purge(Purge{Path: "/p"}); n != 2 {
+		t.Fatalf("purged %d", n)
+	}
+}
