@@ -1,22 +1,27 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/stokehq/stoke/internal/admin"
+	"github.com/stokehq/stoke/internal/config"
 )
 
 // client talks to a running Stoke's admin API.
 type client struct {
 	base  string
 	token string
+	http  *http.Client
 	// Where the address and the token came from, for error messages.
 	addrFrom, tokenFrom string
 }
@@ -30,7 +35,11 @@ func (c *client) do(method, path string, body io.Reader, header http.Header) (*h
 		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Stoke's admin API at %s (from %s): is `stoke serve` running with that config? %w", c.base, c.addrFrom, err)
 	}
@@ -93,3 +102,25 @@ func (c *client) unknownFunction(name string) error {
 }
 
 func fnPath(name, rest string) string { return "/v1/functions/" + url.PathEscape(name) + rest }
+
+// adminHTTPClient talks to the admin API, trusting its own certificate
+// (admin.tls.cert) besides the system's roots, so a self-signed one works.
+func adminHTTPClient(t config.TLS) (*http.Client, error) {
+	if !t.On() {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(t.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("admin.tls.cert: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("admin.tls.cert %s holds no PEM certificate", t.Cert)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
+}

@@ -102,6 +102,7 @@ func legacyLogsFollow(args []string, warn func(string)) []string {
 func (g *globals) client() (*client, error) {
 	addr, token := g.admin, g.token
 	addrFrom, tokenFrom := "--admin", "--token"
+	var adminTLS config.TLS
 	if addr == "" || token == "" {
 		abs, _ := filepath.Abs(g.file)
 		if _, err := os.Stat(g.file); errors.Is(err, os.ErrNotExist) {
@@ -114,6 +115,7 @@ func (g *globals) client() (*client, error) {
 			a, tk, tokFile = lenientAdmin(g.file)
 		} else {
 			a, tk, tokFile = cfg.Admin.Listen, cfg.Admin.Token, filepath.Join(cfg.DataDir, "admin-token")
+			adminTLS = cfg.Admin.TLS
 		}
 		if addr == "" {
 			addr, addrFrom = a, "admin.listen in "+g.file
@@ -132,10 +134,18 @@ func (g *globals) client() (*client, error) {
 			}
 		}
 	}
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+	hc, err := adminHTTPClient(adminTLS)
+	if err != nil {
+		return nil, err
 	}
-	return &client{base: strings.TrimRight(addr, "/"), token: token, addrFrom: addrFrom, tokenFrom: tokenFrom}, nil
+	if !strings.Contains(addr, "://") {
+		if adminTLS.On() {
+			addr = "https://" + addr
+		} else {
+			addr = "http://" + addr
+		}
+	}
+	return &client{base: strings.TrimRight(addr, "/"), token: token, addrFrom: addrFrom, tokenFrom: tokenFrom, http: hc}, nil
 }
 
 // lenientAdmin reads admin.listen, admin.token and where the token file is

@@ -146,7 +146,11 @@ func runTune(ctx context.Context, cl *client, fn string, plan tune.Plan, bar *ba
 	}
 	req.Header.Set("Authorization", "Bearer "+cl.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	hc := cl.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

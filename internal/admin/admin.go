@@ -5,7 +5,6 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,6 +96,7 @@ func (e *DeployError) Error() string { return e.Msg }
 // Handler returns the admin API, requiring `Authorization: Bearer <token>`
 // (or the dashboard's login cookie), and the dashboard at /.
 func Handler(b Backend, token string) http.Handler {
+	auth := ui.NewAuth(token)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/functions", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Functions())
@@ -127,8 +127,10 @@ func Handler(b Backend, token string) http.Handler {
 		r2.URL.Path = "/" + r.PathValue("path")
 		r2.URL.RawPath = ""
 		r2.RequestURI = ""
+		// The admin's credentials are not the function's to see.
 		r2.Header.Del("Authorization")
-		b.Invoke(w, r2, name)
+		r2.Header.Del("Cookie")
+		b.Invoke(sandboxed(w), r2, name)
 	})
 	mux.HandleFunc("GET /v1/functions/{name}/invocations", func(w http.ResponseWriter, r *http.Request) {
 		q := store.Query{Function: r.PathValue("name"), ColdOnly: r.FormValue("cold") == "1", Limit: intParam(r, "limit", 50)}
@@ -206,13 +208,13 @@ func Handler(b Backend, token string) http.Handler {
 	// (authorization.credentials_file in its scrape config): the metrics
 	// name every function and its traffic.
 	mux.Handle("GET /metrics", b.Metrics())
-	api := authenticate(token, mux)
+	api := authenticate(auth, mux)
 	// The dashboard's pages redirect to its login page instead of
 	// answering 401, so only the API's paths go through authenticate.
 	top := http.NewServeMux()
 	top.Handle("/v1/", api)
 	top.Handle("/metrics", api)
-	top.Handle("/", ui.Handler(token, func(ctx context.Context, name string) bool {
+	top.Handle("/", ui.Handler(auth, func(ctx context.Context, name string) bool {
 		for _, f := range b.Functions() {
 			if f.Name == name {
 				return true
@@ -281,11 +283,25 @@ func serveLogs(w http.ResponseWriter, r *http.Request, b Backend, fn string) {
 // followPoll is how often `stoke logs -f` looks for new lines.
 const followPoll = 200 * time.Millisecond
 
-func authenticate(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
+// authenticate lets through requests with the admin token (bearer) or a
+// dashboard session. A client address that sent wrong tokens too often
+// lately is answered 429 before its token is looked at.
+func authenticate(auth *ui.Auth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 && !ui.Authorized(r, token) {
+		if auth.Authorized(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if auth.Limited(r) {
+			w.Header().Set("Retry-After", "60")
+			writeErr(w, http.StatusTooManyRequests, "too many wrong admin tokens from this address; try again in a minute")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !auth.Token(got) {
+			if ok || r.Header.Get("Authorization") != "" {
+				auth.Failed(r)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="stoke"`)
 			writeErr(w, http.StatusUnauthorized, "missing or wrong admin token: send Authorization: Bearer <token> (the token is admin.token in stoke.yaml or the file admin-token in data_dir)")
 			return

@@ -17,6 +17,7 @@ type Config struct {
 	// paths in functions (cwd) are resolved against its directory.
 	Path      string
 	Listen    string // default 127.0.0.1:8080
+	TLS       TLS    // the gateway listener's certificate; none: plain HTTP
 	Admin     Admin
 	DataDir   string // absolute; default <dir of Path>/.stoke
 	Gateway   Gateway
@@ -34,7 +35,11 @@ type Config struct {
 // Admin is the admin API listener (JSON API, metrics, dashboard).
 type Admin struct {
 	Listen string // default 127.0.0.1:8081
-	Token  string // empty: generated into DataDir on first start
+	Token  string // empty: generated into DataDir on first start; else at least MinAdminToken characters
+	TLS    TLS
+	// InsecureHTTP allows plain HTTP on an address other machines can
+	// reach (behind a TLS-terminating proxy).
+	InsecureHTTP bool
 }
 
 // Gateway holds the limits the front door applies to every request.

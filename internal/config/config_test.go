@@ -64,7 +64,7 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 func TestLoadFull(t *testing.T) {
-	t.Setenv("STOKE_TEST_TOKEN", "s3cret")
+	t.Setenv("STOKE_TEST_TOKEN", "s3cret-s3cret-s3cret-s3cret-s3cret")
 	path := writeConfig(t, fullExample)
 	dir := filepath.Dir(path)
 	cfg, err := Load(path)
@@ -74,7 +74,7 @@ func TestLoadFull(t *testing.T) {
 	want := &Config{
 		Path:    path,
 		Listen:  "0.0.0.0:9000",
-		Admin:   Admin{Listen: "127.0.0.1:9001", Token: "s3cret"},
+		Admin:   Admin{Listen: "127.0.0.1:9001", Token: "s3cret-s3cret-s3cret-s3cret-s3cret"},
 		DataDir: filepath.Join(dir, "state"),
 		Gateway: Gateway{Timeout: 45 * time.Second, QueueSize: 0, MaxBodyBytes: 1 << 20},
 		Billing: Billing{Granularity: 100 * time.Millisecond, PricePerGBSecond: 0.0000133334, PricePerRequest: 2e-7},
@@ -88,7 +88,7 @@ func TestLoadFull(t *testing.T) {
 				Command: []string{filepath.Join(dir, "app/bin/hello"), "--port", "8080"},
 				Cwd:     filepath.Join(dir, "app"),
 				Env: map[string]string{"GREETING": "hi", "COUNT": "3", "DEBUG": "true", "EMPTY": "",
-					"PRICE": "$5", "SECRET": "s3cret"},
+					"PRICE": "$5", "SECRET": "s3cret-s3cret-s3cret-s3cret-s3cret"},
 				SecretEnv:    map[string]bool{"SECRET": true},
 				Memory:       1769,
 				Timeout:      time.Minute,
@@ -198,7 +198,7 @@ func TestErrors(t *testing.T) {
 		want       string // the whole message, or a prefix of it ending in "..."
 	}{
 		{"unknown top key", "listen: :80\nzone: us-east-1a\n",
-			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, region, sandbox"},
+			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, region, sandbox, tls"},
 		{"user root by number", fn("    user: 0\n"), `stoke.yaml:4: functions.hello.user: "0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
 		{"user root group", fn("    user: 1000:0\n"), `stoke.yaml:4: functions.hello.user: "1000:0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
 		{"user root by name", fn("    user: root\n"), `stoke.yaml:4: functions.hello.user: user "root" is root (uid 0, gid 0); allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
@@ -207,6 +207,10 @@ func TestErrors(t *testing.T) {
 		{"writable not a list", fn("    writable: var\n"), `stoke.yaml:4: functions.hello.writable: "var"; allowed: a list of paths, relative to cwd or absolute, e.g. [var, /srv/uploads]`},
 		{"ephemeral storage small", fn("    ephemeral_storage: 100\n"), "stoke.yaml:4: functions.hello.ephemeral_storage: ..."},
 		{"network", fn("    network: host\n"), "stoke.yaml:4: functions.hello.network: ..."},
+		{"short admin token", "admin: {token: abc}\n", "stoke.yaml:1: admin.token: 3 characters; allowed: at least 32 (or leave it out: Stoke generates one into data_dir)"},
+		{"admin reachable in clear", "admin: {listen: \"0.0.0.0:8081\"}\n", "stoke.yaml:1: admin.listen: 0.0.0.0:8081 is reachable from other machines and admin.tls is not set: ..."},
+		{"tls half", "tls: {cert: a.pem}\n", "stoke.yaml:1: tls: needs both cert and key; allowed: {cert: server.crt, key: server.key} (PEM files)"},
+		{"tls missing file", "tls: {cert: a.pem, key: b.pem}\n", "stoke.yaml:1: tls: ..."},
 		{"uid range", "sandbox: {uids: 0-100}\n", `stoke.yaml:1: sandbox.uids: "0-100" is not a usable uid range; allowed: a range like "200000-265535" of uids above 0, at least 16 wide`},
 		{"bad region", "region: Mars\n", `stoke.yaml:1: region: "Mars" is not a region name; allowed: names like us-east-1, eu-west-2`},
 		{"bad account", "account_id: 12\n", `stoke.yaml:1: account_id: "12" is not an account id; allowed: 12 digits, quoted, like "000000000000"`},
@@ -218,7 +222,7 @@ func TestErrors(t *testing.T) {
 		{"bad event_format", "functions:\n  hello:\n    runtime: lambda\n    command: [x]\n    event_format: \"3.0\"\n",
 			`stoke.yaml:5: functions.hello.event_format: "3.0" is not an API Gateway payload version; allowed: "1.0" (REST API), "2.0" (HTTP API)`},
 		{"unknown admin key", "admin:\n  tokn: x\n",
-			"stoke.yaml:2: admin.tokn: unknown key (did you mean token?); allowed: listen, token"},
+			"stoke.yaml:2: admin.tokn: unknown key (did you mean token?); allowed: insecure_http, listen, tls, token"},
 		{"unknown gateway key", "gateway:\n  invoke_api: true\n",
 			"stoke.yaml:2: gateway.invoke_api: unknown key; allowed: max_body, queue_size, timeout, trusted_proxies"},
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
@@ -484,7 +488,7 @@ functions:
 		t.Errorf("a %+v\nb %+v", a, b)
 	}
 	// A merge cycle must not hang.
-	if _, err := Parse("stoke.yaml", []byte("admin: &a {<<: *a, token: x}\n")); err != nil {
+	if _, err := Parse("stoke.yaml", []byte("admin: &a {<<: *a, token: 0123456789abcdef0123456789abcdef}\n")); err != nil {
 		t.Errorf("self merge: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 // crossChecks runs checks that span sections or functions, once every
 // key is known: listen addresses, credentials, timeouts, route overlaps.
 func (p *parser) crossChecks(c *Config) {
+	p.checkAdminListener(c)
 	if c.Listen == c.Admin.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		at := p.present["admin"]
 		p.errf(at, "admin.listen", "%s is also the gateway listen address; allowed: a different host:port", c.Admin.Listen)

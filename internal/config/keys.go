@@ -36,6 +36,7 @@ var topKeys = map[string]setter[*Config]{
 	},
 	"invoke_api": func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, invokeAPIKeys, &c.InvokeAPI) },
 	"sandbox":    func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, sandboxKeys, &c.Sandbox) },
+	"tls":        func(p *parser, k string, v *yaml.Node, c *Config) { p.tls(v, k, &c.TLS) },
 }
 
 var invokeAPIKeys = map[string]setter[*InvokeAPI]{
@@ -67,7 +68,11 @@ var credentialKeys = map[string]setter[*Credential]{
 
 var adminKeys = map[string]setter[*Admin]{
 	"listen": func(p *parser, k string, v *yaml.Node, a *Admin) { p.hostPort(v, k, &a.Listen) },
-	"token":  func(p *parser, k string, v *yaml.Node, a *Admin) { p.str(v, k, &a.Token) },
+	"token":  func(p *parser, k string, v *yaml.Node, a *Admin) { p.adminToken(v, k, a) },
+	"tls":    func(p *parser, k string, v *yaml.Node, a *Admin) { p.tls(v, k, &a.TLS) },
+	"insecure_http": func(p *parser, k string, v *yaml.Node, a *Admin) {
+		p.boolean(v, k, &a.InsecureHTTP)
+	},
 }
 
 var gatewayKeys = map[string]setter[*Gateway]{

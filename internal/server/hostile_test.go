@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 	"github.com/stokehq/stoke/internal/server"
 )
@@ -111,19 +109,7 @@ functions:
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	s := serve(t, dir, yaml)
 
 	get := func(path string) (int, string) {
 		t.Helper()

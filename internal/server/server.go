@@ -140,11 +140,11 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		// Read at start, like the other gateway keys.
 		TrustedProxies: cfg.Gateway.TrustedProxies,
 	})
-	if s.gwLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("gateway: listening on %s (listen): %w", cfg.Listen, err)
+	if s.gwLn, err = listen(cfg.Listen, cfg.TLS, "gateway (listen)"); err != nil {
+		return nil, err
 	}
-	if s.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-		return nil, fmt.Errorf("admin: listening on %s (admin.listen): %w", cfg.Admin.Listen, err)
+	if s.adminLn, err = listen(cfg.Admin.Listen, cfg.Admin.TLS, "admin (admin.listen)"); err != nil {
+		return nil, err
 	}
 	if _, err = s.apply(ctx, cfg, yaml); err != nil {
 		return nil, err
@@ -159,11 +159,11 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		s.log.Warn("pruning finished Event invocations", "err", err)
 	}
 	s.invoke.Start(context.WithoutCancel(ctx))
-	s.gwSrv = &http.Server{Handler: frontDoor(s.invoke.Handler(), s.gw), ReadHeaderTimeout: 10 * time.Second}
-	s.adminSrv = &http.Server{Handler: admin.Handler(s, s.token), ReadHeaderTimeout: 10 * time.Second}
+	s.gwSrv = newHTTPServer(frontDoor(s.invoke.Handler(), s.gw))
+	s.adminSrv = newHTTPServer(admin.Handler(s, s.token))
 	go s.gwSrv.Serve(s.gwLn)
 	go s.adminSrv.Serve(s.adminLn)
-	s.log.Info("stoke is serving", "gateway", "http://"+s.gwLn.Addr().String(), "admin", "http://"+s.adminLn.Addr().String(), "functions", len(cfg.Functions), "data_dir", cfg.DataDir)
+	s.log.Info("stoke is serving", "gateway", scheme(cfg.TLS)+s.gwLn.Addr().String(), "admin", scheme(cfg.Admin.TLS)+s.adminLn.Addr().String(), "functions", len(cfg.Functions), "data_dir", cfg.DataDir)
 	return s, nil
 }
 

@@ -46,6 +46,13 @@ functions:
     routes: [/f/*]
     env: {STOKE_SRV_APP: "1"}
 `, sandboxtest.InDir(t, dir))
+	return serve(t, dir, yaml)
+}
+
+// serve starts a server on the config text yaml, as if read from
+// dir/stoke.yaml, and closes it when t ends.
+func serve(t *testing.T, dir, yaml string) *server.Server {
+	t.Helper()
 	path := filepath.Join(dir, "stoke.yaml")
 	cfg, err := config.Parse(path, []byte(yaml))
 	if err != nil {
@@ -86,15 +93,28 @@ var adminRoutes = [][2]string{
 	{"GET", "/v1/functions/f/logs"},
 }
 
+// Every admin route refuses a missing or wrong token; after five wrong
+// tokens from this address within a minute it answers 429 instead.
 func TestAdminRequiresToken(t *testing.T) {
 	s := start(t)
+	wrong := 0
 	for _, r := range adminRoutes {
 		for _, tok := range []string{"", "wrong", s.Token() + "x"} {
 			resp, body := adminReq(t, s, r[0], r[1], tok)
-			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "admin token") {
-				t.Errorf("%s %s with token %q: %d %s", r[0], r[1], tok, resp.StatusCode, body)
+			want, msg := http.StatusUnauthorized, "admin token"
+			if wrong >= 5 {
+				want, msg = http.StatusTooManyRequests, "too many wrong admin tokens"
+			}
+			if resp.StatusCode != want || !strings.Contains(string(body), msg) {
+				t.Errorf("%s %s with token %q after %d wrong ones: %d %s", r[0], r[1], tok, wrong, resp.StatusCode, body)
+			}
+			if tok != "" {
+				wrong++
 			}
 		}
+	}
+	if wrong < 6 {
+		t.Fatalf("only %d wrong tokens sent", wrong)
 	}
 }
 

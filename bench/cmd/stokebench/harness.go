@@ -254,7 +254,7 @@ func (e *env) startStoke(ctx context.Context, name, body string) (*stokeProc, er
 	}
 	gp, ap := freePort(), freePort()
 	yaml := fmt.Sprintf("listen: 127.0.0.1:%d\nadmin:\n  listen: 127.0.0.1:%d\ndata_dir: %s\n%s",
-		gp, ap, filepath.Join(dir, "data"), body)
+		gp, ap, filepath.Join(dir, "data"), withCwd(body, e.dir))
 	cfg := filepath.Join(dir, "stoke.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		return nil, err
@@ -433,4 +433,32 @@ func medianF(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// withCwd gives every function of a config body that names no cwd the
+// bench directory, where the binaries are: an isolated function sees only
+// its own directory (docs/SECURITY.md).
+func withCwd(body, dir string) string {
+	lines := strings.Split(body, "\n")
+	var out []string
+	for i, l := range lines {
+		out = append(out, l)
+		if !strings.HasPrefix(l, "    runtime: ") {
+			continue
+		}
+		has := false
+		for _, m := range lines[i+1:] {
+			if !strings.HasPrefix(m, "    ") {
+				break
+			}
+			has = has || strings.HasPrefix(m, "    cwd: ")
+		}
+		for j := i - 1; j >= 0 && strings.HasPrefix(lines[j], "    "); j-- {
+			has = has || strings.HasPrefix(lines[j], "    cwd: ")
+		}
+		if !has {
+			out = append(out, "    cwd: "+dir)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,24 +100,46 @@ func TestAPIAcceptsLoginCookie(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	for _, p := range []string{"/v1/functions", "/v1/cost", "/metrics"} {
-		if r := get(p, &http.Cookie{Name: ui.CookieName, Value: "wrong"}); r.StatusCode != 401 {
-			t.Errorf("%s with a wrong cookie: %d", p, r.StatusCode)
+	// Log in as the login page does: the cookie is a session id.
+	form := url.Values{"token": {s.Token()}}
+	lresp, err := http.DefaultTransport.RoundTrip(func() *http.Request {
+		req, _ := http.NewRequest("POST", "http://"+s.AdminAddr()+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lresp.Body.Close()
+	var session *http.Cookie
+	for _, c := range lresp.Cookies() {
+		if c.Name == ui.CookieName {
+			session = c
 		}
-		if r := get(p, &http.Cookie{Name: ui.CookieName, Value: s.Token()}); r.StatusCode != 200 {
+	}
+	if session == nil || strings.Contains(session.Value, s.Token()) {
+		t.Fatalf("login: %d, session cookie %v", lresp.StatusCode, session)
+	}
+	for _, p := range []string{"/v1/functions", "/v1/cost", "/metrics"} {
+		for _, wrong := range []string{"wrong", s.Token()} { // the token is not a session
+			if r := get(p, &http.Cookie{Name: ui.CookieName, Value: wrong}); r.StatusCode != 401 {
+				t.Errorf("%s with cookie %q: %d", p, wrong, r.StatusCode)
+			}
+		}
+		if r := get(p, session); r.StatusCode != 200 {
 			t.Errorf("%s with the login cookie: %d", p, r.StatusCode)
 		}
 	}
 	if r := get("/", nil); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login") {
 		t.Errorf("GET / without login: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
-	if r := get("/", &http.Cookie{Name: ui.CookieName, Value: s.Token()}); r.StatusCode != 200 {
+	if r := get("/", session); r.StatusCode != 200 {
 		t.Errorf("GET / logged in: %d", r.StatusCode)
 	}
 
 	// A cross-site form post cannot use the cookie to deploy.
 	req, _ := http.NewRequest("POST", "http://"+s.AdminAddr()+"/v1/deploy", strings.NewReader(`{}`))
-	req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: s.Token()})
+	req.AddCookie(session)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

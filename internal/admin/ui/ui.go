@@ -5,7 +5,6 @@ package ui
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -13,29 +12,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 //go:embed static templates
 var files embed.FS
 
 var pages = template.Must(template.ParseFS(files, "templates/*.html"))
-
-// CookieName is the cookie that carries the admin token after login. It is
-// HttpOnly (the page's script never sees the token) and SameSite=Strict (no
-// other site can make the browser send it), so the API can accept it as it
-// accepts the bearer token.
-const CookieName = "stoke_admin"
-
-// cookieAge is how long a login lasts: long enough not to ask every day;
-// the token itself does not expire, so the cookie adds no new secret.
-const cookieAge = 30 * 24 * time.Hour
-
-// Authorized says whether r carries the admin token in the login cookie.
-func Authorized(r *http.Request, token string) bool {
-	c, err := r.Cookie(CookieName)
-	return err == nil && token != "" && subtle.ConstantTimeCompare([]byte(c.Value), []byte(token)) == 1
-}
 
 // Known says whether a function name has a page: deployed now, or with
 // recorded invocations.
@@ -45,7 +27,7 @@ type Known func(ctx context.Context, function string) bool
 // redirect to /login); the static assets do not, since the login page needs
 // its stylesheet and they hold nothing secret. A function page for a name
 // known does not know is a 404 page.
-func Handler(token string, known Known) http.Handler {
+func Handler(auth *Auth, known Known) http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(files, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -54,26 +36,27 @@ func Handler(token string, known Known) http.Handler {
 	})
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		next := safeNext(r.FormValue("next"))
-		got := strings.TrimSpace(r.FormValue("token"))
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		if auth.Limited(r) {
+			render(w, http.StatusTooManyRequests, "login.html", view{Title: "Log in", Next: next,
+				Error: "Too many wrong tokens from your address; wait a minute and try again."})
+			return
+		}
+		if !auth.Token(strings.TrimSpace(r.FormValue("token"))) {
+			auth.Failed(r)
 			render(w, http.StatusUnauthorized, "login.html", view{Title: "Log in", Next: next,
 				Error: "That is not the admin token. It is admin.token in stoke.yaml, or the file admin-token in data_dir."})
 			return
 		}
-		http.SetCookie(w, &http.Cookie{
-			Name: CookieName, Value: token, Path: "/",
-			MaxAge: int(cookieAge.Seconds()), HttpOnly: true, SameSite: http.SameSiteStrictMode,
-			Secure: r.TLS != nil, // a plain-HTTP listener (the default, on 127.0.0.1) could not send a Secure cookie back
-		})
+		auth.login(w, r)
 		http.Redirect(w, r, next, http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		auth.logout(w, r)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})
 	page := func(tmpl, title string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if !Authorized(r, token) {
+			if !auth.Authorized(r) {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
@@ -87,7 +70,7 @@ func Handler(token string, known Known) http.Handler {
 	mux.Handle("GET /{$}", page("functions.html", "Functions"))
 	fnPage := page("function.html", "Function")
 	mux.HandleFunc("GET /functions/{name}", func(w http.ResponseWriter, r *http.Request) {
-		if Authorized(r, token) && known != nil && !known(r.Context(), r.PathValue("name")) {
+		if auth.Authorized(r) && known != nil && !known(r.Context(), r.PathValue("name")) {
 			render(w, http.StatusNotFound, "notfound.html", view{Title: "Not found", Name: r.PathValue("name")})
 			return
 		}
@@ -98,7 +81,7 @@ func Handler(token string, known Known) http.Handler {
 	// Anything else: still ask for the login first, so the dashboard's
 	// shape is not visible to strangers.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if !Authorized(r, token) {
+		if !auth.Authorized(r) {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}

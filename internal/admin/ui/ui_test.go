@@ -11,14 +11,33 @@ import (
 	"github.com/stokehq/stoke/internal/admin/ui"
 )
 
-const token = "s3cret"
+const token = "s3cret-that-is-at-least-32-chars-long"
+
+// login posts the token to h's login page and returns the session cookie.
+func login(t *testing.T, h http.Handler) *http.Cookie {
+	t.Helper()
+	form := url.Values{"token": {token}}
+	req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	for _, c := range w.Result().Cookies() {
+		if c.Name == ui.CookieName && c.Value != "" {
+			return c
+		}
+	}
+	t.Fatalf("login: %d, no session cookie", w.Code)
+	return nil
+}
 
 // Every page needs the login cookie; without it (or with a wrong one) the
 // answer is a redirect to the login page that comes back to the same page.
 func TestPagesRequireLogin(t *testing.T) {
-	h := ui.Handler(token, nil)
+	h := ui.Handler(ui.NewAuth(token), nil)
+	session := login(t, h)
 	for _, path := range []string{"/", "/functions/f", "/traces/abc", "/cost", "/nope"} {
-		for _, cookie := range []string{"", "wrong", token + "x"} {
+		// The token itself is no session.
+		for _, cookie := range []string{"", "wrong", token} {
 			req := httptest.NewRequest("GET", path, nil)
 			if cookie != "" {
 				req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: cookie})
@@ -31,7 +50,7 @@ func TestPagesRequireLogin(t *testing.T) {
 			}
 		}
 		req := httptest.NewRequest("GET", path, nil)
-		req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: token})
+		req.AddCookie(session)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		wantCode := http.StatusOK
@@ -48,7 +67,7 @@ func TestPagesRequireLogin(t *testing.T) {
 }
 
 func TestLoginCookie(t *testing.T) {
-	h := ui.Handler(token, nil)
+	h := ui.Handler(ui.NewAuth(token), nil)
 	post := func(tok, next string) *httptest.ResponseRecorder {
 		form := url.Values{"token": {tok}, "next": {next}}
 		req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
@@ -72,7 +91,7 @@ func TestLoginCookie(t *testing.T) {
 		t.Fatalf("cookies: %v", cs)
 	}
 	c := cs[0]
-	if c.Name != ui.CookieName || c.Value != token || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge <= 0 {
+	if c.Name != ui.CookieName || len(c.Value) != 64 || strings.Contains(c.Value, token) || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.MaxAge <= 0 {
 		t.Errorf("cookie: %+v (Set-Cookie: %s)", c, w.Header().Get("Set-Cookie"))
 	}
 	if sc := w.Header().Get("Set-Cookie"); !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") {
@@ -87,17 +106,63 @@ func TestLoginCookie(t *testing.T) {
 		}
 	}
 
+	// The session works until logout, and not after: logging out revokes
+	// it on the server, not only in this browser.
+	page := func() int {
+		req := httptest.NewRequest("GET", "/cost", nil)
+		req.AddCookie(c)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	if code := page(); code != 200 {
+		t.Errorf("with the session: %d", code)
+	}
 	req := httptest.NewRequest("POST", "/logout", nil)
+	req.AddCookie(c)
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 || w.Header().Get("Location") != "/login" {
 		t.Errorf("logout: %d %v", w.Code, cs)
 	}
+	if code := page(); code != http.StatusSeeOther {
+		t.Errorf("the session after logout: %d", code)
+	}
+}
+
+// Wrong tokens from one address are limited: after a handful in a minute
+// the login answers 429, even for the right token; another address is not
+// affected.
+func TestLoginRateLimit(t *testing.T) {
+	h := ui.Handler(ui.NewAuth(token), nil)
+	post := func(tok, addr string) int {
+		form := url.Values{"token": {tok}}
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i := range 5 {
+		if code := post("guess", "192.0.2.1:1234"); code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, code)
+		}
+	}
+	if code := post("guess", "192.0.2.1:1235"); code != http.StatusTooManyRequests {
+		t.Errorf("sixth guess: %d, want 429", code)
+	}
+	if code := post(token, "192.0.2.1:1236"); code != http.StatusTooManyRequests {
+		t.Errorf("the right token while limited: %d, want 429", code)
+	}
+	if code := post(token, "192.0.2.2:1234"); code != http.StatusSeeOther {
+		t.Errorf("another address: %d, want 303", code)
+	}
 }
 
 // Static assets are public (the login page needs them) and embedded.
 func TestStatic(t *testing.T) {
-	h := ui.Handler(token, nil)
+	h := ui.Handler(ui.NewAuth(token), nil)
 	for _, p := range []string{"/static/app.js", "/static/app.css", "/static/vendor/uplot/uPlot.iife.min.js", "/static/vendor/uplot/LICENSE"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
@@ -110,10 +175,11 @@ func TestStatic(t *testing.T) {
 // A function page for a name nobody knows is a 404 page, not an empty page
 // that looks real; a known name gets its page.
 func TestUnknownFunctionIs404(t *testing.T) {
-	h := ui.Handler(token, func(_ context.Context, name string) bool { return name == "hello" })
+	h := ui.Handler(ui.NewAuth(token), func(_ context.Context, name string) bool { return name == "hello" })
+	session := login(t, h)
 	for name, want := range map[string]int{"hello": 200, "nope": 404} {
 		req := httptest.NewRequest("GET", "/functions/"+name, nil)
-		req.AddCookie(&http.Cookie{Name: ui.CookieName, Value: token})
+		req.AddCookie(session)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != want {
