@@ -29,7 +29,13 @@ func benchDjango(ctx context.Context, e *env) error {
 		return fmt.Errorf("%s lacks Django or DRF (apt-get install python3-django python3-djangorestframework): %v", python, err)
 	}
 	app := filepath.Join(e.root, "examples", "django-drf")
-	db := filepath.Join(e.dir, "django.sqlite3")
+	// The database in a directory the functions may write (an isolated
+	// function's cwd is read-only).
+	dbDir := filepath.Join(e.dir, "djangodb")
+	if err := os.MkdirAll(dbDir, 0o755); err != nil {
+		return err
+	}
+	db := filepath.Join(dbDir, "django.sqlite3")
 	migrate := exec.CommandContext(ctx, python, "manage.py", "migrate", "--noinput")
 	migrate.Dir, migrate.Env = app, append(os.Environ(), "STOKE_DB_PATH="+db)
 	if out, err := migrate.CombinedOutput(); err != nil {
@@ -59,8 +65,9 @@ func benchDjango(ctx context.Context, e *env) error {
     init_timeout: 100s
     readiness: {path: /%s/api/notes/}
     routes: [/%s/*]
+    writable: [%s]
     env: {STOKE_DB_PATH: %s, URL_PREFIX: %s/}
-`, name, app, python, snapshot, boost, mem, keepWarm, idle, name, name, db, name)
+`, name, app, python, snapshot, boost, mem, keepWarm, idle, name, name, dbDir, db, name)
 	}
 	for _, m := range mems {
 		for _, md := range modes {
@@ -72,10 +79,22 @@ func benchDjango(ctx context.Context, e *env) error {
 		return err
 	}
 	defer s.stopWith()
+	// The same functions on a Stoke that does not isolate them: the
+	// fork-snapshot cold starts of both, interleaved, are what isolation
+	// costs a python cold start.
+	ns, err := e.startStoke(ctx, "django-plain", "sandbox: {isolation: false}\n"+cfg.String())
+	if err != nil {
+		return err
+	}
+	defer ns.stopWith()
 	client := &http.Client{Timeout: 110 * time.Second}
 	get := func(name string) (time.Duration, bool, error) {
+		gw := s.gw
+		if n, ok := strings.CutPrefix(name, "noiso-"); ok {
+			name, gw = n, ns.gw
+		}
 		t0 := time.Now()
-		resp, err := client.Get(fmt.Sprintf("%s/%s/api/notes/", s.gw, name))
+		resp, err := client.Get(fmt.Sprintf("%s/%s/api/notes/", gw, name))
 		if err != nil {
 			return 0, false, err
 		}
@@ -93,6 +112,11 @@ func benchDjango(ctx context.Context, e *env) error {
 	quiet := func() error {
 		if err := s.waitQuiet(ctx, 30*time.Second, 0); err != nil {
 			return err
+		}
+		if ns != nil {
+			if err := ns.waitQuiet(ctx, 30*time.Second, 0); err != nil {
+				return err
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 		return nil
@@ -133,6 +157,11 @@ func benchDjango(ctx context.Context, e *env) error {
 				if err := run(fmt.Sprintf("%s%d", md.prefix, m)); err != nil {
 					return err
 				}
+				if md.prefix != "plain" {
+					if err := run(fmt.Sprintf("noiso-%s%d", md.prefix, m)); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		fmt.Fprintf(os.Stderr, "django: round %d of %d done\n", i+1, *flagDjangoN)
@@ -146,6 +175,8 @@ func benchDjango(ctx context.Context, e *env) error {
 		}
 	}
 	s.stopWith()
+	ns.stopWith()
+	ns = nil
 
 	// Warm latency and idle memory: one kept-warm instance per size, plain
 	// and forked, after 20 requests each.
@@ -243,6 +274,17 @@ func benchDjango(ctx context.Context, e *env) error {
 	}
 	if tplInit != "" {
 		fmt.Printf("template start-up (once per version, not on any request's path): %s\n", tplInit)
+	}
+	fmt.Printf("\nWhat isolation costs a fork-snapshot cold start (same run, interleaved; the same functions on a Stoke with sandbox.isolation: false):\n")
+	fmt.Printf("| memory | snapshot p50 isolated / not | ratio | snapshot + boost p50 isolated / not | ratio |\n|---|---|---|---|---|\n")
+	for _, m := range mems {
+		sn, nsn := pct(cold[fmt.Sprintf("snap%d", m)], .5), pct(cold[fmt.Sprintf("noiso-snap%d", m)], .5)
+		bo, nbo := pct(cold[fmt.Sprintf("boost%d", m)], .5), pct(cold[fmt.Sprintf("noiso-boost%d", m)], .5)
+		fmt.Printf("| %d MB | %s / %s | %.2f | %s / %s | %.2f |\n", m, ms(sn), ms(nsn), float64(sn)/float64(max(nsn, 1)),
+			ms(bo), ms(nbo), float64(bo)/float64(max(nbo, 1)))
+		if float64(bo) > 1.1*float64(nbo) {
+			verdict = append(verdict, fmt.Sprintf("isolated snapshot+boost p50 at %d MB is %.0f%% above not isolated (> 10%%)", m, 100*(float64(bo)/float64(nbo)-1)))
+		}
 	}
 	if len(verdict) == 0 {
 		fmt.Println("targets (boost p50 ≤ 50 ms at every size; snapshot p50 ≤ 250 ms at 128 MB; idle forked USS ≤ 15 MB): MET")
