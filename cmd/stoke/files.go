@@ -10,18 +10,23 @@ import (
 
 // The files the CLI writes for the user; the packages below return bytes.
 
-// writeNew writes data to path, refusing to replace an existing file
-// unless force: an import must not silently clobber a hand-edited config.
-func writeNew(path string, data []byte, force bool) error {
+// writeNew writes data to path with mode perm, refusing to replace an
+// existing file unless force: an import must not silently clobber a
+// hand-edited config.
+func writeNew(path string, data []byte, force bool, perm os.FileMode) error {
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if force {
 		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := os.OpenFile(path, flags, perm)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s already exists; use --force to overwrite it", path)
 	}
 	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil { // a replaced file keeps its mode otherwise
+		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/zappa"
 )
 
@@ -121,7 +122,7 @@ func runImportZappa(path string, o zappa.Options, force bool, stdout, stderr io.
 		if _, err := stdout.Write(res.YAML); err != nil {
 			return nil, fmt.Errorf("write config: %w", err)
 		}
-	} else if err := writeNew(out, res.YAML, force); err != nil {
+	} else if err := writeNew(out, res.YAML, force, configMode(res.Config)); err != nil {
 		return nil, err
 	}
 	dest := "stdout"
@@ -155,4 +156,17 @@ func runImportZappa(path string, o zappa.Options, force bool, stdout, stderr io.
 		fmt.Fprintln(stderr, "  "+w)
 	}
 	return res, nil
+}
+
+// configMode is 0600 for a config that carries environment variables (a
+// Zappa stage's often hold secrets), else 0644.
+func configMode(c *config.Config) os.FileMode {
+	if c != nil {
+		for _, f := range c.Functions {
+			if len(f.Env) > 0 {
+				return 0o600
+			}
+		}
+	}
+	return 0o644
 }

@@ -67,6 +67,10 @@ func TestImportZappaCommand(t *testing.T) {
 	if !strings.Contains(mustRead(t, out), "    cwd: mysite ") {
 		t.Errorf("cwd should be relative to the output file:\n%s", mustRead(t, out))
 	}
+	// The stage's environment often holds secrets: the file is the user's only.
+	if fi, err := os.Stat(out); err != nil || (len(fn.Env) > 0) != (fi.Mode().Perm() == 0o600) {
+		t.Errorf("written config with %d env variables has mode %v (%v)", len(fn.Env), fi.Mode(), err)
+	}
 	first := mustRead(t, out)
 
 	// An existing file is kept unless --force.
