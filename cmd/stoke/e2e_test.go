@@ -121,9 +121,19 @@ functions:
 
 func startStoke(t *testing.T, bin, cfg, gw string) *stokeProc {
 	t.Helper()
+	return startStokeWith(t, bin, cfg, gw, nil)
+}
+
+// startStokeWith is startStoke with the command set up by setup first
+// (its user, its environment).
+func startStokeWith(t *testing.T, bin, cfg, gw string, setup func(*exec.Cmd)) *stokeProc {
+	t.Helper()
 	s := &stokeProc{t: t, bin: bin, cfg: cfg, gw: gw, out: &syncBuf{}}
 	s.cmd = exec.Command(bin, "serve", "-f", cfg)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if setup != nil {
+		setup(s.cmd)
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
@@ -42,23 +41,10 @@ func TestNonRootServesAndWarns(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &stokeProc{t: t, bin: bin, cfg: cfg, gw: gw, out: &syncBuf{}}
-	s.cmd = exec.Command(bin, "serve", "-f", cfg)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	s.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(s.out.String(), "stoke is serving") {
-		if time.Now().After(deadline) || s.cmd.ProcessState != nil {
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-			t.Fatalf("stoke did not start as nobody:\n%s", s.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s := startStokeWith(t, bin, cfg, gw, func(c *exec.Cmd) {
+		c.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	})
 	defer s.stop()
 	out := s.out.String()
 	if !strings.Contains(out, "WARNING: FUNCTIONS ARE NOT ISOLATED") || !strings.Contains(out, "Stoke is not running as root") {
