@@ -10,7 +10,7 @@ package sandbox
 //     /proc, /tmp (view.go, prePlace);
 //   - when it is handed a spec it adds what is the function's own (its code,
 //     read-only; paths granted writable; a /tmp size), hides Stoke's files,
-//     pivots into the new root, then gives up root for the function's user
+//     makes it the root (chroot), then gives up root for the function's user
 //     (creds.go) under a seccomp filter (seccomp.go) and execs the app.
 //
 // The function's code and writable paths are shown through idmapped mounts

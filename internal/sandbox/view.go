@@ -116,7 +116,7 @@ func prePlace() error {
 	if err := unix.Mount(stage+"/tmp/.shm", stage+"/dev/shm", "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind /dev/shm: %w", err)
 	}
-	return os.Mkdir(stage+"/.old", 0o700)
+	return nil
 }
 
 func mountTmp(dir string, mb int) error {
@@ -304,16 +304,19 @@ func enterView(iso *Isolation, idmap []int) error {
 			return err
 		}
 	}
-	if err := unix.PivotRoot(stage, stage+"/.old"); err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
-	}
-	if err := unix.Chdir("/"); err != nil {
+	// chroot, not pivot_root: pivot_root must then detach the host's
+	// tree, and that umount waits for an RCU grace period (5.6 ms measured
+	// here, on the request path). In a mount namespace of its own, with no
+	// capability left (leaving a chroot needs CAP_SYS_CHROOT) and no fd
+	// open outside it (all are close-on-exec), the function cannot get out;
+	// /proc/self/mountinfo lists only the mounts under its root.
+	if err := unix.Chdir(stage); err != nil {
 		return err
 	}
-	if err := unix.Unmount("/.old", unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("detach the host's root: %w", err)
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot: %w", err)
 	}
-	return os.Remove("/.old")
+	return unix.Chdir("/")
 }
 
 // enterBuildView is the view of a build command: the host's whole tree
