@@ -35,7 +35,7 @@ func benchWarm(ctx context.Context, e *env) error {
 	}
 	defer e.stop(app, 0)
 	defer e.stop(proxy, 0)
-	s, err := e.startStoke(ctx, "warm", fmt.Sprintf(`functions:
+	wcfg := fmt.Sprintf(`functions:
   w:
     runtime: http
     command: [%s]
@@ -47,11 +47,19 @@ func benchWarm(ctx context.Context, e *env) error {
     timeout: 10s
     routes: [/w]
     env: {GREETING: hi}
-`, e.hello))
+`, e.hello)
+	s, err := e.startStoke(ctx, "warm", wcfg)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
+	// The same function on a Stoke that does not isolate it: the warm path
+	// should not differ (concurrency 1 only).
+	plain, err := e.startStoke(ctx, "warm-plain", "sandbox: {isolation: false}\n"+wcfg)
+	if err != nil {
+		return err
+	}
+	defer plain.stop()
 	for _, a := range []string{fmt.Sprintf("127.0.0.1:%d", appPort), fmt.Sprintf("127.0.0.1:%d", proxyPort)} {
 		if err := waitListen(ctx, a); err != nil {
 			return err
@@ -87,6 +95,7 @@ func benchWarm(ctx context.Context, e *env) error {
 		{"direct", fmt.Sprintf("http://127.0.0.1:%d/w", appPort), func() []int { return []int{app.Process.Pid} }},
 		{"plainproxy", fmt.Sprintf("http://127.0.0.1:%d/w", proxyPort), func() []int { return []int{proxy.Process.Pid, app.Process.Pid} }},
 		{"stoke", s.gw + "/w", func() []int { return []int{s.pid, stokeApp} }},
+		{"stoke, not isolated", plain.gw + "/w", func() []int { return []int{plain.pid} }},
 	}
 
 	// (a) concurrency 1: a keep-alive Go client loop.
@@ -122,6 +131,9 @@ func benchWarm(ctx context.Context, e *env) error {
 	for r := 0; r < *flagWrk; r++ {
 		for i := range ts {
 			k := (i + r) % len(ts)
+			if ts[k].name == "stoke, not isolated" {
+				continue // (a) only
+			}
 			var cpuStat string
 			var thrBefore map[string]int64
 			if ts[k].name == "stoke" {
@@ -174,6 +186,9 @@ func benchWarm(ctx context.Context, e *env) error {
 	dr := medianF(ws[0].rps)
 	ratios := make([]float64, len(ts))
 	for k, t := range ts {
+		if len(ws[k].rps) == 0 {
+			continue // not measured under wrk
+		}
 		var rounds []string
 		for _, v := range ws[k].rps {
 			rounds = append(rounds, fmt.Sprintf("%.0f", v))
