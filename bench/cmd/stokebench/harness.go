@@ -197,6 +197,21 @@ func procsUsing(s string) []int {
 	return out
 }
 
+// ppid is pid's parent (0 when it is gone).
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
 func cmdline(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
@@ -316,6 +331,9 @@ func (s *stokeProc) stop() {
 	for _, pid := range procsUsing(s.e.hello) {
 		if s.e.tracked(pid) {
 			continue // a baseline's app, started by the benchmark itself
+		}
+		if pp := ppid(pid); pp != s.pid && s.e.tracked(pp) {
+			continue // an instance of another Stoke of the same benchmark
 		}
 		s.e.leak(fmt.Sprintf("after stoke (pid %d) stopped, process %d (%s) was still running; killed", s.pid, pid, cmdline(pid)))
 		syscall.Kill(pid, syscall.SIGKILL)
