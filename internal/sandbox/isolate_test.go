@@ -140,7 +140,7 @@ func fillTmp() {
 	fmt.Printf("wrote %d MB: %v\n", n, err)
 }
 
-func isolatedManager(t *testing.T) *sandbox.Manager {
+func isolatedManager(t testing.TB) *sandbox.Manager {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		sandboxtest.SkipWithoutCgroups(t, "isolation needs root")
@@ -155,7 +155,7 @@ func isolatedManager(t *testing.T) *sandbox.Manager {
 // codeDir is a function's directory holding a copy of this test binary,
 // owned by root with mode 0700, as a checkout can be: the function still
 // reads it, through the idmapped mount.
-func codeDir(t *testing.T) (dir, exe string) {
+func codeDir(t testing.TB) (dir, exe string) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "code")
 	if err := os.Mkdir(dir, 0o700); err != nil {
