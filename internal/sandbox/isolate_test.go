@@ -306,3 +306,26 @@ func TestIsolationRefusesRoot(t *testing.T) {
 		t.Error("a spec without isolation started on an isolating manager")
 	}
 }
+
+// From the host, an isolated process's executable and cwd read as the
+// paths they are on the host (tests and tools that look for a function's
+// leftover processes by path rely on it).
+func TestIsolatedPathsReadTheSame(t *testing.T) {
+	m := isolatedManager(t)
+	code, exe := codeDir(t)
+	var c collector
+	p, err := m.Start(context.Background(), sandbox.Spec{ID: "paths", Args: []string{exe}, Dir: code, Output: c.add,
+		Env: []string{childEnv + "=ignoreterm"}, Isolation: &sandbox.Isolation{UID: 200901, GID: 200901, Code: code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background(), 0)
+	c.waitFor(t, "stdout: ready", 1)
+	pid := strconv.Itoa(p.Pid())
+	if got, _ := os.Readlink("/proc/" + pid + "/exe"); got != exe {
+		t.Errorf("exe reads %q, want %q", got, exe)
+	}
+	if got, _ := os.Readlink("/proc/" + pid + "/cwd"); got != code {
+		t.Errorf("cwd reads %q, want %q", got, code)
+	}
+}
