@@ -4,8 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCLIFriendly runs the real binary the way a newcomer would: from a
@@ -80,6 +82,27 @@ func TestCLIFriendly(t *testing.T) {
 	if out, err := s.cli("trace", "no-such-request", "--wait", "300ms"); err == nil || !strings.Contains(out, "no trace of request no-such-request") {
 		t.Errorf("trace of nothing: %v\n%s", err, out)
 	}
+	// A timeout is logged as Lambda logs it, between START and END.
+	resp, _ = s.get("/hello/sleep?ms=2500")
+	tid := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != 504 || resp.Header.Get("X-Stoke-Cold") == "" {
+		t.Errorf("timeout: %d %v", resp.StatusCode, resp.Header)
+	}
+	waitLog := func(want string) string {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			out, _ := s.cli("logs", "hello", "-n", "50")
+			if strings.Contains(out, want) || time.Now().After(deadline) {
+				return out
+			}
+		}
+	}
+	logs := waitLog("END RequestId: " + tid)
+	timedOut := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3} \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ` + tid + ` Task timed out after 2\.00 seconds\n\d\d:\d\d:\d\d\.\d{3} END RequestId: ` + tid + `$`)
+	if !timedOut.MatchString(logs) || strings.Contains(logs, "(status 504)") {
+		t.Errorf("timeout's log lines:\n%s", logs)
+	}
+
 	// -f is the file on logs too; the old `logs NAME -f` still follows,
 	// with a line saying so (here stopped by its timeout).
 	if out, err := run(elsewhere, "logs", "hello", "-f", cfg); err != nil || !strings.Contains(out, "START RequestId:") {

@@ -53,6 +53,14 @@ func TestEventFromHTTPV2(t *testing.T) {
 	if err := json.Unmarshal(out, &ev); err != nil {
 		t.Fatal(err)
 	}
+	// No client certificate: no mTLS block at all, as API Gateway omits it
+	// (an empty clientCert would tell a function there was one).
+	var raw struct {
+		RequestContext map[string]json.RawMessage `json:"requestContext"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil || raw.RequestContext["authentication"] != nil || raw.RequestContext["http"] == nil {
+		t.Errorf("requestContext keys: %v %v", err, raw.RequestContext)
+	}
 	rc := ev.RequestContext
 	checks := []struct{ name, got, want string }{
 		{"version", ev.Version, "2.0"},

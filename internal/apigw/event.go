@@ -29,7 +29,8 @@ func EventFromHTTP(r *http.Request, body []byte, format string, info RequestInfo
 	var ev any
 	switch format {
 	case Format20:
-		ev = eventV2(r, h, text, isB64, info)
+		v2 := eventV2(r, h, text, isB64, info)
+		ev = eventV2Out{APIGatewayV2HTTPRequest: v2, RequestContext: requestContextV2Out{APIGatewayV2HTTPRequestContext: v2.RequestContext}}
 	case Format10:
 		ev = eventV1(r, h, text, isB64, info)
 	default:
@@ -40,6 +41,21 @@ func EventFromHTTP(r *http.Request, body []byte, format string, info RequestInfo
 		return nil, fmt.Errorf("apigw: encode %s event: %w", format, err)
 	}
 	return out, nil
+}
+
+// eventV2Out is a payload 2.0 event as API Gateway writes it: without
+// requestContext.authentication when the request brought no client
+// certificate (aws-lambda-go's struct has no omitempty that works there and
+// would write an empty mTLS clientCert block). The shallower fields shadow
+// the embedded ones when encoded.
+type eventV2Out struct {
+	events.APIGatewayV2HTTPRequest
+	RequestContext requestContextV2Out `json:"requestContext"`
+}
+
+type requestContextV2Out struct {
+	events.APIGatewayV2HTTPRequestContext
+	Authentication *events.APIGatewayV2HTTPRequestContextAuthentication `json:"authentication,omitempty"`
 }
 
 // forwardedHeaders returns r's headers as the function sees them behind API Gateway: Host is a

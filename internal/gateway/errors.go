@@ -66,6 +66,7 @@ func (g *Gateway) invokeFailed(out *Outcome, ictx context.Context, fn *Function,
 		}
 	}
 	out.Record.ErrorType = out.ErrorType
+	out.Record.ErrorMessage = out.Message
 	out.Record.Status = out.Status
 }
 

@@ -381,3 +381,59 @@ func TestClientGoneKeepsSharedInstance(t *testing.T) {
 		}
 	}
 }
+
+// A body of unknown length is held to the limit too, even when the app
+// would answer without reading it; one under the limit reaches the app
+// whole, with its length.
+func TestChunkedBodyLimit(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	f.gw.Set([]*gateway.Function{f.function("a", "A", 5*time.Second, pool.Options{}, "/a")})
+	post := func(n int) (*http.Response, string) {
+		// An io.Reader the client cannot size: it sends the body chunked.
+		body := io.MultiReader(strings.NewReader(strings.Repeat("x", n)))
+		req, _ := http.NewRequest("POST", f.srv.URL+"/a", body)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := post(2 << 20)
+	if resp.StatusCode != 413 || !strings.Contains(body, "request body sent in chunks exceeds the limit of 1048576 bytes") ||
+		resp.Header.Get("X-Stoke-Cold") != "false" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("2 MB chunked: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if resp, body := post(512 << 10); resp.StatusCode != 200 || body != "A /a" {
+		t.Errorf("512 KB chunked: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Every response says whether it waited for a cold start: a route miss, and
+// a 502 from an instance that failed to start for this request (it waited
+// for that init).
+func TestStokeColdOnEveryResponse(t *testing.T) {
+	f := newFixture(t, 5*time.Second)
+	cf := &config.Function{
+		Name: "crash", Runtime: "http", Command: []string{"/bin/false"}, Cwd: t.TempDir(),
+		Memory: 128, Timeout: 5 * time.Second, Concurrency: 1, InitTimeout: 5 * time.Second,
+		Readiness: config.Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
+	}
+	p := pool.New(pool.Options{Runtime: httprt.New(httprt.Options{Function: cf, Version: "1", Sandbox: f.sb}), MaxInstances: 1})
+	p.Start()
+	t.Cleanup(p.Close)
+	f.gw.Set([]*gateway.Function{{Name: "crash", Version: "1", MemoryMB: 128, Timeout: 5 * time.Second, Routes: []string{"/crash"}, Pool: p, Concurrency: 1}})
+	resp, body := get(t, f.srv.URL+"/crash")
+	if resp.StatusCode != 502 || resp.Header.Get("X-Stoke-Cold") != "true" || !strings.Contains(body, "Runtime.") {
+		t.Errorf("init failure: %d cold %q %s", resp.StatusCode, resp.Header.Get("X-Stoke-Cold"), body)
+	}
+	// The failed start's record carries what Stoke said about it.
+	if rec := f.rec.byID(t, resp.Header.Get("X-Request-Id")); !strings.HasPrefix(rec.ErrorType, "Runtime.") || rec.ErrorMessage == "" {
+		t.Errorf("record of the failed start: %q %q", rec.ErrorType, rec.ErrorMessage)
+	}
+	resp, _ = get(t, f.srv.URL+"/nowhere")
+	if resp.StatusCode != 404 || resp.Header.Get("X-Stoke-Cold") != "false" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("route miss: %d %v", resp.StatusCode, resp.Header)
+	}
+}

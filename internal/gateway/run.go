@@ -72,7 +72,7 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 			// failures and queue timeouts show up among the invocations.
 			out.Record = &record.Record{
 				RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
-				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType,
+				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType, ErrorMessage: out.Message,
 				Method: c.Method, Path: c.Path, End: time.Now(), Cache: c.Cache, CacheMS: ms(c.Lookup),
 			}
 			c.Trace.Stamp(out.Record)

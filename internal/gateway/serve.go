@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,7 +23,10 @@ import (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn := g.table.Load().match(r.URL.Path)
 	if fn == nil {
-		writeError(w, http.StatusNotFound, "NotFound", "no function is routed at "+r.URL.Path, "")
+		reqID := uuid.NewString()
+		w.Header().Set("X-Request-Id", reqID)
+		w.Header().Set("X-Stoke-Cold", "false")
+		writeError(w, http.StatusNotFound, "NotFound", "no function is routed at "+r.URL.Path, reqID)
 		return
 	}
 	g.Invoke(w, r, fn.Name)
@@ -31,10 +37,31 @@ func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
 	reqID := uuid.NewString()
 	h := w.Header()
 	h.Set("X-Request-Id", reqID)
-	if r.ContentLength > g.o.MaxBodyBytes {
+	// Every response says whether it waited for a cold start; Ready (or a
+	// failed start) sets it to what happened.
+	h.Set("X-Stoke-Cold", "false")
+	tooLarge := func(what string) {
 		writeError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException",
-			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, g.o.MaxBodyBytes), reqID)
+			fmt.Sprintf("request body %s exceeds the limit of %d bytes", what, g.o.MaxBodyBytes), reqID)
+	}
+	if r.ContentLength > g.o.MaxBodyBytes {
+		tooLarge(fmt.Sprintf("of %d bytes", r.ContentLength))
 		return
+	}
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		// A body of unknown length (chunked) is read up to the limit before
+		// the function is invoked, as API Gateway buffers it: streamed to an
+		// app that answers without reading it, a larger one would pass.
+		b, err := io.ReadAll(io.LimitReader(r.Body, g.o.MaxBodyBytes+1))
+		switch {
+		case int64(len(b)) > g.o.MaxBodyBytes:
+			tooLarge("sent in chunks")
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, "InvalidRequestContentException", "reading the request body: "+err.Error(), reqID)
+			return
+		}
+		r.Body, r.ContentLength, r.TransferEncoding = io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes)
@@ -86,6 +113,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, name, reqID st
 		version = out.Record.Version
 	}
 	if out.Err != nil && sw.Status == 0 {
+		if out.Record != nil && out.Record.InstanceID == "" && strings.HasPrefix(out.ErrorType, "Runtime.") {
+			// The instance started for this request failed: it waited for
+			// a cold start, which is what X-Stoke-Cold says.
+			meta.Set("X-Stoke-Cold", "true")
+		}
 		writeFailure(sw, out, reqID)
 	}
 	if out.Err != nil && sw.Status != 0 && errors.Is(out.Err, http.ErrAbortHandler) {

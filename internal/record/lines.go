@@ -98,4 +98,5 @@ func ErrorLines(r *Record, now time.Time) []string {
 
 // stokeErrors are the error types Stoke answers with itself, which no
 // function reports.
-var stokeErrors = map[string]bool{"RequestTooLargeException": true, "ResourceNotFoundException": true, "TooManyRequestsException": true}
+var stokeErrors = map[string]bool{"RequestTooLargeException": true, "ResourceNotFoundException": true, "TooManyRequestsException": true,
+	"InvalidRequestContentException": true}
