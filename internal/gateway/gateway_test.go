@@ -262,7 +262,15 @@ func TestThrottleBody(t *testing.T) {
 		defer close(done)
 		get(t, f.srv.URL+"/o?hold="+url.QueryEscape(hold))
 	}()
-	eventually(t, "the held request on the only instance", func() bool { return busy(one) })
+	// Busy alone could still be the warm-up request, whose instance is
+	// released just after its response: wait for the held request's own
+	// invocation to begin (the recorder's second Begin).
+	eventually(t, "the held request on the only instance", func() bool {
+		f.rec.mu.Lock()
+		begun := f.rec.begun
+		f.rec.mu.Unlock()
+		return begun >= 2 && busy(one)
+	})
 	resp, body := get(t, f.srv.URL+"/o")
 	if err := os.WriteFile(hold, nil, 0o644); err != nil {
 		t.Fatal(err)

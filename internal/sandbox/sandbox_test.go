@@ -371,11 +371,11 @@ func TestCPUQuota(t *testing.T) {
 	t.Logf("work: %v CPU (%v in the 128 MB run); wall %v at %d MB, %v at 128 MB (%.1fx the work's CPU time; %.1fx the full-CPU wall; quota predicts %.1fx)",
 		fastCPU, slowCPU, fastWall, sandbox.MBPerCPU, slowWall, float64(slowWall)/float64(fastCPU),
 		float64(slowWall)/float64(fastWall), float64(sandbox.MBPerCPU)/128)
+	// The quota is a floor on the 128 MB run's wall time, whatever the
+	// load; the full-CPU run's wall time is not (on a shared machine it can
+	// be as slow), so the two walls are logged, not compared.
 	if slowWall < 4*fastCPU {
 		t.Errorf("128 MB run took %v wall, want ≥ 4 × %v (the work's CPU time at a full CPU)", slowWall, fastCPU)
-	}
-	if slowWall < fastWall {
-		t.Errorf("128 MB run (%v) faster than the full-CPU run (%v)", slowWall, fastWall)
 	}
 }
 
