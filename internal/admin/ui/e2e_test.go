@@ -212,7 +212,16 @@ func TestDashboardE2E(t *testing.T) {
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
+			// What the page showed, for the failure's reader: the URL, the
+			// page's text and a screenshot (a fresh context: ctx may be spent).
+			dctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+			defer cancel()
+			loc, _ := chromedp.Run(dctx, chromedp.Location())
+			body, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
+			if buf, err := chromedp.Run(dctx, chromedp.FullScreenshot(100)); err == nil {
+				_ = os.WriteFile(filepath.Join(shots, "failed.png"), buf, 0o644)
+			}
+			t.Fatalf("%s: %v\nat %s, the page reads:\n%s", what, err, loc, body)
 		}
 	}
 	shot := func(name string) {
@@ -271,8 +280,13 @@ func TestDashboardE2E(t *testing.T) {
 
 	// The function page, open before the request: the cold start must show
 	// up without a reload. With nothing recorded the chart says so.
+	// The row links to the function's page; open it by its address (the
+	// table is redrawn every second, so a click can land between redraws).
+	if href := eval[string](t, ctx, `document.querySelector('#functions a[href="/functions/f"]')?.getAttribute("href") || ""`); href != "/functions/f" {
+		t.Fatalf("the functions table does not link f's page: %q", href)
+	}
 	do("opening the function page",
-		chromedp.Click(chromedp.CSS(`#functions a[href="/functions/f"]`)),
+		chromedp.Navigate(admin+"/functions/f"),
 		visible(`#invocations tbody td.empty`),
 		visible(`#latency-empty`))
 	if hidden := eval[bool](t, ctx, `document.getElementById("latency-chart").hidden`); !hidden {
