@@ -694,3 +694,8 @@ if __name__ == "__main__":
         check()
     else:
         instance()
+    # Stoke closed the connection: it is stopping us. A SIGTERM from now on
+    # (it follows the close) ends the process as is, rather than raising
+    # SystemExit inside the interpreter's shutdown ("Exception ignored in
+    # threading._shutdown").
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
