@@ -26,6 +26,8 @@ require (
 
 require github.com/vishvananda/netns v0.0.5 // indirect
 
+require gonum.org/v1/gonum v0.17.0
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect

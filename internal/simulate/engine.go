@@ -1,0 +1,314 @@
+package simulate
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/stokehq/stoke/internal/keepalive"
+)
+
+// The engine replays arrivals against a model of Stoke's pool: one request
+// per instance; an arrival takes the most recently used idle instance, else
+// waits and an instance starts (unless enough are starting already); the
+// first instance to become free or ready serves the oldest waiter; a request
+// that waited for an instance's start is cold. max_instances and the queue
+// limit are not modelled. After every event of a function its policy's plan
+// is applied with keepalive's rule (Plan.Reap, Plan.Warm), as in the pool.
+
+// epoch is the wall-clock time a trace's offset 0 maps to for the policies.
+var epoch = time.Date(2019, 7, 15, 0, 0, 0, 0, time.UTC)
+
+// FunctionResult is what one policy did to one function.
+type FunctionResult struct {
+	Invocations    int
+	ColdStarts     int
+	Prewarms       int
+	PrewarmsUnused int
+	WastedMBs      float64 // MB × seconds idle and warm
+}
+
+// Decision is one plan a policy made, recorded for tests.
+type Decision struct {
+	At   time.Duration
+	Plan keepalive.Plan
+}
+
+type eventKind uint8
+
+const (
+	evReady eventKind = iota // an instance finished starting
+	evDone                   // a request finished
+	evArrive                 // a request arrived
+	evWake                   // a plan's timer
+)
+
+type event struct {
+	t    time.Duration
+	kind eventKind
+	seq  uint64
+	fn   *fnState
+	in   *inst
+}
+
+type eventHeap []event
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	a, b := &h[i], &h[j]
+	if a.t != b.t {
+		return a.t < b.t
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	return a.seq < b.seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+type inst struct {
+	fn        *fnState
+	idleSince time.Duration
+	idle      bool
+	used      bool
+	prewarm   bool
+	dur       time.Duration // the request it serves
+}
+
+type fnState struct {
+	f        *Function
+	pol      keepalive.Policy
+	keepWarm int
+	arr      []Arrival
+	next     int
+	idle     []*inst // oldest idle first
+	waiters  []Arrival
+	alive    int
+	starting int
+	busy     int
+	wake     uint64 // the current wake's seq; older wakes are stale
+	res      FunctionResult
+	record   func(Decision)
+}
+
+type engine struct {
+	h      eventHeap
+	seq    uint64
+	end    time.Duration
+	budget *keepalive.Budget[*inst]
+}
+
+func (e *engine) push(ev event) uint64 {
+	e.seq++
+	ev.seq = e.seq
+	heap.Push(&e.h, ev)
+	return e.seq
+}
+
+func at(t time.Duration) time.Time { return epoch.Add(t) }
+
+// run simulates fns together until the trace's end.
+func (e *engine) run(fns []*fnState) {
+	for _, fn := range fns {
+		for i := 0; i < fn.keepWarm; i++ { // kept warm all along
+			in := &inst{fn: fn}
+			fn.alive++
+			if e.budget != nil {
+				e.budget.Started(fn.f.MemoryMB)
+			}
+			e.becomeIdle(in, 0)
+		}
+		if len(fn.arr) > 0 {
+			e.push(event{t: fn.arr[0].At, kind: evArrive, fn: fn})
+		}
+		e.replan(fn, 0)
+	}
+	for e.h.Len() > 0 {
+		ev := heap.Pop(&e.h).(event)
+		if ev.t > e.end {
+			break
+		}
+		fn := ev.fn
+		switch ev.kind {
+		case evArrive:
+			e.arrive(fn, ev.t)
+		case evReady:
+			e.ready(ev.in, ev.t)
+		case evDone:
+			e.done(ev.in, ev.t)
+		case evWake:
+			if ev.seq != fn.wake {
+				continue
+			}
+		}
+		e.replan(fn, ev.t)
+	}
+	for _, fn := range fns {
+		for _, in := range fn.idle {
+			e.stop(in, e.end)
+		}
+		fn.idle = nil
+	}
+}
+
+func (e *engine) arrive(fn *fnState, t time.Duration) {
+	a := fn.arr[fn.next]
+	fn.next++
+	if fn.next < len(fn.arr) {
+		e.push(event{t: fn.arr[fn.next].At, kind: evArrive, fn: fn})
+	}
+	fn.pol.Arrived(at(t), fn.busy)
+	fn.res.Invocations++
+	if n := len(fn.idle); n > 0 {
+		in := fn.idle[n-1]
+		fn.idle = fn.idle[:n-1]
+		e.take(in, a.Duration, t, false)
+		return
+	}
+	fn.waiters = append(fn.waiters, a)
+	if fn.starting < len(fn.waiters) {
+		e.start(fn, t, false)
+	}
+}
+
+// take puts in to work on a request of d from t.
+func (e *engine) take(in *inst, d, t time.Duration, cold bool) {
+	fn := in.fn
+	if in.idle {
+		fn.res.WastedMBs += float64(fn.f.MemoryMB) * (t - in.idleSince).Seconds()
+		in.idle = false
+		if e.budget != nil {
+			e.budget.Busy(in)
+		}
+	}
+	if cold {
+		fn.res.ColdStarts++
+	}
+	in.used = true
+	fn.busy++
+	e.push(event{t: t + d, kind: evDone, fn: fn, in: in})
+}
+
+func (e *engine) start(fn *fnState, t time.Duration, prewarm bool) bool {
+	mb := fn.f.MemoryMB
+	if e.budget != nil {
+		below := keepalive.Inf
+		if prewarm {
+			below = e.budget.Clock() + fn.pol.Plan(at(t)).Value
+		}
+		victims, fits := e.budget.Evict(mb, below, func(in *inst) bool { return in.fn.alive <= in.fn.keepWarm })
+		if prewarm && !fits {
+			return false
+		}
+		for _, v := range victims {
+			e.evicted(v, t)
+		}
+		e.budget.Started(mb)
+	}
+	in := &inst{fn: fn, prewarm: prewarm}
+	fn.alive++
+	fn.starting++
+	if prewarm {
+		fn.res.Prewarms++
+	}
+	e.push(event{t: t + fn.f.Init, kind: evReady, fn: fn, in: in})
+	return true
+}
+
+func (e *engine) ready(in *inst, t time.Duration) {
+	fn := in.fn
+	fn.starting--
+	fn.pol.Started(at(t), fn.f.Init)
+	if len(fn.waiters) > 0 {
+		a := fn.waiters[0]
+		fn.waiters = fn.waiters[1:]
+		e.take(in, a.Duration, t, true)
+		return
+	}
+	e.becomeIdle(in, t)
+}
+
+func (e *engine) done(in *inst, t time.Duration) {
+	fn := in.fn
+	fn.busy--
+	fn.pol.Finished(at(t), fn.busy)
+	if len(fn.waiters) > 0 {
+		a := fn.waiters[0]
+		fn.waiters = fn.waiters[1:]
+		e.take(in, a.Duration, t, false)
+		return
+	}
+	e.becomeIdle(in, t)
+}
+
+func (e *engine) becomeIdle(in *inst, t time.Duration) {
+	fn := in.fn
+	in.idle = true
+	in.idleSince = t
+	fn.idle = append(fn.idle, in)
+	if e.budget != nil {
+		e.budget.Idle(in, fn.f.MemoryMB, fn.pol.Plan(at(t)).Value)
+	}
+}
+
+// stop ends an idle instance at t.
+func (e *engine) stop(in *inst, t time.Duration) {
+	fn := in.fn
+	fn.res.WastedMBs += float64(fn.f.MemoryMB) * (t - in.idleSince).Seconds()
+	if in.prewarm && !in.used {
+		fn.res.PrewarmsUnused++
+	}
+	in.idle = false
+	fn.alive--
+}
+
+// evicted stops an idle instance the budget chose (its memory is already
+// released from the budget).
+func (e *engine) evicted(in *inst, t time.Duration) {
+	fn := in.fn
+	for i, x := range fn.idle {
+		if x == in {
+			fn.idle = append(fn.idle[:i], fn.idle[i+1:]...)
+			break
+		}
+	}
+	e.stop(in, t)
+}
+
+// replan applies fn's plan at t: stop expired idle instances, start
+// pre-warms, and set the timer for the next change.
+func (e *engine) replan(fn *fnState, t time.Duration) {
+	now := at(t)
+	p := fn.pol.Plan(now)
+	if fn.record != nil {
+		fn.record(Decision{At: t, Plan: p})
+	}
+	n := p.Reap(now, len(fn.idle), func(i int) time.Time { return at(fn.idle[i].idleSince) }, fn.alive, fn.keepWarm)
+	for _, in := range fn.idle[:n] {
+		e.stop(in, t)
+		if e.budget != nil {
+			e.budget.Stopped(in, fn.f.MemoryMB)
+		}
+	}
+	fn.idle = fn.idle[n:]
+	for fn.alive < p.Floor(fn.keepWarm) {
+		if !e.start(fn, t, true) {
+			break
+		}
+	}
+	next := p.Until
+	if len(fn.idle) > 0 {
+		if x := p.NextExpiry(at(fn.idle[0].idleSince), fn.alive, fn.keepWarm); !x.IsZero() && (next.IsZero() || x.Before(next)) {
+			next = x
+		}
+	}
+	if !next.IsZero() && next.After(now) {
+		fn.wake = e.push(event{t: next.Sub(epoch), kind: evWake, fn: fn})
+	}
+}
