@@ -17,6 +17,7 @@ func simulateCmd(g *globals) *cobra.Command {
 	var (
 		inv, durs, mems, policies, budget, format, out, fromRecords string
 		seed                                                       int64
+		generate                                                   int
 		init, since                                                time.Duration
 	)
 	c := &cobra.Command{
@@ -39,7 +40,9 @@ the same result. Each invocation needs its own instance while it runs (one
 request per instance), so overlapping invocations need more instances; a cold
 start takes --init before the request runs.
 
-Or --from-records replays this Stoke's own invocation records (of one function,
+Or --generate N makes a one-day trace of N functions shaped like the published
+statistics of Azure's (popularity, timers, bursts, durations, memory; the seed
+picks it). Or --from-records replays this Stoke's own invocation records (of one function,
 or all) from the last --since, through the admin API, with their recorded
 durations, init times and memory sizes.
 
@@ -71,14 +74,19 @@ hybrid, adaptive, keep_warm:N (keep_warm N above fixed:10m).
 			}
 			var tr *simulate.Trace
 			switch {
-			case inv != "" && fromRecords != "":
-				return errors.New("--invocations and --from-records: give one")
+			case (inv != "") && (fromRecords != "" || generate > 0) || (fromRecords != "" && generate > 0):
+				return errors.New("--invocations, --from-records and --generate: give one")
+			case generate > 0:
+				if generate > simulate.MaxFunctions {
+					return fmt.Errorf("--generate %d: at most %d functions", generate, simulate.MaxFunctions)
+				}
+				tr = simulate.Generate(generate, seed, init)
 			case inv != "":
 				tr, err = simulate.ReadAzure(simulate.AzureFiles{Invocations: inv, Durations: durs, Memory: mems}, seed, init)
 			case fromRecords != "":
 				tr, err = recordsTrace(g, fromRecords, since)
 			default:
-				return errors.New("give --invocations FILE (an Azure Functions 2019 day) or --from-records FN|all")
+				return errors.New("give --invocations FILE (an Azure Functions 2019 day), --from-records FN|all or --generate N")
 			}
 			if err != nil {
 				return err
@@ -106,6 +114,7 @@ hybrid, adaptive, keep_warm:N (keep_warm N above fixed:10m).
 	f.StringVar(&format, "format", "table", "table or json")
 	f.StringVar(&out, "out", "", "also write the Pareto chart (cold starts vs wasted memory) to a .svg or .png file")
 	f.StringVar(&fromRecords, "from-records", "", "replay this Stoke's records of a function, or all, instead of a file")
+	f.IntVar(&generate, "generate", 0, "simulate a generated one-day trace of N functions shaped like Azure's (the seed picks it; docs/keepalive.md)")
 	f.DurationVar(&since, "since", 7*24*time.Hour, "with --from-records: the records of the last DURATION")
 	return c
 }

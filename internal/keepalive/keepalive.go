@@ -56,6 +56,9 @@ type Plan struct {
 // Function is what a policy knows about its function before any traffic.
 type Function struct {
 	MemoryMB int
+	// NodeMemoryMB is the mean memory size of the functions on the node
+	// (0: MemoryMB): adaptive keeps a function twice that size half as long.
+	NodeMemoryMB int
 	// Init is the expected init duration before one is measured (0: 1 s).
 	Init time.Duration
 }

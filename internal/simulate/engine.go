@@ -1,7 +1,6 @@
 package simulate
 
 import (
-	"container/heap"
 	"time"
 
 	"github.com/stokehq/stoke/internal/keepalive"
@@ -36,10 +35,10 @@ type Decision struct {
 type eventKind uint8
 
 const (
-	evReady eventKind = iota // an instance finished starting
-	evDone                   // a request finished
-	evArrive                 // a request arrived
-	evWake                   // a plan's timer
+	evReady  eventKind = iota // an instance finished starting
+	evDone                    // a request finished
+	evArrive                  // a request arrived
+	evWake                    // a plan's timer
 )
 
 type event struct {
@@ -50,10 +49,11 @@ type event struct {
 	in   *inst
 }
 
+// eventHeap is a binary min-heap of events by (time, kind, seq), typed so
+// that pushing and popping does not box events.
 type eventHeap []event
 
-func (h eventHeap) Len() int { return len(h) }
-func (h eventHeap) Less(i, j int) bool {
+func (h eventHeap) less(i, j int) bool {
 	a, b := &h[i], &h[j]
 	if a.t != b.t {
 		return a.t < b.t
@@ -63,13 +63,44 @@ func (h eventHeap) Less(i, j int) bool {
 	}
 	return a.seq < b.seq
 }
-func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *eventHeap) Push(x any)   { *h = append(*h, x.(event)) }
-func (h *eventHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+
+func (h *eventHeap) push(e event) {
+	*h = append(*h, e)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *eventHeap) pop() event {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = event{}
+	s = s[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && s.less(r, l) {
+			c = r
+		}
+		if !s.less(c, i) {
+			break
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+	*h = s
+	return top
 }
 
 type inst struct {
@@ -92,7 +123,8 @@ type fnState struct {
 	alive    int
 	starting int
 	busy     int
-	wake     uint64 // the current wake's seq; older wakes are stale
+	wake     uint64        // the pending wake's seq (0: none); other wakes are stale
+	wakeAt   time.Duration // and its time
 	res      FunctionResult
 	record   func(Decision)
 }
@@ -107,7 +139,7 @@ type engine struct {
 func (e *engine) push(ev event) uint64 {
 	e.seq++
 	ev.seq = e.seq
-	heap.Push(&e.h, ev)
+	e.h.push(ev)
 	return e.seq
 }
 
@@ -129,8 +161,8 @@ func (e *engine) run(fns []*fnState) {
 		}
 		e.replan(fn, 0)
 	}
-	for e.h.Len() > 0 {
-		ev := heap.Pop(&e.h).(event)
+	for len(e.h) > 0 {
+		ev := e.h.pop()
 		if ev.t > e.end {
 			break
 		}
@@ -146,6 +178,7 @@ func (e *engine) run(fns []*fnState) {
 			if ev.seq != fn.wake {
 				continue
 			}
+			fn.wake, fn.wakeAt = 0, 0
 		}
 		e.replan(fn, ev.t)
 	}
@@ -308,7 +341,11 @@ func (e *engine) replan(fn *fnState, t time.Duration) {
 			next = x
 		}
 	}
+	// One pending wake per function: an earlier one replaces it, a later
+	// one waits for it (the wake replans and sets the next).
 	if !next.IsZero() && next.After(now) {
-		fn.wake = e.push(event{t: next.Sub(epoch), kind: evWake, fn: fn})
+		if w := next.Sub(epoch); fn.wake == 0 || w < fn.wakeAt {
+			fn.wake, fn.wakeAt = e.push(event{t: w, kind: evWake, fn: fn}), w
+		}
 	}
 }

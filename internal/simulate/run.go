@@ -20,6 +20,8 @@ type Policy struct {
 	Name     string
 	Spec     keepalive.Spec
 	KeepWarm int
+	// make, when set, makes the policy instead of Spec (tests try parameters).
+	make func(keepalive.Function) keepalive.Policy
 }
 
 // Fixed10m is the baseline every report compares wasted memory with.
@@ -109,6 +111,7 @@ func Run(tr *Trace, o Options) *Report {
 		}
 	}
 	rep := &Report{Functions: len(fns), Invocations: inv}
+	nodeMB := tr.MeanMemoryMB()
 	pols := o.Policies
 	base := -1
 	for i, p := range pols {
@@ -131,12 +134,12 @@ func Run(tr *Trace, o Options) *Report {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = runTogether(fns, p, o.BudgetMB, tr.Length)
+				results[i] = runTogether(fns, p, o.BudgetMB, tr.Length, nodeMB)
 			}()
 		}
 		wg.Wait()
 	} else {
-		runApart(fns, pols, results, tr.Length)
+		runApart(fns, pols, results, tr.Length, nodeMB)
 	}
 	var baseWaste float64
 	for _, r := range results[base] {
@@ -193,7 +196,7 @@ func Percentile(xs []float64, q float64) float64 {
 }
 
 // runApart simulates each (policy, function) pair on its own, on every CPU.
-func runApart(fns []*Function, pols []Policy, results [][]FunctionResult, length time.Duration) {
+func runApart(fns []*Function, pols []Policy, results [][]FunctionResult, length time.Duration, nodeMB int) {
 	type job struct{ p, f int }
 	jobs := make(chan job, 256)
 	var wg sync.WaitGroup
@@ -204,7 +207,7 @@ func runApart(fns []*Function, pols []Policy, results [][]FunctionResult, length
 			var buf []Arrival
 			for j := range jobs {
 				buf = fns[j.f].Expand(buf)
-				results[j.p][j.f] = simulateOne(fns[j.f], buf, pols[j.p], length, nil)
+				results[j.p][j.f] = simulateOne(fns[j.f], buf, pols[j.p], length, nodeMB, nil)
 			}
 		}()
 	}
@@ -221,25 +224,29 @@ func runApart(fns []*Function, pols []Policy, results [][]FunctionResult, length
 
 // simulateOne runs one function alone under one policy; record, when set,
 // is told every plan.
-func simulateOne(f *Function, arr []Arrival, p Policy, length time.Duration, record func(Decision)) FunctionResult {
-	fn := newFnState(f, arr, p)
+func simulateOne(f *Function, arr []Arrival, p Policy, length time.Duration, nodeMB int, record func(Decision)) FunctionResult {
+	fn := newFnState(f, arr, p, nodeMB)
 	fn.record = record
 	e := &engine{end: length}
 	e.run([]*fnState{fn})
 	return fn.res
 }
 
-func newFnState(f *Function, arr []Arrival, p Policy) *fnState {
-	pol := p.Spec.New(keepalive.Function{MemoryMB: f.MemoryMB, Init: f.Init})
+func newFnState(f *Function, arr []Arrival, p Policy, nodeMB int) *fnState {
+	kf := keepalive.Function{MemoryMB: f.MemoryMB, NodeMemoryMB: nodeMB, Init: f.Init}
+	pol := p.Spec.New(kf)
+	if p.make != nil {
+		pol = p.make(kf)
+	}
 	return &fnState{f: f, pol: pol, keepWarm: p.KeepWarm, arr: arr}
 }
 
 // runTogether runs every function in one simulation under a node budget.
-func runTogether(fns []*Function, p Policy, budgetMB int, length time.Duration) []FunctionResult {
+func runTogether(fns []*Function, p Policy, budgetMB int, length time.Duration, nodeMB int) []FunctionResult {
 	e := &engine{end: length, budget: keepalive.NewBudget[*inst](budgetMB)}
 	st := make([]*fnState, len(fns))
 	for i, f := range fns {
-		st[i] = newFnState(f, f.Expand(nil), p)
+		st[i] = newFnState(f, f.Expand(nil), p, nodeMB)
 	}
 	e.run(st)
 	out := make([]FunctionResult, len(fns))
@@ -247,4 +254,17 @@ func runTogether(fns []*Function, p Policy, budgetMB int, length time.Duration) 
 		out[i] = s.res
 	}
 	return out
+}
+
+// MeanMemoryMB is the mean memory size of the trace's functions: the node's
+// mean, as the adaptive policy sees it (from configuration, not traffic).
+func (tr *Trace) MeanMemoryMB() int {
+	if len(tr.Functions) == 0 {
+		return 0
+	}
+	sum := 0
+	for _, f := range tr.Functions {
+		sum += f.MemoryMB
+	}
+	return sum / len(tr.Functions)
 }
