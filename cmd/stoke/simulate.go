@@ -16,9 +16,9 @@ import (
 func simulateCmd(g *globals) *cobra.Command {
 	var (
 		inv, durs, mems, policies, budget, format, out, fromRecords string
-		seed                                                       int64
-		generate                                                   int
-		init, since                                                time.Duration
+		seed                                                        int64
+		generate                                                    int
+		init, since                                                 time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "simulate --invocations FILE | --from-records FN|all",

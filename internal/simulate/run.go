@@ -46,13 +46,13 @@ func ParsePolicies(s string) ([]Policy, error) {
 			if err != nil || k < 0 || k > 1000 {
 				return nil, fmt.Errorf("--policy %s: keep_warm:N wants N from 0 to 1000", name)
 			}
-			p = Policy{Name: "keep_warm:" + strconv.Itoa(k), Spec: keepalive.Spec{Kind: keepalive.KindFixed, Fixed: 10 * 60e9}, KeepWarm: k}
+			p = Policy{Name: "keep_warm:" + strconv.Itoa(k), Spec: keepalive.Spec{Kind: keepalive.KindFixed, Fixed: 10 * time.Minute}, KeepWarm: k}
 		} else {
 			spec, err := keepalive.ParseSpec(name)
 			if err != nil {
 				return nil, fmt.Errorf("--policy: %w; or keep_warm:N", err)
 			}
-			p = Policy{Name: spec.String(), Spec: spec}
+			p = Policy{Name: name, Spec: spec}
 		}
 		if seen[p.Name] {
 			continue
@@ -115,7 +115,7 @@ func Run(tr *Trace, o Options) *Report {
 	pols := o.Policies
 	base := -1
 	for i, p := range pols {
-		if p.Name == Fixed10m {
+		if p.Spec.Kind == keepalive.KindFixed && p.Spec.Fixed == 10*time.Minute && p.KeepWarm == 0 {
 			base = i
 		}
 	}
