@@ -21,8 +21,16 @@ const (
 	idleTau    = 4 * time.Hour // weight halves every tau·ln 2
 )
 
-// edge is the upper edge of bin k, in seconds.
-func idleEdge(k int) float64 { return idleMin * math.Exp2(float64(k+1)/idlePerOct) }
+// idleEdge is the upper edge of bin k, in seconds.
+func idleEdge(k int) float64 { return idleEdges[k] }
+
+// idleEdges is computed once: window reads it for every bin on every decision.
+var idleEdges = func() (e [idleBins]float64) {
+	for k := range e {
+		e[k] = idleMin * math.Exp2(float64(k+1)/idlePerOct)
+	}
+	return e
+}()
 
 func (h *idleTimes) add(t time.Time, secs float64) {
 	if h.t0.IsZero() {

@@ -94,18 +94,28 @@ func TestForecast(t *testing.T) {
 func TestReapKeepsFloorAndOldestGoFirst(t *testing.T) {
 	p := Plan{KeepAlive: 10 * time.Minute, ExtraKeepAlive: time.Minute}
 	idle := []time.Time{min_(0), min_(5), min_(9)}
-	at := func(i int) time.Time { return idle[i] }
+	at := func(i int) time.Duration { return min_(11).Sub(idle[i]) }
 	// At minute 11 with 3 alive: the two oldest are past the 1-minute extra
 	// keep-alive; the last one standing gets the 10 minutes.
-	if n := p.Reap(min_(11), 3, at, 3, 0); n != 2 {
+	if n := p.Reap(3, at, 3, 0); n != 2 {
 		t.Fatalf("reaped %d, want 2", n)
 	}
-	if n := p.Reap(min_(11), 3, at, 3, 3); n != 0 {
+	if n := p.Reap(3, at, 3, 3); n != 0 {
 		t.Fatalf("keep_warm 3: reaped %d", n)
 	}
 	p.Warm = 2
-	if n := p.Reap(min_(11), 3, at, 3, 0); n != 1 {
+	if n := p.Reap(3, at, 3, 0); n != 1 {
 		t.Fatalf("Warm 2: reaped %d, want 1", n)
+	}
+	p.Warm = 0
+	if in, ok := p.Expiry(2*time.Minute, 2, 0); !ok || in != 0 {
+		t.Fatalf("2 alive, idle 2m past a 1m extra keep-alive: expiry %v %v, want now", in, ok)
+	}
+	if in, ok := p.Expiry(2*time.Minute, 1, 0); !ok || in != 8*time.Minute {
+		t.Fatalf("last one idle 2m of 10m: expiry %v %v, want in 8m", in, ok)
+	}
+	if _, ok := p.Expiry(2*time.Minute, 1, 1); ok {
+		t.Fatal("keep_warm 1 holds the last one, yet it expires")
 	}
 }
 

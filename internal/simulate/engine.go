@@ -322,7 +322,7 @@ func (e *engine) replan(fn *fnState, t time.Duration) {
 	if fn.record != nil {
 		fn.record(Decision{At: t, Plan: p})
 	}
-	n := p.Reap(now, len(fn.idle), func(i int) time.Time { return at(fn.idle[i].idleSince) }, fn.alive, fn.keepWarm)
+	n := p.Reap(len(fn.idle), func(i int) time.Duration { return t - fn.idle[i].idleSince }, fn.alive, fn.keepWarm)
 	for _, in := range fn.idle[:n] {
 		e.stop(in, t)
 		if e.budget != nil {
@@ -335,17 +335,18 @@ func (e *engine) replan(fn *fnState, t time.Duration) {
 			break
 		}
 	}
-	next := p.Until
+	next := time.Duration(-1)
+	if !p.Until.IsZero() {
+		next = p.Until.Sub(epoch)
+	}
 	if len(fn.idle) > 0 {
-		if x := p.NextExpiry(at(fn.idle[0].idleSince), fn.alive, fn.keepWarm); !x.IsZero() && (next.IsZero() || x.Before(next)) {
-			next = x
+		if in, ok := p.Expiry(t-fn.idle[0].idleSince, fn.alive, fn.keepWarm); ok && (next < 0 || t+in < next) {
+			next = t + in
 		}
 	}
 	// One pending wake per function: an earlier one replaces it, a later
 	// one waits for it (the wake replans and sets the next).
-	if !next.IsZero() && next.After(now) {
-		if w := next.Sub(epoch); fn.wake == 0 || w < fn.wakeAt {
-			fn.wake, fn.wakeAt = e.push(event{t: w, kind: evWake, fn: fn}), w
-		}
+	if next > t && (fn.wake == 0 || next < fn.wakeAt) {
+		fn.wake, fn.wakeAt = e.push(event{t: next, kind: evWake, fn: fn}), next
 	}
 }
