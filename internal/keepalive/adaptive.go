@@ -27,9 +27,13 @@ type AdaptiveParams struct {
 	MinPrewarmSamples int
 	// Periods is how many recent gaps between the starts of activity must
 	// agree (within PeriodTolerance, at least 2 s) for the function to be
-	// periodic (timer-driven). Default 3 and 0.02.
+	// periodic (timer-driven); each periodic prediction that misses doubles
+	// it for that function (up to MaxPeriods), so traffic that only looks
+	// periodic for a while (gaps of 3, 3, 4, 3, 3, 4 minutes) is soon left
+	// to the histograms. Default 3, 0.02 and 24.
 	Periods         int
 	PeriodTolerance float64
+	MaxPeriods      int
 	// MaxHold caps any keep-alive. Default 24h.
 	MaxHold time.Duration
 }
@@ -55,6 +59,9 @@ func (p *AdaptiveParams) defaults() {
 	}
 	if p.PeriodTolerance <= 0 {
 		p.PeriodTolerance = 0.02
+	}
+	if p.MaxPeriods < p.Periods {
+		p.MaxPeriods = max(24, p.Periods)
 	}
 	if p.MaxHold <= 0 {
 		p.MaxHold = 24 * time.Hour
@@ -100,19 +107,23 @@ type Adaptive struct {
 	count int
 	busy  int
 
-	lastEnd   time.Time   // end of the last activity (busy reached 0)
-	idle1     idleTimes   // the last instance's idle times
-	dropAt    []time.Time // dropAt[k]: when concurrency last fell from k+2 to k+1
-	idleN     idleTimes   // scale-out instances' idle times
-	starts    []time.Time // starts of activity (arrivals finding nothing busy)
-	peak      int         // concurrency of the current activity
-	lastPeak  int         // of the last finished one
-	sinceCalc int         // scale-out samples since the last decideExtra
-	calcN     int         // idle1.n at the last decide
-	calcAt    time.Time   // and when
+	lastEnd   time.Time     // end of the last activity (busy reached 0)
+	idle1     idleTimes     // the last instance's idle times
+	dropAt    []time.Time   // dropAt[k]: when concurrency last fell from k+2 to k+1
+	idleN     idleTimes     // scale-out instances' idle times
+	starts    []time.Time   // starts of activity (arrivals finding nothing busy)
+	need      int           // agreeing gaps needed to call the function periodic
+	lastArr   time.Time     // the latest arrival
+	span      time.Duration // the last finished activity's first to last arrival
+	peak      int           // concurrency of the current activity
+	lastPeak  int           // of the last finished one
+	sinceCalc int           // scale-out samples since the last decideExtra
+	calcN     int           // idle1.n at the last decide
+	calcAt    time.Time     // and when
 
 	// The last decision, measured from lastEnd.
 	prewarm, keep time.Duration
+	hold          time.Duration // before unloading for a pre-warm window
 	extra         time.Duration
 	warm          int
 	periodic      bool
@@ -135,7 +146,7 @@ func NewAdaptiveWith(f Function, p AdaptiveParams) *Adaptive {
 	if f.NodeMemoryMB <= 0 {
 		f.NodeMemoryMB = f.MemoryMB
 	}
-	return &Adaptive{p: p, mem: float64(f.MemoryMB) / 1024, rel: float64(f.MemoryMB) / float64(f.NodeMemoryMB), init: f.Init, dirty: true}
+	return &Adaptive{p: p, mem: float64(f.MemoryMB) / 1024, rel: float64(f.MemoryMB) / float64(f.NodeMemoryMB), init: f.Init, dirty: true, need: p.Periods}
 }
 
 func (a *Adaptive) Spec() string { return KindAdaptive }
@@ -154,8 +165,15 @@ func (a *Adaptive) Arrived(t time.Time, busy int) {
 			a.idle1.add(t, t.Sub(a.lastEnd).Seconds())
 			a.dirty = true
 		}
+		if a.periodic {
+			// Judge the prediction this start was meant to meet.
+			tol := a.tolerance(a.nextStart.Sub(a.starts[len(a.starts)-1]))
+			if t.Before(a.nextStart.Add(-tol)) || t.After(a.nextStart.Add(tol)) {
+				a.need = min(2*a.need, a.p.MaxPeriods)
+			}
+		}
 		a.starts = append(a.starts, t)
-		if len(a.starts) > a.p.Periods+1 {
+		if len(a.starts) > a.p.MaxPeriods+1 {
 			a.starts = a.starts[1:]
 		}
 		a.peak = 0
@@ -166,6 +184,7 @@ func (a *Adaptive) Arrived(t time.Time, busy int) {
 		a.sinceCalc++
 	}
 	a.peak = max(a.peak, a.busy)
+	a.lastArr = t
 }
 
 func (a *Adaptive) Finished(t time.Time, busy int) {
@@ -182,6 +201,9 @@ func (a *Adaptive) Finished(t time.Time, busy int) {
 	}
 	a.lastEnd = t
 	a.lastPeak = a.peak
+	if n := len(a.starts); n > 0 {
+		a.span = a.lastArr.Sub(a.starts[n-1])
+	}
 	// Deciding costs a pass over the histogram: for a busy function, not on
 	// every idle moment but after 1/16 more samples or a minute.
 	if a.dirty && (a.idle1.n < 64 || a.idle1.n-a.calcN >= a.idle1.n/16 || t.Sub(a.calcAt) >= time.Minute) || a.calcAt.IsZero() {
@@ -212,18 +234,22 @@ func (a *Adaptive) worthSeconds(t time.Time) float64 {
 func (a *Adaptive) decide(t time.Time) {
 	w := a.worthSeconds(t)
 	a.periodic = false
-	a.warm = 0
+	a.warm, a.hold = 0, 0
 	if period, ok := a.period(); ok {
-		tol := max(2*time.Second, time.Duration(a.p.PeriodTolerance*float64(period)))
+		// Hold the instances the last activity needed from just before the
+		// predicted start (Plan starts them init ahead) for as long as that
+		// activity kept arriving: a timer's fan-out spread over its minute
+		// finds them all warm.
+		tol := a.tolerance(period)
 		a.periodic = true
 		a.nextStart = a.starts[len(a.starts)-1].Add(period)
-		from := a.nextStart.Add(-tol - a.init)
-		a.prewarm = max(from.Sub(t), 0)
-		a.keep = a.nextStart.Add(tol).Sub(t) - a.prewarm
+		a.prewarm = max(a.nextStart.Add(-tol).Sub(t), 0)
+		a.keep = max(a.nextStart.Add(tol+a.span).Sub(t)-a.prewarm, 0)
 		a.warm = max(a.lastPeak, 1)
 	} else {
 		minLo := max(time.Minute, 2*a.init).Seconds()
-		lo, hi := a.idle1.window(t, w, a.p.Margin, a.idle1.n >= a.p.MinPrewarmSamples, minLo)
+		hold, lo, hi := a.idle1.window(t, w, a.p.Margin, a.idle1.n >= a.p.MinPrewarmSamples, minLo)
+		a.hold = seconds(hold)
 		a.prewarm = seconds(lo)
 		a.keep = seconds(min(hi, a.p.MaxHold.Seconds())) - a.prewarm
 		if a.idle1.n == 0 {
@@ -237,7 +263,7 @@ func (a *Adaptive) decide(t time.Time) {
 // decideExtra computes the scale-out instances' keep-alive.
 func (a *Adaptive) decideExtra(t time.Time) {
 	w := a.worthSeconds(t)
-	_, hi := a.idleN.window(t, w, a.p.Margin, false, 0)
+	_, _, hi := a.idleN.window(t, w, a.p.Margin, false, 0)
 	if a.idleN.n == 0 {
 		hi = w
 	}
@@ -245,20 +271,25 @@ func (a *Adaptive) decideExtra(t time.Time) {
 	a.sinceCalc = 0
 }
 
-// period is the common gap of the last starts of activity, if they agree.
+// tolerance is how far a start may fall from a period's prediction.
+func (a *Adaptive) tolerance(period time.Duration) time.Duration {
+	return max(2*time.Second, time.Duration(a.p.PeriodTolerance*float64(period)))
+}
+
+// period is the common gap of the last need starts of activity, if they agree.
 func (a *Adaptive) period() (time.Duration, bool) {
 	n := len(a.starts)
-	if n < a.p.Periods+1 {
+	if n < a.need+1 {
 		return 0, false
 	}
-	gaps := make([]time.Duration, 0, n-1)
-	for i := 1; i < n; i++ {
+	gaps := make([]time.Duration, 0, a.need)
+	for i := n - a.need; i < n; i++ {
 		gaps = append(gaps, a.starts[i].Sub(a.starts[i-1]))
 	}
 	med := slices.Clone(gaps)
 	slices.Sort(med)
 	m := med[len(med)/2]
-	tol := max(2*time.Second, time.Duration(a.p.PeriodTolerance*float64(m)))
+	tol := a.tolerance(m)
 	if m < time.Minute {
 		return 0, false
 	}
@@ -270,8 +301,9 @@ func (a *Adaptive) period() (time.Duration, bool) {
 	return m, true
 }
 
-// Plan: in a periodic or pre-warm window, hold the instances; otherwise the
-// last idle instance lives for the keep-alive and scale-out ones for theirs.
+// Plan: in a periodic or pre-warm window, hold the instances (through the
+// activity that fills it, busy or not); otherwise the last idle instance
+// lives for the keep-alive and scale-out ones for theirs.
 func (a *Adaptive) Plan(t time.Time) Plan {
 	value := 0.0
 	if !a.first.IsZero() {
@@ -279,12 +311,19 @@ func (a *Adaptive) Plan(t time.Time) Plan {
 		value = perHour * a.init.Seconds() / a.mem
 	}
 	pl := Plan{KeepAlive: a.keep, ExtraKeepAlive: a.extra, Value: value}
-	if a.busy > 0 || a.lastEnd.IsZero() || (a.prewarm <= 0 && !a.periodic) {
+	if a.lastEnd.IsZero() || (a.prewarm <= 0 && !a.periodic) {
 		return pl
 	}
-	pl.KeepAlive, pl.ExtraKeepAlive = 0, 0
 	to := a.lastEnd.Add(a.prewarm + a.keep)
 	from := a.lastEnd.Add(max(a.prewarm-a.init, 0)) // ready when the window opens
+	if a.busy > 0 {
+		if !t.Before(from) && t.Before(to) {
+			pl.Warm, pl.Until = max(a.warm, 1), to
+		}
+		return pl
+	}
+	// Between the activity and the window: the short hold, then unloaded.
+	pl.KeepAlive, pl.ExtraKeepAlive = a.hold, min(a.hold, a.extra)
 	switch {
 	case t.Before(from):
 		pl.Until, pl.NextPrewarm = from, from
