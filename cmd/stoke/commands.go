@@ -113,6 +113,7 @@ func lsCmd(g *globals) *cobra.Command {
 					n["starting"], n["idle"], n["busy"], n["draining"], f.Waiting, strings.Join(f.Routes, " "))
 			}
 			tw.Flush()
+			printKeepAlive(cmd.OutOrStdout(), fns, time.Now())
 			printCaches(cmd.OutOrStdout(), fns)
 			// Templates (python-wsgi with snapshot): made once per version,
 			// their start-up is not any request's cold start.

@@ -28,10 +28,13 @@ charge, billed duration × memory, init time of cold starts (billed since
 2025-08-01; billing.bill_init), and keep_warm instances at the provisioned-
 concurrency price for the time this server has been up within the window.
 
-Then, for keep_warm 0, 1, 2, 3 and 5, it replays the recorded arrivals against
-a pool with that many warm instances and says how many of the cold starts they
-would have removed and what they cost per day. The replay assumes one request
-per instance at a time and no max_instances limit.`,
+Then it replays the recorded arrivals through the same keep-alive code the pool
+runs (stoke simulate): the function's keep_alive policy against Lambda's fixed
+10-minute keep-alive — the cold starts it saved, priced as their init at the
+duration price, and the idle memory each kept, at the keep-warm price — and,
+for keep_warm 0, 1, 2, 3 and 5 under that policy, how many of the cold starts
+they would have removed and what they cost per day. The replay assumes one
+request per instance at a time and no max_instances limit.`,
 		Example: `  stoke cost
   stoke cost hello --since 1h`,
 		Args: cobra.MaximumNArgs(1),
@@ -113,6 +116,9 @@ func printCost(out io.Writer, rep *admin.CostReport, since time.Duration) error 
 		}
 		fmt.Fprintf(out, "\n%s (%d MB, keep_warm %d): duration p50 %.2f ms, p95 %.2f ms, p99 %.2f ms\n",
 			f.Function, f.MemoryMB, f.KeepWarm, f.DurationP50, f.DurationP95, f.DurationP99)
+		if f.KeepAlive != nil {
+			fmt.Fprintf(out, "  %s\n", keepAliveLine(f.KeepAlive))
+		}
 		for _, a := range f.Advice {
 			now := ""
 			if a.KeepWarm == f.KeepWarm {

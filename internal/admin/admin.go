@@ -34,10 +34,12 @@ type FunctionInfo struct {
 	Concurrency  int         `json:"concurrency"`
 	MaxInstances int         `json:"max_instances"`
 	KeepWarm     int         `json:"keep_warm"`
-	IdleTimeout  string      `json:"idle_timeout"`
 	Routes       []string    `json:"routes"`
 	Waiting      int         `json:"waiting"`
 	Instances    []pool.Info `json:"instances"`
+	// KeepAlive is what the keep-alive policy decided and did: the window
+	// it keeps idle instances, its next pre-warm, its evictions.
+	KeepAlive pool.KeepAliveInfo `json:"keep_alive"`
 	// Snapshot is the python-wsgi template instances fork from, when running.
 	Snapshot *runtime.Snapshot `json:"snapshot,omitempty"`
 	// Cache is the response cache's counters, for a function with one.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"github.com/stokehq/stoke/internal/keepalive"
 )
 
 // Config is a whole stoke.yaml after defaults are applied and validation passed.
@@ -26,7 +28,11 @@ type Config struct {
 	AccountID string // default "000000000000"; in ARNs
 	InvokeAPI InvokeAPI
 	Sandbox   Sandbox
-	Functions map[string]*Function
+	// MemoryBudgetMB bounds the memory of every live instance on the node,
+	// all functions together (0: no budget): idle instances are evicted to
+	// stay under it, lowest Greedy-Dual priority first (docs/keepalive.md).
+	MemoryBudgetMB int
+	Functions      map[string]*Function
 	// Warnings are "file:line: message" notes about settings that are valid
 	// but probably not what the user meant; the server prints them at start.
 	Warnings []string
@@ -98,10 +104,12 @@ type Function struct {
 	Concurrency  int             // in-flight requests per instance, default 1
 	MaxInstances int             // default 10
 	KeepWarm     int             // default 0
-	IdleTimeout  time.Duration   // default 10m
-	InitTimeout  time.Duration   // default 10s (Lambda's init limit)
-	Routes       []string
-	Readiness    Readiness
+	// KeepAlive is the keep-alive policy of idle instances above KeepWarm:
+	// keep_alive, or idle_timeout as fixed:<d>; default adaptive.
+	KeepAlive   keepalive.Spec
+	InitTimeout time.Duration // default 10s (Lambda's init limit)
+	Routes      []string
+	Readiness   Readiness
 	// EventFormat is the API Gateway payload version HTTP routes to a lambda
 	// function produce: "2.0" (HTTP API, default) or "1.0" (REST API).
 	EventFormat string
@@ -173,7 +181,12 @@ func (f *Function) Fingerprint() string {
 	}
 	fmt.Fprintf(h, "memory=%d\ntimeout=%d\nconcurrency=%d\nmax_instances=%d\nkeep_warm=%d\n",
 		f.Memory, f.Timeout, f.Concurrency, f.MaxInstances, f.KeepWarm)
-	fmt.Fprintf(h, "idle_timeout=%d\ninit_timeout=%d\nroutes=%q\n", f.IdleTimeout, f.InitTimeout, f.Routes)
+	if f.KeepAlive.Kind == keepalive.KindFixed { // as before keep_alive, so such versions keep their fingerprint
+		fmt.Fprintf(h, "idle_timeout=%d\n", f.KeepAlive.Fixed)
+	} else {
+		fmt.Fprintf(h, "keep_alive=%s\n", f.KeepAlive)
+	}
+	fmt.Fprintf(h, "init_timeout=%d\nroutes=%q\n", f.InitTimeout, f.Routes)
 	r := f.Readiness
 	fmt.Fprintf(h, "readiness=%q %q %d %d %q\n", r.Protocol, r.Path, r.StatusMin, r.StatusMax, r.Host)
 	fmt.Fprintf(h, "event_format=%q\ninit_boost=%t\npython=%q %q %q %t\n", f.EventFormat, f.InitBoost, f.Python.Handler, f.Python.DjangoSettings, f.Python.Interpreter, f.Python.Snapshot)

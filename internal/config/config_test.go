@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/internal/keepalive"
 )
 
 const fullExample = `# every key set
@@ -48,6 +50,7 @@ functions:
     readiness: tcp
     routes: [/static*]
 sandbox: {isolation: false, uids: 300000-300100}
+memory_budget: 8GB
 `
 
 func writeConfig(t *testing.T, text string) string {
@@ -79,7 +82,8 @@ func TestLoadFull(t *testing.T) {
 		Gateway: Gateway{Timeout: 45 * time.Second, QueueSize: 0, MaxBodyBytes: 1 << 20},
 		Billing: Billing{Granularity: 100 * time.Millisecond, PricePerGBSecond: 0.0000133334, PricePerRequest: 2e-7},
 		Region:  "us-east-1", AccountID: "000000000000", InvokeAPI: InvokeAPI{Auth: "sigv4"},
-		Sandbox: Sandbox{Isolation: false, UIDMin: 300000, UIDMax: 300100},
+		Sandbox:        Sandbox{Isolation: false, UIDMin: 300000, UIDMax: 300100},
+		MemoryBudgetMB: 8192,
 		Functions: map[string]*Function{
 			"hello": {
 				Name:    "hello",
@@ -95,7 +99,7 @@ func TestLoadFull(t *testing.T) {
 				Concurrency:  4,
 				MaxInstances: 50,
 				KeepWarm:     2,
-				IdleTimeout:  5 * time.Minute,
+				KeepAlive:    keepalive.Spec{Kind: keepalive.KindFixed, Fixed: 5 * time.Minute},
 				InitTimeout:  20 * time.Second,
 				Routes:       []string{"/hello", "/hello/*"},
 				Readiness:    Readiness{Protocol: "http", Path: "/healthz", StatusMin: 200, StatusMax: 299},
@@ -116,7 +120,7 @@ func TestLoadFull(t *testing.T) {
 				Timeout:          3 * time.Second,
 				Concurrency:      1,
 				MaxInstances:     10,
-				IdleTimeout:      10 * time.Minute,
+				KeepAlive:        keepalive.DefaultSpec,
 				InitTimeout:      10 * time.Second,
 				Routes:           []string{"/static*"},
 				Readiness:        Readiness{Protocol: "tcp", Path: "/", StatusMin: 100, StatusMax: 499},
@@ -198,7 +202,7 @@ func TestErrors(t *testing.T) {
 		want       string // the whole message, or a prefix of it ending in "..."
 	}{
 		{"unknown top key", "listen: :80\nzone: us-east-1a\n",
-			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, region, sandbox, tls"},
+			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, memory_budget, region, sandbox, tls"},
 		{"user root by number", fn("    user: 0\n"), `stoke.yaml:4: functions.hello.user: "0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
 		{"user root group", fn("    user: 1000:0\n"), `stoke.yaml:4: functions.hello.user: "1000:0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
 		{"user root by name", fn("    user: root\n"), `stoke.yaml:4: functions.hello.user: user "root" is root (uid 0, gid 0); allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
@@ -228,7 +232,7 @@ func TestErrors(t *testing.T) {
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),
-			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, cache, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_warm, max_instances, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
+			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, cache, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_alive, keep_warm, max_instances, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
 		{"python key on http", fn("    handler: app:app\n"),
 			"stoke.yaml:4: functions.hello.handler: only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi"},
 		{"unknown readiness key", fn("    readiness: {path: /, code: 200}\n"),
@@ -279,6 +283,16 @@ func TestErrors(t *testing.T) {
 			"stoke.yaml:4: functions.hello.timeout: 10 has no unit; add one, e.g. 10s or 10ms (units: ms, s, m, h); allowed: more than 0s, at most 15m (900s)"},
 		{"bad duration", fn("    idle_timeout: ten minutes\n"),
 			`stoke.yaml:4: functions.hello.idle_timeout: "ten minutes" is not a duration; allowed: Go durations like 500ms, 10s, 1m30s`},
+		{"keep_alive unknown", fn("    keep_alive: lru\n"),
+			`stoke.yaml:4: functions.hello.keep_alive: "lru" is not a keep-alive policy; allowed: fixed:<duration> (e.g. fixed:10m), hybrid, adaptive`},
+		{"keep_alive fixed without duration", fn("    keep_alive: fixed:soon\n"),
+			`stoke.yaml:4: functions.hello.keep_alive: "fixed:soon" is not a keep-alive policy; allowed: fixed:<duration> (e.g. fixed:10m), hybrid, adaptive`},
+		{"keep_alive and idle_timeout", fn("    keep_alive: hybrid\n    idle_timeout: 5m\n"),
+			"stoke.yaml:5: functions.hello.idle_timeout: set either keep_alive or idle_timeout, not both; allowed: idle_timeout: 10m alone is keep_alive: fixed:10m"},
+		{"memory_budget too small", "memory_budget: 64MB\n",
+			"stoke.yaml:1: memory_budget: 64MB is out of range; allowed: 128MB to 16384GB, as bytes or like 64MB, 512KB, 1GB"},
+		{"memory_budget not a size", "memory_budget: lots\n",
+			`stoke.yaml:1: memory_budget: "lots" is not a size; allowed: 128MB to 16384GB, as bytes or like 64MB, 512KB, 1GB`},
 		{"timeout too long", fn("    timeout: 901s\n"),
 			"stoke.yaml:4: functions.hello.timeout: 901s is out of range; allowed: more than 0s, at most 15m (900s)"},
 		{"timeout zero", fn("    timeout: 0s\n"),
@@ -561,7 +575,8 @@ func TestFingerprint(t *testing.T) {
 		"conc":      func(f *Function) { f.Concurrency = 2 },
 		"max":       func(f *Function) { f.MaxInstances = 2 },
 		"keep_warm": func(f *Function) { f.KeepWarm = 1 },
-		"idle":      func(f *Function) { f.IdleTimeout = 1 },
+		"idle":      func(f *Function) { f.KeepAlive = keepalive.Spec{Kind: keepalive.KindFixed, Fixed: 1} },
+		"policy":    func(f *Function) { f.KeepAlive = keepalive.Spec{Kind: keepalive.KindHybrid} },
 		"init":      func(f *Function) { f.InitTimeout = 1 },
 		"routes":    func(f *Function) { f.Routes = []string{"/"} },
 		"readiness": func(f *Function) { f.Readiness.Path = "/h" },

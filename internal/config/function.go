@@ -5,10 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stokehq/stoke/internal/keepalive"
 	"github.com/stokehq/stoke/internal/lambdaspec"
 )
 
@@ -31,7 +31,7 @@ func (p *parser) functions(v *yaml.Node, key string, c *Config) {
 			Timeout:          lambdaspec.DefaultTimeout,
 			Concurrency:      1,
 			MaxInstances:     10,
-			IdleTimeout:      10 * time.Minute,
+			KeepAlive:        keepalive.DefaultSpec,
 			InitTimeout:      lambdaspec.MaxInit,
 			Readiness:        Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
 			InitBoost:        true,
@@ -88,6 +88,9 @@ func (p *parser) finishFunction(s *fnState) {
 	}
 	if f.Runtime != "lambda" && s.present["event_format"] != nil {
 		p.errf(s.present["event_format"], s.key+".event_format", "only used with runtime lambda; allowed: remove it, or runtime: lambda")
+	}
+	if a, b := s.present["keep_alive"], s.present["idle_timeout"]; a != nil && b != nil {
+		p.errf(b, s.key+".idle_timeout", "set either keep_alive or idle_timeout, not both; allowed: idle_timeout: 10m alone is keep_alive: fixed:10m")
 	}
 	if f.KeepWarm > f.MaxInstances {
 		at := s.present["keep_warm"]

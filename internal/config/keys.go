@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stokehq/stoke/internal/keepalive"
 	"github.com/stokehq/stoke/internal/lambdaspec"
 )
 
@@ -35,8 +36,13 @@ var topKeys = map[string]setter[*Config]{
 		p.checked(v, k, lambdaspec.ValidAccountID, `is not an account id; allowed: 12 digits, quoted, like "000000000000"`, &c.AccountID)
 	},
 	"invoke_api": func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, invokeAPIKeys, &c.InvokeAPI) },
-	"sandbox":    func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, sandboxKeys, &c.Sandbox) },
-	"tls":        func(p *parser, k string, v *yaml.Node, c *Config) { p.tls(v, k, &c.TLS) },
+	"memory_budget": func(p *parser, k string, v *yaml.Node, c *Config) {
+		var b int64
+		p.byteSize(v, k, lambdaspec.MinMemoryMB<<20, 1<<44, &b)
+		c.MemoryBudgetMB = int(b >> 20)
+	},
+	"sandbox": func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, sandboxKeys, &c.Sandbox) },
+	"tls":     func(p *parser, k string, v *yaml.Node, c *Config) { p.tls(v, k, &c.TLS) },
 }
 
 var invokeAPIKeys = map[string]setter[*InvokeAPI]{
@@ -125,7 +131,25 @@ var functionKeys = map[string]setter[*fnState]{
 		p.intField(v, k, 0, 10000, " (and at most max_instances)", &s.fn.KeepWarm)
 	},
 	"idle_timeout": func(p *parser, k string, v *yaml.Node, s *fnState) {
-		p.duration(v, k, 1, 0, "more than 0s", &s.fn.IdleTimeout)
+		// The spelling of keep_alive: fixed:<d> that came first.
+		var d time.Duration
+		p.duration(v, k, 1, 0, "more than 0s", &d)
+		if d > 0 {
+			s.fn.KeepAlive = keepalive.Spec{Kind: keepalive.KindFixed, Fixed: d}
+		}
+	},
+	"keep_alive": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		const allow = "allowed: fixed:<duration> (e.g. fixed:10m), hybrid, adaptive"
+		str, ok := p.scalar(v, k, "a string", allow)
+		if !ok {
+			return
+		}
+		spec, err := keepalive.ParseSpec(str)
+		if err != nil {
+			p.errf(v, k, "%q is not a keep-alive policy; %s", str, allow)
+			return
+		}
+		s.fn.KeepAlive = spec
 	},
 	"init_timeout": func(p *parser, k string, v *yaml.Node, s *fnState) {
 		p.duration(v, k, 1, 0, "more than 0s", &s.fn.InitTimeout)

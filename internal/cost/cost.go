@@ -110,6 +110,9 @@ type Summary struct {
 	DurationP95  float64  `json:"duration_p95_ms"`
 	DurationP99  float64  `json:"duration_p99_ms"`
 	Advice       []Advice `json:"keep_warm_advice,omitempty"`
+	// KeepAlive is the keep-alive policy's idle memory and saved cold
+	// starts (a deployed function with invocations in the window).
+	KeepAlive *KeepAlive `json:"keep_alive,omitempty"`
 }
 
 // Summarize prices u. keepWarmFor is how long the function's keep_warm

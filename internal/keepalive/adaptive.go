@@ -101,7 +101,8 @@ type Adaptive struct {
 	mem float64 // GB
 	rel float64 // memory relative to the node's mean
 	// init: measured (EWMA) or expected.
-	init time.Duration
+	init     time.Duration
+	measured bool
 
 	first time.Time
 	count int
@@ -216,7 +217,11 @@ func (a *Adaptive) Finished(t time.Time, busy int) {
 }
 
 func (a *Adaptive) Started(t time.Time, init time.Duration) {
-	if init > 0 {
+	switch {
+	case init <= 0:
+	case !a.measured: // the first measurement replaces the guess
+		a.init, a.measured = init, true
+	default:
 		a.init = (3*a.init + init) / 4
 	}
 }

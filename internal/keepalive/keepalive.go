@@ -106,6 +106,24 @@ func (s Spec) String() string {
 	return s.Kind
 }
 
+// MarshalText writes the spec as stoke.yaml spells it (JSON, the stored
+// versions).
+func (s Spec) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote.
+func (s *Spec) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = Spec{}
+		return nil
+	}
+	v, err := ParseSpec(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
 // New makes the policy a spec names, for one function.
 func (s Spec) New(f Function) Policy {
 	if f.Init <= 0 {

@@ -9,13 +9,18 @@ import (
 
 type instance struct {
 	id       string
+	owner    *Pool
 	rt       runtime.Instance // nil while starting
 	state    State
 	inflight int
 	served   int64
 	inFree   bool
 	created  time.Time
-	lastUsed time.Time
+	lastUsed time.Time // by Options.Clock: when it last became idle
+	prewarm  bool      // started ahead of a predicted request
+	// budgetEvicted: the memory budget chose it to go (guarded by the
+	// budget's lock, not the pool's).
+	budgetEvicted bool
 }
 
 // Info describes one live instance, for `stoke ls` and the admin API.
@@ -30,19 +35,21 @@ type Info struct {
 	InitMS      float64       `json:"init_ms,omitempty"`
 	MemoryMB    int           `json:"memory_used_mb"`
 	MaxMemoryMB int           `json:"max_memory_used_mb"`
+	// Prewarm: started ahead of a predicted request, not yet used.
+	Prewarm bool `json:"prewarm,omitempty"`
 }
 
 // Instances lists the pool's live instances, oldest first.
 func (p *Pool) Instances() []Info {
 	p.mu.Lock()
-	now := time.Now()
+	now, clock := time.Now(), p.o.Clock()
 	out := make([]Info, 0, len(p.all))
 	var rts []runtime.Instance
 	for _, in := range p.all {
 		st := in.state
-		i := Info{ID: in.id, State: st, Inflight: in.inflight, Served: in.served, Age: now.Sub(in.created)}
+		i := Info{ID: in.id, State: st, Inflight: in.inflight, Served: in.served, Age: now.Sub(in.created), Prewarm: in.prewarm && in.served == 0}
 		if in.rt != nil && st == StateIdle {
-			i.Idle = now.Sub(in.lastUsed)
+			i.Idle = clock.Sub(in.lastUsed)
 		}
 		out = append(out, i)
 		rts = append(rts, in.rt)

@@ -1,7 +1,9 @@
 // Package pool schedules the requests of one function version onto its
 // instances: it starts instances on demand (cold starts), hands each waiting
-// request to whichever instance frees first, keeps keep_warm instances, stops
-// idle ones and never stops an instance with a request in flight.
+// request to whichever instance frees first, keeps keep_warm instances,
+// applies the function's keep-alive policy (how long idle instances live,
+// when to pre-warm one, keepalive.go) and the node's memory budget
+// (budget.go), and never stops an instance with a request in flight.
 package pool
 
 import (
@@ -10,10 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/stokehq/stoke/internal/keepalive"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
@@ -30,11 +33,22 @@ var (
 // Options configures a Pool. Zero values get the defaults named per field.
 type Options struct {
 	Runtime      runtime.Runtime
-	MaxInstances int           // default 1
-	KeepWarm     int           // default 0
-	Concurrency  int           // in-flight requests per instance, default 1
-	QueueSize    int           // waiters allowed beyond what starting instances will serve
-	IdleTimeout  time.Duration // default 10m
+	MaxInstances int // default 1
+	KeepWarm     int // default 0
+	Concurrency  int // in-flight requests per instance, default 1
+	QueueSize    int // waiters allowed beyond what starting instances will serve
+	// Policy decides how long idle instances above KeepWarm live and when
+	// to pre-warm one (keepalive); the pool serialises its calls. Default:
+	// keepalive.Fixed of IdleTimeout.
+	Policy      keepalive.Policy
+	IdleTimeout time.Duration // the default Policy's keep-alive; default 10m
+	// MemoryMB is an instance's memory size, as the Budget counts it.
+	MemoryMB int
+	// Budget is the node's memory budget, shared by every pool (nil: none).
+	Budget *Budget
+	// Clock tells the policy and the idle bookkeeping the time (default
+	// time.Now); tests drive the policy through it.
+	Clock func() time.Time
 	// NewID names instances (and so their cgroups); default 16 random hex
 	// digits, unique across pools.
 	NewID func() string
@@ -73,6 +87,12 @@ type Pool struct {
 	free     []*instance // ready instances with a spare slot, most recently used last
 	waiters  []*waiter   // FIFO
 	starting int
+	serving  int          // requests holding a slot on an instance
+	alive    atomic.Int32 // len(all), read by the budget under its own lock
+	ka       keepAlive    // the policy's state in the pool (keepalive.go)
+	// later is what to do once the lock is released (unlock): stop
+	// instances, and evict other pools' instances the budget chose.
+	later    []deferred
 	draining bool
 	closed   bool
 	drained  chan struct{} // closed when draining and nothing is in flight or waiting
@@ -100,17 +120,25 @@ func New(o Options) *Pool {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Policy == nil {
+		o.Policy = &keepalive.Fixed{D: o.IdleTimeout}
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool{o: o, all: map[string]*instance{}, ctx: ctx, cancel: cancel, drained: make(chan struct{})}
+	p := &Pool{o: o, all: map[string]*instance{}, ctx: ctx, cancel: cancel, drained: make(chan struct{})}
+	p.ka.init(o.Policy, o.Clock())
+	return p
 }
 
-// Start starts the keep_warm instances and the idle reaper.
+// Start starts the keep_warm instances and the keep-alive loop.
 func (p *Pool) Start() {
 	p.mu.Lock()
 	p.scaleLocked()
-	p.mu.Unlock()
+	p.unlock()
 	p.wg.Add(1)
-	go p.reap()
+	go p.keepAliveLoop()
 }
 
 // Lease is one request's hold on an instance. Exactly one of Release or
@@ -158,10 +186,14 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 		p.mu.Unlock()
 		return nil, ErrDraining
 	}
-	if n := len(p.free); n > 0 && len(p.waiters) == 0 {
+	p.arrivedLocked()
+	for n := len(p.free); n > 0 && len(p.waiters) == 0; n = len(p.free) {
 		in := p.free[n-1]
+		if !p.claimLocked(in) {
+			continue // evicted by the memory budget meanwhile; it is gone
+		}
 		p.takeSlotLocked(in)
-		p.mu.Unlock()
+		p.unlock()
 		return &Lease{Instance: in.rt, InstanceID: in.id, p: p, in: in}, nil
 	}
 	w := &waiter{ch: make(chan grant, 1)}
@@ -169,10 +201,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	p.scaleLocked()
 	if len(p.waiters) > p.starting*p.o.Concurrency+p.o.QueueSize {
 		p.removeWaiterLocked(w)
-		p.mu.Unlock()
+		p.unlock()
 		return nil, ErrThrottled
 	}
-	p.mu.Unlock()
+	p.unlock()
 
 	select {
 	case g := <-w.ch:
@@ -200,8 +232,12 @@ func (p *Pool) lease(g grant, begin time.Time) (*Lease, error) {
 
 // takeSlotLocked marks one more request in flight on a ready instance.
 func (p *Pool) takeSlotLocked(in *instance) {
+	if in.inflight == 0 {
+		p.ka.leftIdle(in, p.o.Clock(), p.o.MemoryMB)
+	}
 	in.inflight++
 	in.served++
+	p.serving++
 	p.settleLocked(in)
 	if in.inflight >= p.o.Concurrency && in.inFree {
 		p.removeFreeLocked(in)
@@ -238,6 +274,9 @@ func (p *Pool) offerLocked(in *instance, cold bool) {
 		in.inFree = true
 		p.free = append(p.free, in)
 	}
+	if in.inflight == 0 && !p.draining {
+		p.o.Budget.idle(in, p.ka.plan.Value)
+	}
 }
 
 func (p *Pool) removeFreeLocked(in *instance) {
@@ -262,25 +301,42 @@ func (p *Pool) removeWaiterLocked(w *waiter) bool {
 }
 
 // scaleLocked starts instances for waiting requests not covered by those
-// already starting, and for keep_warm.
+// already starting, and up to the floor: keep_warm, or what the policy
+// holds now (a pre-warm), whichever is more.
 func (p *Pool) scaleLocked() {
 	if p.closed {
 		return
 	}
 	need := len(p.waiters) - p.starting*p.o.Concurrency
 	for need > 0 && len(p.all) < p.o.MaxInstances {
-		p.spawnLocked()
+		p.spawnLocked(false)
 		need -= p.o.Concurrency
 	}
 	if p.draining || time.Now().Before(p.warmRetryAt) {
 		return
 	}
-	for len(p.all) < p.o.KeepWarm {
-		p.spawnLocked()
+	floor := min(p.ka.plan.Floor(p.o.KeepWarm), p.o.MaxInstances)
+	for len(p.all) < floor {
+		if !p.spawnLocked(len(p.all) >= p.o.KeepWarm) {
+			break // the budget has no room for a pre-warm
+		}
 	}
 }
 
-func (p *Pool) spawnLocked() {
+// spawnLocked starts an instance: for a request or keep_warm, or as a
+// pre-warm, which starts only if the memory budget has room for it.
+func (p *Pool) spawnLocked(prewarm bool) bool {
+	in := &instance{owner: p, state: StateStarting, created: time.Now(), prewarm: prewarm}
+	victims, ok := p.o.Budget.reserve(in, p.o.MemoryMB, prewarm, p.ka.plan.Value)
+	if !ok {
+		return false
+	}
+	for _, v := range victims {
+		p.later = append(p.later, deferred{in: v, evict: true})
+	}
+	if prewarm {
+		p.ka.prewarms++
+	}
 	var id string
 	if p.o.NewID != nil {
 		id = p.o.NewID()
@@ -289,11 +345,13 @@ func (p *Pool) spawnLocked() {
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	in := &instance{id: id, state: StateStarting, created: time.Now()}
+	in.id = id
 	p.all[id] = in
+	p.alive.Store(int32(len(p.all)))
 	p.starting++
 	p.wg.Add(1)
 	go p.boot(in)
+	return true
 }
 
 func (p *Pool) boot(in *instance) {
@@ -314,7 +372,7 @@ func (p *Pool) boot(in *instance) {
 		p.warmRetryAt = time.Now().Add(p.warmBackoff)
 		p.scaleLocked()
 		p.checkDrainedLocked()
-		p.mu.Unlock()
+		p.unlock()
 		p.emit(Event{Kind: EventStartFailed, Instance: in.id, Err: err})
 		return
 	}
@@ -326,7 +384,8 @@ func (p *Pool) boot(in *instance) {
 	}
 	p.warmBackoff = 0
 	in.rt = rt
-	in.lastUsed = time.Now()
+	in.lastUsed = p.o.Clock()
+	p.ka.started(in.lastUsed, rt.InitDuration())
 	p.offerLocked(in, true)
 	p.wg.Add(1)
 	go p.watch(in)
@@ -338,7 +397,8 @@ func (p *Pool) boot(in *instance) {
 		p.stop(rt, in.id, "drained")
 		return
 	}
-	p.mu.Unlock()
+	p.planLocked()
+	p.unlock()
 	p.emit(Event{Kind: EventReady, Instance: in.id, Pid: rt.Pid(), Init: rt.InitDuration()})
 }
 
@@ -354,7 +414,7 @@ func (p *Pool) watch(in *instance) {
 		p.scaleLocked()
 		p.checkDrainedLocked()
 	}
-	p.mu.Unlock()
+	p.unlock()
 	if !gone {
 		p.emit(Event{Kind: EventExited, Instance: in.id, Pid: in.rt.Pid(), Err: in.rt.Err()})
 		_ = in.rt.Stop(context.Background()) // frees what the runtime holds
@@ -367,14 +427,25 @@ func (p *Pool) removeLocked(in *instance, final State) {
 	if in.inFree {
 		p.removeFreeLocked(in)
 	}
+	if in.rt != nil && in.inflight == 0 {
+		p.ka.leftIdle(in, p.o.Clock(), p.o.MemoryMB)
+	}
+	if in.prewarm && in.served == 0 {
+		p.ka.prewarmsUnused++
+	}
 	p.transitionLocked(in, final)
 	delete(p.all, in.id)
+	p.alive.Store(int32(len(p.all)))
+	p.o.Budget.stopped(in)
 }
 
 func (p *Pool) release(in *instance, discard bool) {
 	p.mu.Lock()
 	in.inflight--
-	in.lastUsed = time.Now()
+	p.serving--
+	in.lastUsed = p.o.Clock()
+	p.ka.pol.Finished(in.lastUsed, p.units(p.serving))
+	p.ka.plan = p.ka.pol.Plan(in.lastUsed) // before offerLocked: the budget wants its Value
 	reason := ""
 	switch {
 	case in.state.Final(): // exited meanwhile; watch cleaned up
@@ -394,7 +465,9 @@ func (p *Pool) release(in *instance, discard bool) {
 		p.scaleLocked()
 	}
 	p.checkDrainedLocked()
-	p.mu.Unlock()
+	p.scaleLocked()
+	p.wakeLocked(in.lastUsed)
+	p.unlock()
 	if reason != "" {
 		p.stop(in.rt, in.id, reason)
 	}
@@ -408,47 +481,6 @@ func (p *Pool) stop(rt runtime.Instance, id, reason string) {
 func (p *Pool) emit(e Event) {
 	if p.o.Events != nil {
 		p.o.Events(e)
-	}
-}
-
-// reap stops instances idle for longer than idle_timeout, beyond keep_warm,
-// and retries keep_warm starts after a failure backoff.
-func (p *Pool) reap() {
-	defer p.wg.Done()
-	tick := min(max(p.o.IdleTimeout/10, 10*time.Millisecond), time.Second)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.ctx.Done():
-			return
-		case <-t.C:
-		}
-		var victims []*instance
-		p.mu.Lock()
-		now := time.Now()
-		alive := len(p.all)
-		// Oldest-idle first, so the most recently used stay warm.
-		idle := make([]*instance, 0, len(p.free))
-		for _, in := range p.free {
-			if in.inflight == 0 {
-				idle = append(idle, in)
-			}
-		}
-		sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
-		for _, in := range idle {
-			if alive <= p.o.KeepWarm || now.Sub(in.lastUsed) < p.o.IdleTimeout {
-				break
-			}
-			p.removeLocked(in, StateStopped)
-			victims = append(victims, in)
-			alive--
-		}
-		p.scaleLocked()
-		p.mu.Unlock()
-		for _, in := range victims {
-			p.stop(in.rt, in.id, "idle")
-		}
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -9,7 +10,10 @@ import (
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/cost"
+	"github.com/stokehq/stoke/internal/keepalive"
 	"github.com/stokehq/stoke/internal/metrics"
+	"github.com/stokehq/stoke/internal/pool"
+	"github.com/stokehq/stoke/internal/simulate"
 )
 
 func prices(b config.Billing) cost.Prices {
@@ -51,12 +55,17 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 	from := now.Add(-since)
 	s.mu.Lock()
 	cfgs := make(map[string]*config.Function, len(s.fns))
+	pools := map[string]*pool.Pool{}
 	for name, d := range s.fns {
 		if function == "" || name == function {
-			cfgs[name] = d.cfg
+			cfgs[name], pools[name] = d.cfg, d.pool
 		}
 	}
 	s.mu.Unlock()
+	live := map[string]float64{} // idle GB-s each running version measured
+	for name, p := range pools {
+		live[name] = p.KeepAlive().IdleGBSeconds
+	}
 
 	us, err := s.st.Usage(ctx, function, from, s.prices.Granularity)
 	if err != nil {
@@ -90,8 +99,48 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 		if err != nil {
 			return nil, err
 		}
-		sum.Advice = s.prices.AdviseKeepWarm(arr, cost.KeepWarmChoices, f.IdleTimeout, f.Memory)
+		sum.Advice, sum.KeepAlive = s.replay(f, arr, from, now, live[u.Function])
 		rep.Functions = append(rep.Functions, sum)
 	}
 	return rep, nil
+}
+
+// replay runs the window's recorded arrivals of f through the pool's own
+// keep-alive code (package simulate): f's policy with each keep_warm choice
+// for the advice, and fixed:10m (Lambda's) as the baseline its saved cold
+// starts and idle memory are measured against, priced with liveIdle (what
+// the running pool measured). Nothing without arrivals.
+func (s *Server) replay(f *config.Function, arr []cost.Arrival, from, to time.Time, liveIdle float64) ([]cost.Advice, *cost.KeepAlive) {
+	if len(arr) == 0 {
+		return nil, nil
+	}
+	recorded := 0
+	for _, a := range arr {
+		if a.Cold {
+			recorded++
+		}
+	}
+	tr := simulate.FromArrivals(f.Name, f.Memory, arr, from, to)
+	pols := []simulate.Policy{{Name: "deployed", Spec: f.KeepAlive, KeepWarm: f.KeepWarm}}
+	for _, n := range cost.KeepWarmChoices {
+		pols = append(pols, simulate.Policy{Name: fmt.Sprintf("keep_warm:%d", n), Spec: f.KeepAlive, KeepWarm: n})
+	}
+	pols = append(pols, simulate.Policy{Name: simulate.Fixed10m, Spec: keepalive.Spec{Kind: keepalive.KindFixed, Fixed: 10 * time.Minute}})
+	rep := simulate.Run(tr, simulate.Options{Policies: pols})
+	by := map[string]simulate.PolicyReport{}
+	for _, p := range rep.Policies {
+		by[p.Policy] = p
+	}
+	advice := make([]cost.Advice, 0, len(cost.KeepWarmChoices))
+	for _, n := range cost.KeepWarmChoices {
+		advice = append(advice, s.prices.NewAdvice(n, f.Memory, by[fmt.Sprintf("keep_warm:%d", n)].ColdStarts, recorded))
+	}
+	own, base := by["deployed"], by[simulate.Fixed10m]
+	ka := &cost.KeepAlive{
+		Policy: f.KeepAlive.String(), ColdStarts: own.ColdStarts, BaselineColdStarts: base.ColdStarts,
+		IdleGBSeconds: own.WastedMemoryGBs, BaselineIdleGBs: base.WastedMemoryGBs, Prewarms: own.Prewarms,
+		LiveIdleGBSeconds: liveIdle,
+	}
+	s.prices.PriceKeepAlive(ka, tr.Functions[0].Init, f.Memory)
+	return advice, ka
 }

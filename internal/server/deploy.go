@@ -17,6 +17,7 @@ import (
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/keepalive"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
@@ -55,6 +56,9 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		}
 		if cfg.Billing != s.cfg.Billing {
 			res.Warnings = append(res.Warnings, "billing changes take effect on the next `stoke serve`")
+		}
+		if cfg.MemoryBudgetMB != s.cfg.MemoryBudgetMB {
+			res.Warnings = append(res.Warnings, "memory_budget changes take effect on the next `stoke serve`")
 		}
 	}
 
@@ -110,7 +114,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		if err != nil {
 			return fail(fmt.Errorf("choosing a version for %s: %w", f.Name, err))
 		}
-		d := s.newDeployed(cfg, f, v, isos[f.Name])
+		d := s.newDeployed(cfg, f, v, isos[f.Name], s.budget)
 		if pr, ok := d.rt.(runtime.Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
 				d.pool.Close()
@@ -199,7 +203,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	return res, nil
 }
 
-func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int, iso *sandbox.Isolation) *deployed {
+func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int, iso *sandbox.Isolation, budget *pool.Budget) *deployed {
 	ver := strconv.Itoa(version)
 	output := func(instance, stream, line string) { s.hub.Write(f.Name, instance, stream, line) }
 	var rt runtime.Runtime
@@ -220,7 +224,11 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		KeepWarm:     f.KeepWarm,
 		Concurrency:  f.Concurrency,
 		QueueSize:    cfg.Gateway.QueueSize,
-		IdleTimeout:  f.IdleTimeout,
+		// A new version learns its traffic afresh; the node's mean size
+		// scales what adaptive keeps (docs/keepalive.md).
+		Policy:   f.KeepAlive.New(keepalive.Function{MemoryMB: f.Memory, NodeMemoryMB: meanMemoryMB(cfg)}),
+		MemoryMB: f.Memory,
+		Budget:   budget,
 		Events: func(e pool.Event) {
 			s.instanceEvent(name, ver, e)
 			if e.Kind == pool.EventStartFailed {
@@ -236,6 +244,16 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
+}
+
+// meanMemoryMB is the mean memory size of cfg's functions: adaptive keeps a
+// function twice that size half as long.
+func meanMemoryMB(cfg *config.Config) int {
+	sum := 0
+	for _, f := range cfg.Functions {
+		sum += f.Memory
+	}
+	return sum / max(len(cfg.Functions), 1)
 }
 
 // instanceEvent writes an instance's lifecycle to the function's log.
@@ -421,8 +439,8 @@ func (s *Server) Functions() []admin.FunctionInfo {
 		out = append(out, admin.FunctionInfo{
 			Name: f.Name, Runtime: f.Runtime, Version: strconv.Itoa(d.version), MemoryMB: f.Memory,
 			Timeout: f.Timeout.String(), Concurrency: f.Concurrency, MaxInstances: f.MaxInstances,
-			KeepWarm: f.KeepWarm, IdleTimeout: f.IdleTimeout.String(), Routes: f.Routes,
-			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(),
+			KeepWarm: f.KeepWarm, Routes: f.Routes,
+			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(), KeepAlive: d.pool.KeepAlive(),
 		})
 		if c := d.gw.Cache; c != nil {
 			st := c.Stats()

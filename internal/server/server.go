@@ -81,6 +81,9 @@ type Server struct {
 	drains  sync.WaitGroup // old pools draining after a deploy
 	tunes   tuneState      // stoke tune's temporary pools and latest reports (tune.go)
 	caches  caches         // the functions' response caches (cache.go)
+	// budget is memory_budget across every pool (nil: none); like billing,
+	// it is read at start.
+	budget *pool.Budget
 }
 
 type deployed struct {
@@ -105,7 +108,8 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if o.Out == nil {
 		o.Out = os.Stderr
 	}
-	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}, started: time.Now(), prices: prices(cfg.Billing)}
+	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}, started: time.Now(), prices: prices(cfg.Billing),
+		budget: pool.NewBudget(cfg.MemoryBudgetMB)}
 	srv := s // s is nil by the time an error return runs this
 	defer func() {
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/gateway"
+	"github.com/stokehq/stoke/internal/keepalive"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
@@ -163,8 +164,8 @@ func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.
 	f.Routes = nil
 	// One instance, none kept warm, never reaped: the measurer starts and
 	// stops it itself, so each cold start is one it asked for.
-	f.KeepWarm, f.MaxInstances, f.IdleTimeout = 0, 1, 24*time.Hour
-	tmp := m.s.newDeployed(cfg, &f, m.d.version, m.d.iso)
+	f.KeepWarm, f.MaxInstances, f.KeepAlive = 0, 1, keepalive.Spec{Kind: keepalive.KindFixed, Fixed: 24 * time.Hour}
+	tmp := m.s.newDeployed(cfg, &f, m.d.version, m.d.iso, nil) // outside the memory budget: nothing evicts what tune measures
 	m.s.tunes.track(tmp.pool, true)
 	defer func() {
 		tmp.pool.Close() // idempotent; also stops an instance still starting

@@ -4,53 +4,67 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/record"
 )
 
 // FromRecords turns Stoke's invocation records of [from, to) into a trace:
-// one function per function name, each invocation at its recorded start for
-// its recorded duration, cold starts taking the function's mean recorded
-// init (DefaultInit when none was cold), instances of its recorded memory.
+// one function per function name (FromArrivals), instances of the latest
+// recorded memory size. Records that never reached an instance (throttled)
+// are left out, as they never needed one.
 func FromRecords(recs []record.Record, from, to time.Time) *Trace {
-	type acc struct {
-		f              Function
-		initSum        float64
-		inits, memSeen int
+	by := map[string][]cost.Arrival{}
+	type size struct {
+		mb int
+		at time.Time
 	}
-	by := map[string]*acc{}
+	mem := map[string]size{}
 	var names []string
 	for _, r := range recs {
-		if r.Start.Before(from) || !r.Start.Before(to) {
+		if r.Start.Before(from) || !r.Start.Before(to) || !cost.Billable(&r) {
 			continue
 		}
-		a, ok := by[r.Function]
-		if !ok {
-			a = &acc{f: Function{Name: r.Function, App: r.Function, Arrivals: []Arrival{}}}
-			by[r.Function] = a
+		if _, ok := by[r.Function]; !ok {
 			names = append(names, r.Function)
 		}
-		a.f.Arrivals = append(a.f.Arrivals, Arrival{At: r.Start.Sub(from), Duration: time.Duration(r.DurationMS * float64(time.Millisecond))})
-		if r.Cold && r.InitMS > 0 {
-			a.initSum += r.InitMS
-			a.inits++
-		}
-		if r.MemoryMB > 0 {
-			a.f.MemoryMB = r.MemoryMB // the latest version's, records being oldest first after sorting below
+		by[r.Function] = append(by[r.Function], cost.Arrival{Start: r.Start, DurationMS: r.DurationMS, InitMS: r.InitMS, Cold: r.Cold})
+		if m := mem[r.Function]; r.MemoryMB > 0 && !r.Start.Before(m.at) {
+			mem[r.Function] = size{r.MemoryMB, r.Start}
 		}
 	}
 	sort.Strings(names)
 	tr := &Trace{Length: to.Sub(from)}
 	for _, n := range names {
-		a := by[n]
-		sort.Slice(a.f.Arrivals, func(i, j int) bool { return a.f.Arrivals[i].At < a.f.Arrivals[j].At })
-		a.f.Init = DefaultInit
-		if a.inits > 0 {
-			a.f.Init = time.Duration(a.initSum / float64(a.inits) * float64(time.Millisecond))
-		}
-		if a.f.MemoryMB == 0 {
-			a.f.MemoryMB = DefaultMemoryMB
-		}
-		tr.Functions = append(tr.Functions, a.f)
+		tr.Functions = append(tr.Functions, FromArrivals(n, mem[n].mb, by[n], from, to).Functions...)
 	}
 	return tr
+}
+
+// FromArrivals is a trace of one function's recorded arrivals in [from,
+// to): each at its recorded start for its recorded duration, a cold start
+// taking the mean recorded init (DefaultInit when none was cold),
+// instances of memoryMB (DefaultMemoryMB when 0). `stoke cost` replays it
+// to price keep-alive policies; `stoke simulate --from-records` too.
+func FromArrivals(name string, memoryMB int, arr []cost.Arrival, from, to time.Time) *Trace {
+	f := Function{Name: name, App: name, MemoryMB: memoryMB, Init: DefaultInit, Arrivals: []Arrival{}}
+	if f.MemoryMB <= 0 {
+		f.MemoryMB = DefaultMemoryMB
+	}
+	var initSum float64
+	inits := 0
+	for _, a := range arr {
+		if a.Start.Before(from) || !a.Start.Before(to) {
+			continue
+		}
+		f.Arrivals = append(f.Arrivals, Arrival{At: a.Start.Sub(from), Duration: time.Duration(a.DurationMS * float64(time.Millisecond))})
+		if a.Cold && a.InitMS > 0 {
+			initSum += a.InitMS
+			inits++
+		}
+	}
+	sort.Slice(f.Arrivals, func(i, j int) bool { return f.Arrivals[i].At < f.Arrivals[j].At })
+	if inits > 0 {
+		f.Init = time.Duration(initSum / float64(inits) * float64(time.Millisecond))
+	}
+	return &Trace{Functions: []Function{f}, Length: to.Sub(from)}
 }

@@ -325,6 +325,10 @@ func TestDashboardE2E(t *testing.T) {
 	}
 	// The instance it started, and the log, live, each line with its time.
 	do("seeing the instance", visible(`#instances tbody .state-idle`))
+	// What the keep-alive policy (adaptive, the default) decided for it.
+	if ka := text(`#summary .keep-alive`); !strings.Contains(ka, "keep_alive adaptive: idle kept ") || !strings.Contains(ka, "0 pre-warms") {
+		t.Errorf("keep-alive in the summary: %q", ka)
+	}
 	waitText(t, ctx, "#log", "REPORT RequestId:")
 	if l := text("#log"); !strings.Contains(l, "app saw /f/hello") || !strings.Contains(l, "Init Duration") {
 		t.Errorf("log: %q", l)

@@ -189,6 +189,7 @@ function functionPage(name) {
       sn ? el("span", { class: "snapshot" }, ` · instances fork from template ${sn.id}: import and warm-up ${Math.round(sn.init_ms)} ms, ${sn.memory_mb} MB` +
         (sn.interpreter ? `, python ${sn.interpreter}` : "")) : "",
       sn?.warning ? el("strong", { class: "error snapshot-warning" }, ` · warning: ${sn.warning}`) : "",
+      f.keep_alive ? el("span", { class: "keep-alive" }, ` · keep_alive ${f.keep_alive.policy}: ` + (f.keep_alive.warm ? `holding ${f.keep_alive.warm} warm` : f.keep_alive.next_prewarm ? `unloaded, next pre-warm ${new Date(f.keep_alive.next_prewarm).toLocaleTimeString()}` : `idle kept ${fmt.age(f.keep_alive.keep_alive_ns)}`) + `, ${f.keep_alive.prewarms} pre-warms (${f.keep_alive.prewarms_unused} unused), ${f.keep_alive.evictions} evictions`) : "",
       f.cache ? el("span", { class: "cache" }, ` · response cache: hit ratio ${Math.round(100 * f.cache.hit_ratio)}%, ${f.cache.entries} entries, ${(f.cache.bytes / 1048576).toFixed(1)} of ${(f.cache.max_bytes / 1048576).toFixed(0)} MB`) : "");
     fillTable(instBody, (f.instances || []).map((i) => ({
       cells: [
