@@ -37,7 +37,7 @@ type eventKind uint8
 const (
 	evReady  eventKind = iota // an instance finished starting
 	evDone                    // a request finished
-	evArrive                  // a request arrived
+	evArrive                  // a request arrived (not in the heap: see arrivals)
 	evWake                    // a plan's timer
 )
 
@@ -103,6 +103,55 @@ func (h *eventHeap) pop() event {
 	return top
 }
 
+// arrivals is a min-heap of functions by their next arrival (fn.next).
+type arrivals []*fnState
+
+func (a arrivals) less(i, j int) bool {
+	return a[i].arr[a[i].next].At < a[j].arr[a[j].next].At
+}
+
+func (a *arrivals) push(fn *fnState) {
+	*a = append(*a, fn)
+	s := *a
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+// fix restores the order after the first function's next arrival moved on.
+func (a arrivals) fix() {
+	for i, n := 0, len(a); ; {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		c := l
+		if r := l + 1; r < n && a.less(r, l) {
+			c = r
+		}
+		if !a.less(c, i) {
+			return
+		}
+		a[i], a[c] = a[c], a[i]
+		i = c
+	}
+}
+
+// pop drops the first function (its arrivals are done).
+func (a *arrivals) pop() {
+	s := *a
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = nil
+	*a = s[:n]
+	a.fix()
+}
+
 type inst struct {
 	fn        *fnState
 	idleSince time.Duration
@@ -130,7 +179,11 @@ type fnState struct {
 }
 
 type engine struct {
-	h      eventHeap
+	h eventHeap
+	// arr holds the functions with arrivals left, by their next one: the
+	// arrivals are sorted already, so they stay out of the event heap,
+	// which then holds only what the simulation itself schedules.
+	arr    arrivals
 	seq    uint64
 	end    time.Duration
 	budget *keepalive.Budget[*inst]
@@ -157,19 +210,32 @@ func (e *engine) run(fns []*fnState) {
 			e.becomeIdle(in, 0)
 		}
 		if len(fn.arr) > 0 {
-			e.push(event{t: fn.arr[0].At, kind: evArrive, fn: fn})
+			e.arr.push(fn)
 		}
 		e.replan(fn, 0)
 	}
-	for len(e.h) > 0 {
+	for len(e.h) > 0 || len(e.arr) > 0 {
+		// The next arrival goes first unless an event comes before it (at
+		// the same time: a start or a finished request before, a wake
+		// after, as the event kinds order them).
+		if len(e.arr) > 0 {
+			fn := e.arr[0]
+			t := fn.arr[fn.next].At
+			if len(e.h) == 0 || t < e.h[0].t || (t == e.h[0].t && evArrive < e.h[0].kind) {
+				if t > e.end {
+					break
+				}
+				e.arrive(fn, t)
+				e.replan(fn, t)
+				continue
+			}
+		}
 		ev := e.h.pop()
 		if ev.t > e.end {
 			break
 		}
 		fn := ev.fn
 		switch ev.kind {
-		case evArrive:
-			e.arrive(fn, ev.t)
 		case evReady:
 			e.ready(ev.in, ev.t)
 		case evDone:
@@ -194,7 +260,9 @@ func (e *engine) arrive(fn *fnState, t time.Duration) {
 	a := fn.arr[fn.next]
 	fn.next++
 	if fn.next < len(fn.arr) {
-		e.push(event{t: fn.arr[fn.next].At, kind: evArrive, fn: fn})
+		e.arr.fix()
+	} else {
+		e.arr.pop()
 	}
 	fn.pol.Arrived(at(t), fn.busy)
 	fn.res.Invocations++

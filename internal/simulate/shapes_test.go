@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// arrivals builds a day of arrivals: at each start, n requests step apart,
+// arrivalsAt builds a day of arrivals: at each start, n requests step apart,
 // each running d.
-func arrivals(starts []time.Duration, n int, step, d time.Duration) []Arrival {
+func arrivalsAt(starts []time.Duration, n int, step, d time.Duration) []Arrival {
 	var out []Arrival
 	for _, s := range starts {
 		for i := 0; i < n; i++ {
@@ -41,7 +41,7 @@ func TestAdaptiveLearnsTrafficShapes(t *testing.T) {
 		// so pre-warmed — and the pre-warmed instances must be held through
 		// the fan-out, not reaped when its first request arrives.
 		name:     "timer fan-out",
-		arr:      arrivals(every(30*time.Minute), 6, 10*time.Second, 30*time.Second),
+		arr:      arrivalsAt(every(30*time.Minute), 6, 10*time.Second, 30*time.Second),
 		mb:       4096,
 		maxCold:  6 * 6,
 		whatFail: "the pre-warmed instances did not serve the fan-out",
@@ -50,7 +50,7 @@ func TestAdaptiveLearnsTrafficShapes(t *testing.T) {
 		// function is not periodic; after a missed prediction the histogram
 		// (which covers 3–4 minutes) must decide.
 		name:     "jittered cadence",
-		arr:      arrivals(every(3*time.Minute, 3*time.Minute, 4*time.Minute, 3*time.Minute, 3*time.Minute, 3*time.Minute, 4*time.Minute), 1, 0, 4*time.Second),
+		arr:      arrivalsAt(every(3*time.Minute, 3*time.Minute, 4*time.Minute, 3*time.Minute, 3*time.Minute, 3*time.Minute, 4*time.Minute), 1, 0, 4*time.Second),
 		maxCold:  12,
 		whatFail: "a periodic prediction that misses kept being trusted",
 	}, {
@@ -58,7 +58,7 @@ func TestAdaptiveLearnsTrafficShapes(t *testing.T) {
 		// instance a few seconds through the burst, let it go, and pre-warm
 		// one ahead of the next hour — one window cannot cover both.
 		name:     "hourly bursts",
-		arr:      arrivals(every(time.Hour+17*time.Second), 10, 6*time.Second, time.Second),
+		arr:      arrivalsAt(every(time.Hour+17*time.Second), 10, 6*time.Second, time.Second),
 		maxCold:  12,
 		whatFail: "the keep between bursts and the pre-warm before the next were not both planned",
 	}}
