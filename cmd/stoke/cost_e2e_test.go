@@ -44,7 +44,8 @@ func TestCostEndToEnd(t *testing.T) {
 	row := regexp.MustCompile(`(?m)^\s*hello\s+3\s+1\s+0\s+(0\.691|0\.864|1\.03[67])\s+\$0\.000000600\s+\$\d\.\d+\s+\$\d\.\d+\s+\$0\s+\$\d\.\d+\s*$`)
 	if !row.MatchString(out) || !strings.Contains(out, "last 1h; prices: $0.0000166667 per GB-s, $0.0000002 per request, init billed, keep-warm $0.0000041667 per GB-s, billed in 100ms steps") ||
 		!strings.Contains(out, "keep_warm 1 would have removed 1 of 1 cold starts for $0.62/day") ||
-		!strings.Contains(out, "hello (1769 MB, keep_warm 0): duration p50 ") {
+		!strings.Contains(out, "hello (1769 MB, keep_warm 0): duration p50 ") ||
+		!regexp.MustCompile(`keep_alive adaptive, replayed: 1 cold starts where fixed:10m makes 1 — saved 0 cold starts \(\$0 of init\), keeping [\d.]+ GB-s idle`).MatchString(out) {
 		t.Errorf("stoke cost:\n%s", out)
 	}
 

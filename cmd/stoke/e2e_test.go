@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,6 +237,10 @@ func TestEndToEnd(t *testing.T) {
 	out, err := s.cli("ls")
 	if err != nil || !strings.Contains(out, "hello") || !strings.Contains(out, "idle") {
 		t.Errorf("stoke ls: %v\n%s", err, out)
+	}
+	// What hello's keep-alive policy (adaptive, the default) decided.
+	if !regexp.MustCompile(`(?m)^hello\s+adaptive\s+\S+\s+\S+\s+-\s+0\s+0\s+0\s+[\d.]+$`).MatchString(out) {
+		t.Errorf("stoke ls: no keep-alive row for hello:\n%s", out)
 	}
 	out, err = s.cli("invoke", "hello", "--path", "/hello/via-cli")
 	if err != nil || !strings.Contains(out, "GET /hello/via-cli") {

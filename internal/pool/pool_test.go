@@ -51,11 +51,11 @@ func app() {
 }
 
 type env struct {
-	t  *testing.T
+	t  testing.TB
 	sb *sandbox.Manager
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	sandboxtest.CheckNoLeaks(t)
 	sb, err := sandbox.New(slog.Default())
@@ -90,7 +90,7 @@ func (e *env) pool(o pool.Options, appEnv ...string) *pool.Pool {
 
 // failOnError fails the test on any Error record: the pool logs one for a
 // state transition its table does not allow.
-type failOnError struct{ t *testing.T }
+type failOnError struct{ t testing.TB }
 
 func (h failOnError) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
 func (h failOnError) Handle(_ context.Context, r slog.Record) error {
@@ -101,7 +101,7 @@ func (h failOnError) Handle(_ context.Context, r slog.Record) error {
 func (h failOnError) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h failOnError) WithGroup(string) slog.Handler      { return h }
 
-func acquire(t *testing.T, p *pool.Pool) *pool.Lease {
+func acquire(t testing.TB, p *pool.Pool) *pool.Lease {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -113,7 +113,7 @@ func acquire(t *testing.T, p *pool.Pool) *pool.Lease {
 }
 
 // call sends a request through the lease's instance and returns the app's pid.
-func call(t *testing.T, l *pool.Lease, query string) string {
+func call(t testing.TB, l *pool.Lease, query string) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/?"+query, nil)
