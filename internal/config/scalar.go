@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/stokehq/stoke/internal/keepalive"
 )
 
 // The scalar validators: each reads one value, reports what is wrong with
@@ -171,17 +173,8 @@ func (p *parser) duration(n *yaml.Node, key string, lo, hi time.Duration, allowT
 }
 
 // FormatDuration prints a duration the way stoke.yaml writes it: 15m, not
-// 15m0s; 24h, not 24h0m0s.
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// 15m0s; 24h, not 24h0m0s (keepalive's rule, which prints fixed:10m).
+func FormatDuration(d time.Duration) string { return keepalive.FormatDuration(d) }
 
 func (p *parser) hostPort(n *yaml.Node, key string, dst *string) {
 	const allow = "allowed: host:port like 127.0.0.1:8080, or :8080 for all interfaces"

@@ -101,7 +101,7 @@ func ParseSpec(s string) (Spec, error) {
 // String prints the spec as stoke.yaml spells it.
 func (s Spec) String() string {
 	if s.Kind == KindFixed {
-		return KindFixed + ":" + formatDuration(s.Fixed)
+		return KindFixed + ":" + FormatDuration(s.Fixed)
 	}
 	return s.Kind
 }
@@ -142,8 +142,10 @@ func (s Spec) New(f Function) Policy {
 	}
 }
 
-// formatDuration prints 10m, not 10m0s; 1h, not 1h0m0s.
-func formatDuration(d time.Duration) string {
+// FormatDuration prints a duration the way stoke.yaml writes it: 10m, not
+// 10m0s; 1h, not 1h0m0s. It lives here, the lowest package that prints one
+// (fixed:10m); config.FormatDuration is this.
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

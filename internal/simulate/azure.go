@@ -190,42 +190,37 @@ func readInvocations(path string) (*Trace, error) {
 
 // readDurations reads each function's Average (ms) from a durations file.
 func readDurations(path string) (map[string]time.Duration, error) {
-	f, r, col, _, err := csvFile(path)
-	if err != nil {
-		return nil, err
+	ms, err := readColumn(path, []string{"HashOwner", "HashApp", "HashFunction"}, "Average", 24*3600*1000, "a duration in ms (0 to a day)")
+	out := make(map[string]time.Duration, len(ms))
+	for k, v := range ms {
+		out[k] = time.Duration(v * float64(time.Millisecond))
 	}
-	defer f.Close()
-	if err := need(path, col, "HashOwner", "HashApp", "HashFunction", "Average"); err != nil {
-		return nil, err
-	}
-	out := map[string]time.Duration{}
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		ms, err := strconv.ParseFloat(strings.TrimSpace(rec[col["Average"]]), 64)
-		if err != nil || ms < 0 || ms > 24*3600*1000 || math.IsNaN(ms) {
-			return nil, fmt.Errorf("%s:%d: Average %q is not a duration in ms (0 to a day)", path, line, rec[col["Average"]])
-		}
-		out[rec[col["HashOwner"]]+"/"+rec[col["HashApp"]]+"/"+rec[col["HashFunction"]]] = time.Duration(ms * float64(time.Millisecond))
-	}
+	return out, err
 }
 
 // readMemory reads each app's AverageAllocatedMb from a memory file.
 func readMemory(path string) (map[string]int, error) {
+	mbs, err := readColumn(path, []string{"HashOwner", "HashApp"}, "AverageAllocatedMb", 1<<20, "a size in MB")
+	out := make(map[string]int, len(mbs))
+	for k, v := range mbs {
+		out[k] = max(1, int(math.Round(v)))
+	}
+	return out, err
+}
+
+// readColumn reads one number per row, 0 to hi, keyed by the key columns
+// joined with "/"; what says what the number is, in errors.
+func readColumn(path string, keys []string, column string, hi float64, what string) (map[string]float64, error) {
 	f, r, col, _, err := csvFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if err := need(path, col, "HashOwner", "HashApp", "AverageAllocatedMb"); err != nil {
+	if err := need(path, col, append(append([]string(nil), keys...), column)...); err != nil {
 		return nil, err
 	}
-	out := map[string]int{}
+	out := map[string]float64{}
+	parts := make([]string, len(keys))
 	for line := 2; ; line++ {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -234,11 +229,14 @@ func readMemory(path string) (map[string]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		mb, err := strconv.ParseFloat(strings.TrimSpace(rec[col["AverageAllocatedMb"]]), 64)
-		if err != nil || mb < 0 || mb > 1<<20 || math.IsNaN(mb) {
-			return nil, fmt.Errorf("%s:%d: AverageAllocatedMb %q is not a size in MB", path, line, rec[col["AverageAllocatedMb"]])
+		v, err := strconv.ParseFloat(strings.TrimSpace(rec[col[column]]), 64)
+		if err != nil || v < 0 || v > hi || math.IsNaN(v) {
+			return nil, fmt.Errorf("%s:%d: %s %q is not %s", path, line, column, rec[col[column]], what)
 		}
-		out[rec[col["HashOwner"]]+"/"+rec[col["HashApp"]]] = max(1, int(math.Round(mb)))
+		for i, k := range keys {
+			parts[i] = rec[col[k]]
+		}
+		out[strings.Join(parts, "/")] = v
 	}
 }
 

@@ -37,7 +37,7 @@ type eventKind uint8
 const (
 	evReady  eventKind = iota // an instance finished starting
 	evDone                    // a request finished
-	evArrive                  // a request arrived (not in the heap: see arrivals)
+	evArrive                  // a request arrived (in engine.arr)
 	evWake                    // a plan's timer
 )
 
@@ -53,8 +53,10 @@ type event struct {
 // that pushing and popping does not box events.
 type eventHeap []event
 
-func (h eventHeap) less(i, j int) bool {
-	a, b := &h[i], &h[j]
+func (h eventHeap) less(i, j int) bool { return before(&h[i], &h[j]) }
+
+// before orders events by time, then kind, then the order they were made.
+func before(a, b *event) bool {
 	if a.t != b.t {
 		return a.t < b.t
 	}
@@ -103,55 +105,6 @@ func (h *eventHeap) pop() event {
 	return top
 }
 
-// arrivals is a min-heap of functions by their next arrival (fn.next).
-type arrivals []*fnState
-
-func (a arrivals) less(i, j int) bool {
-	return a[i].arr[a[i].next].At < a[j].arr[a[j].next].At
-}
-
-func (a *arrivals) push(fn *fnState) {
-	*a = append(*a, fn)
-	s := *a
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-// fix restores the order after the first function's next arrival moved on.
-func (a arrivals) fix() {
-	for i, n := 0, len(a); ; {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		c := l
-		if r := l + 1; r < n && a.less(r, l) {
-			c = r
-		}
-		if !a.less(c, i) {
-			return
-		}
-		a[i], a[c] = a[c], a[i]
-		i = c
-	}
-}
-
-// pop drops the first function (its arrivals are done).
-func (a *arrivals) pop() {
-	s := *a
-	n := len(s) - 1
-	s[0] = s[n]
-	s[n] = nil
-	*a = s[:n]
-	a.fix()
-}
-
 type inst struct {
 	fn        *fnState
 	idleSince time.Duration
@@ -180,13 +133,18 @@ type fnState struct {
 
 type engine struct {
 	h eventHeap
-	// arr holds the functions with arrivals left, by their next one: the
-	// arrivals are sorted already, so they stay out of the event heap,
-	// which then holds only what the simulation itself schedules.
-	arr    arrivals
+	// arr holds each function's next arrival, apart: with one function
+	// (no budget) it is one event, and the main heap holds only what the
+	// simulation itself schedules.
+	arr    eventHeap
 	seq    uint64
 	end    time.Duration
 	budget *keepalive.Budget[*inst]
+}
+
+func (e *engine) pushArrival(fn *fnState) {
+	e.seq++
+	e.arr.push(event{t: fn.arr[fn.next].At, kind: evArrive, seq: e.seq, fn: fn})
 }
 
 func (e *engine) push(ev event) uint64 {
@@ -210,7 +168,7 @@ func (e *engine) run(fns []*fnState) {
 			e.becomeIdle(in, 0)
 		}
 		if len(fn.arr) > 0 {
-			e.arr.push(fn)
+			e.pushArrival(fn)
 		}
 		e.replan(fn, 0)
 	}
@@ -218,17 +176,14 @@ func (e *engine) run(fns []*fnState) {
 		// The next arrival goes first unless an event comes before it (at
 		// the same time: a start or a finished request before, a wake
 		// after, as the event kinds order them).
-		if len(e.arr) > 0 {
-			fn := e.arr[0]
-			t := fn.arr[fn.next].At
-			if len(e.h) == 0 || t < e.h[0].t || (t == e.h[0].t && evArrive < e.h[0].kind) {
-				if t > e.end {
-					break
-				}
-				e.arrive(fn, t)
-				e.replan(fn, t)
-				continue
+		if len(e.arr) > 0 && (len(e.h) == 0 || before(&e.arr[0], &e.h[0])) {
+			next := e.arr.pop()
+			if next.t > e.end {
+				break
 			}
+			e.arrive(next.fn, next.t)
+			e.replan(next.fn, next.t)
+			continue
 		}
 		ev := e.h.pop()
 		if ev.t > e.end {
@@ -260,9 +215,7 @@ func (e *engine) arrive(fn *fnState, t time.Duration) {
 	a := fn.arr[fn.next]
 	fn.next++
 	if fn.next < len(fn.arr) {
-		e.arr.fix()
-	} else {
-		e.arr.pop()
+		e.pushArrival(fn)
 	}
 	fn.pol.Arrived(at(t), fn.busy)
 	fn.res.Invocations++
