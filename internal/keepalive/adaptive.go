@@ -122,8 +122,11 @@ type Adaptive struct {
 	calcN     int           // idle1.n at the last decide
 	calcAt    time.Time     // and when
 
-	// The last decision, measured from lastEnd.
+	// The last decision, measured from lastEnd; lead is the init it
+	// started pre-warms ahead by (an init measured later, by the pre-warm
+	// itself, must not move the window it is in).
 	prewarm, keep time.Duration
+	lead          time.Duration
 	hold          time.Duration // before unloading for a pre-warm window
 	extra         time.Duration
 	warm          int
@@ -239,7 +242,7 @@ func (a *Adaptive) worthSeconds(t time.Time) float64 {
 func (a *Adaptive) decide(t time.Time) {
 	w := a.worthSeconds(t)
 	a.periodic = false
-	a.warm, a.hold = 0, 0
+	a.warm, a.hold, a.lead = 0, 0, a.init
 	if period, ok := a.period(); ok {
 		// Hold the instances the last activity needed from just before the
 		// predicted start (Plan starts them init ahead) for as long as that
@@ -320,7 +323,7 @@ func (a *Adaptive) Plan(t time.Time) Plan {
 		return pl
 	}
 	to := a.lastEnd.Add(a.prewarm + a.keep)
-	from := a.lastEnd.Add(max(a.prewarm-a.init, 0)) // ready when the window opens
+	from := a.lastEnd.Add(max(a.prewarm-a.lead, 0)) // ready when the window opens
 	if a.busy > 0 {
 		if !t.Before(from) && t.Before(to) {
 			pl.Warm, pl.Until = max(a.warm, 1), to

@@ -166,3 +166,24 @@ func TestAdaptivePeriodicPrewarms(t *testing.T) {
 		t.Fatalf("just before the tick: %+v", p)
 	}
 }
+
+// A pre-warm's own init, measured as it becomes ready, does not move the
+// window it was started for: a faster start than expected must not leave
+// the pre-warmed instance outside its window (and stopped).
+func TestAdaptivePrewarmWindowStaysPut(t *testing.T) {
+	a := NewAdaptive(Function{MemoryMB: 256})
+	a.Started(min_(0), 3*time.Second) // a slow first start
+	for i := 0; i < 5; i++ {
+		invoke(a, float64(15*i))
+	}
+	end := min_(60).Add(time.Second)
+	p := a.Plan(end)
+	if p.NextPrewarm.IsZero() {
+		t.Fatalf("plan %+v: want a pre-warm", p)
+	}
+	at := p.NextPrewarm
+	a.Started(at, 10*time.Millisecond) // the pre-warm starts fast
+	if p := a.Plan(at); p.Warm != 1 {
+		t.Fatalf("at the pre-warm's start, after a faster init: %+v; want it held", p)
+	}
+}
