@@ -86,7 +86,7 @@ the output names the interpreter that runs the app.`,
 func lsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
-		Short: "List functions and their instances (starting, idle, busy, draining)",
+		Short: "List functions, their instances (starting, idle, busy, draining) and what each keep-alive policy decided",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
