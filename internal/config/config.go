@@ -32,7 +32,9 @@ type Config struct {
 	// all functions together (0: no budget): idle instances are evicted to
 	// stay under it, lowest Greedy-Dual priority first (docs/keepalive.md).
 	MemoryBudgetMB int
-	Functions      map[string]*Function
+	// Cluster is nil for a single node (cluster.go).
+	Cluster   *Cluster
+	Functions map[string]*Function
 	// Warnings are "file:line: message" notes about settings that are valid
 	// but probably not what the user meant; the server prints them at start.
 	Warnings []string

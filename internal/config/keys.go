@@ -43,6 +43,7 @@ var topKeys = map[string]setter[*Config]{
 	},
 	"sandbox": func(p *parser, k string, v *yaml.Node, c *Config) { walk(p, v, k, sandboxKeys, &c.Sandbox) },
 	"tls":     func(p *parser, k string, v *yaml.Node, c *Config) { p.tls(v, k, &c.TLS) },
+	"cluster": func(p *parser, k string, v *yaml.Node, c *Config) { p.cluster(v, k, c) },
 }
 
 var invokeAPIKeys = map[string]setter[*InvokeAPI]{

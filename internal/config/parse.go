@@ -48,6 +48,9 @@ func Parse(path string, data []byte) (*Config, error) {
 	if root != nil {
 		p.present = walk(p, root, "", topKeys, cfg)
 	}
+	if cfg.Cluster != nil && cfg.Cluster.Artifacts == "" {
+		cfg.Cluster.Artifacts = artifactsDir(cfg.DataDir)
+	}
 	p.crossChecks(cfg)
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })

@@ -6,12 +6,15 @@ import "bytes"
 const Redacted = "[redacted]"
 
 // Secrets are the values Stoke must never store or show in clear: the
-// admin token, the Invoke API's secret keys and every env value that came
+// admin token, the Invoke API's secret keys, the cluster secret and every env value that came
 // from a ${VAR} reference.
 func (c *Config) Secrets() []string {
 	var out []string
 	if c.Admin.Token != "" {
 		out = append(out, c.Admin.Token)
+	}
+	if c.Cluster != nil && c.Cluster.Secret != "" {
+		out = append(out, c.Cluster.Secret)
 	}
 	for _, cr := range c.InvokeAPI.Credentials {
 		out = append(out, cr.SecretAccessKey)

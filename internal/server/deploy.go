@@ -41,14 +41,42 @@ func (s *Server) Deploy(ctx context.Context, path string, yaml []byte) (*admin.D
 	if err != nil {
 		return nil, &admin.DeployError{Msg: err.Error()}
 	}
-	return s.apply(ctx, cfg, yaml)
+	if s.node != nil {
+		return s.deployCluster(ctx, cfg, yaml, false)
+	}
+	return s.apply(ctx, cfg, yaml, applyOpts{})
+}
+
+// applyOpts are what a cluster deploy decides for apply (cluster.go); the
+// zero value is a single node's deploy.
+type applyOpts struct {
+	// prebuilt: the functions' files were built on the deploying node
+	// and unpacked here; nothing is built.
+	prebuilt bool
+	// versions and fps are the cluster's version and fingerprint of each
+	// function (its own fingerprint is this node's relocated copy's).
+	versions map[string]int
+	fps      map[string]string
+}
+
+// fp is f's fingerprint as versions are counted.
+func (o applyOpts) fp(f *config.Function) string {
+	if fp, ok := o.fps[f.Name]; ok {
+		return fp
+	}
+	return f.Fingerprint()
 }
 
 // apply builds what changed, starts new pools (waiting for their keep_warm
 // instances), swaps the gateway's table and drains the replaced pools.
-func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*admin.DeployResult, error) {
+func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte, ao applyOpts) (*admin.DeployResult, error) {
 	s.deployMu.Lock()
 	defer s.deployMu.Unlock()
+	return s.applyLocked(ctx, cfg, yaml, ao)
+}
+
+// applyLocked is apply with deployMu held.
+func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byte, ao applyOpts) (*admin.DeployResult, error) {
 	res := &admin.DeployResult{Deployed: map[string]string{}, Warnings: cfg.Warnings}
 	if s.cfg != nil {
 		if cfg.Listen != s.cfg.Listen || cfg.Admin.Listen != s.cfg.Admin.Listen || cfg.DataDir != s.cfg.DataDir {
@@ -76,7 +104,7 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	sort.Strings(names)
 	for _, name := range names {
 		f := cfg.Functions[name]
-		if d := old[name]; d != nil && d.cfg.Fingerprint() == f.Fingerprint() {
+		if d := old[name]; d != nil && d.fp == ao.fp(f) {
 			res.Unchanged = append(res.Unchanged, name)
 			continue
 		}
@@ -93,6 +121,9 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 			return nil, &admin.DeployError{Msg: err.Error()}
 		}
 		isos[f.Name] = iso
+		if ao.prebuilt {
+			continue
+		}
 		if err := s.build(ctx, f, iso); err != nil {
 			return nil, err
 		}
@@ -110,11 +141,15 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 		return nil, err
 	}
 	for _, f := range changed {
-		v, _, err := s.st.NextVersion(ctx, f.Name, f.Fingerprint())
-		if err != nil {
-			return fail(fmt.Errorf("choosing a version for %s: %w", f.Name, err))
+		v, ok := ao.versions[f.Name]
+		if !ok {
+			var err error
+			if v, _, err = s.st.NextVersion(ctx, f.Name, f.Fingerprint()); err != nil {
+				return fail(fmt.Errorf("choosing a version for %s: %w", f.Name, err))
+			}
 		}
 		d := s.newDeployed(cfg, f, v, isos[f.Name], s.budget)
+		d.fp = ao.fp(f)
 		if pr, ok := d.rt.(runtime.Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
 				d.pool.Close()
@@ -148,12 +183,14 @@ func (s *Server) apply(ctx context.Context, cfg *config.Config, yaml []byte) (*a
 	}
 	for _, d := range started {
 		cj, _ := json.Marshal(d.cfg.Redacted())
-		if err := s.st.PutVersion(ctx, store.Version{Function: d.cfg.Name, Version: d.version, Fingerprint: d.cfg.Fingerprint(), Config: cj, Created: time.Now()}); err != nil {
+		if err := s.st.PutVersion(ctx, store.Version{Function: d.cfg.Name, Version: d.version, Fingerprint: d.fp, Config: cj, Created: time.Now()}); err != nil {
 			return fail(fmt.Errorf("saving version of %s: %w", d.cfg.Name, err))
 		}
 	}
-	if err := s.st.PutConfig(ctx, cfg.Path, config.RedactText(yaml, cfg.Secrets())); err != nil {
-		return fail(fmt.Errorf("saving the config: %w", err))
+	if yaml != nil {
+		if err := s.st.PutConfig(ctx, cfg.Path, config.RedactText(yaml, cfg.Secrets())); err != nil {
+			return fail(fmt.Errorf("saving the config: %w", err))
+		}
 	}
 
 	for _, d := range started {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
+	"github.com/stokehq/stoke/internal/cluster"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/gateway"
@@ -61,6 +62,10 @@ type Server struct {
 	echo  *echoWriter // nil unless Options.EchoLogs
 	// invoke is Lambda's Invoke API, with its queue of Event invocations.
 	invoke *invokeapi.API
+	// node is this server's membership of a cluster; nil for one node
+	// (cluster.go).
+	node *cluster.Node
+	clus clusterState
 
 	// prices are billing: at start; like billing.granularity (which the
 	// gateway rounds with) they change on the next `stoke serve`.
@@ -88,6 +93,7 @@ type Server struct {
 
 type deployed struct {
 	cfg     *config.Function
+	fp      string // the fingerprint versions are counted by (applyOpts.fp)
 	iso     *sandbox.Isolation // nil: not isolated
 	version int
 	pool    *pool.Pool
@@ -150,7 +156,11 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if s.adminLn, err = listen(cfg.Admin.Listen, cfg.Admin.TLS, "admin (admin.listen)"); err != nil {
 		return nil, err
 	}
-	if _, err = s.apply(ctx, cfg, yaml); err != nil {
+	if cfg.Cluster != nil {
+		if err = s.joinCluster(ctx, cfg, yaml); err != nil {
+			return nil, err
+		}
+	} else if _, err = s.apply(ctx, cfg, yaml, applyOpts{}); err != nil {
 		return nil, err
 	}
 	s.invoke = invokeapi.New(invokeBackend{s}, invokeapi.Options{
@@ -163,7 +173,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		s.log.Warn("pruning finished Event invocations", "err", err)
 	}
 	s.invoke.Start(context.WithoutCancel(ctx))
-	s.gwSrv = newHTTPServer(frontDoor(s.invoke.Handler(), s.gw))
+	s.gwSrv = newHTTPServer(s.nodeHeader(frontDoor(s.invoke.Handler(), s.gw)))
 	s.adminSrv = newHTTPServer(admin.Handler(s, s.token))
 	go s.gwSrv.Serve(s.gwLn)
 	go s.adminSrv.Serve(s.adminLn)
@@ -208,6 +218,8 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Before the pools: peers stop claiming this node's instances.
+	s.leaveCluster()
 	s.closeCaches() // their background refreshes, before the pools they use
 	s.mu.Lock()
 	fns := s.fns

@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// members knows which nodes are alive: each node puts its key in the
+// nodes bucket every heartbeat, and every node watches the bucket. A node
+// not heard from for three heartbeats is lost. JetStream carries the
+// heartbeats; the only rule here is the timeout.
+type members struct {
+	n       *Node
+	changed chan struct{} // buffered: a signal, not a queue
+
+	mu   sync.Mutex
+	seen map[string]time.Time
+	info map[string]NodeInfo
+	last []string // alive at the last check
+
+	stopOnce sync.Once
+	watcher  jetstream.KeyWatcher
+}
+
+// NodeInfo is what a node says about itself in its heartbeat.
+type NodeInfo struct {
+	Name string `json:"name"`
+	// Peer is the address of its node-to-node HTTP listener.
+	Peer    string    `json:"peer"`
+	Started time.Time `json:"started"`
+}
+
+func newMembers(n *Node) *members {
+	return &members{n: n, changed: make(chan struct{}, 1), seen: map[string]time.Time{}, info: map[string]NodeInfo{}}
+}
+
+func (m *members) start(ctx context.Context) error {
+	self := NodeInfo{Name: m.n.name, Started: time.Now()}
+	m.mu.Lock()
+	m.seen[m.n.name] = time.Now()
+	m.info[m.n.name] = self
+	m.last = []string{m.n.name}
+	m.mu.Unlock()
+	if err := m.beat(ctx); err != nil {
+		return err
+	}
+	w, err := m.n.kvNodes.WatchAll(m.n.ctx) // lives as long as the node
+	if err != nil {
+		return fmt.Errorf("cluster: watching nodes: %w", err)
+	}
+	m.watcher = w
+	m.n.wg.Add(2)
+	go m.watch(w)
+	go m.loop()
+	return nil
+}
+
+// SetPeer sets the peer address this node announces from its next
+// heartbeat on.
+func (m *members) setPeer(addr string) {
+	m.mu.Lock()
+	i := m.info[m.n.name]
+	i.Peer = addr
+	m.info[m.n.name] = i
+	m.mu.Unlock()
+}
+
+func (m *members) beat(ctx context.Context) error {
+	m.mu.Lock()
+	b, _ := json.Marshal(m.info[m.n.name])
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := m.n.kvNodes.Put(ctx, m.n.name, b); err != nil {
+		return fmt.Errorf("cluster: heartbeat: %w", err)
+	}
+	return nil
+}
+
+func (m *members) watch(w jetstream.KeyWatcher) {
+	defer m.n.wg.Done()
+	initial := true
+	for e := range w.Updates() {
+		if e == nil {
+			initial = false // the watcher has replayed what was stored
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		seen := time.Now()
+		if initial && seen.Sub(e.Created()) > 3*m.n.o.Heartbeat {
+			// A stored heartbeat of a node that may be long gone: only a
+			// fresh one makes it alive. (Live updates use this node's
+			// clock, so clock skew between machines does not matter.)
+			continue
+		}
+		var ni NodeInfo
+		if json.Unmarshal(e.Value(), &ni) != nil || ni.Name != e.Key() {
+			continue
+		}
+		m.mu.Lock()
+		m.seen[ni.Name] = seen
+		m.info[ni.Name] = ni
+		m.mu.Unlock()
+		m.check()
+	}
+}
+
+func (m *members) loop() {
+	defer m.n.wg.Done()
+	t := time.NewTicker(m.n.o.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.beat(m.n.ctx); err != nil && m.n.ctx.Err() == nil {
+			m.n.log.Warn("cluster: heartbeat not stored", "err", err)
+		}
+		m.check()
+	}
+}
+
+// check recomputes the alive set and signals a change.
+func (m *members) check() {
+	now := m.alive()
+	m.mu.Lock()
+	same := slices.Equal(now, m.last)
+	m.last = now
+	m.mu.Unlock()
+	if !same {
+		select {
+		case m.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (m *members) alive() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	limit := time.Now().Add(-3 * m.n.o.Heartbeat)
+	out := []string{m.n.name}
+	for name, t := range m.seen {
+		if name != m.n.name && t.After(limit) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// peer is a node's announced peer address.
+func (m *members) peer(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.info[name].Peer
+}
+
+func (m *members) stop() {
+	m.stopOnce.Do(func() {
+		if m.watcher != nil {
+			_ = m.watcher.Stop()
+		}
+	})
+}
