@@ -177,9 +177,9 @@ func embed(o Options) (*natsserver.Server, error) {
 		// itself connects in process. (DontListen would also stop routing:
 		// the server starts routes once its client listener is up.)
 		Host: "127.0.0.1", Port: -1, Username: "stoke", Password: derive(c.Secret, "client"),
-		NoSigs: true,
-		JetStream:  true,
-		StoreDir:   store,
+		NoSigs:    true,
+		JetStream: true,
+		StoreDir:  store,
 		// AES-GCM keyed from the secret: function definitions carry env.
 		JetStreamKey:    derive(c.Secret, "store"),
 		JetStreamCipher: natsserver.AES,

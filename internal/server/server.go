@@ -93,7 +93,7 @@ type Server struct {
 
 type deployed struct {
 	cfg     *config.Function
-	fp      string // the fingerprint versions are counted by (applyOpts.fp)
+	fp      string             // the fingerprint versions are counted by (applyOpts.fp)
 	iso     *sandbox.Isolation // nil: not isolated
 	version int
 	pool    *pool.Pool
