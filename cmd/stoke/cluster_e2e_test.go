@@ -1,7 +1,9 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/internal/admin"
 )
 
 // A cluster on one machine: real stoke binaries on 127.0.0.2, .3 and .4,
@@ -218,4 +222,68 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 			t.Errorf("%s after a failed build: %d %s", n.name, code, body)
 		}
 	}
+}
+
+// getH is GET path on the node's gateway, with the response's fields.
+func (n *clusterNode) getH(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + n.gw + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestClusterFirstFreeServes(t *testing.T) {
+	bin, hello := build(t)
+	app := clusterApp(t, hello)
+	cfgs := writeClusterConfigs(t, t.TempDir(), 3, clusterFunctions(app, "hi", ""))
+	nodes := startCluster(t, bin, cfgs)
+
+	// A cold start on n1; then a request through n2's gateway is served by
+	// n1's idle instance instead of a cold start on n2.
+	resp, body := nodes[0].getH(t, "/hello")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Stoke-Node") != "n1" || resp.Header.Get("X-Stoke-Cold") != "true" {
+		t.Fatalf("first request on n1: %d node %q cold %q: %s", resp.StatusCode, resp.Header.Get("X-Stoke-Node"), resp.Header.Get("X-Stoke-Cold"), body)
+	}
+	nodes[0].waitOffered(t, "hello")
+	for _, n := range nodes[1:] {
+		resp, body := n.getH(t, "/hello/x?y=1")
+		if resp.StatusCode != 200 || !strings.Contains(body, "GET /hello/x") || resp.Header.Get("X-Stoke-Node") != "n1" || resp.Header.Get("X-Stoke-Cold") != "false" {
+			t.Fatalf("%s: %d node %q cold %q: %s\n%s", n.name, resp.StatusCode, resp.Header.Get("X-Stoke-Node"), resp.Header.Get("X-Stoke-Cold"), body, n.out.String())
+		}
+	}
+}
+
+// waitOffered polls the node's admin API until it offers an idle instance
+// of fn to the other nodes.
+func (n *clusterNode) waitOffered(t *testing.T, fn string) {
+	t.Helper()
+	poll(t, 10*time.Second, n.name+" to offer "+fn, func() bool {
+		for _, f := range n.functions(t) {
+			if f.Name == fn && f.Offered {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// functions is GET /v1/functions on the node's admin API.
+func (n *clusterNode) functions(t *testing.T) []admin.FunctionInfo {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+n.admin+"/v1/functions", nil)
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var fs []admin.FunctionInfo
+	if err := json.NewDecoder(resp.Body).Decode(&fs); err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }

@@ -44,6 +44,10 @@ type FunctionInfo struct {
 	Snapshot *runtime.Snapshot `json:"snapshot,omitempty"`
 	// Cache is the response cache's counters, for a function with one.
 	Cache *cache.Stats `json:"cache,omitempty"`
+	// Node is the node the function runs on (cluster mode); Offered says
+	// its idle instances are offered to the other nodes right now.
+	Node    string `json:"node,omitempty"`
+	Offered bool   `json:"offered,omitempty"`
 }
 
 // DeployResult says what a deploy changed.

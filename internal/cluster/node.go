@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -56,6 +57,11 @@ type Node struct {
 	objects jetstream.ObjectStore
 
 	fnChanged chan struct{}
+	claims    reservations // this node's instances claimed by others (claim.go)
+	offeredMu sync.Mutex
+	offered   map[string]bool // claim subjects subscribed
+	peerOnce  sync.Once
+	peerHTTP  *http.Client
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -323,6 +329,10 @@ func (n *Node) Name() string { return n.name }
 // Conn is the node's NATS connection.
 func (n *Node) Conn() *nats.Conn { return n.nc }
 
+// SetPeer sets the address of this node's peer listener, announced from
+// the next heartbeat on.
+func (n *Node) SetPeer(addr string) { n.members.setPeer(addr) }
+
 // Alive lists the nodes heard from within the last three heartbeats,
 // this one included, sorted by name.
 func (n *Node) Alive() []string { return n.members.alive() }
@@ -334,6 +344,7 @@ func (n *Node) MembersChanged() <-chan struct{} { return n.members.changed }
 // connection and shuts the embedded server down.
 func (n *Node) Close() {
 	n.cancel()
+	n.claims.releaseAll()
 	if n.members != nil {
 		n.members.stop()
 	}

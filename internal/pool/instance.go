@@ -15,6 +15,7 @@ type instance struct {
 	inflight int
 	served   int64
 	inFree   bool
+	slot     bool // holds a Limiter grant
 	created  time.Time
 	lastUsed time.Time // by Options.Clock: when it last became idle
 	prewarm  bool      // started ahead of a predicted request

@@ -55,6 +55,9 @@ type Options struct {
 	// Events, when set, is told of instance lifecycle events (for the
 	// function's log). Called without the pool's lock held.
 	Events func(Event)
+	// Limiter, when set, must grant every instance start (a cluster-wide
+	// max_instances; cluster.go).
+	Limiter Limiter
 	Logger *slog.Logger
 }
 
@@ -100,6 +103,12 @@ type Pool struct {
 	// app that cannot start does not spin.
 	warmBackoff time.Duration
 	warmRetryAt time.Time
+	// limited: the Limiter refused a start; nothing more starts until
+	// Rescale.
+	limited bool
+
+	idleCh  chan struct{} // IdleChanged (cluster.go)
+	wasIdle bool
 
 	ctx    context.Context // instance start context; cancelled by Close
 	cancel context.CancelFunc
@@ -127,7 +136,7 @@ func New(o Options) *Pool {
 		o.Clock = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{o: o, all: map[string]*instance{}, ctx: ctx, cancel: cancel, drained: make(chan struct{})}
+	p := &Pool{o: o, all: map[string]*instance{}, ctx: ctx, cancel: cancel, drained: make(chan struct{}), idleCh: make(chan struct{}, 1)}
 	p.ka.init(o.Policy, o.Clock())
 	return p
 }
@@ -152,14 +161,23 @@ type Lease struct {
 	QueueWait time.Duration
 	p         *Pool
 	in        *instance
+	done      func(discard bool)
 	once      sync.Once
 }
 
 // Release returns a healthy instance to the pool.
-func (l *Lease) Release() { l.once.Do(func() { l.p.release(l.in, false) }) }
+func (l *Lease) Release() { l.once.Do(func() { l.end(false) }) }
 
 // Discard stops the instance (it timed out or broke) and removes it.
-func (l *Lease) Discard() { l.once.Do(func() { l.p.release(l.in, true) }) }
+func (l *Lease) Discard() { l.once.Do(func() { l.end(true) }) }
+
+func (l *Lease) end(discard bool) {
+	if l.done != nil {
+		l.done(discard) // another node's instance (RemoteLease)
+		return
+	}
+	l.p.release(l.in, discard)
+}
 
 type waiter struct {
 	ch chan grant // buffered: granting never blocks under the lock
@@ -242,6 +260,7 @@ func (p *Pool) takeSlotLocked(in *instance) {
 	if in.inflight >= p.o.Concurrency && in.inFree {
 		p.removeFreeLocked(in)
 	}
+	p.noteIdleLocked()
 }
 
 // settleLocked sets a ready instance's state from what it is doing:
@@ -277,6 +296,7 @@ func (p *Pool) offerLocked(in *instance, cold bool) {
 	if in.inflight == 0 && !p.draining {
 		p.o.Budget.idle(in, p.ka.plan.Value)
 	}
+	p.noteIdleLocked()
 }
 
 func (p *Pool) removeFreeLocked(in *instance) {
@@ -287,6 +307,7 @@ func (p *Pool) removeFreeLocked(in *instance) {
 		}
 	}
 	in.inFree = false
+	p.noteIdleLocked()
 }
 
 func (p *Pool) removeWaiterLocked(w *waiter) bool {
@@ -306,6 +327,9 @@ func (p *Pool) removeWaiterLocked(w *waiter) bool {
 func (p *Pool) scaleLocked() {
 	if p.closed {
 		return
+	}
+	if p.limited {
+		return // until Rescale: the Limiter had no room
 	}
 	need := len(p.waiters) - p.starting*p.o.Concurrency
 	for need > 0 && len(p.all) < p.o.MaxInstances {
@@ -356,6 +380,9 @@ func (p *Pool) spawnLocked(prewarm bool) bool {
 
 func (p *Pool) boot(in *instance) {
 	defer p.wg.Done()
+	if p.o.Limiter != nil && !p.take(in) {
+		return
+	}
 	rt, err := p.o.Runtime.Start(p.ctx, in.id)
 	p.mu.Lock()
 	p.starting--
@@ -432,6 +459,10 @@ func (p *Pool) removeLocked(in *instance, final State) {
 	}
 	if in.prewarm && in.served == 0 {
 		p.ka.prewarmsUnused++
+	}
+	if in.slot {
+		in.slot = false
+		p.o.Limiter.Give()
 	}
 	p.transitionLocked(in, final)
 	delete(p.all, in.id)

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +21,9 @@ import (
 type clusterState struct {
 	stop context.CancelFunc // ends the loop following the cluster's functions
 	wg   sync.WaitGroup
+	// peer serves the node-to-node hop of claimed requests.
+	peerLn  net.Listener
+	peerSrv *http.Server
 }
 
 // joinCluster starts the node, deploys the functions of the node's file
@@ -30,6 +36,21 @@ func (s *Server) joinCluster(ctx context.Context, cfg *config.Config, yaml []byt
 		return err
 	}
 	s.node = n
+	if s.clus.peerLn, err = net.Listen("tcp", cfg.Cluster.PeerListen); err != nil {
+		return fmt.Errorf("cluster: listening on %s (cluster.peer_listen): %w", cfg.Cluster.PeerListen, err)
+	}
+	tc, err := n.PeerTLS()
+	if err != nil {
+		return err
+	}
+	s.clus.peerSrv = &http.Server{Handler: n.PeerHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
+	ln := s.clus.peerLn
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	go s.clus.peerSrv.Serve(ln)
+	_, port, _ := net.SplitHostPort(s.clus.peerLn.Addr().String())
+	n.SetPeer(net.JoinHostPort(cfg.Cluster.Advertise, port))
 	res, err := s.deployCluster(ctx, cfg, yaml, true)
 	if err != nil {
 		return err
@@ -48,6 +69,11 @@ func (s *Server) leaveCluster() {
 	if s.clus.stop != nil {
 		s.clus.stop()
 		s.clus.wg.Wait()
+	}
+	if s.clus.peerSrv != nil {
+		_ = s.clus.peerSrv.Close()
+	} else if s.clus.peerLn != nil {
+		s.clus.peerLn.Close()
 	}
 	if s.node != nil {
 		s.node.Close()
@@ -244,6 +270,17 @@ func (s *Server) syncCluster(ctx context.Context) error {
 		s.log.Info("following the cluster", "function", name, "version", v)
 	}
 	return nil
+}
+
+// offer routes d's requests through the cluster and offers its idle
+// instances to other nodes.
+func (s *Server) offer(d *deployed) {
+	if s.node == nil {
+		return
+	}
+	v := strconv.Itoa(d.version)
+	d.gw.Pool = s.node.NewRouter(d.cfg.Name, v, d.pool)
+	d.unoffer = s.node.Offer(d.cfg.Name, v, d.pool, d.cfg.Runtime == "lambda")
 }
 
 func sortedNames(fns map[string]*config.Function) []string {

@@ -136,6 +136,7 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 	var started []*deployed
 	fail := func(err error) (*admin.DeployResult, error) {
 		for _, d := range started {
+			d.stopOffer()
 			d.pool.Close()
 		}
 		return nil, err
@@ -170,6 +171,7 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 			}
 		}
 		d.pool.Start()
+		s.offer(d)
 		started = append(started, d)
 		next[f.Name] = d
 		res.Deployed[f.Name] = strconv.Itoa(v)
@@ -228,6 +230,7 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 			defer s.drains.Done()
 			dctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout+5*time.Second)
 			defer cancel()
+			d.stopOffer()
 			if err := d.pool.Drain(dctx); err != nil {
 				s.log.Warn("old version did not drain in time; stopping it", "function", d.cfg.Name, "version", d.version, "err", err)
 			}
@@ -482,6 +485,10 @@ func (s *Server) Functions() []admin.FunctionInfo {
 		if c := d.gw.Cache; c != nil {
 			st := c.Stats()
 			out[len(out)-1].Cache = &st
+		}
+		if s.node != nil {
+			out[len(out)-1].Node = s.node.Name()
+			out[len(out)-1].Offered = s.node.Offered(f.Name, strconv.Itoa(d.version))
 		}
 		if sn, ok := d.rt.(runtime.Snapshotter); ok {
 			if snap, ok := sn.Snapshot(); ok {

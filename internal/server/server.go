@@ -103,6 +103,15 @@ type deployed struct {
 	// waiting for keep_warm instances reports it at once.
 	startFailed chan error
 	deployedAt  time.Time
+	// unoffer stops offering the pool's idle instances to other nodes;
+	// nil for one node (cluster.go).
+	unoffer func()
+}
+
+func (d *deployed) stopOffer() {
+	if d.unoffer != nil {
+		d.unoffer()
+	}
 }
 
 // Start opens the store under cfg.DataDir, listens, and deploys cfg. Nothing
@@ -228,7 +237,7 @@ func (s *Server) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, d := range fns {
 		wg.Add(1)
-		go func() { defer wg.Done(); d.pool.Close() }()
+		go func() { defer wg.Done(); d.stopOffer(); d.pool.Close() }()
 	}
 	wg.Wait()
 	s.tunes.closeAll() // a tune cut off by the admin listener's close
