@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,4 +288,184 @@ func (n *clusterNode) functions(t *testing.T) []admin.FunctionInfo {
 		t.Fatal(err)
 	}
 	return fs
+}
+
+// instances counts the live instances of fn on each node, by state.
+func clusterInstances(t *testing.T, nodes []*clusterNode, fn string) map[string]int {
+	out := map[string]int{}
+	for _, n := range nodes {
+		if n.cmd.ProcessState != nil {
+			continue
+		}
+		for _, f := range n.functions(t) {
+			if f.Name == fn {
+				out[n.name] += len(f.Instances)
+			}
+		}
+	}
+	return out
+}
+
+func sum(m map[string]int) int {
+	t := 0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+func TestClusterLimits(t *testing.T) {
+	bin, hello := build(t)
+	app := clusterApp(t, hello)
+	fns := strings.Replace(clusterFunctions(app, "hi", ""), "max_instances: 4", "max_instances: 3\n    keep_warm: 2\n    idle_timeout: 10m", 1)
+	cfgs := writeClusterConfigs(t, t.TempDir(), 3, fns)
+	nodes := startCluster(t, bin, cfgs)
+
+	// keep_warm 2 means two instances in the cluster, on two nodes.
+	var warm map[string]int
+	poll(t, 10*time.Second, "two keep_warm instances in the cluster", func() bool {
+		warm = clusterInstances(t, nodes, "hello")
+		return sum(warm) == 2
+	})
+	for node, c := range warm {
+		if c > 1 {
+			t.Errorf("keep_warm 2 not spread: %v (node %s has %d)", warm, node, c)
+		}
+	}
+
+	// max_instances 3 holds for the whole cluster under load from all three
+	// gateways: no more than 3 distinct instances ever serve at once.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := range 12 {
+		n := nodes[i%3]
+		wg.Go(func() {
+			for range 4 {
+				code, _, _ := n.try("/hello/sleep?ms=150")
+				mu.Lock()
+				codes[code]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if codes[200] == 0 || codes[200]+codes[429] != 48 {
+		t.Errorf("answers under load: %v (want 200s and at most 429s)", codes)
+	}
+	if c := sum(clusterInstances(t, nodes, "hello")); c > 3 {
+		t.Errorf("%d instances after the load; max_instances is 3", c)
+	}
+	if peak := peakInstances(t, nodes, "hello"); peak > 3 || peak < 2 {
+		t.Errorf("%d distinct instances served at once across the cluster; max_instances is 3", peak)
+	}
+
+	// kill -9 of a node holding a keep_warm instance: the others restore
+	// keep_warm 2 within seconds, and keep serving.
+	var victim *clusterNode
+	for _, n := range nodes {
+		if warm[n.name] > 0 && n != nodes[0] {
+			victim = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no keep_warm instance on n2 or n3: %v", warm)
+	}
+	victim.cmd.Process.Kill()
+	victim.cmd.Wait()
+	killed := time.Now()
+	var rest []*clusterNode
+	for _, n := range nodes {
+		if n != victim {
+			rest = append(rest, n)
+		}
+	}
+	defer func() {
+		if t.Failed() {
+			for _, n := range rest {
+				t.Logf("%s:\n%s", n.name, n.out.String())
+			}
+		}
+	}()
+	poll(t, 15*time.Second, "keep_warm restored on the surviving nodes", func() bool {
+		idle := 0
+		for _, n := range rest {
+			for _, f := range n.functions(t) {
+				for _, in := range f.Instances {
+					if f.Name == "hello" && in.State == "idle" {
+						idle++
+					}
+				}
+			}
+		}
+		return idle >= 2
+	})
+	t.Logf("keep_warm restored %s after kill -9 of %s", time.Since(killed).Round(time.Millisecond), victim.name)
+	for _, n := range rest {
+		if code, _, body := n.try("/hello"); code != 200 {
+			t.Errorf("%s after %s was killed: %d %s", n.name, victim.name, code, body)
+		}
+	}
+	// The killed node's instances were its children's: it leaves none.
+	for _, p := range procsUnder(filepath.Dir(victim.cfg)) {
+		pid := strings.Fields(p)[0]
+		syscallKill(pid)
+	}
+}
+
+// peakInstances is the largest number of distinct instances whose
+// invocations overlap in time, over every node's records.
+func peakInstances(t *testing.T, nodes []*clusterNode, fn string) int {
+	type span struct {
+		inst       string
+		start, end time.Time
+	}
+	var spans []span
+	for _, n := range nodes {
+		req, _ := http.NewRequest("GET", "http://"+n.admin+"/v1/functions/"+fn+"/invocations?limit=1000", nil)
+		req.Header.Set("Authorization", "Bearer "+clusterToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []struct {
+			InstanceID          string
+			Start               time.Time
+			QueueMS, DurationMS float64
+		}
+		err = json.NewDecoder(resp.Body).Decode(&recs)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.InstanceID == "" {
+				continue
+			}
+			// Remote instances are named node/id on the record.
+			id := r.InstanceID
+			if _, after, ok := strings.Cut(id, "/"); ok {
+				id = after
+			}
+			s := r.Start.Add(time.Duration(r.QueueMS * float64(time.Millisecond)))
+			spans = append(spans, span{id, s, s.Add(time.Duration(r.DurationMS * float64(time.Millisecond)))})
+		}
+	}
+	peak := 0
+	for _, a := range spans {
+		at := map[string]bool{}
+		for _, b := range spans {
+			if !b.start.After(a.start) && b.end.After(a.start) {
+				at[b.inst] = true
+			}
+		}
+		peak = max(peak, len(at))
+	}
+	return peak
+}
+
+func syscallKill(pid string) {
+	if p, err := strconv.Atoi(pid); err == nil {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
 }

@@ -16,8 +16,10 @@ import (
 // not heard from for three heartbeats is lost. JetStream carries the
 // heartbeats; the only rule here is the timeout.
 type members struct {
-	n       *Node
-	changed chan struct{} // buffered: a signal, not a queue
+	n *Node
+	// watchers are signalled on every change; buffered: a signal, not a
+	// queue.
+	watchers map[chan struct{}]bool
 
 	mu   sync.Mutex
 	seen map[string]time.Time
@@ -37,7 +39,7 @@ type NodeInfo struct {
 }
 
 func newMembers(n *Node) *members {
-	return &members{n: n, changed: make(chan struct{}, 1), seen: map[string]time.Time{}, info: map[string]NodeInfo{}}
+	return &members{n: n, watchers: map[chan struct{}]bool{}, seen: map[string]time.Time{}, info: map[string]NodeInfo{}}
 }
 
 func (m *members) start(ctx context.Context) error {
@@ -132,14 +134,16 @@ func (m *members) loop() {
 
 // check recomputes the alive set and signals a change.
 func (m *members) check() {
-	now := m.alive()
 	m.mu.Lock()
-	same := slices.Equal(now, m.last)
+	now := m.aliveLocked()
+	defer m.mu.Unlock()
+	if slices.Equal(now, m.last) {
+		return
+	}
 	m.last = now
-	m.mu.Unlock()
-	if !same {
+	for ch := range m.watchers {
 		select {
-		case m.changed <- struct{}{}:
+		case ch <- struct{}{}:
 		default:
 		}
 	}
@@ -148,6 +152,10 @@ func (m *members) check() {
 func (m *members) alive() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.aliveLocked()
+}
+
+func (m *members) aliveLocked() []string {
 	limit := time.Now().Add(-3 * m.n.o.Heartbeat)
 	out := []string{m.n.name}
 	for name, t := range m.seen {
@@ -172,4 +180,18 @@ func (m *members) stop() {
 			_ = m.watcher.Stop()
 		}
 	})
+}
+
+// watch returns a channel signalled whenever the alive set changes, and
+// a function to stop.
+func (m *members) subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	m.mu.Lock()
+	m.watchers[ch] = true
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		delete(m.watchers, ch)
+		m.mu.Unlock()
+	}
 }

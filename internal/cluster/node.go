@@ -337,8 +337,9 @@ func (n *Node) SetPeer(addr string) { n.members.setPeer(addr) }
 // this one included, sorted by name.
 func (n *Node) Alive() []string { return n.members.alive() }
 
-// MembersChanged is signalled whenever a node joins or is lost.
-func (n *Node) MembersChanged() <-chan struct{} { return n.members.changed }
+// WatchMembers returns a channel signalled whenever a node joins or is
+// lost, and a function that stops it.
+func (n *Node) WatchMembers() (<-chan struct{}, func()) { return n.members.subscribe() }
 
 // Close leaves the cluster: it stops announcing the node, closes the
 // connection and shuts the embedded server down.

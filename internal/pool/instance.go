@@ -47,6 +47,9 @@ func (p *Pool) Instances() []Info {
 	out := make([]Info, 0, len(p.all))
 	var rts []runtime.Instance
 	for _, in := range p.all {
+		if in.rt == nil && p.o.Limiter != nil && !in.slot {
+			continue // not an instance yet: waiting for the Limiter's room
+		}
 		st := in.state
 		i := Info{ID: in.id, State: st, Inflight: in.inflight, Served: in.served, Age: now.Sub(in.created), Prewarm: in.prewarm && in.served == 0}
 		if in.rt != nil && st == StateIdle {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"net/http"
 	"sort"
 	"strconv"
@@ -36,6 +37,18 @@ func (s *Server) joinCluster(ctx context.Context, cfg *config.Config, yaml []byt
 		return err
 	}
 	s.node = n
+	// keep_warm is shared among the nodes seen alive: see the configured
+	// peers first (their heartbeats follow the quorum within a beat or
+	// two), so a boot does not start every keep_warm instance here.
+	peers := 1
+	for _, r := range cfg.Cluster.Routes {
+		if u, err := url.Parse(r); err == nil && u.Host != cfg.Cluster.Listen {
+			peers++
+		}
+	}
+	for deadline := time.Now().Add(3 * time.Second); len(n.Alive()) < peers && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if s.clus.peerLn, err = net.Listen("tcp", cfg.Cluster.PeerListen); err != nil {
 		return fmt.Errorf("cluster: listening on %s (cluster.peer_listen): %w", cfg.Cluster.PeerListen, err)
 	}
@@ -61,7 +74,29 @@ func (s *Server) joinCluster(ctx context.Context, cfg *config.Config, yaml []byt
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.clus.stop = stop
 	s.clus.wg.Go(func() { s.followCluster(lctx) })
+	s.clus.wg.Go(func() { s.spreadKeepWarm(lctx) })
 	return nil
+}
+
+// spreadKeepWarm gives each pool this node's share of its function's
+// keep_warm whenever a node joins or is lost: a lost node's keep_warm
+// instances are started on the others.
+func (s *Server) spreadKeepWarm(ctx context.Context) {
+	changed, stop := s.node.WatchMembers()
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		alive := s.node.Alive()
+		s.mu.Lock()
+		for name, d := range s.fns {
+			d.pool.SetKeepWarm(cluster.KeepWarmShare(name, s.node.Name(), d.cfg.KeepWarm, alive))
+		}
+		s.mu.Unlock()
+	}
 }
 
 // leaveCluster stops following the cluster and leaves it.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
+	"github.com/stokehq/stoke/internal/cluster"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/keepalive"
@@ -136,8 +137,7 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 	var started []*deployed
 	fail := func(err error) (*admin.DeployResult, error) {
 		for _, d := range started {
-			d.stopOffer()
-			d.pool.Close()
+			d.close()
 		}
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 		d.fp = ao.fp(f)
 		if pr, ok := d.rt.(runtime.Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
-				d.pool.Close()
+				d.close()
 				return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start: %v\nThe previous version keeps serving.", f.Name, v, err)})
 			}
 		}
@@ -234,7 +234,7 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 			if err := d.pool.Drain(dctx); err != nil {
 				s.log.Warn("old version did not drain in time; stopping it", "function", d.cfg.Name, "version", d.version, "err", err)
 			}
-			d.pool.Close()
+			d.close()
 		}()
 	}
 	for name, v := range res.Deployed {
@@ -258,10 +258,17 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 	}
 	name := f.Name
 	failed := make(chan error, 1)
+	keepWarm, limiter, limit := f.KeepWarm, pool.Limiter(nil), (*cluster.Limit)(nil)
+	if s.node != nil {
+		keepWarm = cluster.KeepWarmShare(name, s.node.Name(), f.KeepWarm, s.node.Alive())
+		limit = s.node.NewLimit(name, ver, f.MaxInstances)
+		limiter = limit
+	}
 	p := pool.New(pool.Options{
 		Runtime:      rt,
 		MaxInstances: f.MaxInstances,
-		KeepWarm:     f.KeepWarm,
+		KeepWarm:     keepWarm,
+		Limiter:      limiter,
 		Concurrency:  f.Concurrency,
 		QueueSize:    cfg.Gateway.QueueSize,
 		// A new version learns its traffic afresh; the node's mean size
@@ -280,7 +287,10 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		},
 		Logger: s.log,
 	})
-	return &deployed{cfg: f, iso: iso, version: version, pool: p, rt: rt, startFailed: failed, deployedAt: time.Now(), gw: &gateway.Function{
+	if limit != nil {
+		limit.Start(p.Rescale)
+	}
+	return &deployed{cfg: f, iso: iso, version: version, pool: p, limit: limit, rt: rt, startFailed: failed, deployedAt: time.Now(), gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
@@ -435,7 +445,9 @@ func (l *lockedBuffer) String() string {
 }
 
 func waitWarm(ctx context.Context, d *deployed) error {
-	if d.cfg.KeepWarm == 0 {
+	// This node's share of keep_warm in a cluster.
+	keepWarm := d.pool.KeepWarm()
+	if keepWarm == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.InitTimeout+5*time.Second)
@@ -449,7 +461,7 @@ func waitWarm(ctx context.Context, d *deployed) error {
 				ready++
 			}
 		}
-		if ready >= d.cfg.KeepWarm {
+		if ready >= keepWarm {
 			return nil
 		}
 		select {
@@ -458,7 +470,7 @@ func waitWarm(ctx context.Context, d *deployed) error {
 			// timeout later: the pool would only retry the same start.
 			return fmt.Errorf("an instance failed to start: %w", err)
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d keep_warm instances ready after %s (init_timeout %s); stoke logs %s shows their output", ready, d.cfg.KeepWarm, d.cfg.InitTimeout+5*time.Second, d.cfg.InitTimeout, d.cfg.Name)
+			return fmt.Errorf("%d of %d keep_warm instances ready after %s (init_timeout %s); stoke logs %s shows their output", ready, keepWarm, d.cfg.InitTimeout+5*time.Second, d.cfg.InitTimeout, d.cfg.Name)
 		case <-t.C:
 		}
 	}

@@ -106,11 +106,21 @@ type deployed struct {
 	// unoffer stops offering the pool's idle instances to other nodes;
 	// nil for one node (cluster.go).
 	unoffer func()
+	limit   *cluster.Limit // max_instances cluster-wide; nil for one node
 }
 
 func (d *deployed) stopOffer() {
 	if d.unoffer != nil {
 		d.unoffer()
+	}
+}
+
+// close stops the pool and what the cluster holds for it.
+func (d *deployed) close() {
+	d.stopOffer()
+	d.pool.Close()
+	if d.limit != nil {
+		d.limit.Close()
 	}
 }
 
@@ -237,7 +247,7 @@ func (s *Server) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, d := range fns {
 		wg.Add(1)
-		go func() { defer wg.Done(); d.stopOffer(); d.pool.Close() }()
+		go func() { defer wg.Done(); d.close() }()
 	}
 	wg.Wait()
 	s.tunes.closeAll() // a tune cut off by the admin listener's close
