@@ -39,8 +39,8 @@ const (
 	hdrErrType    = "X-Stoke-Peer-Error-Type"
 	// hdrNonce is a per-request secret the error fields are prefixed
 	// with, so an app's own response fields cannot pose as Stoke's.
-	hdrNonce = "X-Stoke-Peer-Nonce"
-	hdrMaxMemory  = "X-Stoke-Peer-Max-Memory"
+	hdrNonce     = "X-Stoke-Peer-Nonce"
+	hdrMaxMemory = "X-Stoke-Peer-Max-Memory"
 	// HeaderNode names the node that served a response.
 	HeaderNode = "X-Stoke-Node"
 )

@@ -58,7 +58,7 @@ type Options struct {
 	// Limiter, when set, must grant every instance start (a cluster-wide
 	// max_instances; cluster.go).
 	Limiter Limiter
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
 
 // EventKind is what happened to an instance.
