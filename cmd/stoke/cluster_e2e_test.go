@@ -93,6 +93,7 @@ admin:
 data_dir: data
 gateway:
   timeout: 5s
+invoke_api: {auth: none}
 cluster:
   name: e2e
   node: n%d
@@ -314,10 +315,10 @@ func sum(m map[string]int) int {
 	return t
 }
 
-func TestClusterLimits(t *testing.T) {
+func TestClusterLimitsAndNodeLoss(t *testing.T) {
 	bin, hello := build(t)
 	app := clusterApp(t, hello)
-	fns := strings.Replace(clusterFunctions(app, "hi", ""), "max_instances: 4", "max_instances: 3\n    keep_warm: 2\n    idle_timeout: 10m", 1)
+	fns := strings.Replace(clusterFunctions(app, "hi", ""), "max_instances: 4", "max_instances: 3\n    keep_warm: 2\n    idle_timeout: 1s", 1)
 	cfgs := writeClusterConfigs(t, t.TempDir(), 3, fns)
 	nodes := startCluster(t, bin, cfgs)
 
@@ -360,6 +361,13 @@ func TestClusterLimits(t *testing.T) {
 		t.Errorf("%d distinct instances served at once across the cluster; max_instances is 3", peak)
 	}
 
+	// Instances beyond keep_warm are reaped after idle_timeout, down to
+	// keep_warm 2 in the cluster.
+	poll(t, 15*time.Second, "the cluster back at keep_warm 2", func() bool {
+		warm = clusterInstances(t, nodes, "hello")
+		return sum(warm) == 2
+	})
+
 	// kill -9 of a node holding a keep_warm instance: the others restore
 	// keep_warm 2 within seconds, and keep serving.
 	var victim *clusterNode
@@ -370,6 +378,24 @@ func TestClusterLimits(t *testing.T) {
 	}
 	if victim == nil {
 		t.Fatalf("no keep_warm instance on n2 or n3: %v", warm)
+	}
+	// Event invocations accepted by every node, each taking a second:
+	// the victim's workers hold some when it dies.
+	var events []string
+	payload := `{"version":"2.0","rawPath":"/hello/sleep","rawQueryString":"ms=1000","requestContext":{"http":{"method":"GET"}}}`
+	for i := range 9 {
+		n := nodes[i%3]
+		req, _ := http.NewRequest("POST", "http://"+n.gw+"/2015-03-31/functions/hello/invocations", strings.NewReader(payload))
+		req.Header.Set("X-Amz-Invocation-Type", "Event")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("Event on %s: %d", n.name, resp.StatusCode)
+		}
+		events = append(events, resp.Header.Get("X-Amzn-Requestid"))
 	}
 	victim.cmd.Process.Kill()
 	victim.cmd.Wait()
@@ -406,11 +432,54 @@ func TestClusterLimits(t *testing.T) {
 			t.Errorf("%s after %s was killed: %d %s", n.name, victim.name, code, body)
 		}
 	}
+	// No accepted event is lost: each succeeds on a surviving node (the
+	// victim's were handed to them after JetStream's ack wait).
+	poll(t, 60*time.Second, "every Event invocation to succeed on the surviving nodes", func() bool {
+		ok := map[string]bool{}
+		for _, n := range rest {
+			for _, r := range n.records(t, "hello") {
+				if r.Status == 200 {
+					ok[r.RequestID] = true
+				}
+			}
+		}
+		for _, id := range events {
+			if !ok[id] {
+				return false
+			}
+		}
+		return true
+	})
 	// The killed node's instances were its children's: it leaves none.
 	for _, p := range procsUnder(filepath.Dir(victim.cfg)) {
 		pid := strings.Fields(p)[0]
 		syscallKill(pid)
 	}
+}
+
+type e2eRecord struct {
+	RequestID           string
+	InstanceID          string
+	Status              int
+	Start               time.Time
+	QueueMS, DurationMS float64
+}
+
+// records is the node's invocations of fn (its own SQLite only).
+func (n *clusterNode) records(t *testing.T, fn string) []e2eRecord {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+n.admin+"/v1/functions/"+fn+"/invocations?limit=1000&local=1", nil)
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var recs []e2eRecord
+	if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
 // peakInstances is the largest number of distinct instances whose
@@ -422,23 +491,7 @@ func peakInstances(t *testing.T, nodes []*clusterNode, fn string) int {
 	}
 	var spans []span
 	for _, n := range nodes {
-		req, _ := http.NewRequest("GET", "http://"+n.admin+"/v1/functions/"+fn+"/invocations?limit=1000", nil)
-		req.Header.Set("Authorization", "Bearer "+clusterToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var recs []struct {
-			InstanceID          string
-			Start               time.Time
-			QueueMS, DurationMS float64
-		}
-		err = json.NewDecoder(resp.Body).Decode(&recs)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
+		for _, r := range n.records(t, fn) {
 			if r.InstanceID == "" {
 				continue
 			}

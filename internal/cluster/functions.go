@@ -187,27 +187,32 @@ func (n *Node) Fetch(ctx context.Context, d *Definition) (*config.Function, erro
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, err
 		}
-		obj, err := n.objects.Get(ctx, d.Artifact)
-		// Reads are served by any replica (direct get), which may not have
-		// the object yet right after it was stored: ask again briefly.
-		for try := 0; errors.Is(err, jetstream.ErrObjectNotFound) && try < 50; try++ {
+		// Reads are served by any replica, which may not have all of the
+		// object yet right after it was stored: a missing or torn object
+		// is read again, briefly.
+		err := n.fetch(ctx, d, dir)
+		for try := 0; try < 50 && (errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrDigestMismatch)); try++ {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(100 * time.Millisecond):
 			}
-			obj, err = n.objects.Get(ctx, d.Artifact)
+			err = n.fetch(ctx, d, dir)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cluster: fetching the files of %s version %d: %w", d.Function.Name, d.Version, err)
 		}
-		err = unpack(obj, dir)
-		obj.Close()
-		if err != nil {
-			return nil, fmt.Errorf("cluster: function %s: %w", d.Function.Name, err)
-		}
 	}
 	return relocate(d.Function, dir), nil
+}
+
+func (n *Node) fetch(ctx context.Context, d *Definition, dir string) error {
+	obj, err := n.objects.Get(ctx, d.Artifact)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	return unpack(obj, dir)
 }
 
 // relocate returns a copy of f whose cwd is dir, with the paths that were

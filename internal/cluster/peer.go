@@ -90,6 +90,8 @@ func (n *Node) serveHTTP(w http.ResponseWriter, r *http.Request, l *pool.Lease, 
 	r.Header.Del(hdrRemoteAddr)
 	r.Header.Del(hdrNonce)
 	w.Header().Set(HeaderNode, n.name)
+	// The instance's peak so far: the fields go out before the body.
+	w.Header().Set(hdrMaxMemory, strconv.Itoa(l.Instance.MaxMemoryMB()))
 	sw := &httpwire.Capture{W: w}
 	err := l.Instance.Invoke(sw, r)
 	var invalid *httpwire.RequestError
@@ -297,6 +299,7 @@ func (ri *remoteInstance) Invoke(w http.ResponseWriter, r *http.Request) error {
 		}
 		return &runtime.Error{Type: typ, Message: string(msg), Status: resp.StatusCode}
 	}
+	ri.maxMem, _ = strconv.Atoi(resp.Header.Get(hdrMaxMemory))
 	h := w.Header()
 	httpwire.CopyResponseHeader(h, resp.Header)
 	h.Del(hdrErrType)

@@ -36,7 +36,6 @@ import (
 	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
-	"github.com/stokehq/stoke/internal/store"
 )
 
 const maxLogTail = 4 << 10 // X-Amz-Log-Result
@@ -62,7 +61,7 @@ type Options struct {
 	Region, AccountID string // in ARNs and the SigV4 credential scope
 	Auth              string // "sigv4" (default) or "none"
 	Credentials       []config.Credential
-	Store             *store.Store // the Event queue; without it Event invocations get 500
+	Store             Queue // the Event queue (queue.go); without it Event invocations get 500
 	Logger            *slog.Logger
 	// MaxAsyncAttempts bounds the attempts of an Event invocation; default
 	// 3, Lambda's first try and 2 retries.

@@ -182,9 +182,17 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	} else if _, err = s.apply(ctx, cfg, yaml, applyOpts{}); err != nil {
 		return nil, err
 	}
+	var queue invokeapi.Queue = s.st
+	if s.node != nil {
+		// A cluster's Event queue is JetStream's: any node's workers take
+		// an event, and one whose node died is delivered again.
+		if queue, err = s.node.EventQueue(ctx); err != nil {
+			return nil, err
+		}
+	}
 	s.invoke = invokeapi.New(invokeBackend{s}, invokeapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, Auth: cfg.InvokeAPI.Auth, Credentials: cfg.InvokeAPI.Credentials,
-		Store: s.st, Logger: s.log,
+		Store: queue, Logger: s.log,
 	})
 	// Finished Event invocations are kept a week (Lambda keeps an event up
 	// to 6 hours; the outcome is worth longer); pruned at each start.
