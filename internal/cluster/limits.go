@@ -18,8 +18,8 @@ import (
 // instance count ({"n1": 2, "n3": 1}). A node starts an instance only
 // after a compare-and-swap that raises its own count while the sum over
 // live nodes stays within max_instances; it lowers its count when an
-// instance is gone. Counts of lost nodes (no heartbeat for three beats)
-// are ignored and dropped at the next write. Failure modes (docs/cluster.md):
+// instance is gone. Counts of nodes not heard from for ten heartbeats are
+// ignored and dropped at the next write. Failure modes (docs/cluster.md):
 // without a JetStream quorum no instance starts (warm ones keep serving);
 // a node cut off from the majority keeps its instances while the majority
 // stops counting them, so during a partition the cluster can run up to
@@ -133,7 +133,7 @@ func (l *Limit) counts(e jetstream.KeyValueEntry, local int) (map[string]int, in
 	if e != nil && e.Operation() == jetstream.KeyValuePut {
 		_ = json.Unmarshal(e.Value(), &m)
 	}
-	alive := l.n.Alive()
+	alive := l.n.members.heard(countedFor * l.n.o.Heartbeat)
 	total := 0
 	for node, c := range m {
 		if node == l.n.name || !slices.Contains(alive, node) || c <= 0 {

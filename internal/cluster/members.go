@@ -11,6 +11,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// lostAfter heartbeats without news, a node is lost: its keep_warm share
+// moves. countedFor heartbeats without news, its instances stop counting
+// against max_instances: longer, so a node slowed down (a loaded machine
+// delays its heartbeats) is not taken for lost while its instances run.
+const (
+	lostAfter  = 3
+	countedFor = 10
+)
+
 // members knows which nodes are alive: each node puts its key in the
 // nodes bucket every heartbeat, and every node watches the bucket. A node
 // not heard from for three heartbeats is lost. JetStream carries the
@@ -155,8 +164,17 @@ func (m *members) alive() []string {
 	return m.aliveLocked()
 }
 
-func (m *members) aliveLocked() []string {
-	limit := time.Now().Add(-3 * m.n.o.Heartbeat)
+func (m *members) aliveLocked() []string { return m.heardLocked(lostAfter * m.n.o.Heartbeat) }
+
+// heard lists the nodes heard from within d, this one included.
+func (m *members) heard(d time.Duration) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.heardLocked(d)
+}
+
+func (m *members) heardLocked(d time.Duration) []string {
+	limit := time.Now().Add(-d)
 	out := []string{m.n.name}
 	for name, t := range m.seen {
 		if name != m.n.name && t.After(limit) {

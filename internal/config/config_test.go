@@ -202,7 +202,7 @@ func TestErrors(t *testing.T) {
 		want       string // the whole message, or a prefix of it ending in "..."
 	}{
 		{"unknown top key", "listen: :80\nzone: us-east-1a\n",
-			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, data_dir, functions, gateway, invoke_api, listen, memory_budget, region, sandbox, tls"},
+			"stoke.yaml:2: zone: unknown key; allowed: account_id, admin, billing, cluster, data_dir, functions, gateway, invoke_api, listen, memory_budget, region, sandbox, tls"},
 		{"user root by number", fn("    user: 0\n"), `stoke.yaml:4: functions.hello.user: "0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
 		{"user root group", fn("    user: 1000:0\n"), `stoke.yaml:4: functions.hello.user: "1000:0"; allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
 		{"user root by name", fn("    user: root\n"), `stoke.yaml:4: functions.hello.user: user "root" is root (uid 0, gid 0); allowed: a user name of this host, or UID or UID:GID, never 0 (root)`},
