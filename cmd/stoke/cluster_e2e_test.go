@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -256,6 +257,41 @@ func TestClusterFirstFreeServes(t *testing.T) {
 		resp, body := n.getH(t, "/hello/x?y=1")
 		if resp.StatusCode != 200 || !strings.Contains(body, "GET /hello/x") || resp.Header.Get("X-Stoke-Node") != "n1" || resp.Header.Get("X-Stoke-Cold") != "false" {
 			t.Fatalf("%s: %d node %q cold %q: %s\n%s", n.name, resp.StatusCode, resp.Header.Get("X-Stoke-Node"), resp.Header.Get("X-Stoke-Cold"), body, n.out.String())
+		}
+	}
+
+	// One view from any node: instances, invocations, logs, cost and
+	// metrics of the whole cluster, each naming its node.
+	n3 := nodes[2]
+	out, err := n3.cli("ls")
+	if err != nil || !regexp.MustCompile(`(?m)^NODE\s+FUNCTION\s+INSTANCE`).MatchString(out) || !regexp.MustCompile(`(?m)^n1\s+hello\s+\w+\s+idle`).MatchString(out) {
+		t.Errorf("stoke ls on n3: %v\n%s", err, out)
+	}
+	out, err = n3.cli("invocations", "hello")
+	if err != nil || !strings.Contains(out, "NODE") || strings.Count(out, " n1\n")+strings.Count(out, " n2\n")+strings.Count(out, " n3\n") != 3 ||
+		!strings.Contains(out, " n1\n") || !strings.Contains(out, " n2\n") {
+		t.Errorf("stoke invocations on n3 (one record on each node, the remote ones naming n1's instance): %v\n%s", err, out)
+	}
+	out, err = nodes[1].cli("logs", "hello")
+	if err != nil || !strings.Contains(out, " n1 INSTANCE ") || !strings.Contains(out, " n2 START RequestId: ") || !strings.Contains(out, " n3 REPORT RequestId: ") {
+		t.Errorf("stoke logs on n2 (n1's instance lines, n2's and n3's invocation lines): %v\n%s", err, out)
+	}
+	out, err = nodes[1].cli("cost", "hello")
+	if err != nil || !regexp.MustCompile(`hello\s+3\s`).MatchString(out) {
+		t.Errorf("stoke cost on n2 (three invocations in the cluster): %v\n%s", err, out)
+	}
+	req, _ := http.NewRequest("GET", "http://"+n3.admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	mresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, node := range []string{"n1", "n2", "n3"} {
+		if !regexp.MustCompile(`stoke_invocations_total\{[^}]*function="hello"[^}]*node="` + node + `"[^}]*\} 1`).Match(metrics) {
+			t.Errorf("/metrics on n3 has no invocation of hello counted on %s:\n%s", node, metrics)
+			break
 		}
 	}
 }

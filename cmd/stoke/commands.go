@@ -140,10 +140,23 @@ func lsCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
 			tw = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "FUNCTION\tINSTANCE\tSTATE\tPID\tMEMORY USED\tMAX USED\tINIT\tSERVED\tAGE")
+			// A cluster's view names each instance's node.
+			clustered := false
 			for _, f := range fns {
 				for _, in := range f.Instances {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d MB\t%d MB\t%.2f ms\t%d\t%s\n", f.Name, in.ID, in.State, in.Pid,
+					clustered = clustered || in.Node != ""
+				}
+			}
+			node := func(n string) string {
+				if clustered {
+					return n + "\t"
+				}
+				return ""
+			}
+			fmt.Fprintln(tw, node("NODE")+"FUNCTION\tINSTANCE\tSTATE\tPID\tMEMORY USED\tMAX USED\tINIT\tSERVED\tAGE")
+			for _, f := range fns {
+				for _, in := range f.Instances {
+					fmt.Fprintf(tw, "%s%s\t%s\t%s\t%d\t%d/%d MB\t%d MB\t%.2f ms\t%d\t%s\n", node(in.Node), f.Name, in.ID, in.State, in.Pid,
 						in.MemoryMB, f.MemoryMB, in.MaxMemoryMB, in.InitMS, in.Served, in.Age.Round(time.Second))
 				}
 			}
@@ -303,7 +316,11 @@ Each line is printed after its local time. --follow keeps following.
 					continue
 				}
 				n++
-				fmt.Fprintf(out, "%s %s\n", l.Time.Local().Format("15:04:05.000"), l.Text)
+				if l.Node != "" { // a cluster's merged log
+					fmt.Fprintf(out, "%s %s %s\n", l.Time.Local().Format("15:04:05.000"), l.Node, l.Text)
+				} else {
+					fmt.Fprintf(out, "%s %s\n", l.Time.Local().Format("15:04:05.000"), l.Text)
+				}
 				if follow {
 					out.Flush()
 				}
@@ -371,7 +388,14 @@ was ready) shows as "COLD (boost)".`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tREQUEST ID\tVERSION\tCOLD\tINIT ms\tQUEUE ms\tDURATION ms\tBILLED ms\tMAX MEM\tSTATUS\tERROR\tINSTANCE")
+			clustered := len(recs) > 0 && recs[0].Node != ""
+			node := func(n string) string {
+				if clustered {
+					return "\t" + n
+				}
+				return ""
+			}
+			fmt.Fprintln(tw, "TIME\tREQUEST ID\tVERSION\tCOLD\tINIT ms\tQUEUE ms\tDURATION ms\tBILLED ms\tMAX MEM\tSTATUS\tERROR\tINSTANCE"+node("NODE"))
 			for _, r := range recs {
 				coldS, init := "warm", "-"
 				if r.Cold {
@@ -380,8 +404,8 @@ was ready) shows as "COLD (boost)".`,
 						coldS = "COLD (boost)" // its init ran without the CPU quota
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%d\t%d/%d MB\t%d\t%s\t%s\n", r.Start.Local().Format("15:04:05.000"), r.RequestID, r.Version,
-					coldS, init, r.QueueMS, r.DurationMS, r.BilledMS, r.MaxMemoryMB, r.MemoryMB, r.Status, r.ErrorType, r.InstanceID)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%d\t%d/%d MB\t%d\t%s\t%s%s\n", r.Start.Local().Format("15:04:05.000"), r.RequestID, r.Version,
+					coldS, init, r.QueueMS, r.DurationMS, r.BilledMS, r.MaxMemoryMB, r.MemoryMB, r.Status, r.ErrorType, r.InstanceID, node(r.Node))
 			}
 			return tw.Flush()
 		},

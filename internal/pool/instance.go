@@ -38,6 +38,9 @@ type Info struct {
 	MaxMemoryMB int           `json:"max_memory_used_mb"`
 	// Prewarm: started ahead of a predicted request, not yet used.
 	Prewarm bool `json:"prewarm,omitempty"`
+	// Node is the cluster node the instance runs on (set by the cluster's
+	// merged view; empty on one node).
+	Node string `json:"node,omitempty"`
 }
 
 // Instances lists the pool's live instances, oldest first.

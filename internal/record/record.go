@@ -25,6 +25,9 @@ type Record struct {
 	// an error the function reported itself.
 	ErrorMessage string `json:",omitempty"`
 	InstanceID   string
+	// Node is the cluster node whose store holds the record (set by the
+	// cluster's merged view; empty on one node).
+	Node         string `json:",omitempty"`
 	Method, Path string
 	// Cache is what the function's response cache did ("" for a function
 	// without one): for an invocation, why it was forwarded (uri-miss,

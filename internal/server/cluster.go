@@ -37,6 +37,9 @@ func (s *Server) joinCluster(ctx context.Context, cfg *config.Config, yaml []byt
 		return err
 	}
 	s.node = n
+	if err := s.serveViews(); err != nil {
+		return fmt.Errorf("cluster: answering views: %w", err)
+	}
 	// keep_warm is shared among the nodes seen alive: see the configured
 	// peers first (their heartbeats follow the quorum within a beat or
 	// two), so a boot does not start every keep_warm instance here.

@@ -26,12 +26,18 @@ func prices(b config.Billing) cost.Prices {
 	}
 }
 
-// Metrics serves /metrics (admin API).
-func (s *Server) Metrics() http.Handler { return s.metrics.Handler() }
+// Metrics serves /metrics (admin API); a cluster's merges every node's
+// (views.go).
+func (s *Server) Metrics() http.Handler {
+	if s.node != nil {
+		return http.HandlerFunc(s.clusterMetrics)
+	}
+	return s.metrics.Handler()
+}
 
 // instanceCounts feeds stoke_instances from the pools on each scrape.
 func (s *Server) instanceCounts() []metrics.FunctionInstances {
-	fns := s.Functions()
+	fns := s.localFunctions() // each node counts its own; a cluster labels them by node
 	out := make([]metrics.FunctionInstances, 0, len(fns))
 	for _, f := range fns {
 		by := map[string]int{}
@@ -67,7 +73,7 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 		live[name] = p.KeepAlive().IdleGBSeconds
 	}
 
-	us, err := s.st.Usage(ctx, function, from, s.prices.Granularity)
+	us, err := s.usage(ctx, function, from)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +101,7 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 			continue
 		}
 		sum := s.prices.Summarize(u, f.Memory, f.KeepWarm, up)
-		arr, err := s.st.Arrivals(ctx, u.Function, from)
+		arr, err := s.arrivals(ctx, u.Function, from)
 		if err != nil {
 			return nil, err
 		}

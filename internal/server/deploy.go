@@ -476,8 +476,9 @@ func waitWarm(ctx context.Context, d *deployed) error {
 	}
 }
 
-// Functions lists deployed functions for `stoke ls`.
-func (s *Server) Functions() []admin.FunctionInfo {
+// localFunctions lists this node's deployed functions (`stoke ls` on one
+// node; each node's part of the cluster's view, views.go).
+func (s *Server) localFunctions() []admin.FunctionInfo {
 	s.mu.Lock()
 	fns := make([]*deployed, 0, len(s.fns))
 	for _, d := range s.fns {
@@ -516,21 +517,21 @@ func (s *Server) Invoke(w http.ResponseWriter, r *http.Request, function string)
 	s.gw.Invoke(w, r, function)
 }
 
-func (s *Server) Records(ctx context.Context, q store.Query) ([]record.Record, error) {
+func (s *Server) localRecords(ctx context.Context, q store.Query) ([]record.Record, error) {
 	if err := s.st.Flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.Records(ctx, q)
 }
 
-func (s *Server) Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error) {
+func (s *Server) localLogs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error) {
 	if err := s.st.Flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.Logs(ctx, function, afterSeq, limit)
 }
 
-func (s *Server) TailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error) {
+func (s *Server) localTailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error) {
 	if err := s.st.Flush(ctx); err != nil {
 		return nil, err
 	}

@@ -231,6 +231,9 @@ type LogLine struct {
 	Stream   string // StreamStdout, StreamStderr or StreamPlatform
 	Instance string
 	Text     string
+	// Node is the cluster node the line was logged on (set by the
+	// cluster's merged view; empty on one node).
+	Node string `json:",omitempty"`
 }
 
 // Logs returns up to limit (≤ 0: no limit) written lines of function ("" for

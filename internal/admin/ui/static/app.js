@@ -178,7 +178,7 @@ function functionPage(name) {
     const f = fns.find((x) => x.name === name);
     if (!f) {
       summary.textContent = "This function is not deployed.";
-      fillTable(instBody, [], "No instances.", 7);
+      fillTable(instBody, [], "No instances.", 8);
       return;
     }
     // A python-wsgi template is made once per version: its start-up is shown
@@ -202,8 +202,9 @@ function functionPage(name) {
         ["Age", fmt.age(i.age_ns), "num"],
         ["Requests served", fmt.int(i.served), "num"],
         ["In flight", String(i.inflight), "num"],
+        ["Node", i.node || "–"], // the cluster node it runs on
       ],
-    })), "No instances: the function is scaled to zero. The next request starts one (a cold start).", 7);
+    })), "No instances: the function is scaled to zero. The next request starts one (a cold start).", 8);
   }, 1000);
 
   // The latest invocations, a page at a time: page 1 follows live; Older
