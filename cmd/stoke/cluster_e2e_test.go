@@ -360,7 +360,7 @@ func TestClusterLimitsAndNodeLoss(t *testing.T) {
 
 	// keep_warm 2 means two instances in the cluster, on two nodes.
 	var warm map[string]int
-	poll(t, 10*time.Second, "two keep_warm instances in the cluster", func() bool {
+	poll(t, 30*time.Second, "two keep_warm instances in the cluster", func() bool {
 		warm = clusterInstances(t, nodes, "hello")
 		return sum(warm) == 2
 	})

@@ -39,7 +39,15 @@ var ErrConflict = errors.New("cluster: the function was changed by another deplo
 func fnKey(name string) string { return "fn." + name }
 
 // Definitions returns every stored function definition by name.
-func (n *Node) Definitions(ctx context.Context) (map[string]*Definition, error) {
+func (n *Node) Definitions(ctx context.Context) (out map[string]*Definition, err error) {
+	err = retry(ctx, func() error {
+		out, err = n.definitions(ctx)
+		return err
+	})
+	return out, err
+}
+
+func (n *Node) definitions(ctx context.Context) (map[string]*Definition, error) {
 	out := map[string]*Definition{}
 	lister, err := n.kvFns.ListKeys(ctx)
 	if err != nil {
@@ -190,15 +198,13 @@ func (n *Node) Fetch(ctx context.Context, d *Definition) (*config.Function, erro
 		// Reads are served by any replica, which may not have all of the
 		// object yet right after it was stored: a missing or torn object
 		// is read again, briefly.
-		err := n.fetch(ctx, d, dir)
-		for try := 0; try < 50 && (errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, jetstream.ErrDigestMismatch)); try++ {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(100 * time.Millisecond):
+		err := retry(ctx, func() error {
+			err := n.fetch(ctx, d, dir)
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				return fetchAgain{err} // not there yet, not gone
 			}
-			err = n.fetch(ctx, d, dir)
-		}
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("cluster: fetching the files of %s version %d: %w", d.Function.Name, d.Version, err)
 		}
@@ -214,6 +220,11 @@ func (n *Node) fetch(ctx context.Context, d *Definition, dir string) error {
 	defer obj.Close()
 	return unpack(obj, dir)
 }
+
+// fetchAgain marks an object not found as worth asking for again.
+type fetchAgain struct{ error }
+
+func (f fetchAgain) Unwrap() error { return nil }
 
 // relocate returns a copy of f whose cwd is dir, with the paths that were
 // inside the old cwd moved along.

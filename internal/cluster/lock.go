@@ -27,6 +27,7 @@ type lockValue struct {
 func (n *Node) LockDeploys(ctx context.Context) (unlock func(), err error) {
 	b, _ := json.Marshal(lockValue{Node: n.name, Since: time.Now().UTC()})
 	waitingOn := ""
+	var failing time.Time // since when JetStream has not answered
 	for {
 		rev, err := n.kvCount.Create(ctx, deployLock, b)
 		if err == nil {
@@ -38,8 +39,17 @@ func (n *Node) LockDeploys(ctx context.Context) (unlock func(), err error) {
 				}
 			}, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("cluster: taking the deploy lock: %w", err)
+		// Exists, or just released by its holder (a create over its
+		// delete marker lost the race): look again. Unavailable while a
+		// leader is elected: wait.
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRevision(err) {
+			if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) > transientFor {
+				return nil, fmt.Errorf("cluster: taking the deploy lock (is a majority of the nodes reachable?): %w", err)
+			}
+		} else {
+			failing = time.Time{}
 		}
 		e, gerr := n.kvCount.Get(ctx, deployLock)
 		if gerr == nil {

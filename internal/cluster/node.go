@@ -194,6 +194,9 @@ func embed(o Options) (*natsserver.Server, error) {
 			Advertise: net.JoinHostPort(c.Advertise, strconv.Itoa(max(port, 0))),
 			// A lost peer is retried for as long as the node runs.
 			ConnectRetries: -1, ConnectBackoff: true,
+			// A route that stops answering (a partition sends no reset) is
+			// closed within about six seconds, not NATS' default minutes.
+			PingInterval: 2 * time.Second, MaxPingsOut: 3,
 		},
 		Routes: routes,
 	}
