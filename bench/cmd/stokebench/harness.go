@@ -263,13 +263,19 @@ type stokeProc struct {
 // startStoke writes stoke.yaml (the gateway and admin listen addresses and
 // data_dir are added here) and runs `stoke serve -q` until both APIs answer.
 func (e *env) startStoke(ctx context.Context, name, body string) (*stokeProc, error) {
+	return e.startStokeOn(ctx, name, "127.0.0.1", body)
+}
+
+// startStokeOn is startStoke with both listeners on host (a cluster's
+// nodes on 127.0.0.2, .3, …).
+func (e *env) startStokeOn(ctx context.Context, name, host, body string) (*stokeProc, error) {
 	dir := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	gp, ap := freePort(), freePort()
-	yaml := fmt.Sprintf("listen: 127.0.0.1:%d\nadmin:\n  listen: 127.0.0.1:%d\ndata_dir: %s\n%s",
-		gp, ap, filepath.Join(dir, "data"), withCwd(body, e.dir))
+	yaml := fmt.Sprintf("listen: %s:%d\nadmin:\n  listen: %s:%d\ndata_dir: %s\n%s",
+		host, gp, host, ap, filepath.Join(dir, "data"), withCwd(body, e.dir))
 	cfg := filepath.Join(dir, "stoke.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		return nil, err
@@ -279,7 +285,7 @@ func (e *env) startStoke(ctx context.Context, name, body string) (*stokeProc, er
 		return nil, err
 	}
 	s := &stokeProc{e: e, cmd: c, dir: dir, pid: c.Process.Pid,
-		gw: fmt.Sprintf("http://127.0.0.1:%d", gp), admin: fmt.Sprintf("http://127.0.0.1:%d", ap),
+		gw: fmt.Sprintf("http://%s:%d", host, gp), admin: fmt.Sprintf("http://%s:%d", host, ap),
 		hc: &http.Client{Timeout: 10 * time.Second}}
 	deadline := time.Now().Add(60 * time.Second)
 	for {

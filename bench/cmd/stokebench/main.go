@@ -22,6 +22,10 @@
 //
 //	go run ./bench/cmd/stokebench cache   # a hit vs the warm path vs a tuned proxy hop; stale-while-cold vs a hit
 //
+// and, for cluster mode (not part of all):
+//
+//	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] cluster  # warm via another node vs local; cold on a cluster node vs one node
+//
 // docs/BENCHMARKS.md has the results and how to read them.
 package main
 
@@ -66,14 +70,15 @@ var benches = []struct {
 	{"lambda-cold", benchLambdaCold},
 	{"django", benchDjango},
 	{"cache", benchCache},
+	{"cluster", benchCluster},
 }
 
 // lambdaBenches are not part of all (see docs/BENCHMARKS.md, "Lambda functions").
-var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true}
+var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true, "cluster": true}
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache ...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache|cluster ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
