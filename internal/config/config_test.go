@@ -330,6 +330,8 @@ func TestErrors(t *testing.T) {
 			`stoke.yaml:4: functions.hello.routes[0]: "/2015-03-31/functions/x/invocations" is under /2015-03-31/functions/, where the gateway serves Lambda's Invoke API; allowed: any other path`},
 		{"wsgi concurrency", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    concurrency: 4\n",
 			"stoke.yaml:5: functions.api.concurrency: 4: a python-wsgi instance serves one request at a time, as on Lambda; allowed: 1 (scale out with max_instances)"},
+		{"lambda concurrency", "functions:\n  l:\n    runtime: lambda\n    command: [x]\n    concurrency: 2\n",
+			"stoke.yaml:5: functions.l.concurrency: 2: a Lambda bootstrap takes one event at a time (GET /next); allowed: 1 (scale out with max_instances)"},
 		{"wsgi snapshot not bool", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    snapshot: maybe\n",
 			`stoke.yaml:5: functions.api.snapshot: "maybe" is not a bool; allowed: true, false`},
 		{"missing command", "functions:\n  hello:\n    runtime: http\n",

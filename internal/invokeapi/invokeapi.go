@@ -403,7 +403,11 @@ func (a *API) invoke(ctx context.Context, c call) (result, *apiError) {
 	case strings.HasPrefix(out.ErrorType, "Runtime."):
 		// Exit, out of memory, init failure: Lambda reports these as the
 		// function's error with a body saying what happened.
-		return result{payload: errorDoc(out.ErrorType, "RequestId: "+c.reqID+" Error: "+out.Message),
+		msg := out.Message
+		if !strings.HasPrefix(msg, "RequestId: ") { // the runtime may have said it
+			msg = "RequestId: " + c.reqID + " Error: " + msg
+		}
+		return result{payload: errorDoc(out.ErrorType, msg),
 			functionError: "Unhandled", errorType: out.ErrorType, version: version}, nil
 	}
 	return result{}, &apiError{http.StatusInternalServerError, "ServiceException",

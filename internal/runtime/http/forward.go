@@ -2,6 +2,7 @@ package httprt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
@@ -36,7 +38,11 @@ type conn struct {
 	// bodySent: the body writer has the last of the body in hand; the app
 	// may already have it and have answered before the writer reports.
 	bodySent atomic.Bool
-	num      [20]byte // scratch for formatting numbers without allocating
+	// wrote counts the bytes the kernel took for the request being sent
+	// (runtime.NotDelivered: none means the app cannot have seen it).
+	// Reset per request, read before the body writer starts.
+	wrote int64
+	num   [20]byte // scratch for formatting numbers without allocating
 }
 
 var (
@@ -53,10 +59,18 @@ var (
 )
 
 func newConn(nc net.Conn) *conn {
-	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
+	c.bw = bufio.NewWriterSize(c, 4<<10)
 	c.interrupt = func() { _ = nc.SetDeadline(aLongTimeAgo) }
 	c.field = c.writeField
 	return c
+}
+
+// Write writes to the app's connection, counting what the kernel took.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	c.wrote += int64(n)
+	return n, err
 }
 
 // peerClosed says whether the app closed c while it was idle (or sent
@@ -177,18 +191,27 @@ func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte) 
 		}
 		small = buf[:n]
 	}
+	wrote := false // any byte of r went to a connection: delivered
+	undelivered := func(err error) error {
+		if wrote {
+			return err
+		}
+		return &runtime.NotDelivered{Err: err, Body: bytes.Clone(small)}
+	}
 	for retried := false; ; retried = true {
 		c, err := in.get(ctx, retried) // the others kept may be as stale
 		if err != nil {
-			return nil, call{}, err
+			return nil, call{}, undelivered(err)
 		}
 		cl := call{c: c}
 		if ctx.Done() != nil {
 			cl.stop = context.AfterFunc(ctx, c.interrupt)
 		}
+		c.wrote = 0
 		c.writeHead(r, n, in.addr)
 		c.bw.Write(small)
 		err = c.bw.Flush()
+		wrote = wrote || c.wrote > 0
 		if err == nil && hasBody && small == nil {
 			cl.body = make(chan error, 1)
 			go c.writeBody(r.Body, n, cl.body)
@@ -210,11 +233,11 @@ func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte) 
 		if berr := in.finish(cl, false); berr != nil {
 			var be *bodyError
 			if errors.As(berr, &be) {
-				err = berr // the client's body failed, which broke the request
+				return nil, call{}, berr // the client's body failed, which broke the request
 			}
 		}
 		if retried || answered || !c.reused || cl.body != nil || ctx.Err() != nil || !replayable(r) {
-			return nil, call{}, err
+			return nil, call{}, undelivered(err)
 		}
 	}
 }
