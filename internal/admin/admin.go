@@ -44,6 +44,9 @@ type FunctionInfo struct {
 	Snapshot *runtime.Snapshot `json:"snapshot,omitempty"`
 	// Cache is the response cache's counters, for a function with one.
 	Cache *cache.Stats `json:"cache,omitempty"`
+	// Health says whether its instances start: failing, with the last
+	// error and the backoff, when they do not.
+	Health pool.Health `json:"health"`
 }
 
 // DeployResult says what a deploy changed.
@@ -55,6 +58,10 @@ type DeployResult struct {
 	// Runs says what runs each deployed function where that is worth
 	// naming: the python interpreter, its version and frameworks.
 	Runs map[string]string `json:"runs,omitempty"`
+	// Failing are deployed functions whose instances cannot start (with
+	// nothing older to serve instead), with why: they answer 502 with that
+	// error while every other function serves.
+	Failing map[string]string `json:"failing,omitempty"`
 }
 
 // Backend is what the admin API serves; the server implements it.

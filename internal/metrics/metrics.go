@@ -25,6 +25,10 @@ import (
 type FunctionInstances struct {
 	Function string
 	ByState  map[string]int
+	// Failing: its instances cannot start; StartFailures: how many starts
+	// failed in a row.
+	Failing       bool
+	StartFailures int
 }
 
 // Options are the sources the metrics read at scrape time.
@@ -277,14 +281,32 @@ var instanceStates = []string{"starting", "idle", "busy", "draining"}
 var instancesDesc = prometheus.NewDesc("stoke_instances", "Instances of each function by state, read from the pools at scrape time.",
 	[]string{"function", "state"}, nil)
 
+var (
+	failingDesc = prometheus.NewDesc("stoke_function_failing",
+		"1 while a function's instances cannot start (it answers 502 with the init error and retries with backoff), else 0.",
+		[]string{"function"}, nil)
+	startFailuresDesc = prometheus.NewDesc("stoke_function_start_failures",
+		"Starts of a function's instances that failed in a row (0 once one serves).", []string{"function"}, nil)
+)
+
 // instancesCollector reports stoke_instances from list on every scrape:
 // the pools already know their instances, so nothing is kept in step.
 type instancesCollector func() []FunctionInstances
 
-func (c instancesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- instancesDesc }
+func (c instancesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- instancesDesc
+	ch <- failingDesc
+	ch <- startFailuresDesc
+}
 
 func (c instancesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range c() {
+		failing := 0.0
+		if f.Failing {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, failing, f.Function)
+		ch <- prometheus.MustNewConstMetric(startFailuresDesc, prometheus.GaugeValue, float64(f.StartFailures), f.Function)
 		for _, st := range instanceStates {
 			ch <- prometheus.MustNewConstMetric(instancesDesc, prometheus.GaugeValue, float64(f.ByState[st]), f.Function, st)
 		}

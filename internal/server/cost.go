@@ -38,7 +38,8 @@ func (s *Server) instanceCounts() []metrics.FunctionInstances {
 		for _, in := range f.Instances {
 			by[string(in.State)]++
 		}
-		out = append(out, metrics.FunctionInstances{Function: f.Name, ByState: by})
+		out = append(out, metrics.FunctionInstances{Function: f.Name, ByState: by,
+			Failing: f.Health.Failing, StartFailures: f.Health.Failures})
 	}
 	return out
 }

@@ -93,10 +93,7 @@ type deployed struct {
 	pool    *pool.Pool
 	rt      runtime.Runtime
 	gw      *gateway.Function
-	// startFailed holds the first instance start failure, so a deploy
-	// waiting for keep_warm instances reports it at once.
-	startFailed chan error
-	deployedAt  time.Time
+	deployedAt time.Time
 }
 
 // Start opens the store under cfg.DataDir, listens, and deploys cfg. Nothing
