@@ -243,7 +243,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		MemoryMB: f.Memory,
 		Budget:   budget,
 		Events:   func(e pool.Event) { s.instanceEvent(name, ver, e) },
-		Logger: s.log,
+		Logger:   s.log,
 	})
 	return &deployed{cfg: f, iso: iso, version: version, pool: p, rt: rt, deployedAt: time.Now(), gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,

@@ -87,12 +87,12 @@ type Server struct {
 }
 
 type deployed struct {
-	cfg     *config.Function
-	iso     *sandbox.Isolation // nil: not isolated
-	version int
-	pool    *pool.Pool
-	rt      runtime.Runtime
-	gw      *gateway.Function
+	cfg        *config.Function
+	iso        *sandbox.Isolation // nil: not isolated
+	version    int
+	pool       *pool.Pool
+	rt         runtime.Runtime
+	gw         *gateway.Function
 	deployedAt time.Time
 }
 
