@@ -39,6 +39,8 @@ func (p *parser) functions(v *yaml.Node, key string, c *Config) {
 			Network:          "default",
 			Line:             pr.key.Line,
 			EphemeralStorage: DefaultEphemeralStorageMB,
+			MaxRetryAttempts: lambdaspec.MaxRetryAttempts,
+			MaxEventAge:      lambdaspec.MaxEventAge,
 		}}
 		s.present = walk(p, pr.val, fkey, functionKeys, s)
 		p.finishFunction(s)

@@ -225,6 +225,7 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	// invocation (record.Record.Cache); '' for rows from before caches.
 	`ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';
 ALTER TABLE records ADD COLUMN cache_ms REAL NOT NULL DEFAULT 0;`,
+	asyncReliability, // async.go
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
