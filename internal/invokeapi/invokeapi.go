@@ -72,7 +72,7 @@ type Options struct {
 	// again: it doubles from the first to the second; default 1 s to
 	// 5 min, Lambda's.
 	ThrottleBackoff [2]time.Duration
-	Workers     int // Event workers; default 2
+	Workers         int // Event workers; default 2
 	// Now is the clock SigV4 dates are checked against; default time.Now.
 	Now func() time.Time
 }
