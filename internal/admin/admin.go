@@ -82,6 +82,7 @@ type Backend interface {
 	Tuner       // stoke tune (tune.go)
 	CachePurger // stoke cache purge (cache.go)
 	Eventer     // stoke events (events.go)
+	Statuser    // the dashboard's banner (status.go)
 	// Trace is the stored trace of a request (store.ErrNotFound, wrapped,
 	// once it aged out); Traces the newest of a function, newest first.
 	Trace(ctx context.Context, requestID string) (*trace.Trace, error)
@@ -176,6 +177,7 @@ func Handler(b Backend, token string) http.Handler {
 	routeTune(mux, b)   // POST /v1/functions/{name}/tune, GET …/tune/latest
 	routeCache(mux, b)  // POST /v1/functions/{name}/cache/purge
 	routeEvents(mux, b) // GET /v1/functions/{name}/events, POST …/events/{id}/retry
+	routeStatus(mux, b) // GET /v1/status
 	mux.HandleFunc("GET /v1/traces/{requestId}", func(w http.ResponseWriter, r *http.Request) {
 		t, err := b.Trace(r.Context(), r.PathValue("requestId"))
 		switch {

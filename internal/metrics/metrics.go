@@ -39,6 +39,11 @@ type Options struct {
 	// Dropped counts records and log lines the store dropped because its
 	// writer fell behind; called on every scrape. Optional.
 	Dropped func() int64
+	// StoreLost counts records and log lines lost because writing them
+	// failed (disk full, read-only); StoreWritable says whether writes
+	// succeed now. Called on every scrape; optional.
+	StoreLost     func() int64
+	StoreWritable func() bool
 	// Now is the clock keep-warm cost accrues by; default time.Now.
 	Now func() time.Time
 	// Caches reads the response caches' counters by function; called on
@@ -134,6 +139,21 @@ func New(o Options) *Metrics {
 	}
 	if o.Caches != nil {
 		m.reg.MustRegister(cacheCollector(o.Caches))
+	}
+	if o.StoreLost != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stoke_store_lost_total",
+			Help: "Records and log lines lost because writing them to data_dir failed (disk full, read-only, corrupt)."},
+			func() float64 { return float64(o.StoreLost()) }))
+	}
+	if o.StoreWritable != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoke_store_writable",
+			Help: "1 while writes to data_dir succeed, 0 while they fail."},
+			func() float64 {
+				if o.StoreWritable() {
+					return 1
+				}
+				return 0
+			}))
 	}
 	if o.Dropped != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stoke_store_dropped_total",

@@ -320,9 +320,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 // too long, or err itself.
 func (m *Manager) stubWait(ctx context.Context, err error) error {
 	var ne net.Error
+	d, ok := ctx.Deadline()
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case ok && !time.Now().Before(d):
+		// The socket's deadline was ctx's, which has passed even if ctx's
+		// own timer has not fired yet.
+		return context.DeadlineExceeded
 	case errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("the stub did not exec the program before its deadline (at most %s): %w", stubExecTimeout, err)
 	}

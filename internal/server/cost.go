@@ -49,7 +49,7 @@ func (s *Server) instanceCounts() []metrics.FunctionInstances {
 // this server has been up, at each function's keep_warm as deployed now;
 // the advice replays each deployed function's recorded arrivals.
 func (s *Server) Cost(ctx context.Context, function string, since time.Duration) (*admin.CostReport, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	now := time.Now()

@@ -471,21 +471,21 @@ func (s *Server) Invoke(w http.ResponseWriter, r *http.Request, function string)
 }
 
 func (s *Server) Records(ctx context.Context, q store.Query) ([]record.Record, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.Records(ctx, q)
 }
 
 func (s *Server) Logs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.Logs(ctx, function, afterSeq, limit)
 }
 
 func (s *Server) TailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.TailLogs(ctx, function, n)

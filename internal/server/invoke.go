@@ -66,7 +66,7 @@ func (b invokeBackend) EventConfig(name string) (invokeapi.EventConfig, bool) {
 // Tail returns one invocation's log: its START line through its REPORT line,
 // with the app's lines from the same instance in between.
 func (b invokeBackend) Tail(ctx context.Context, function, requestID string) []string {
-	if err := b.s.st.Flush(ctx); err != nil {
+	if err := b.s.flush(ctx); err != nil {
 		return nil
 	}
 	lines, err := b.s.st.TailLogs(ctx, function, 500)

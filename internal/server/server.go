@@ -117,7 +117,8 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		return nil, err
 	}
 	s.hub = logs.New(s.st)
-	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped, Caches: s.cacheStats})
+	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped, Caches: s.cacheStats,
+		StoreLost: s.st.Lost, StoreWritable: func() bool { return s.st.Health().Writable }})
 	if o.EchoLogs {
 		s.echo = newEchoWriter(o.Out)
 		s.hub.Echo = s.echo
@@ -294,3 +295,17 @@ func (s *Server) End(r *record.Record) {
 	s.hub.Write(r.Function, r.InstanceID, "platform", record.ReportLine(r))
 	s.st.Add(r)
 }
+
+// flush waits until the records and log lines queued so far are written,
+// so a read sees them. A write that failed does not fail the read: what
+// was written is still there, and the loss is counted (store.Health).
+func (s *Server) flush(ctx context.Context) error {
+	err := s.st.Flush(ctx)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Status is what is wrong with Stoke itself (the admin API's /v1/status).
+func (s *Server) Status() admin.Status { return admin.Status{Store: s.st.Health()} }

@@ -102,8 +102,10 @@ func (s *Store) Enqueue(ctx context.Context, it AsyncItem) (int64, error) {
 		it.Function, it.Qualifier, it.Version, it.Payload, it.RequestID, it.TraceID, it.NextAttempt.UnixNano(), AsyncQueued,
 		now.UnixNano(), now.UnixNano(), now.UnixNano()).Scan(&id)
 	if err != nil {
+		s.syncWriteFailed(ctx, err)
 		return 0, fmt.Errorf("store: enqueueing async invocation of %s: %w", it.Function, err)
 	}
+	s.wrote()
 	return id, nil
 }
 
@@ -155,6 +157,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		attempts = attempts - ?, throttles = throttles + ?
 		WHERE id = ? AND status = ?`, status, c.Error, time.Now().UnixNano(), next, next, throttled, throttled, id, AsyncRunning)
 	if err != nil {
+		s.syncWriteFailed(ctx, err)
 		return fmt.Errorf("store: completing async invocation %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {

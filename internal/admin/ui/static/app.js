@@ -620,9 +620,25 @@ async function loadTunes() {
   draws.forEach((d) => d());
 }
 
+// ---- banner: Stoke's own faults ----
+
+// storeBanner says, on every page, when records and logs cannot be written
+// to data_dir (disk full, read-only): Stoke serves on, and counts the loss.
+function storeBanner() {
+  const b = document.getElementById("banner");
+  if (!b) return;
+  poll(async () => {
+    const st = (await api("/v1/status"))?.store;
+    const bad = st && !st.writable;
+    b.hidden = !bad;
+    if (bad) b.textContent = `Stoke cannot write to ${st.path} since ${new Date(st.failing_since).toLocaleString()}: ${st.last_error}. Functions keep serving; ${fmt.int(st.lost)} records and log lines lost so far.`;
+  }, 5000);
+}
+
 // ---- start ----
 
 markNav();
+storeBanner();
 const main = document.getElementById("main");
 switch (main?.dataset.page) {
   case "functions": functionsPage(); break;
