@@ -24,8 +24,6 @@ func runApp(app string) {
 		// Exits at once, every time: a crash loop.
 		fmt.Println("crash: cannot start (on purpose)")
 		os.Exit(3)
-	case "fork":
-		forkBomb()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown CHAOS_APP", app)
 		os.Exit(2)
@@ -68,11 +66,16 @@ func serveHTTP() {
 		select {} // never answers
 	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
-		// A panic off the handler's goroutine kills the process, as an
-		// uncaught exception kills a Node app.
-		done := make(chan struct{})
-		go func() { defer close(done); panic("chaos: app panicked on purpose") }()
-		<-done
+		// A panic off the handler's goroutine kills the process before it
+		// answers, as an uncaught exception kills a Node app.
+		go func() { panic("chaos: app panicked on purpose") }()
+		select {}
+	})
+	mux.HandleFunc("/answer-then-exit", func(w http.ResponseWriter, r *http.Request) {
+		// Answers whole, then dies: the next request must not go down with it.
+		fmt.Fprint(w, "answered")
+		http.NewResponseController(w).Flush()
+		os.Exit(1)
 	})
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getpid())
@@ -81,28 +84,17 @@ func serveHTTP() {
 		var hog [][]byte
 		for {
 			b := make([]byte, 16<<20)
-			for i := range b {
+			for i := 0; i < len(b); i += 4096 { // a byte per page makes it resident
 				b[i] = 1
 			}
 			hog = append(hog, b)
 		}
 	})
 	mux.HandleFunc("/forkbomb", func(w http.ResponseWriter, r *http.Request) {
-		forkBomb()
+		// The shell's classic: every process starts two more, at once.
+		_ = exec.Command("/bin/sh", "-c", "b() { b | b & }; b; sleep 60").Run()
 	})
 	_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
-}
-
-// forkBomb starts copies of itself that start copies of themselves,
-// forever; the instance's pids limit is what stops it.
-func forkBomb() {
-	for {
-		cmd := exec.Command("/proc/self/exe")
-		cmd.Env = []string{"CHAOS_APP=fork"}
-		if err := cmd.Start(); err != nil {
-			time.Sleep(time.Millisecond)
-		}
-	}
 }
 
 var _ = json.Marshal

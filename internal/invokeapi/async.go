@@ -183,7 +183,7 @@ func (a *API) attempt(run context.Context, it store.AsyncItem) {
 			" (removed after the event was accepted)"
 	case now.Sub(it.AgeFrom) > cfg.MaxEventAge:
 		c.Error = fmt.Sprintf("EventAgeExceeded: the event is %s old, past its function's maximum_event_age of %s (last error: %s)",
-			now.Sub(it.AgeFrom).Round(time.Second), cfg.MaxEventAge, orNone(it.LastError))
+			now.Sub(it.AgeFrom).Round(time.Millisecond), cfg.MaxEventAge, orNone(it.LastError))
 	default:
 		t := lambdaspec.FunctionRef{Name: it.Function, Qualifier: it.Qualifier}
 		if t.Qualifier != "" && t.Qualifier != "$LATEST" && t.Qualifier != current {

@@ -38,6 +38,10 @@ type conn struct {
 	// bodySent: the body writer has the last of the body in hand; the app
 	// may already have it and have answered before the writer reports.
 	bodySent atomic.Bool
+	raw      syscall.RawConn    // for peerClosed; nil if the connection has none
+	peekFn   func(uintptr) bool // peek, bound once
+	peekBuf  [1]byte
+	closed   bool // what the last peek saw
 	// wrote counts the bytes the kernel took for the request being sent
 	// (runtime.NotDelivered: none means the app cannot have seen it).
 	// Reset per request, read before the body writer starts.
@@ -49,10 +53,13 @@ var (
 	dialer       = &net.Dialer{Timeout: time.Second}
 	aLongTimeAgo = time.Unix(1, 0)
 	// idleCheckAfter: a connection idle this long is checked for a close by
-	// the app (one non-blocking peek) before use. Servers close idle
-	// connections after seconds (gunicorn 2 s, Node and uvicorn 5 s), and
-	// connections in steady use skip the syscall.
-	idleCheckAfter = 250 * time.Millisecond
+	// the app (one non-blocking peek) before use. Zero: every time. An app
+	// that answers and then dies (a panic after the response, an exit)
+	// has closed its connections by the time the next request comes, and
+	// the check is what tells that request was never delivered (it is run
+	// on another instance) from one the app received; the peek costs a
+	// syscall, no allocation (BenchmarkIdleCheck).
+	idleCheckAfter time.Duration = 0
 	// bodyGrace: how long a whole response waits for a body writer that has
 	// sent its last byte to report, before the connection is given up.
 	bodyGrace = 50 * time.Millisecond
@@ -63,6 +70,10 @@ func newConn(nc net.Conn) *conn {
 	c.bw = bufio.NewWriterSize(c, 4<<10)
 	c.interrupt = func() { _ = nc.SetDeadline(aLongTimeAgo) }
 	c.field = c.writeField
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.peekFn = c.peek
 	return c
 }
 
@@ -74,28 +85,27 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 // peerClosed says whether the app closed c while it was idle (or sent
-// something nobody asked for), without blocking.
+// something nobody asked for), without blocking: one non-blocking peek.
 func (c *conn) peerClosed() bool {
 	if c.br.Buffered() > 0 {
 		return true
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	if c.raw == nil {
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	if err := c.raw.Read(c.peekFn); err != nil {
 		return true
 	}
-	closed := false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// n == 0 without error is EOF; EAGAIN means open and quiet.
-		closed = n > 0 || err != syscall.EAGAIN
-		return true
-	})
-	return closed || err != nil
+	return c.closed
+}
+
+// peek is peerClosed's look at the socket; bound once per connection (and
+// its buffer a field) so a check does not allocate.
+func (c *conn) peek(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	// n == 0 without error is EOF; EAGAIN means open and quiet.
+	c.closed = n > 0 || err != syscall.EAGAIN
+	return true
 }
 
 // get takes an idle connection to the app, most recently used first, or
