@@ -77,6 +77,25 @@ func serveHTTP() {
 		http.NewResponseController(w).Flush()
 		os.Exit(1)
 	})
+	// /events is where the Invoke API sends an http function its events:
+	// each delivery is appended to $OUT/delivered.log (a line is one
+	// O_APPEND write, so lines never interleave), then it takes a while.
+	mux.HandleFunc("POST /events", func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ N int }
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f, err := os.OpenFile(os.Getenv("OUT")+"/delivered.log", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(f, "%d %s\n", ev.N, r.Header.Get("X-Request-Id"))
+		f.Close()
+		time.Sleep(30 * time.Millisecond)
+		fmt.Fprint(w, `{"ok":true}`)
+	})
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, os.Getpid())
 	})
@@ -91,10 +110,11 @@ func serveHTTP() {
 		}
 	})
 	mux.HandleFunc("/forkbomb", func(w http.ResponseWriter, r *http.Request) {
-		// The shell's classic: every process starts two more, at once.
+		// The shell's classic: every process starts two more, at once;
+		// then the request hangs until the function's timeout stops the
+		// instance (its cgroup, bomb and all).
 		_ = exec.Command("/bin/sh", "-c", "b() { b | b & }; b; sleep 60").Run()
+		select {}
 	})
 	_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
 }
-
-var _ = json.Marshal

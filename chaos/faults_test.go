@@ -20,18 +20,26 @@ const httpFn = `functions:
     memory: 256
     timeout: 3s
     max_instances: 4
-    routes: [/echo, /sleep, /hang, /panic, /answer-then-exit, /pid, /membomb]
+    routes: [/echo, /sleep, /hang, /panic, /answer-then-exit, /pid]
     env: {CHAOS_APP: http}
 `
 
 // bombFn runs the fork bomb with a whole CPU, so it meets its pids limit
-// well within its timeout.
+// well within its timeout; memFn the memory bomb, with a timeout a loaded
+// machine's page faults cannot reach before the memory limit.
 const bombFn = `  bomb:
     runtime: http
     command: [%[1]s]
     memory: 1769
     timeout: 5s
     routes: [/forkbomb]
+    env: {CHAOS_APP: http}
+  mem:
+    runtime: http
+    command: [%[1]s]
+    memory: 256
+    timeout: 30s
+    routes: [/membomb]
     env: {CHAOS_APP: http}
 `
 

@@ -98,6 +98,7 @@ type stoke struct {
 	t       *testing.T
 	bin     string
 	dir     string // the config's directory
+	dataDir string // absolute; default dir/data
 	cfg     string
 	gw, adm string
 	cmd     *exec.Cmd
@@ -127,7 +128,10 @@ func newStoke(t *testing.T, functions string) *stoke {
 
 // writeConfig writes the config with the given functions block.
 func (s *stoke) writeConfig(functions string) {
-	cfg := fmt.Sprintf("listen: %s\nadmin: {listen: %q}\ndata_dir: data\ninvoke_api: {auth: none}\n%s", s.gw, s.adm, functions)
+	if s.dataDir == "" {
+		s.dataDir = filepath.Join(s.dir, "data")
+	}
+	cfg := fmt.Sprintf("listen: %s\nadmin: {listen: %q}\ndata_dir: %s\ninvoke_api: {auth: none}\n%s", s.gw, s.adm, s.dataDir, functions)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
@@ -145,7 +149,7 @@ func (s *stoke) start() {
 	}
 	s.exited = make(chan struct{})
 	go func() { s.waitErr = s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(s.kill)
+	t.Cleanup(s.shutdown)
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(s.out.String(), "stoke is serving") {
 		select {
@@ -174,6 +178,34 @@ func (s *stoke) kill() {
 	<-s.exited
 }
 
+// shutdown stops stoke if it still runs, gracefully if it can (so it
+// removes its cgroups), and checks it left none behind.
+func (s *stoke) shutdown() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.t.Errorf("stoke did not stop on SIGTERM; killing it:\n%s", s.out.String())
+		s.kill()
+	}
+	s.checkNoCgroups()
+}
+
+// checkNoCgroups fails the test if stoke's cgroups outlive it.
+func (s *stoke) checkNoCgroups() {
+	for _, h := range []string{"memory", "cpu", "pids", "unified", ""} {
+		p := filepath.Join("/sys/fs/cgroup", h, "stoke", strconv.Itoa(s.pid()))
+		if _, err := os.Stat(p); err == nil {
+			s.t.Errorf("cgroup left behind by stoke: %s", p)
+		}
+	}
+}
+
 // stop sends SIGTERM and waits for a clean exit.
 func (s *stoke) stop() {
 	t := s.t
@@ -187,12 +219,13 @@ func (s *stoke) stop() {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("stoke did not stop on SIGTERM:\n%s", s.out.String())
 	}
+	s.checkNoCgroups()
 }
 
 func (s *stoke) pid() int { return s.cmd.Process.Pid }
 
 func (s *stoke) token() string {
-	b, err := os.ReadFile(filepath.Join(s.dir, "data", "admin-token"))
+	b, err := os.ReadFile(filepath.Join(s.dataDir, "admin-token"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
