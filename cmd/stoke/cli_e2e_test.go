@@ -114,7 +114,8 @@ func TestCLIFriendly(t *testing.T) {
 		t.Errorf("legacy logs -f:\n%s", out2)
 	}
 
-	// An app that exits at start fails its deploy at once, with its cause.
+	// An app that exits at start (new: nothing older to serve) is deployed
+	// failing, said at once with its cause; deploy exits 1; the others serve.
 	crash := filepath.Join(dir, "crash.yaml")
 	os.WriteFile(crash, []byte(mustRead(t, cfg)+`  crash:
     runtime: http
@@ -123,9 +124,19 @@ func TestCLIFriendly(t *testing.T) {
     routes: [/crash]
 `), 0o644)
 	out, err = run(dir, "deploy", "-f", crash)
-	if err == nil || !strings.Contains(out, "function crash version 1 did not start its keep_warm instances: an instance failed to start") ||
-		!strings.Contains(out, "exit status 3") || !strings.Contains(out, "cannot open the database") {
+	if err == nil || !strings.Contains(out, "failing   crash: an instance failed to start") ||
+		!strings.Contains(out, "exit status 3") || !strings.Contains(out, "cannot open the database") ||
+		!strings.Contains(out, "1 function(s) deployed but failing") {
 		t.Errorf("deploy of a crashing app: %v\n%s", err, out)
+	}
+	if resp, body := s.get("/crash"); resp.StatusCode != 502 || !strings.Contains(body, "cannot open the database") {
+		t.Errorf("a failing function's request: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := s.get("/hello"); resp.StatusCode != 200 {
+		t.Errorf("hello next to a failing function: %d", resp.StatusCode)
+	}
+	if out, err := run(dir, "ls", "-f", crash); err != nil || !strings.Contains(out, "FAILING crash:") || !strings.Contains(out, "exit status 3") {
+		t.Errorf("ls with a failing function: %v\n%s", err, out)
 	}
 	if strings.Contains(out, "deadline exceeded") {
 		t.Errorf("the deploy waited for a timeout:\n%s", out)

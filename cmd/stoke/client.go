@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
@@ -106,8 +108,9 @@ func fnPath(name, rest string) string { return "/v1/functions/" + url.PathEscape
 // adminHTTPClient talks to the admin API, trusting its own certificate
 // (admin.tls.cert) besides the system's roots, so a self-signed one works.
 func adminHTTPClient(t config.TLS) (*http.Client, error) {
+	tr := adminTransport()
 	if !t.On() {
-		return http.DefaultClient, nil
+		return &http.Client{Transport: tr}, nil
 	}
 	pem, err := os.ReadFile(t.Cert)
 	if err != nil {
@@ -120,7 +123,18 @@ func adminHTTPClient(t config.TLS) (*http.Client, error) {
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("admin.tls.cert %s holds no PEM certificate", t.Cert)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	return &http.Client{Transport: tr}, nil
+}
+
+// adminTransport bounds every wait on the admin API but the answer's body
+// (logs --follow streams it): the connection, the TLS handshake, and the
+// response's head, which a deploy (builds, up to 10 min each, then
+// keep_warm starts) or a tune sends only once it is done.
+func adminTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	tr.ResponseHeaderTimeout = time.Hour
+	return tr
 }

@@ -32,8 +32,12 @@ keep_warm instances are ready it takes the traffic and the old version drains:
 requests in flight finish on it, none is dropped. Unchanged functions keep their
 instances. A config error, a failed build or a new version that cannot start
 changes nothing: a keep_warm instance that fails to start fails the deploy at
-once, with its cause (exit status, last output). For python-wsgi functions
-the output names the interpreter that runs the app.`,
+once, with its cause (exit status, last output). A new function that cannot
+start has no previous version to keep: it is deployed failing (its requests
+get 502 with the init error, its starts back off from 1 s to 5 min), the rest
+of the deploy applies, and deploy exits 1 naming it. Deploying again retries a
+failing function at once. For python-wsgi functions the output names the
+interpreter that runs the app.`,
 		Example: "  stoke deploy -f examples/stoke.yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,7 +82,7 @@ the output names the interpreter that runs the app.`,
 			for _, n := range res.Removed {
 				fmt.Fprintf(out, "removed   %s\n", n)
 			}
-			return nil
+			return failingError(out, res.Failing)
 		},
 	}
 }
@@ -114,6 +118,7 @@ func lsCmd(g *globals) *cobra.Command {
 			}
 			tw.Flush()
 			printKeepAlive(cmd.OutOrStdout(), fns, time.Now())
+			printFailing(cmd.OutOrStdout(), fns)
 			printCaches(cmd.OutOrStdout(), fns)
 			// Templates (python-wsgi with snapshot): made once per version,
 			// their start-up is not any request's cold start.

@@ -62,7 +62,7 @@ STOKE_ADMIN and STOKE_TOKEN).`,
 	pf.StringVar(&g.token, "token", os.Getenv("STOKE_TOKEN"), "admin API token (default: admin.token or data_dir/admin-token)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail")
 	for _, c := range []*cobra.Command{serveCmd(g), checkCmd(g), deployCmd(g), lsCmd(g), invokeCmd(g), invocationsCmd(g),
-		logsCmd(g), costCmd(g), traceCmd(g), tuneCmd(g), cacheCmd(g), importCmd(), simulateCmd(g)} {
+		logsCmd(g), costCmd(g), traceCmd(g), tuneCmd(g), cacheCmd(g), eventsCmd(g), importCmd(), simulateCmd(g)} {
 		root.AddCommand(c)
 	}
 	return root

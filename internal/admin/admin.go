@@ -44,6 +44,9 @@ type FunctionInfo struct {
 	Snapshot *runtime.Snapshot `json:"snapshot,omitempty"`
 	// Cache is the response cache's counters, for a function with one.
 	Cache *cache.Stats `json:"cache,omitempty"`
+	// Health says whether its instances start: failing, with the last
+	// error and the backoff, when they do not.
+	Health pool.Health `json:"health"`
 	// Node is the node the function runs on (cluster mode); Offered says
 	// its idle instances are offered to the other nodes right now.
 	Node    string `json:"node,omitempty"`
@@ -59,6 +62,10 @@ type DeployResult struct {
 	// Runs says what runs each deployed function where that is worth
 	// naming: the python interpreter, its version and frameworks.
 	Runs map[string]string `json:"runs,omitempty"`
+	// Failing are deployed functions whose instances cannot start (with
+	// nothing older to serve instead), with why: they answer 502 with that
+	// error while every other function serves.
+	Failing map[string]string `json:"failing,omitempty"`
 }
 
 // Backend is what the admin API serves; the server implements it.
@@ -78,6 +85,8 @@ type Backend interface {
 	Metrics() http.Handler
 	Tuner       // stoke tune (tune.go)
 	CachePurger // stoke cache purge (cache.go)
+	Eventer     // stoke events (events.go)
+	Statuser    // the dashboard's banner (status.go)
 	// Trace is the stored trace of a request (store.ErrNotFound, wrapped,
 	// once it aged out); Traces the newest of a function, newest first.
 	Trace(ctx context.Context, requestID string) (*trace.Trace, error)
@@ -169,8 +178,10 @@ func Handler(b Backend, token string) http.Handler {
 	mux.HandleFunc("GET /v1/functions/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
 		serveLogs(w, r, b, r.PathValue("name"))
 	})
-	routeTune(mux, b)  // POST /v1/functions/{name}/tune, GET …/tune/latest
-	routeCache(mux, b) // POST /v1/functions/{name}/cache/purge
+	routeTune(mux, b)   // POST /v1/functions/{name}/tune, GET …/tune/latest
+	routeCache(mux, b)  // POST /v1/functions/{name}/cache/purge
+	routeEvents(mux, b) // GET /v1/functions/{name}/events, POST …/events/{id}/retry
+	routeStatus(mux, b) // GET /v1/status
 	mux.HandleFunc("GET /v1/traces/{requestId}", func(w http.ResponseWriter, r *http.Request) {
 		t, err := b.Trace(r.Context(), r.PathValue("requestId"))
 		switch {

@@ -15,18 +15,21 @@ import (
 )
 
 // The Event queue of a cluster: a replicated JetStream stream with
-// work-queue retention. An event is a message whose id (Nats-Msg-Id) is
-// its request id, so a retried Invoke is stored once; a 202 is answered
-// once the stream acknowledged it (a majority of replicas have it). Every
-// node's workers pull from one durable consumer. A worker holds a message
-// while the invocation runs (telling JetStream it is in progress every
-// eventBeat); a node that dies with an event in flight stops doing so,
-// and JetStream delivers it to another node's worker after eventAckWait.
-// A failed attempt is handed back with the retry delay (a negative
-// acknowledgement with delay); the last failure and success remove it.
-// How many attempts and how long apart are the Invoke API's decision, as
-// on one node; MaxDeliver is only a backstop against a poison event that
-// kills every node that runs it.
+// work-queue retention. An event is a message holding its item (the
+// store's AsyncItem: attempts, throttles, last error, age), its id
+// (Nats-Msg-Id) its request id, so a retried Invoke is stored once; a 202
+// is answered once the stream acknowledged it (a majority of replicas
+// have it). Every node's workers pull from one durable consumer. A worker
+// holds a message while the invocation runs, telling JetStream it is in
+// progress every eventBeat; a node that dies with an event in flight
+// stops doing so, and JetStream delivers it to another node's worker
+// after eventAckWait (the attempt cut off counts as interrupted, not as
+// an attempt). The Invoke API decides the outcome as on one node: a retry
+// or a throttle publishes the item again, its counts updated, due at the
+// retry time (a worker that gets it early hands it back with that delay);
+// success and final failure acknowledge it, and the node that ran it
+// keeps the outcome in its SQLite (stoke events). MaxDeliver is only a
+// backstop against an event that kills every node running it.
 
 const (
 	eventAckWait = 5 * time.Second
@@ -41,6 +44,9 @@ const (
 type EventQueue struct {
 	n    *Node
 	cons jetstream.Consumer
+	// Keep stores an event's outcome in this node's SQLite once it ran to
+	// its end (succeeded, or failed for good).
+	Keep func(ctx context.Context, it store.AsyncItem) error
 
 	mu       sync.Mutex
 	nextID   int64
@@ -49,6 +55,7 @@ type EventQueue struct {
 
 type heldEvent struct {
 	msg  jetstream.Msg
+	item store.AsyncItem
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -59,8 +66,9 @@ func (n *Node) eventSubject(fn string) string { return n.cfg.Name + ".events." +
 // consumer.
 func (n *Node) EventQueue(ctx context.Context) (*EventQueue, error) {
 	var cons jetstream.Consumer
-	for {
+	err := retry(ctx, func() error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		s, err := n.js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
 			Name:        n.cfg.Name + "-events",
 			Description: "Stoke Event invocations",
@@ -69,50 +77,69 @@ func (n *Node) EventQueue(ctx context.Context) (*EventQueue, error) {
 			Replicas:    n.cfg.Replicas,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  10 * time.Minute,
-			// Lambda keeps an event up to 6 hours.
-			MaxAge: 6 * time.Hour,
+			// Lambda keeps an event up to 6 hours (maximum_event_age).
+			MaxAge: 6*time.Hour + 10*time.Minute,
 		})
-		if err == nil {
-			cons, err = s.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
-				Durable:       "workers",
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       eventAckWait,
-				MaxDeliver:    eventMaxDeliver,
-				MaxAckPending: 10000,
-			})
+		if err != nil {
+			return err
 		}
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("cluster: the Event stream: %w", err)
-		case <-time.After(250 * time.Millisecond):
-		}
+		cons, err = s.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
+			Durable:       "workers",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       eventAckWait,
+			MaxDeliver:    eventMaxDeliver,
+			MaxAckPending: 10000,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the Event stream: %w", err)
 	}
 	return &EventQueue{n: n, cons: cons, inflight: map[int64]*heldEvent{}}, nil
 }
 
 // Enqueue stores an event; it returns once JetStream acknowledged it.
 func (q *EventQueue) Enqueue(ctx context.Context, it store.AsyncItem) (int64, error) {
-	it.Created = time.Now().UTC()
-	b, err := json.Marshal(it)
+	now := time.Now().UTC()
+	it.Created, it.AgeFrom, it.Status = now, now, store.AsyncQueued
+	if it.NextAttempt.IsZero() {
+		it.NextAttempt = now
+	}
+	ack, err := q.publish(ctx, it, it.RequestID)
 	if err != nil {
 		return 0, err
-	}
-	m := nats.NewMsg(q.n.eventSubject(it.Function))
-	m.Data = b
-	m.Header.Set(jetstream.MsgIDHeader, it.RequestID)
-	ack, err := q.n.js.PublishMsg(ctx, m)
-	if err != nil {
-		return 0, fmt.Errorf("cluster: queueing the event of %s: %w", it.Function, err)
 	}
 	return int64(ack.Sequence), nil
 }
 
-// Claim pulls the next event, waiting up to eventPoll for one.
-func (q *EventQueue) Claim(ctx context.Context, _ time.Time) (store.AsyncItem, bool, error) {
+// Requeue queues a failed event again by hand, its attempts and age
+// starting over.
+func (q *EventQueue) Requeue(ctx context.Context, it store.AsyncItem) error {
+	now := time.Now().UTC()
+	it.Attempts, it.Throttles, it.Interrupted = 0, 0, 0
+	it.Status, it.NextAttempt, it.AgeFrom = store.AsyncQueued, now, now
+	_, err := q.publish(ctx, it, fmt.Sprintf("%s/retry/%d", it.RequestID, now.UnixNano()))
+	return err
+}
+
+func (q *EventQueue) publish(ctx context.Context, it store.AsyncItem, msgID string) (*jetstream.PubAck, error) {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(q.n.eventSubject(it.Function))
+	m.Data = b
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	ack, err := q.n.js.PublishMsg(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: queueing the event of %s: %w", it.Function, err)
+	}
+	return ack, nil
+}
+
+// Claim pulls the next due event, waiting up to eventPoll for one, and
+// counts its attempt. An event not due yet goes back with its delay.
+func (q *EventQueue) Claim(ctx context.Context, now time.Time) (store.AsyncItem, bool, error) {
 	fctx, cancel := context.WithTimeout(ctx, eventPoll)
 	defer cancel()
 	batch, err := q.cons.Fetch(1, jetstream.FetchContext(fctx))
@@ -129,13 +156,27 @@ func (q *EventQueue) Claim(ctx context.Context, _ time.Time) (store.AsyncItem, b
 			_ = msg.Term()
 			continue
 		}
+		if wait := it.NextAttempt.Sub(now); wait > 0 {
+			_ = msg.NakWithDelay(wait)
+			return store.AsyncItem{}, false, nil
+		}
 		md, err := msg.Metadata()
 		if err != nil {
 			return store.AsyncItem{}, false, err
 		}
-		it.Attempts = int(md.NumDelivered)
+		// Deliveries beyond the expected ones (one, and one more when it
+		// was published ahead of its due time and handed back) were cut
+		// off with their node.
+		expected := uint64(1)
+		if it.NextAttempt.After(md.Timestamp) {
+			expected = 2
+		}
+		if md.NumDelivered > expected {
+			it.Interrupted += int(md.NumDelivered - expected)
+		}
+		it.Attempts++
 		it.Status = store.AsyncRunning
-		h := &heldEvent{msg: msg, done: make(chan struct{})}
+		h := &heldEvent{msg: msg, item: it, done: make(chan struct{})}
 		var hctx context.Context
 		hctx, h.stop = context.WithCancel(q.n.ctx)
 		q.mu.Lock()
@@ -167,9 +208,10 @@ func (h *heldEvent) hold(ctx context.Context) {
 	}
 }
 
-// Complete ends an attempt: acknowledged (gone) on success or final
-// failure, handed back with a delay for a retry.
-func (q *EventQueue) Complete(ctx context.Context, id int64, ok bool, errText string, retryAt time.Time) error {
+// Complete ends an attempt as c says: a retry or a throttle queues the
+// item again with its counts (due at c.RetryAt); success and final
+// failure remove it, and this node keeps the outcome.
+func (q *EventQueue) Complete(ctx context.Context, id int64, c store.Completion) error {
 	q.mu.Lock()
 	h := q.inflight[id]
 	delete(q.inflight, id)
@@ -179,19 +221,32 @@ func (q *EventQueue) Complete(ctx context.Context, id int64, ok bool, errText st
 	}
 	h.stop()
 	<-h.done
-	var err error
+	it := h.item
+	it.LastError = c.Error
 	switch {
-	case ok:
-		err = h.msg.DoubleAck(ctx)
-	case !retryAt.IsZero():
-		err = h.msg.NakWithDelay(max(time.Until(retryAt), 0))
+	case !c.RetryAt.IsZero():
+		if c.Throttled {
+			it.Attempts--
+			it.Throttles++
+		}
+		it.Status, it.NextAttempt = store.AsyncQueued, c.RetryAt
+		// A new message for the next try, then the old one is done; a
+		// crash between the two stores the retry once (same id).
+		msgID := fmt.Sprintf("%s/%d.%d.%d", it.RequestID, it.Attempts, it.Throttles, it.Interrupted)
+		if _, err := q.publish(ctx, it, msgID); err != nil {
+			_ = h.msg.Nak()
+			return err
+		}
+	case c.OK:
+		it.Status = store.AsyncSucceeded
 	default:
-		// Failed for good: the attempts are over (the Invoke API recorded
-		// why); Term keeps JetStream from delivering it again.
-		err = h.msg.Term()
+		it.Status = store.AsyncFailed
 	}
-	if err != nil {
+	if err := h.msg.DoubleAck(ctx); err != nil {
 		return fmt.Errorf("cluster: completing an event: %w", err)
+	}
+	if it.Status != store.AsyncQueued && q.Keep != nil {
+		return q.Keep(ctx, it)
 	}
 	return nil
 }

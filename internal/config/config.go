@@ -132,6 +132,11 @@ type Function struct {
 	Network string
 	// Cache is the response cache in front of the function; nil for none.
 	Cache *Cache
+	// MaxRetryAttempts (0–2, default 2) and MaxEventAge (60s–6h, default
+	// 6h) are Lambda's EventInvokeConfig for Event invocations; like it,
+	// not part of a version (not in the Fingerprint).
+	MaxRetryAttempts int
+	MaxEventAge      time.Duration
 	// Line is where the function is defined in the file, for messages.
 	Line int
 }

@@ -44,6 +44,8 @@ functions:
     writable: [var, /srv/up/]
     ephemeral_storage: 1024
     network: none
+    maximum_retry_attempts: 0
+    maximum_event_age: 1h
   plain:
     runtime: http
     command: python3 -m http.server
@@ -108,6 +110,8 @@ func TestLoadFull(t *testing.T) {
 				Writable:         []string{filepath.Join(dir, "app/var"), "/srv/up"},
 				EphemeralStorage: 1024,
 				Network:          "none",
+				MaxRetryAttempts: 0,
+				MaxEventAge:      time.Hour,
 				Line:             14,
 			},
 			"plain": {
@@ -127,7 +131,9 @@ func TestLoadFull(t *testing.T) {
 				InitBoost:        true,
 				EphemeralStorage: 512,
 				Network:          "default",
-				Line:             33,
+				MaxRetryAttempts: 2,
+				MaxEventAge:      6 * time.Hour,
+				Line:             35,
 			},
 		},
 		Warnings: []string{path + ":21: functions.hello.timeout 1m exceeds gateway.timeout 45s; HTTP requests will be cut at 45s"},
@@ -232,7 +238,7 @@ func TestErrors(t *testing.T) {
 		{"unknown billing key", "billing:\n  granularty: 1ms\n",
 			"stoke.yaml:2: billing.granularty: unknown key (did you mean granularity?); allowed: bill_init, granularity, keep_warm_price_per_gb_second, price_per_gb_second, price_per_request"},
 		{"unknown function key", fn("    memroy: 256\n"),
-			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, cache, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_alive, keep_warm, max_instances, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
+			"stoke.yaml:4: functions.hello.memroy: unknown key (did you mean memory?); allowed: build, cache, command, concurrency, cwd, django_settings, env, ephemeral_storage, event_format, handler, idle_timeout, init_boost, init_timeout, keep_alive, keep_warm, max_instances, maximum_event_age, maximum_retry_attempts, memory, network, python, readiness, routes, runtime, snapshot, timeout, user, writable"},
 		{"python key on http", fn("    handler: app:app\n"),
 			"stoke.yaml:4: functions.hello.handler: only used with runtime python-wsgi; allowed: remove it, or runtime: python-wsgi"},
 		{"unknown readiness key", fn("    readiness: {path: /, code: 200}\n"),
@@ -330,6 +336,12 @@ func TestErrors(t *testing.T) {
 			`stoke.yaml:4: functions.hello.routes[0]: "/2015-03-31/functions/x/invocations" is under /2015-03-31/functions/, where the gateway serves Lambda's Invoke API; allowed: any other path`},
 		{"wsgi concurrency", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    concurrency: 4\n",
 			"stoke.yaml:5: functions.api.concurrency: 4: a python-wsgi instance serves one request at a time, as on Lambda; allowed: 1 (scale out with max_instances)"},
+		{"retries out of range", fn("    maximum_retry_attempts: 3\n"),
+			"stoke.yaml:4: functions.hello.maximum_retry_attempts: 3 is out of range; allowed: 0 to 2 (retries of a failed Event invocation, as on Lambda)"},
+		{"event age too short", fn("    maximum_event_age: 30s\n"),
+			"stoke.yaml:4: functions.hello.maximum_event_age: 30s is out of range; allowed: 60s to 6h, as on Lambda"},
+		{"lambda concurrency", "functions:\n  l:\n    runtime: lambda\n    command: [x]\n    concurrency: 2\n",
+			"stoke.yaml:5: functions.l.concurrency: 2: a Lambda bootstrap takes one event at a time (GET /next); allowed: 1 (scale out with max_instances)"},
 		{"wsgi snapshot not bool", "functions:\n  api:\n    runtime: python-wsgi\n    handler: a:b\n    snapshot: maybe\n",
 			`stoke.yaml:5: functions.api.snapshot: "maybe" is not a bool; allowed: true, false`},
 		{"missing command", "functions:\n  hello:\n    runtime: http\n",

@@ -39,6 +39,8 @@ func (p *parser) functions(v *yaml.Node, key string, c *Config) {
 			Network:          "default",
 			Line:             pr.key.Line,
 			EphemeralStorage: DefaultEphemeralStorageMB,
+			MaxRetryAttempts: lambdaspec.MaxRetryAttempts,
+			MaxEventAge:      lambdaspec.MaxEventAge,
 		}}
 		s.present = walk(p, pr.val, fkey, functionKeys, s)
 		p.finishFunction(s)
@@ -85,6 +87,9 @@ func (p *parser) finishFunction(s *fnState) {
 	}
 	if f.Runtime == "lambda" && f.EventFormat == "" {
 		f.EventFormat = "2.0"
+	}
+	if f.Runtime == "lambda" && f.Concurrency != 1 {
+		p.errf(s.present["concurrency"], s.key+".concurrency", "%d: a Lambda bootstrap takes one event at a time (GET /next); allowed: 1 (scale out with max_instances)", f.Concurrency)
 	}
 	if f.Runtime != "lambda" && s.present["event_format"] != nil {
 		p.errf(s.present["event_format"], s.key+".event_format", "only used with runtime lambda; allowed: remove it, or runtime: lambda")

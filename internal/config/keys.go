@@ -199,6 +199,13 @@ var functionKeys = map[string]setter[*fnState]{
 		p.oneOf(v, k, "a string", "a network mode", "default (the host's network), none (loopback only)", []string{"default", "none"}, &s.fn.Network)
 	},
 	"cache": func(p *parser, k string, v *yaml.Node, s *fnState) { p.cache(v, k, s) },
+	// Event invocations (Lambda's EventInvokeConfig).
+	"maximum_retry_attempts": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		p.intField(v, k, 0, lambdaspec.MaxRetryAttempts, " (retries of a failed Event invocation, as on Lambda)", &s.fn.MaxRetryAttempts)
+	},
+	"maximum_event_age": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		p.duration(v, k, lambdaspec.MinEventAge, lambdaspec.MaxEventAge, "60s to 6h, as on Lambda", &s.fn.MaxEventAge)
+	},
 }
 
 // maxTimeoutText is what a function's timeout may be: "more than 0s, at

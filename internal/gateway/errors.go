@@ -12,6 +12,12 @@ import (
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
+// panicError is a panic while invoking, recovered by Run: Stoke's fault,
+// not the function's.
+type panicError struct{ v any }
+
+func (e *panicError) Error() string { return fmt.Sprintf("internal error: panic: %v", e.v) }
+
 var (
 	errGatewayTimeout  = errors.New("gateway timeout")
 	errFunctionTimeout = errors.New("function timeout")
@@ -44,7 +50,10 @@ func (g *Gateway) acquireFailed(ctx context.Context, name string, err error) Out
 func (g *Gateway) invokeFailed(out *Outcome, ictx context.Context, fn *Function, err error) {
 	var mbe *http.MaxBytesError
 	var invalid *httpwire.RequestError
+	var pe *panicError
 	switch {
+	case errors.As(err, &pe):
+		out.Status, out.ErrorType, out.Message = http.StatusInternalServerError, "Stoke.InternalError", pe.Error()
 	case errors.As(err, &mbe):
 		out.Status, out.ErrorType = http.StatusRequestEntityTooLarge, "RequestTooLargeException"
 		out.Message = fmt.Sprintf("request body exceeds the limit of %d bytes", mbe.Limit)

@@ -1,11 +1,14 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,6 +41,21 @@ func TestMain(m *testing.M) {
 			}
 			_ = json.NewEncoder(w).Encode(out)
 		})
+		l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			os.Exit(1)
+		}
+		// /unlisten: the app stops taking connections but lives on, so
+		// the next request cannot reach it and the pool does not know.
+		http.HandleFunc("/unlisten", func(w http.ResponseWriter, r *http.Request) {
+			l.Close()
+			w.Header().Set("Connection", "close")
+			fmt.Fprint(w, "unlistened")
+		})
+		http.HandleFunc("/body", func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%d %x", len(b), sha256.Sum256(b))
+		})
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			ms, _ := strconv.Atoi(r.URL.Query().Get("sleep"))
 			time.Sleep(time.Duration(ms) * time.Millisecond)
@@ -50,8 +68,8 @@ func TestMain(m *testing.M) {
 			}
 			fmt.Fprintf(w, "%s %s", os.Getenv("STOKE_GW_APP"), r.URL.Path)
 		})
-		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
-		return
+		_ = http.Serve(l, nil)
+		select {} // unlistened: live on
 	}
 	os.Exit(m.Run())
 }
@@ -443,5 +461,55 @@ func TestStokeColdOnEveryResponse(t *testing.T) {
 	resp, _ = get(t, f.srv.URL+"/nowhere")
 	if resp.StatusCode != 404 || resp.Header.Get("X-Stoke-Cold") != "false" || resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("route miss: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// A request its instance never received (the app stopped taking
+// connections, unknown to the pool) runs on another instance, body and
+// all, and is recorded once, on the instance that served it.
+func TestUndeliveredRunsOnAnotherInstance(t *testing.T) {
+	f := newFixture(t, 10*time.Second)
+	fn := f.function("u", "U", 5*time.Second, pool.Options{MaxInstances: 2}, "/unlisten", "/body")
+	f.gw.Set([]*gateway.Function{fn})
+	for _, size := range []int{1000, 200 << 10} { // read before dialling, and streamed
+		if resp, body := get(t, f.srv.URL+"/unlisten"); resp.StatusCode != 200 || body != "unlistened" {
+			t.Fatalf("unlisten: %d %s", resp.StatusCode, body)
+		}
+		first := fn.Pool.(*pool.Pool).Instances()
+		if len(first) != 1 {
+			t.Fatalf("instances: %+v", first)
+		}
+		eventually(t, "the instance idle again", func() bool {
+			in := fn.Pool.(*pool.Pool).Instances()
+			return len(in) == 1 && in[0].State == pool.StateIdle
+		})
+		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+		resp, err := http.Post(f.srv.URL+"/body", "application/octet-stream", bytes.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf("%d %x", len(payload), sha256.Sum256(payload))
+		if resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("%d bytes: got %d %q, want %q", size, resp.StatusCode, b, want)
+		}
+		r := f.rec.byID(t, resp.Header.Get("X-Request-Id"))
+		if r.InstanceID == first[0].ID || !r.Cold || r.Status != 200 {
+			t.Errorf("record: %+v (first instance %s)", r, first[0].ID)
+		}
+		eventually(t, "the unreachable instance gone", func() bool {
+			for _, in := range fn.Pool.(*pool.Pool).Instances() {
+				if in.ID == first[0].ID {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	if f.rec.begun != len(f.rec.recs)+2 {
+		t.Errorf("%d begun, %d recorded: each retried request begins twice and is recorded once", f.rec.begun, len(f.rec.recs))
 	}
 }

@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/stokehq/stoke/internal/pool"
@@ -56,6 +58,10 @@ type Outcome struct {
 // discards the instance, and records the invocation. It is the only
 // invoker: HTTP routes, the Lambda Invoke API and stoke tune (on a gateway
 // of its own, without a recorder) all go through it.
+//
+// An invocation the instance never received (runtime.NotDelivered: it died
+// first) runs once more on another instance, under the same request id;
+// only what a function received can fail with its instance.
 func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	begin := time.Now()
 	if !c.Trace.Valid() {
@@ -66,23 +72,57 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 
 	fn, lease, err := g.acquire(ctx, c.Function)
 	if err != nil {
-		out := g.acquireFailed(ctx, c.Function, err)
-		if fn != nil {
-			// No instance ran it, but it still counts: throttles, init
-			// failures and queue timeouts show up among the invocations.
-			out.Record = &record.Record{
-				RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
-				QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType, ErrorMessage: out.Message,
-				Method: c.Method, Path: c.Path, End: time.Now(), Cache: c.Cache, CacheMS: ms(c.Lookup),
-			}
-			c.Trace.Stamp(out.Record)
-			g.finish(out.Record)
-		}
-		return out
+		return g.notRun(ctx, c, fn, begin, err)
 	}
+	// Whatever happens below, a panic included, the instance goes back
+	// (or away); Release and Discard after the first are no-ops.
+	defer func() { lease.Discard() }()
+	for retried := false; ; retried = true {
+		queue := lease.QueueWait
+		if retried {
+			queue = time.Since(begin)
+		}
+		out, nd := g.runOn(ctx, c, fn, lease, begin, queue)
+		if nd == nil || retried {
+			return out
+		}
+		g.o.Logger.Info("invocation not delivered: its instance was gone; running it on another",
+			"function", fn.Name, "request_id", c.RequestID, "instance", lease.InstanceID, "err", nd.Err)
+		if fn.Concurrency <= 1 || isDone(lease.Instance) {
+			lease.Discard()
+		} else {
+			lease.Release()
+		}
+		if fn, lease, err = g.acquire(ctx, c.Function); err != nil {
+			return g.notRun(ctx, c, fn, begin, err)
+		}
+	}
+}
+
+// notRun is the outcome of an invocation that got no instance (err says
+// why); it is recorded all the same: throttles, init failures and queue
+// timeouts show up among the invocations.
+func (g *Gateway) notRun(ctx context.Context, c Call, fn *Function, begin time.Time, err error) Outcome {
+	out := g.acquireFailed(ctx, c.Function, err)
+	if fn != nil {
+		out.Record = &record.Record{
+			RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
+			QueueMS: ms(time.Since(begin)), MemoryMB: fn.MemoryMB, Status: out.Status, ErrorType: out.ErrorType, ErrorMessage: out.Message,
+			Method: c.Method, Path: c.Path, End: time.Now(), Cache: c.Cache, CacheMS: ms(c.Lookup),
+		}
+		c.Trace.Stamp(out.Record)
+		g.finish(out.Record)
+	}
+	return out
+}
+
+// runOn runs c on lease's instance and records it, unless the instance
+// never received it: then it returns the *runtime.NotDelivered, records
+// nothing and leaves the lease to the caller.
+func (g *Gateway) runOn(ctx context.Context, c Call, fn *Function, lease *pool.Lease, begin time.Time, queue time.Duration) (Outcome, *runtime.NotDelivered) {
 	rec := &record.Record{
 		RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
-		Cold: lease.Cold, QueueMS: ms(lease.QueueWait), MemoryMB: fn.MemoryMB,
+		Cold: lease.Cold, QueueMS: ms(queue), MemoryMB: fn.MemoryMB,
 		InstanceID: lease.InstanceID, Method: c.Method, Path: c.Path, Cache: c.Cache, CacheMS: ms(c.Lookup),
 	}
 	c.Trace.Stamp(rec)
@@ -101,8 +141,11 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	ictx, icancel := context.WithTimeoutCause(ctx, fn.Timeout, errFunctionTimeout)
 	defer icancel()
 	start := time.Now()
-	err = c.Do(ictx, inst)
+	err := g.do(ictx, c, inst)
 	end := time.Now()
+	if nd, ok := runtime.AsNotDelivered(err); ok && ictx.Err() == nil {
+		return Outcome{}, nd
+	}
 	rec.DurationMS = ms(end.Sub(start))
 	rec.InvokeStart, rec.End = start, end
 
@@ -139,7 +182,26 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	rec.BilledMS = record.Billed(time.Duration(rec.DurationMS*float64(time.Millisecond)), g.o.Granularity)
 	rec.MaxMemoryMB = inst.MaxMemoryMB()
 	g.finish(rec)
-	return out
+	return out, nil
+}
+
+// do runs c.Do, turning a panic into an error: a bug in Stoke or a runtime
+// must not take the server down, nor leave an instance leased.
+func (g *Gateway) do(ctx context.Context, c Call, inst runtime.Instance) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler { // the response broke off midway, on purpose
+			err = fmt.Errorf("%w: the invocation was aborted", http.ErrAbortHandler)
+			return
+		}
+		g.o.Logger.Error("panic while invoking a function", "function", c.Function, "request_id", c.RequestID,
+			"panic", p, "stack", string(debug.Stack()))
+		err = &panicError{p}
+	}()
+	return c.Do(ctx, inst)
 }
 
 // finish hands a finished invocation's record to the recorder and tracer.

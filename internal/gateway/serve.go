@@ -100,6 +100,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, name, reqID st
 		},
 		Do: func(ctx context.Context, inst runtime.Instance) error {
 			if err := inst.Invoke(sw, r.WithContext(ctx)); err != nil {
+				if nd, ok := runtime.AsNotDelivered(err); ok && len(nd.Body) > 0 {
+					// Run tries another instance: it gets the body the
+					// first one had read, then the rest.
+					r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(nd.Body), r.Body))
+				}
 				return err
 			}
 			// Send the response now, not after the bookkeeping that follows.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/stokehq/stoke/internal/lambdaspec"
@@ -16,23 +17,53 @@ import (
 // made work due.
 const idleCheck = 5 * time.Second
 
-// enqueue saves an Event invocation; once it returns nil the event survives
-// a crash.
+// enqueue saves an Event invocation, with the version it was accepted for;
+// once it returns nil the event survives a crash.
 func (a *API) enqueue(ctx context.Context, t lambdaspec.FunctionRef, reqID, traceID string, payload []byte) *apiError {
 	if a.o.Store == nil {
-		return &apiError{http.StatusInternalServerError, "ServiceException", "Event invocations need a store", bodyService}
+		return &apiError{status: http.StatusInternalServerError, typ: "ServiceException", msg: "Event invocations need a store", body: bodyService}
 	}
+	version, _ := a.b.Lookup(t.Name)
 	_, err := a.o.Store.Enqueue(ctx, store.AsyncItem{
-		Function: t.Name, Qualifier: t.Qualifier, Payload: payload, RequestID: reqID, TraceID: traceID,
+		Function: t.Name, Qualifier: t.Qualifier, Version: version, Payload: payload, RequestID: reqID, TraceID: traceID,
 	})
 	if err != nil {
-		return &apiError{http.StatusInternalServerError, "ServiceException", "could not queue the event: " + err.Error(), bodyService}
+		a.log.Error("could not queue an Event invocation", "function", t.Name, "request_id", reqID, "err", err)
+		return &apiError{status: http.StatusInternalServerError, typ: "ServiceException", msg: "could not queue the event: " + err.Error(), body: bodyService}
 	}
+	a.Wake()
+	return nil
+}
+
+// EventConfig is a function's settings for Event invocations (Lambda's
+// EventInvokeConfig).
+type EventConfig struct {
+	MaxRetryAttempts int           // 0–2
+	MaxEventAge      time.Duration // 60 s–6 h
+}
+
+// EventConfigs is a Backend that knows each function's EventConfig; with
+// a Backend that does not, every function has Lambda's defaults.
+type EventConfigs interface {
+	EventConfig(name string) (EventConfig, bool)
+}
+
+func (a *API) eventConfig(name string) EventConfig {
+	if ec, ok := a.b.(EventConfigs); ok {
+		if c, ok := ec.EventConfig(name); ok {
+			return c
+		}
+	}
+	return EventConfig{MaxRetryAttempts: lambdaspec.MaxRetryAttempts, MaxEventAge: lambdaspec.MaxEventAge}
+}
+
+// Wake makes an idle worker look at the queue now (an event was queued
+// again by hand).
+func (a *API) Wake() {
 	select {
 	case a.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Start requeues Event invocations a crash left running and starts the
@@ -123,20 +154,41 @@ func (a *API) sleep(loop context.Context, t time.Time) {
 	}
 }
 
-// attempt runs one attempt of an Event invocation and records how it went:
-// succeeded, queued for a retry after the next delay, or failed after
-// MaxAsyncAttempts. Each attempt is also a normal record (through Run),
-// under the same request id, as Lambda keeps it across retries.
+// attempt runs one attempt of an Event invocation and records how it went,
+// as Lambda handles asynchronous invocations:
+//   - succeeded;
+//   - throttled (no instance took it): tried again after a backoff
+//     doubling from 1 s to 5 min, without using an attempt;
+//   - failed (a function error, a timeout, an exit, an init failure):
+//     queued for a retry after the next delay (1 min, then 2 min) while
+//     its function's maximum_retry_attempts allow;
+//   - else failed for good, kept with its payload, error and attempts (the
+//     on-failure destination: stoke events FN --failed), as is one older
+//     than maximum_event_age or whose function was removed.
+//
+// An event runs on the function's current version ($LATEST semantics:
+// Stoke keeps one version per function, so one accepted for a version a
+// deploy has since replaced runs on its successor; its record says which).
+// Each attempt is also a normal record (through Run), under the same
+// request id, as Lambda keeps it across retries.
 func (a *API) attempt(run context.Context, it store.AsyncItem) {
 	log := a.log.With("request_id", it.RequestID, "function", it.Function, "attempt", it.Attempts)
-	t := lambdaspec.FunctionRef{Name: it.Function, Qualifier: it.Qualifier}
-	var errText string
-	if e := a.exists(t); e != nil {
-		// Deleted (or redeployed past its qualifier) while queued: retrying
-		// cannot help.
-		errText = e.typ + ": " + e.msg
-		it.Attempts = a.o.MaxAsyncAttempts
-	} else {
+	cfg := a.eventConfig(it.Function)
+	var c store.Completion
+	now := time.Now()
+	current, exists := a.b.Lookup(it.Function)
+	switch {
+	case !exists:
+		c.Error = "ResourceNotFoundException: Function not found: " + lambdaspec.FunctionRef{Name: it.Function}.ARN(a.o.Region, a.o.AccountID) +
+			" (removed after the event was accepted)"
+	case now.Sub(it.AgeFrom) > cfg.MaxEventAge:
+		c.Error = fmt.Sprintf("EventAgeExceeded: the event is %s old, past its function's maximum_event_age of %s (last error: %s)",
+			now.Sub(it.AgeFrom).Round(time.Millisecond), cfg.MaxEventAge, orNone(it.LastError))
+	default:
+		t := lambdaspec.FunctionRef{Name: it.Function, Qualifier: it.Qualifier}
+		if t.Qualifier != "" && t.Qualifier != "$LATEST" && t.Qualifier != current {
+			t.Qualifier = "" // that version was replaced: its successor runs it
+		}
 		res, e := a.invoke(run, call{
 			t: t, arn: t.ARN(a.o.Region, a.o.AccountID), reqID: it.RequestID, payload: it.Payload, traceID: it.TraceID,
 			path: "/2015-03-31/functions/" + it.Function + "/invocations",
@@ -146,33 +198,58 @@ func (a *API) attempt(run context.Context, it store.AsyncItem) {
 			// Close cut it off: leave it running so the next Start retries it.
 			log.Warn("event cut off by shutdown")
 			return
+		case e != nil && e.notRun:
+			c.Error, c.Throttled = e.typ+": "+e.msg, true
 		case e != nil:
-			errText = e.typ + ": " + e.msg
+			c.Error = e.typ + ": " + e.msg
 		case res.functionError != "":
-			errText = res.errorType + ": " + string(res.payload)
-			if res.errorType == "" {
-				errText = res.functionError + ": " + string(res.payload)
+			typ := res.errorType
+			if typ == "" {
+				typ = res.functionError
 			}
+			c.Error = typ + ": " + string(res.payload)
 		}
 	}
-	errText = truncate(errText, 4096) // the payload of a function error can be megabytes
-	var retryAt time.Time
-	if errText != "" && it.Attempts < a.o.MaxAsyncAttempts {
+	c.Error = truncate(c.Error, 4096) // the payload of a function error can be megabytes
+	c.OK = c.Error == ""
+	switch {
+	case c.OK:
+	case c.Throttled:
+		d := a.o.ThrottleBackoff[0] << min(it.Throttles, 30)
+		if d <= 0 || d > a.o.ThrottleBackoff[1] {
+			d = a.o.ThrottleBackoff[1]
+		}
+		c.RetryAt = now.Add(d)
+	case exists && it.Attempts <= cfg.MaxRetryAttempts && !strings.HasPrefix(c.Error, "EventAgeExceeded"):
 		d := a.o.RetryDelays[min(it.Attempts, len(a.o.RetryDelays))-1]
-		retryAt = time.Now().Add(d)
+		c.RetryAt = now.Add(d)
+	}
+	if !c.RetryAt.IsZero() && c.RetryAt.Sub(it.AgeFrom) > cfg.MaxEventAge {
+		// It would be too old by then: give up now, saying why.
+		c.Error += fmt.Sprintf(" (not retried: it would pass its function's maximum_event_age of %s first)", cfg.MaxEventAge)
+		c.RetryAt, c.Throttled = time.Time{}, false
 	}
 	// The outcome must be saved even as the server shuts down.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(run), 10*time.Second)
 	defer cancel()
-	if err := a.o.Store.Complete(ctx, it.ID, errText == "", errText, retryAt); err != nil && !errors.Is(err, store.ErrClosed) {
+	if err := a.o.Store.Complete(ctx, it.ID, c); err != nil && !errors.Is(err, store.ErrClosed) {
 		log.Error("record event outcome", "err", err)
 	}
 	switch {
-	case errText == "":
+	case c.OK:
 		log.Debug("event succeeded")
-	case !retryAt.IsZero():
-		log.Info("event failed, will retry", "at", retryAt, "err", errText)
+	case c.Throttled:
+		log.Info("event throttled, will retry", "at", c.RetryAt, "err", c.Error)
+	case !c.RetryAt.IsZero():
+		log.Info("event failed, will retry", "at", c.RetryAt, "err", c.Error)
 	default:
-		log.Warn("event failed for good", "err", errText)
+		log.Warn("event failed for good; kept with its payload (stoke events --failed)", "err", c.Error)
 	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

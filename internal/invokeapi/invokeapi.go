@@ -63,13 +63,15 @@ type Options struct {
 	Credentials       []config.Credential
 	Store             Queue // the Event queue (queue.go); without it Event invocations get 500
 	Logger            *slog.Logger
-	// MaxAsyncAttempts bounds the attempts of an Event invocation; default
-	// 3, Lambda's first try and 2 retries.
-	MaxAsyncAttempts int
 	// RetryDelays[i] is the wait after failed attempt i+1 (the last one
-	// repeats); default 1m, 2m, Lambda's.
+	// repeats); default 1m, 2m, Lambda's. How many retries an event gets
+	// is its function's maximum_retry_attempts (EventConfigs).
 	RetryDelays []time.Duration
-	Workers     int // Event workers; default 2
+	// ThrottleBackoff bounds the wait before a throttled event is tried
+	// again: it doubles from the first to the second; default 1 s to
+	// 5 min, Lambda's.
+	ThrottleBackoff [2]time.Duration
+	Workers         int // Event workers; default 2
 	// Now is the clock SigV4 dates are checked against; default time.Now.
 	Now func() time.Time
 }
@@ -100,8 +102,11 @@ func New(b Backend, o Options) *API {
 	if o.AccountID == "" {
 		o.AccountID = "000000000000"
 	}
-	if o.MaxAsyncAttempts <= 0 {
-		o.MaxAsyncAttempts = 3
+	if o.ThrottleBackoff[0] <= 0 {
+		o.ThrottleBackoff[0] = time.Second
+	}
+	if o.ThrottleBackoff[1] < o.ThrottleBackoff[0] {
+		o.ThrottleBackoff[1] = max(5*time.Minute, o.ThrottleBackoff[0])
 	}
 	if len(o.RetryDelays) == 0 {
 		o.RetryDelays = []time.Duration{time.Minute, 2 * time.Minute}
@@ -139,11 +144,17 @@ type apiError struct {
 	typ    string // x-amzn-ErrorType, which the SDKs turn into the error code
 	msg    string
 	body   bodyKind
+	// notRun: no instance took the invocation (throttled, or the gateway
+	// timed out waiting for one); an Event is retried without using an
+	// attempt.
+	notRun bool
 }
 
 func (e *apiError) Error() string { return e.typ + ": " + e.msg }
 
-func userError(status int, typ, msg string) *apiError { return &apiError{status, typ, msg, bodyUser} }
+func userError(status int, typ, msg string) *apiError {
+	return &apiError{status: status, typ: typ, msg: msg, body: bodyUser}
+}
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	type typed struct {
@@ -384,7 +395,7 @@ func (a *API) invoke(ctx context.Context, c call) (result, *apiError) {
 	}
 	switch {
 	case out.Throttled:
-		return result{}, &apiError{http.StatusTooManyRequests, "TooManyRequestsException", "Rate Exceeded.", bodyThrottle}
+		return result{}, &apiError{status: http.StatusTooManyRequests, typ: "TooManyRequestsException", msg: "Rate Exceeded.", body: bodyThrottle, notRun: true}
 	case out.ErrorType == "InvalidRequestContentException":
 		// The event describes a request no app may be sent (control
 		// characters in its method, URL or headers): the caller's mistake,
@@ -402,12 +413,19 @@ func (a *API) invoke(ctx context.Context, c call) (result, *apiError) {
 	case strings.HasPrefix(out.ErrorType, "Runtime."):
 		// Exit, out of memory, init failure: Lambda reports these as the
 		// function's error with a body saying what happened.
-		return result{payload: errorDoc(out.ErrorType, "RequestId: "+c.reqID+" Error: "+out.Message),
+		msg := out.Message
+		if !strings.HasPrefix(msg, "RequestId: ") { // the runtime may have said it
+			msg = "RequestId: " + c.reqID + " Error: " + msg
+		}
+		return result{payload: errorDoc(out.ErrorType, msg),
 			functionError: "Unhandled", errorType: out.ErrorType, version: version}, nil
 	}
-	return result{}, &apiError{http.StatusInternalServerError, "ServiceException",
-		fmt.Sprintf("%s: %s", out.ErrorType, out.Message), bodyService}
+	return result{}, &apiError{status: http.StatusInternalServerError, typ: "ServiceException",
+		msg: fmt.Sprintf("%s: %s", out.ErrorType, out.Message), body: bodyService, notRun: out.ErrorType == "Gateway.Timeout" && !ran(out)}
 }
+
+// ran says whether an instance took the invocation.
+func ran(out gateway.Outcome) bool { return out.Record != nil && out.Record.InstanceID != "" }
 
 // runOn runs c on one instance: directly if it takes events, else as an
 // HTTP request (see invokeHTTP).

@@ -123,6 +123,9 @@ const (
 type backend struct {
 	gw *gateway.Gateway
 	mu sync.Mutex
+	// events are functions' Event settings (EventConfigs); Lambda's
+	// defaults for those not in it.
+	events map[string]invokeapi.EventConfig
 	// lines and records by request id
 	lines map[string][]string
 	recs  map[string][]record.Record
@@ -134,6 +137,12 @@ func (b *backend) Lookup(name string) (string, bool) {
 		return fn.Version, true
 	}
 	return "", false
+}
+func (b *backend) EventConfig(name string) (invokeapi.EventConfig, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.events[name]
+	return c, ok
 }
 func (b *backend) Tail(_ context.Context, _, id string) []string {
 	b.mu.Lock()
@@ -645,7 +654,8 @@ func TestEventSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Second life: both run, the interrupted one as its second attempt.
+	// Second life: both run; the interrupted attempt does not count as
+	// one, but is said.
 	s = f.openStore()
 	defer s.Close()
 	api, _ := f.serve(invokeapi.Options{Store: s})
@@ -653,8 +663,8 @@ func TestEventSurvivesRestart(t *testing.T) {
 	defer api.Close(ctx)
 	for i, id := range ids {
 		got := waitAsync(t, s, id, store.AsyncSucceeded)
-		if got.Attempts != 2-i || got.LastError != "" {
-			t.Errorf("event %d: %d attempts, last error %q", i, got.Attempts, got.LastError)
+		if got.Attempts != 1 || got.Interrupted != 1-i || got.LastError != "" {
+			t.Errorf("event %d: %d attempts, %d interrupted, last error %q", i, got.Attempts, got.Interrupted, got.LastError)
 		}
 		if rs := f.be.records(id); len(rs) != 1 || rs[0].Status != 200 || rs[0].Function != "web" {
 			t.Errorf("event %d records: %+v", i, rs)
@@ -724,5 +734,128 @@ func TestTraceContextReachesTheFunction(t *testing.T) {
 	}
 	if !strings.HasPrefix(got.Traceparent, "00-5759e988bd862e3fe1be46a994272793-") || !strings.HasSuffix(got.Traceparent, "-01") {
 		t.Errorf("function got traceparent %q, want the caller's trace", got.Traceparent)
+	}
+}
+
+// An Event that finds every instance busy is throttled: tried again after a
+// backoff, without using an attempt, until it runs.
+func TestEventThrottledUsesNoAttempt(t *testing.T) {
+	f := newFixture(t)
+	web := f.function("web", false, 10*time.Second, pool.Options{MaxInstances: 1})
+	f.be.gw.Set([]*gateway.Function{web})
+	f.be.events = map[string]invokeapi.EventConfig{"web": {MaxRetryAttempts: 0, MaxEventAge: time.Hour}}
+	ctx := context.Background()
+	s := f.openStore()
+	defer s.Close()
+	api, srv := f.serve(invokeapi.Options{Store: s, ThrottleBackoff: [2]time.Duration{20 * time.Millisecond, 80 * time.Millisecond}})
+	api.Start(ctx)
+	defer api.Close(ctx)
+	c := client(srv.URL, keyID, secret)
+
+	// Hold the only instance with a synchronous invocation.
+	hold := filepath.Join(t.TempDir(), "release")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		invoke(t, c, &lambda.InvokeInput{FunctionName: aws.String("web"), Payload: fmt.Appendf(nil, `{"action":"hold","path":%q}`, hold)})
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ins := web.Pool.(*pool.Pool).Instances()
+		if len(ins) == 1 && ins[0].State == pool.StateBusy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holding invocation never started")
+		}
+	}
+	out := invoke(t, c, &lambda.InvokeInput{FunctionName: aws.String("web"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"n":1}`)})
+	id := requestID(t, out)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		it, err := s.AsyncByRequest(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.Throttles >= 2 {
+			if it.Status == store.AsyncFailed || it.Attempts != 0 {
+				t.Fatalf("a throttled event used an attempt: %+v", it)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event not throttled twice: %+v", it)
+		}
+	}
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	got := waitAsync(t, s, id, store.AsyncSucceeded)
+	if got.Attempts != 1 || got.Throttles < 2 {
+		t.Errorf("after the instance freed: %+v", got)
+	}
+}
+
+// maximum_retry_attempts and maximum_event_age are the function's.
+func TestEventRetriesAndAge(t *testing.T) {
+	f := newFixture(t)
+	f.be.gw.Set([]*gateway.Function{f.function("web", false, 5*time.Second, pool.Options{})})
+	ctx := context.Background()
+	s := f.openStore()
+	defer s.Close()
+	api, srv := f.serve(invokeapi.Options{Store: s, RetryDelays: []time.Duration{30 * time.Millisecond, time.Second}})
+	api.Start(ctx)
+	defer api.Close(ctx)
+	c := client(srv.URL, keyID, secret)
+	send := func() string {
+		out := invoke(t, c, &lambda.InvokeInput{FunctionName: aws.String("web"), InvocationType: types.InvocationTypeEvent,
+			Payload: []byte(`{"action":"fail"}`)})
+		return requestID(t, out)
+	}
+	for _, retries := range []int{0, 1} {
+		f.be.mu.Lock()
+		f.be.events = map[string]invokeapi.EventConfig{"web": {MaxRetryAttempts: retries, MaxEventAge: time.Hour}}
+		f.be.mu.Unlock()
+		got := waitAsync(t, s, send(), store.AsyncFailed)
+		if got.Attempts != retries+1 || !strings.Contains(got.LastError, "Function.HTTPError") || string(got.Payload) != `{"action":"fail"}` {
+			t.Errorf("maximum_retry_attempts %d: %+v", retries, got)
+		}
+	}
+	// Its second retry would come after its maximum age: given up then,
+	// saying so (or, on a machine so loaded the first retry starts late,
+	// given up as too old when it does).
+	f.be.mu.Lock()
+	f.be.events = map[string]invokeapi.EventConfig{"web": {MaxRetryAttempts: 2, MaxEventAge: 300 * time.Millisecond}}
+	f.be.mu.Unlock()
+	got := waitAsync(t, s, send(), store.AsyncFailed)
+	if got.Attempts > 2 || !strings.Contains(got.LastError, "maximum_event_age of 300ms") {
+		t.Errorf("maximum_event_age: %+v", got)
+	}
+}
+
+// An Event accepted for a version a deploy has since replaced runs on its
+// successor ($LATEST semantics), and its record says which version ran.
+func TestEventOutlivesItsVersion(t *testing.T) {
+	f := newFixture(t)
+	f.be.gw.Set([]*gateway.Function{f.function("web", false, 5*time.Second, pool.Options{})})
+	ctx := context.Background()
+	s := f.openStore()
+	defer s.Close()
+	api, srv := f.serve(invokeapi.Options{Store: s})
+	c := client(srv.URL, keyID, secret)
+	out := invoke(t, c, &lambda.InvokeInput{FunctionName: aws.String("web"), Qualifier: aws.String("1"),
+		InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"n":1}`)})
+	id := requestID(t, out)
+	// A deploy replaces version 1 before any worker runs.
+	v2 := f.function("web", false, 5*time.Second, pool.Options{})
+	v2.Version = "2"
+	f.be.gw.Set([]*gateway.Function{v2})
+	api.Start(ctx)
+	defer api.Close(ctx)
+	got := waitAsync(t, s, id, store.AsyncSucceeded)
+	if got.Version != "1" || got.Qualifier != "1" {
+		t.Errorf("event: %+v", got)
+	}
+	if rs := f.be.records(id); len(rs) != 1 || rs[0].Version != "2" {
+		t.Errorf("records: %+v", rs)
 	}
 }

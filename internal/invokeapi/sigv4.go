@@ -91,22 +91,22 @@ type authenticator struct {
 func (au *authenticator) check(r *http.Request) (authHeader, *apiError) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return authHeader{}, &apiError{http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token", bodyMessage}
+		return authHeader{}, &apiError{status: http.StatusForbidden, typ: "MissingAuthenticationTokenException", msg: "Missing Authentication Token", body: bodyMessage}
 	}
 	a, err := parseAuthorization(h)
 	if err != nil {
-		return a, &apiError{http.StatusForbidden, "IncompleteSignatureException", err.Error(), bodyMessage}
+		return a, &apiError{status: http.StatusForbidden, typ: "IncompleteSignatureException", msg: err.Error(), body: bodyMessage}
 	}
 	if _, ok := au.secrets[a.AccessKeyID]; !ok {
-		return a, &apiError{http.StatusForbidden, "UnrecognizedClientException", "The security token included in the request is invalid.", bodyMessage}
+		return a, &apiError{status: http.StatusForbidden, typ: "UnrecognizedClientException", msg: "The security token included in the request is invalid.", body: bodyMessage}
 	}
 	invalid := func(msg string) (authHeader, *apiError) {
-		return a, &apiError{http.StatusForbidden, "InvalidSignatureException", msg, bodyMessage}
+		return a, &apiError{status: http.StatusForbidden, typ: "InvalidSignatureException", msg: msg, body: bodyMessage}
 	}
 	raw := r.Header.Get("X-Amz-Date")
 	if raw == "" {
-		return a, &apiError{http.StatusForbidden, "IncompleteSignatureException",
-			"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=" + h, bodyMessage}
+		return a, &apiError{status: http.StatusForbidden, typ: "IncompleteSignatureException",
+			msg: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=" + h, body: bodyMessage}
 	}
 	t, err := time.Parse(amzDateFmt, raw)
 	if err != nil {
@@ -157,15 +157,15 @@ func (au *authenticator) verify(ctx context.Context, r *http.Request, a authHead
 	// A client may state the payload hash; Lambda, unlike S3, has no
 	// unsigned payloads, so it must be the body's.
 	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payloadHash {
-		return &apiError{http.StatusForbidden, "InvalidSignatureException",
-			"The provided 'x-amz-content-sha256' header does not match what was computed.", bodyMessage}
+		return &apiError{status: http.StatusForbidden, typ: "InvalidSignatureException",
+			msg: "The provided 'x-amz-content-sha256' header does not match what was computed.", body: bodyMessage}
 	}
 	t, _ := time.Parse(amzDateFmt, r.Header.Get("X-Amz-Date")) // check parsed it already
 	creds := aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: au.secrets[a.AccessKeyID]}
 	err := au.signer.SignHTTP(ctx, creds, vr, payloadHash, service, au.region, t,
 		func(o *v4.SignerOptions) { o.DisableSessionToken = true })
 	if err != nil {
-		return &apiError{http.StatusInternalServerError, "ServiceException", "signing failed: " + err.Error(), bodyService}
+		return &apiError{status: http.StatusInternalServerError, typ: "ServiceException", msg: "signing failed: " + err.Error(), body: bodyService}
 	}
 	want, err := parseAuthorization(vr.Header.Get("Authorization"))
 	if err == nil &&
@@ -173,7 +173,7 @@ func (au *authenticator) verify(ctx context.Context, r *http.Request, a authHead
 		strings.Join(want.SignedHeaders, ";") == strings.Join(a.SignedHeaders, ";") {
 		return nil
 	}
-	return &apiError{http.StatusForbidden, "InvalidSignatureException",
-		"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-		bodyMessage}
+	return &apiError{status: http.StatusForbidden, typ: "InvalidSignatureException",
+		msg:  "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+		body: bodyMessage}
 }

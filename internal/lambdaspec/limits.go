@@ -21,6 +21,15 @@ const (
 	MaxFunctionName = 64
 )
 
+// Asynchronous invocation (Lambda's EventInvokeConfig): retries of a
+// failed event, and how old an event may get before it is given up. Each
+// maximum is also the default.
+const (
+	MaxRetryAttempts = 2
+	MinEventAge      = 60 * time.Second
+	MaxEventAge      = 6 * time.Hour
+)
+
 // Lambda's defaults for what a function leaves unset, and its init limit.
 const (
 	DefaultMemoryMB = 128

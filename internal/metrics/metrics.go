@@ -25,6 +25,10 @@ import (
 type FunctionInstances struct {
 	Function string
 	ByState  map[string]int
+	// Failing: its instances cannot start; StartFailures: how many starts
+	// failed in a row.
+	Failing       bool
+	StartFailures int
 }
 
 // Options are the sources the metrics read at scrape time.
@@ -35,6 +39,11 @@ type Options struct {
 	// Dropped counts records and log lines the store dropped because its
 	// writer fell behind; called on every scrape. Optional.
 	Dropped func() int64
+	// StoreLost counts records and log lines lost because writing them
+	// failed (disk full, read-only); StoreWritable says whether writes
+	// succeed now. Called on every scrape; optional.
+	StoreLost     func() int64
+	StoreWritable func() bool
 	// Now is the clock keep-warm cost accrues by; default time.Now.
 	Now func() time.Time
 	// Caches reads the response caches' counters by function; called on
@@ -130,6 +139,21 @@ func New(o Options) *Metrics {
 	}
 	if o.Caches != nil {
 		m.reg.MustRegister(cacheCollector(o.Caches))
+	}
+	if o.StoreLost != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stoke_store_lost_total",
+			Help: "Records and log lines lost because writing them to data_dir failed (disk full, read-only, corrupt)."},
+			func() float64 { return float64(o.StoreLost()) }))
+	}
+	if o.StoreWritable != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stoke_store_writable",
+			Help: "1 while writes to data_dir succeed, 0 while they fail."},
+			func() float64 {
+				if o.StoreWritable() {
+					return 1
+				}
+				return 0
+			}))
 	}
 	if o.Dropped != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stoke_store_dropped_total",
@@ -277,14 +301,32 @@ var instanceStates = []string{"starting", "idle", "busy", "draining"}
 var instancesDesc = prometheus.NewDesc("stoke_instances", "Instances of each function by state, read from the pools at scrape time.",
 	[]string{"function", "state"}, nil)
 
+var (
+	failingDesc = prometheus.NewDesc("stoke_function_failing",
+		"1 while a function's instances cannot start (it answers 502 with the init error and retries with backoff), else 0.",
+		[]string{"function"}, nil)
+	startFailuresDesc = prometheus.NewDesc("stoke_function_start_failures",
+		"Starts of a function's instances that failed in a row (0 once one serves).", []string{"function"}, nil)
+)
+
 // instancesCollector reports stoke_instances from list on every scrape:
 // the pools already know their instances, so nothing is kept in step.
 type instancesCollector func() []FunctionInstances
 
-func (c instancesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- instancesDesc }
+func (c instancesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- instancesDesc
+	ch <- failingDesc
+	ch <- startFailuresDesc
+}
 
 func (c instancesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range c() {
+		failing := 0.0
+		if f.Failing {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, failing, f.Function)
+		ch <- prometheus.MustNewConstMetric(startFailuresDesc, prometheus.GaugeValue, float64(f.StartFailures), f.Function)
 		for _, st := range instanceStates {
 			ch <- prometheus.MustNewConstMetric(instancesDesc, prometheus.GaugeValue, float64(f.ByState[st]), f.Function, st)
 		}

@@ -13,12 +13,17 @@ type instance struct {
 	rt       runtime.Instance // nil while starting
 	state    State
 	inflight int
-	served   int64
-	inFree   bool
-	slot     bool // holds a Limiter grant
-	created  time.Time
-	lastUsed time.Time // by Options.Clock: when it last became idle
-	prewarm  bool      // started ahead of a predicted request
+	// awaiting counts released invocations whose runtime is not free yet
+	// (runtime.Settling); the instance is busy meanwhile.
+	awaiting  int
+	served    int64
+	completed int64     // invocations released healthy
+	ready     time.Time // when it became ready (wall clock)
+	inFree    bool
+	slot      bool // holds a Limiter grant (cluster.go)
+	created   time.Time
+	lastUsed  time.Time // by Options.Clock: when it last became idle
+	prewarm   bool      // started ahead of a predicted request
 	// budgetEvicted: the memory budget chose it to go (guarded by the
 	// budget's lock, not the pool's).
 	budgetEvicted bool

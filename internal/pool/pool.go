@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,13 @@ type Options struct {
 	// keepalive.Fixed of IdleTimeout.
 	Policy      keepalive.Policy
 	IdleTimeout time.Duration // the default Policy's keep-alive; default 10m
+	// MinBackoff and MaxBackoff bound the wait before another start after
+	// starts keep failing (health.go); default 1 s and 5 min.
+	MinBackoff, MaxBackoff time.Duration
+	// MinUptime: an instance that exits by itself sooner than this after it
+	// was ready, having completed no invocation, failed to start (a crash
+	// loop that gets as far as ready). Default 10 s.
+	MinUptime time.Duration
 	// MemoryMB is an instance's memory size, as the Budget counts it.
 	MemoryMB int
 	// Budget is the node's memory budget, shared by every pool (nil: none).
@@ -99,12 +107,9 @@ type Pool struct {
 	draining bool
 	closed   bool
 	drained  chan struct{} // closed when draining and nothing is in flight or waiting
-	// warmBackoff delays keep_warm replacements after start failures, so an
-	// app that cannot start does not spin.
-	warmBackoff time.Duration
-	warmRetryAt time.Time
+	health   health        // consecutive start failures and the backoff (health.go)
 	// limited: the Limiter refused a start; nothing more starts until
-	// Rescale.
+	// Rescale (cluster.go).
 	limited bool
 
 	idleCh  chan struct{} // IdleChanged (cluster.go)
@@ -129,6 +134,15 @@ func New(o Options) *Pool {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(5*time.Minute, o.MinBackoff)
+	}
+	if o.MinUptime <= 0 {
+		o.MinUptime = 10 * time.Second
+	}
 	if o.Policy == nil {
 		o.Policy = &keepalive.Fixed{D: o.IdleTimeout}
 	}
@@ -148,35 +162,6 @@ func (p *Pool) Start() {
 	p.unlock()
 	p.wg.Add(1)
 	go p.keepAliveLoop()
-}
-
-// Lease is one request's hold on an instance. Exactly one of Release or
-// Discard must be called.
-type Lease struct {
-	Instance   runtime.Instance
-	InstanceID string
-	// Cold is true when this request waited for its instance to start.
-	Cold bool
-	// QueueWait is how long Acquire waited for an instance.
-	QueueWait time.Duration
-	p         *Pool
-	in        *instance
-	done      func(discard bool)
-	once      sync.Once
-}
-
-// Release returns a healthy instance to the pool.
-func (l *Lease) Release() { l.once.Do(func() { l.end(false) }) }
-
-// Discard stops the instance (it timed out or broke) and removes it.
-func (l *Lease) Discard() { l.once.Do(func() { l.end(true) }) }
-
-func (l *Lease) end(discard bool) {
-	if l.done != nil {
-		l.done(discard) // another node's instance (RemoteLease)
-		return
-	}
-	l.p.release(l.in, discard)
 }
 
 type waiter struct {
@@ -213,6 +198,12 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 		p.takeSlotLocked(in)
 		p.unlock()
 		return &Lease{Instance: in.rt, InstanceID: in.id, p: p, in: in}, nil
+	}
+	if err := p.hopelessLocked(begin); err != nil {
+		// Failing and backing off, with no instance that could serve:
+		// the init error now, not a timeout later.
+		p.unlock()
+		return nil, err
 	}
 	w := &waiter{ch: make(chan grant, 1)}
 	p.waiters = append(p.waiters, w)
@@ -331,15 +322,27 @@ func (p *Pool) scaleLocked() {
 	if p.limited {
 		return // until Rescale: the Limiter had no room
 	}
+	limit := p.o.MaxInstances
+	if p.health.failures > 0 {
+		p.upLongEnoughLocked(time.Now())
+	}
+	if p.health.failing() {
+		// Starts keep failing: none until the backoff has passed, then one
+		// at a time, which requests wait on.
+		if time.Now().Before(p.health.retryAt) {
+			return
+		}
+		limit = min(limit, len(p.all)-p.starting+1)
+	}
 	need := len(p.waiters) - p.starting*p.o.Concurrency
-	for need > 0 && len(p.all) < p.o.MaxInstances {
+	for need > 0 && len(p.all) < limit {
 		p.spawnLocked(false)
 		need -= p.o.Concurrency
 	}
-	if p.draining || time.Now().Before(p.warmRetryAt) {
+	if p.draining {
 		return
 	}
-	floor := min(p.ka.plan.Floor(p.o.KeepWarm), p.o.MaxInstances)
+	floor := min(p.ka.plan.Floor(p.o.KeepWarm), limit)
 	for len(p.all) < floor {
 		if !p.spawnLocked(len(p.all) >= p.o.KeepWarm) {
 			break // the budget has no room for a pre-warm
@@ -388,16 +391,9 @@ func (p *Pool) boot(in *instance) {
 	p.starting--
 	if err != nil {
 		p.removeLocked(in, StateFailed)
-		// The oldest waiter gets the init error, as on Lambda the request
-		// that caused an init sees its failure; others keep waiting.
-		if len(p.waiters) > 0 {
-			w := p.waiters[0]
-			p.waiters = p.waiters[1:]
-			w.ch <- grant{err: err}
+		if !p.closed {
+			p.startFailedLocked(err)
 		}
-		p.warmBackoff = min(max(2*p.warmBackoff, 100*time.Millisecond), 30*time.Second)
-		p.warmRetryAt = time.Now().Add(p.warmBackoff)
-		p.scaleLocked()
 		p.checkDrainedLocked()
 		p.unlock()
 		p.emit(Event{Kind: EventStartFailed, Instance: in.id, Err: err})
@@ -409,8 +405,8 @@ func (p *Pool) boot(in *instance) {
 		p.stop(rt, in.id, "closed")
 		return
 	}
-	p.warmBackoff = 0
 	in.rt = rt
+	in.ready = time.Now()
 	in.lastUsed = p.o.Clock()
 	p.ka.started(in.lastUsed, rt.InitDuration())
 	p.offerLocked(in, true)
@@ -438,7 +434,13 @@ func (p *Pool) watch(in *instance) {
 	gone := in.state.Final() // already removed: we stopped it
 	if !gone {
 		p.removeLocked(in, StateStopped)
-		p.scaleLocked()
+		if up := time.Since(in.ready); in.inflight == 0 && in.completed == 0 && up < p.o.MinUptime && !p.closed {
+			// Ready, then gone without serving: as good as a failed start.
+			p.startFailedLocked(fmt.Errorf("instance exited %s after it was ready, before serving: %w",
+				up.Round(time.Millisecond), in.rt.Err()))
+		} else {
+			p.scaleLocked()
+		}
 		p.checkDrainedLocked()
 	}
 	p.unlock()
@@ -468,40 +470,6 @@ func (p *Pool) removeLocked(in *instance, final State) {
 	delete(p.all, in.id)
 	p.alive.Store(int32(len(p.all)))
 	p.o.Budget.stopped(in)
-}
-
-func (p *Pool) release(in *instance, discard bool) {
-	p.mu.Lock()
-	in.inflight--
-	p.serving--
-	in.lastUsed = p.o.Clock()
-	p.ka.pol.Finished(in.lastUsed, p.units(p.serving))
-	p.ka.plan = p.ka.pol.Plan(in.lastUsed) // before offerLocked: the budget wants its Value
-	reason := ""
-	switch {
-	case in.state.Final(): // exited meanwhile; watch cleaned up
-	case discard:
-		reason = "discarded"
-	case p.closed:
-		reason = "closed"
-	case p.draining && len(p.waiters) == 0:
-		if in.inflight == 0 {
-			reason = "drained"
-		}
-	default:
-		p.offerLocked(in, false)
-	}
-	if reason != "" {
-		p.removeLocked(in, StateStopped)
-		p.scaleLocked()
-	}
-	p.checkDrainedLocked()
-	p.scaleLocked()
-	p.wakeLocked(in.lastUsed)
-	p.unlock()
-	if reason != "" {
-		p.stop(in.rt, in.id, reason)
-	}
 }
 
 func (p *Pool) stop(rt runtime.Instance, id, reason string) {
@@ -575,6 +543,7 @@ func (p *Pool) Close() {
 	}
 	p.closed = true
 	p.draining = true
+	p.resetHealthLocked() // its retry timer
 	for _, w := range p.waiters {
 		w.ch <- grant{err: ErrClosed}
 	}

@@ -42,6 +42,18 @@ func app() {
 		fmt.Fprintln(os.Stderr, "cannot start: config missing")
 		os.Exit(4)
 	}
+	// FAIL_ONCE=PATH: the first start (which makes PATH) fails.
+	if path := os.Getenv("FAIL_ONCE"); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			_ = os.WriteFile(path, nil, 0o644)
+			fmt.Fprintln(os.Stderr, "first start fails")
+			os.Exit(5)
+		}
+	}
+	// EXIT_AFTER_MS: ready, then gone that soon after, having served nothing.
+	if ms, _ := strconv.Atoi(os.Getenv("EXIT_AFTER_MS")); ms > 0 {
+		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() { os.Exit(6) })
+	}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("sleep"))
 		time.Sleep(time.Duration(ms) * time.Millisecond)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/lambdaspec"
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
@@ -71,4 +73,13 @@ func (r *LastLines) String() string {
 		b.WriteString(r.lines[i%lastLines])
 	}
 	return b.String()
+}
+
+// InitTimeout is how long an instance of f may take to become ready, from
+// asking the sandbox for its process: init_timeout, or Lambda's 10 s.
+func InitTimeout(f *config.Function) time.Duration {
+	if f.InitTimeout > 0 {
+		return f.InitTimeout
+	}
+	return lambdaspec.MaxInit
 }

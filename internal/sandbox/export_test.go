@@ -1,6 +1,10 @@
 package sandbox
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"syscall"
+	"time"
+)
 
 // CgroupDirs lists the directories that hold the cgroup of instance id (the
 // parent cgroup when id is ""); nil when limits are not enforced.
@@ -27,3 +31,23 @@ func IdleStubs(m *Manager) int {
 
 // FromStub reports whether p was started in a stub.
 func FromStub(p Process) bool { return p.(*process).stub }
+
+// StopIdleStubs stops (SIGSTOP) every idle stub, so the next Start hands
+// its spec to one that never execs, and returns their pids.
+func StopIdleStubs(m *Manager) []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var pids []int
+	for _, s := range m.stubs {
+		_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+		pids = append(pids, s.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// SetStubExecTimeout sets how long a stub may take to exec, for a test.
+func SetStubExecTimeout(d time.Duration) (restore func()) {
+	old := stubExecTimeout
+	stubExecTimeout = d
+	return func() { stubExecTimeout = old }
+}

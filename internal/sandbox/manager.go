@@ -151,7 +151,8 @@ func (m *Manager) Isolated() bool { return m.opts.Isolate }
 
 // Start starts spec's process in a new cgroup named spec.ID: in an idle stub
 // when one is ready (its Started is when the stub was handed the spec),
-// else by fork and exec.
+// else by fork and exec. A stub that does not exec by ctx's deadline (at
+// most stubExecTimeout) is killed and Start fails.
 func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
 	if len(spec.Args) == 0 {
 		return nil, fmt.Errorf("start sandbox %s: no command", spec.ID)
@@ -166,7 +167,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
 	var err error
 	switch {
 	case !m.opts.Isolate:
-		p, err = m.startFromStub(spec)
+		p, err = m.startFromStub(ctx, spec)
 		if p == nil && err == nil {
 			p, err = start(m, spec)
 		}
@@ -175,10 +176,10 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Process, error) {
 	default:
 		err = spec.Isolation.validate()
 		if err == nil && !spec.Isolation.Build {
-			p, err = m.startFromStub(spec)
+			p, err = m.startFromStub(ctx, spec)
 		}
 		if p == nil && err == nil {
-			p, err = m.startInNewStub(spec)
+			p, err = m.startInNewStub(ctx, spec)
 		}
 	}
 	m.mu.Lock()

@@ -33,6 +33,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -308,9 +309,34 @@ func (m *Manager) poolFlavour() string {
 	return flavourPlain
 }
 
+// stubExecTimeout bounds how long a stub may take to exec the app once it
+// has the spec (building an isolated view takes milliseconds).
+var stubExecTimeout = 30 * time.Second
+
+// aLongTimeAgo, as a deadline, interrupts a blocked read or write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// stubWait says why waiting on a stub failed: ctx ended, the stub took
+// too long, or err itself.
+func (m *Manager) stubWait(ctx context.Context, err error) error {
+	var ne net.Error
+	d, ok := ctx.Deadline()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case ok && !time.Now().Before(d):
+		// The socket's deadline was ctx's, which has passed even if ctx's
+		// own timer has not fired yet.
+		return context.DeadlineExceeded
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("the stub did not exec the program before its deadline (at most %s): %w", stubExecTimeout, err)
+	}
+	return err
+}
+
 // startFromStub starts spec in an idle stub, or returns nil, nil when there
 // is none ready.
-func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
+func (m *Manager) startFromStub(ctx context.Context, spec Spec) (_ *process, err error) {
 	s := m.takeStub()
 	if s == nil {
 		return nil, nil
@@ -335,14 +361,14 @@ func (m *Manager) startFromStub(spec Spec) (_ *process, err error) {
 		m.refillLocked(refillDelay)
 		m.mu.Unlock()
 	}()
-	return m.handOff(s, spec, probe.Path)
+	return m.handOff(ctx, s, spec, probe.Path)
 }
 
 // startInNewStub starts spec in a stub made for it: a build, or a cold
 // start that found no idle stub while isolating (an isolated app is only
 // ever exec'd by a stub). The new stub's cgroup join and start-up are paid
 // here, but no app code runs before it is in its cgroup.
-func (m *Manager) startInNewStub(spec Spec) (*process, error) {
+func (m *Manager) startInNewStub(ctx context.Context, spec Spec) (*process, error) {
 	probe := exec.Command(spec.Args[0], spec.Args[1:]...)
 	if probe.Err != nil {
 		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, probe.Err)
@@ -359,13 +385,13 @@ func (m *Manager) startInNewStub(spec Spec) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 	}
-	return m.handOff(s, spec, probe.Path)
+	return m.handOff(ctx, s, spec, probe.Path)
 }
 
 // handOff gives spec to the idle stub s (its limits, then the request) and
-// waits until the stub exec'd the program at path. On failure the stub is
-// gone.
-func (m *Manager) handOff(s *stub, spec Spec, path string) (_ *process, err error) {
+// waits until the stub exec'd the program at path, for at most
+// stubExecTimeout or until ctx ends. On failure the stub is gone.
+func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) (_ *process, err error) {
 	defer func() {
 		if err != nil {
 			if kerr := s.kill(); kerr != nil {
@@ -436,14 +462,23 @@ func (m *Manager) handOff(s *stub, spec Spec, path string) (_ *process, err erro
 		p.out = func(string, string) {}
 	}
 	p.started = time.Now()
+	// A stub that never execs (stopped, wedged in the kernel) must not
+	// hold its caller, nor a pool behind it, forever.
+	deadline := p.started.Add(stubExecTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = s.ctl.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = s.ctl.SetDeadline(aLongTimeAgo) })
+	defer stop()
 	if _, _, err := s.ctl.WriteMsgUnix(msg, oob, nil); err != nil {
-		return nil, fmt.Errorf("start sandbox %s: hand spec to stub: %w", spec.ID, err)
+		return nil, fmt.Errorf("start sandbox %s: hand spec to stub: %w", spec.ID, m.stubWait(ctx, err))
 	}
 	runtime.KeepAlive(spec.Files)
 	reply, err := io.ReadAll(s.ctl)
 	_ = s.ctl.Close()
 	if err != nil {
-		return nil, fmt.Errorf("start sandbox %s: read stub reply: %w", spec.ID, err)
+		return nil, fmt.Errorf("start sandbox %s: read stub reply: %w", spec.ID, m.stubWait(ctx, err))
 	}
 	if len(reply) > 0 {
 		var e stubError

@@ -242,3 +242,50 @@ func TestStubStopRightAway(t *testing.T) {
 		}
 	}
 }
+
+// A stub that never execs (here: stopped) does not hold Start past its
+// context, nor past stubExecTimeout without one; it is killed and its
+// cgroup removed.
+func TestStubThatNeverExecs(t *testing.T) {
+	m := enforced(t)
+	defer sandbox.SetStubExecTimeout(2 * time.Second)()
+	for _, c := range []struct {
+		name    string
+		timeout time.Duration // of Start's context; 0: none
+		want    string
+	}{
+		{"ctx", 300 * time.Millisecond, "context deadline exceeded"},
+		{"own-deadline", 0, "did not exec the program before its deadline"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			waitStubs(t, m, 1)
+			pids := sandbox.StopIdleStubs(m)
+			ctx := context.Background()
+			if c.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, c.timeout)
+				defer cancel()
+			}
+			begin := time.Now()
+			_, err := m.Start(ctx, sandbox.Spec{ID: "wedged-" + c.name, Args: []string{self(t)}, MemoryMB: 128})
+			took := time.Since(begin)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Start on a stopped stub: %v", err)
+			}
+			if took > 5*time.Second {
+				t.Errorf("Start took %s", took)
+			}
+			for _, pid := range pids {
+				// The stub Start took is gone (killed and reaped); others
+				// may still be idle, stopped.
+				if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+					return
+				}
+			}
+			t.Errorf("no stopped stub was killed: %v", pids)
+		})
+	}
+	// Stubs left stopped are killed by the Manager's Close.
+	assertGone(t, sandbox.CgroupDirs(m, "wedged-ctx"))
+	assertGone(t, sandbox.CgroupDirs(m, "wedged-own-deadline"))
+}

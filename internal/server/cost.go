@@ -44,7 +44,8 @@ func (s *Server) instanceCounts() []metrics.FunctionInstances {
 		for _, in := range f.Instances {
 			by[string(in.State)]++
 		}
-		out = append(out, metrics.FunctionInstances{Function: f.Name, ByState: by})
+		out = append(out, metrics.FunctionInstances{Function: f.Name, ByState: by,
+			Failing: f.Health.Failing, StartFailures: f.Health.Failures})
 	}
 	return out
 }
@@ -54,7 +55,7 @@ func (s *Server) instanceCounts() []metrics.FunctionInstances {
 // this server has been up, at each function's keep_warm as deployed now;
 // the advice replays each deployed function's recorded arrivals.
 func (s *Server) Cost(ctx context.Context, function string, since time.Duration) (*admin.CostReport, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	now := time.Now()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -153,8 +154,12 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 		d.fp = ao.fp(f)
 		if pr, ok := d.rt.(runtime.Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
-				d.close()
-				return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start: %v\nThe previous version keeps serving.", f.Name, v, err)})
+				if old[f.Name] != nil {
+					d.close()
+					return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start: %v\nThe previous version keeps serving.", f.Name, v, err)})
+				}
+				// Nothing to keep serving: deployed, failing (contain.go).
+				d.pool.MarkFailing(err)
 			}
 		}
 		if sn, ok := d.rt.(runtime.Snapshotter); ok {
@@ -177,11 +182,20 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 		res.Deployed[f.Name] = strconv.Itoa(v)
 	}
 	// New versions take traffic once their keep_warm instances are ready,
-	// so a deploy does not turn warm traffic cold.
+	// so a deploy does not turn warm traffic cold. One that cannot start
+	// fails the deploy while a previous version serves; with none, it is
+	// deployed failing and every other function serves (contain.go).
 	for _, d := range started {
 		if err := waitWarm(ctx, d); err != nil {
-			return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start its keep_warm instances: %v; the previous version keeps serving", d.cfg.Name, d.version, err)})
+			if old[d.cfg.Name] != nil {
+				return fail(&admin.DeployError{Msg: fmt.Sprintf("function %s version %d did not start its keep_warm instances: %v; the previous version keeps serving", d.cfg.Name, d.version, err)})
+			}
+			s.failingAtDeploy(res, d, err)
 		}
+	}
+	for _, name := range res.Unchanged {
+		// A deploy is a reason to try a failing function again at once.
+		next[name].pool.ResetBackoff()
 	}
 	for _, d := range started {
 		cj, _ := json.Marshal(d.cfg.Redacted())
@@ -257,7 +271,6 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		rt = httprt.New(httprt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log})
 	}
 	name := f.Name
-	failed := make(chan error, 1)
 	keepWarm, limiter, limit := f.KeepWarm, pool.Limiter(nil), (*cluster.Limit)(nil)
 	if s.node != nil {
 		keepWarm = cluster.KeepWarmShare(name, s.node.Name(), f.KeepWarm, s.node.Alive())
@@ -276,21 +289,13 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 		Policy:   f.KeepAlive.New(keepalive.Function{MemoryMB: f.Memory, NodeMemoryMB: meanMemoryMB(cfg)}),
 		MemoryMB: f.Memory,
 		Budget:   budget,
-		Events: func(e pool.Event) {
-			s.instanceEvent(name, ver, e)
-			if e.Kind == pool.EventStartFailed {
-				select {
-				case failed <- e.Err:
-				default:
-				}
-			}
-		},
-		Logger: s.log,
+		Events:   func(e pool.Event) { s.instanceEvent(name, ver, e) },
+		Logger:   s.log,
 	})
 	if limit != nil {
 		limit.Start(p.Rescale)
 	}
-	return &deployed{cfg: f, iso: iso, version: version, pool: p, limit: limit, rt: rt, startFailed: failed, deployedAt: time.Now(), gw: &gateway.Function{
+	return &deployed{cfg: f, iso: iso, version: version, pool: p, limit: limit, rt: rt, deployedAt: time.Now(), gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}
@@ -448,9 +453,13 @@ func waitWarm(ctx context.Context, d *deployed) error {
 	// This node's share of keep_warm in a cluster.
 	keepWarm := d.pool.KeepWarm()
 	if keepWarm == 0 {
+		if h := d.pool.Health(); h.Failing {
+			return errors.New(h.LastError) // its Prepare failed
+		}
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.InitTimeout+5*time.Second)
+	limit := runtime.InitTimeout(d.cfg)*2 + 5*time.Second // a failed start is retried once
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
@@ -464,13 +473,14 @@ func waitWarm(ctx context.Context, d *deployed) error {
 		if ready >= keepWarm {
 			return nil
 		}
-		select {
-		case err := <-d.startFailed:
+		if h := d.pool.Health(); h.Failures >= 2 {
 			// The cause (exit status, last output) now, rather than a
-			// timeout later: the pool would only retry the same start.
-			return fmt.Errorf("an instance failed to start: %w", err)
+			// timeout later: the pool backs off before trying again.
+			return fmt.Errorf("an instance failed to start: %s", h.LastError)
+		}
+		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d keep_warm instances ready after %s (init_timeout %s); stoke logs %s shows their output", ready, keepWarm, d.cfg.InitTimeout+5*time.Second, d.cfg.InitTimeout, d.cfg.Name)
+			return fmt.Errorf("%d of %d keep_warm instances ready after %s (init_timeout %s); stoke logs %s shows their output", ready, keepWarm, limit, d.cfg.InitTimeout, d.cfg.Name)
 		case <-t.C:
 		}
 	}
@@ -493,7 +503,7 @@ func (s *Server) localFunctions() []admin.FunctionInfo {
 			Name: f.Name, Runtime: f.Runtime, Version: strconv.Itoa(d.version), MemoryMB: f.Memory,
 			Timeout: f.Timeout.String(), Concurrency: f.Concurrency, MaxInstances: f.MaxInstances,
 			KeepWarm: f.KeepWarm, Routes: f.Routes,
-			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(), KeepAlive: d.pool.KeepAlive(),
+			Waiting: d.pool.Waiting(), Instances: d.pool.Instances(), KeepAlive: d.pool.KeepAlive(), Health: d.pool.Health(),
 		})
 		if c := d.gw.Cache; c != nil {
 			st := c.Stats()
@@ -518,21 +528,21 @@ func (s *Server) Invoke(w http.ResponseWriter, r *http.Request, function string)
 }
 
 func (s *Server) localRecords(ctx context.Context, q store.Query) ([]record.Record, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.Records(ctx, q)
 }
 
 func (s *Server) localLogs(ctx context.Context, function string, afterSeq int64, limit int) ([]store.LogLine, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.Logs(ctx, function, afterSeq, limit)
 }
 
 func (s *Server) localTailLogs(ctx context.Context, function string, n int) ([]store.LogLine, error) {
-	if err := s.st.Flush(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	return s.st.TailLogs(ctx, function, n)

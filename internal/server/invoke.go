@@ -48,10 +48,25 @@ func (b invokeBackend) Lookup(name string) (string, bool) {
 	return fn.Version, true
 }
 
+// EventConfig is the function's Event settings as last deployed (they are
+// not part of a version, so a deploy changing only them applies at once).
+func (b invokeBackend) EventConfig(name string) (invokeapi.EventConfig, bool) {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if b.s.cfg == nil {
+		return invokeapi.EventConfig{}, false
+	}
+	f := b.s.cfg.Functions[name]
+	if f == nil {
+		return invokeapi.EventConfig{}, false
+	}
+	return invokeapi.EventConfig{MaxRetryAttempts: f.MaxRetryAttempts, MaxEventAge: f.MaxEventAge}, true
+}
+
 // Tail returns one invocation's log: its START line through its REPORT line,
 // with the app's lines from the same instance in between.
 func (b invokeBackend) Tail(ctx context.Context, function, requestID string) []string {
-	if err := b.s.st.Flush(ctx); err != nil {
+	if err := b.s.flush(ctx); err != nil {
 		return nil
 	}
 	lines, err := b.s.st.TailLogs(ctx, function, 500)
@@ -124,6 +139,7 @@ func pythonRuntime(interp string) string {
 }
 
 var (
-	_ invokeapi.Backend = invokeBackend{}
-	_ invokeapi.Catalog = invokeBackend{}
+	_ invokeapi.Backend      = invokeBackend{}
+	_ invokeapi.Catalog      = invokeBackend{}
+	_ invokeapi.EventConfigs = invokeBackend{}
 )

@@ -64,8 +64,9 @@ type Server struct {
 	invoke *invokeapi.API
 	// node is this server's membership of a cluster; nil for one node
 	// (cluster.go).
-	node *cluster.Node
-	clus clusterState
+	node   *cluster.Node
+	clus   clusterState
+	events *cluster.EventQueue // the cluster's Event queue; nil for one node
 
 	// prices are billing: at start; like billing.granularity (which the
 	// gateway rounds with) they change on the next `stoke serve`.
@@ -92,17 +93,14 @@ type Server struct {
 }
 
 type deployed struct {
-	cfg     *config.Function
-	fp      string             // the fingerprint versions are counted by (applyOpts.fp)
-	iso     *sandbox.Isolation // nil: not isolated
-	version int
-	pool    *pool.Pool
-	rt      runtime.Runtime
-	gw      *gateway.Function
-	// startFailed holds the first instance start failure, so a deploy
-	// waiting for keep_warm instances reports it at once.
-	startFailed chan error
-	deployedAt  time.Time
+	cfg        *config.Function
+	fp         string             // the fingerprint versions are counted by (applyOpts.fp)
+	iso        *sandbox.Isolation // nil: not isolated
+	version    int
+	pool       *pool.Pool
+	rt         runtime.Runtime
+	gw         *gateway.Function
+	deployedAt time.Time
 	// unoffer stops offering the pool's idle instances to other nodes;
 	// nil for one node (cluster.go).
 	unoffer func()
@@ -145,7 +143,8 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		return nil, err
 	}
 	s.hub = logs.New(s.st)
-	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped, Caches: s.cacheStats})
+	s.metrics = metrics.New(metrics.Options{Prices: s.prices, Instances: s.instanceCounts, Dropped: s.st.Dropped, Caches: s.cacheStats,
+		StoreLost: s.st.Lost, StoreWritable: func() bool { return s.st.Health().Writable }})
 	if o.EchoLogs {
 		s.echo = newEchoWriter(o.Out)
 		s.hub.Echo = s.echo
@@ -186,9 +185,16 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if s.node != nil {
 		// A cluster's Event queue is JetStream's: any node's workers take
 		// an event, and one whose node died is delivered again.
-		if queue, err = s.node.EventQueue(ctx); err != nil {
+		q, err := s.node.EventQueue(ctx)
+		if err != nil {
 			return nil, err
 		}
+		// The node that ran an event to its end keeps its outcome.
+		q.Keep = func(ctx context.Context, it store.AsyncItem) error {
+			_, err := s.st.KeepAsync(ctx, it)
+			return err
+		}
+		s.events, queue = q, q
 	}
 	s.invoke = invokeapi.New(invokeBackend{s}, invokeapi.Options{
 		Region: cfg.Region, AccountID: cfg.AccountID, Auth: cfg.InvokeAPI.Auth, Credentials: cfg.InvokeAPI.Credentials,
@@ -336,3 +342,17 @@ func (s *Server) End(r *record.Record) {
 	s.hub.Write(r.Function, r.InstanceID, "platform", record.ReportLine(r))
 	s.st.Add(r)
 }
+
+// flush waits until the records and log lines queued so far are written,
+// so a read sees them. A write that failed does not fail the read: what
+// was written is still there, and the loss is counted (store.Health).
+func (s *Server) flush(ctx context.Context) error {
+	err := s.st.Flush(ctx)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Status is what is wrong with Stoke itself (the admin API's /v1/status).
+func (s *Server) Status() admin.Status { return admin.Status{Store: s.st.Health()} }

@@ -168,7 +168,7 @@ func (m *measurer) size(ctx context.Context, cfg *config.Config, mem int) (tune.
 	tmp := m.s.newDeployed(cfg, &f, m.d.version, m.d.iso, nil) // outside the memory budget: nothing evicts what tune measures
 	m.s.tunes.track(tmp.pool, true)
 	defer func() {
-		tmp.pool.Close() // idempotent; also stops an instance still starting
+		tmp.close() // idempotent; also stops an instance still starting
 		m.s.tunes.track(tmp.pool, false)
 	}()
 	gw := gateway.New(gateway.Options{

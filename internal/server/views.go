@@ -31,6 +31,12 @@ type logsArg struct {
 	Limit    int    `json:"limit"`
 }
 
+type eventsArg struct {
+	Function string `json:"function"`
+	Status   string `json:"status"`
+	Limit    int    `json:"limit"`
+}
+
 type usageArg struct {
 	Function string    `json:"function"`
 	Since    time.Time `json:"since"`
@@ -69,6 +75,12 @@ func (s *Server) serveViews() error {
 				return nil, err
 			}
 			return s.st.Arrivals(ctx, a.Function, a.Since)
+		case "events":
+			var a eventsArg
+			if err := json.Unmarshal(arg, &a); err != nil {
+				return nil, err
+			}
+			return s.localEvents(ctx, a.Function, a.Status, a.Limit)
 		case "metrics":
 			fams, err := s.metrics.Registry().Gather()
 			if err != nil {
@@ -166,6 +178,31 @@ func (s *Server) Records(ctx context.Context, q store.Query) ([]record.Record, e
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.After(out[j].Start) })
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+// Events lists a function's Event invocations (stoke events); in a
+// cluster, the outcomes every node keeps (the queue itself is
+// JetStream's), each naming its node.
+func (s *Server) Events(ctx context.Context, function, status string, limit int) ([]admin.EventInfo, error) {
+	if s.node == nil {
+		return s.localEvents(ctx, function, status, limit)
+	}
+	byNode, err := gather[[]admin.EventInfo](ctx, s, "events", eventsArg{Function: function, Status: status, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	var out []admin.EventInfo
+	for node, evs := range byNode {
+		for _, ev := range evs {
+			ev.Node = node
+			out = append(out, ev)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }

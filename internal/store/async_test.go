@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestAsyncQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := s.Enqueue(ctx, AsyncItem{Function: "f", Qualifier: "3", Payload: []byte(`{"a":1}`), RequestID: "r-1", TraceID: "Root=1-x"})
+	first, err := s.Enqueue(ctx, AsyncItem{Function: "f", Qualifier: "3", Version: "3", Payload: []byte(`{"a":1}`), RequestID: "r-1", TraceID: "Root=1-x"})
 	if err != nil || first == later {
 		t.Fatal(first, later, err)
 	}
@@ -31,7 +32,7 @@ func TestAsyncQueue(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	if it.ID != first || it.Status != AsyncRunning || it.Attempts != 1 || string(it.Payload) != `{"a":1}` ||
-		it.Qualifier != "3" || it.TraceID != "Root=1-x" || it.RequestID != "r-1" {
+		it.Qualifier != "3" || it.Version != "3" || it.TraceID != "Root=1-x" || it.RequestID != "r-1" || it.AgeFrom.Before(now) {
 		t.Fatalf("claimed %+v", it)
 	}
 	// Nothing else is due: the other one is an hour away.
@@ -39,10 +40,10 @@ func TestAsyncQueue(t *testing.T) {
 		t.Fatalf("claimed an item not due: %v %v", ok, err)
 	}
 	retry := time.Now().Add(50 * time.Millisecond)
-	if err := s.Complete(ctx, first, false, "boom", retry); err != nil {
+	if err := s.Complete(ctx, first, Completion{Error: "boom", RetryAt: retry}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, first, true, "", time.Time{}); !errors.Is(err, ErrNotFound) {
+	if err := s.Complete(ctx, first, Completion{OK: true}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("completing an item that is not running: %v", err)
 	}
 	if _, ok, _ := s.Claim(ctx, time.Now()); ok {
@@ -52,23 +53,59 @@ func TestAsyncQueue(t *testing.T) {
 	if !ok || err != nil || it.ID != first || it.Attempts != 2 || it.LastError != "boom" {
 		t.Fatalf("retry claim %+v %v %v", it, ok, err)
 	}
+	// A throttled try does not use an attempt.
+	if err := s.Complete(ctx, first, Completion{Error: "throttled", RetryAt: retry, Throttled: true}); err != nil {
+		t.Fatal(err)
+	}
+	it, ok, err = s.Claim(ctx, retry)
+	if !ok || err != nil || it.Attempts != 2 || it.Throttles != 1 {
+		t.Fatalf("after a throttle %+v %v %v", it, ok, err)
+	}
 
-	// A crash leaves it running; reopening and requeueing brings it back.
+	// A crash leaves it running; reopening and requeueing brings it back,
+	// the attempt cut off not counted but said.
 	s.Close()
 	s = open(t, dir, Options{})
 	if n, err := s.RequeueRunning(ctx); n != 1 || err != nil {
 		t.Fatalf("requeued %d %v", n, err)
 	}
 	it, ok, err = s.Claim(ctx, time.Now())
-	if !ok || err != nil || it.ID != first || it.Attempts != 3 {
+	if !ok || err != nil || it.ID != first || it.Attempts != 2 || it.Interrupted != 1 {
 		t.Fatalf("after restart %+v %v %v", it, ok, err)
 	}
-	if err := s.Complete(ctx, first, false, "boom 3", time.Time{}); err != nil {
+	if err := s.Complete(ctx, first, Completion{Error: "boom 3"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.AsyncByRequest(ctx, "r-1")
-	if err != nil || got.Status != AsyncFailed || got.LastError != "boom 3" || got.Attempts != 3 {
+	if err != nil || got.Status != AsyncFailed || got.LastError != "boom 3" || got.Attempts != 2 {
 		t.Fatalf("failed item %+v %v", got, err)
+	}
+	// Failed events are listed, and a retry by hand queues one again with
+	// its attempts and age starting over; only a failed one.
+	failed, err := s.ListAsync(ctx, "f", AsyncFailed, 10)
+	if err != nil || len(failed) != 1 || failed[0].ID != first || string(failed[0].Payload) != `{"a":1}` {
+		t.Fatalf("failed list %+v %v", failed, err)
+	}
+	if all, err := s.ListAsync(ctx, "f", "", 10); err != nil || len(all) != 2 || all[0].ID != first {
+		t.Fatalf("list of all %+v %v", all, err)
+	}
+	if _, err := s.RetryFailed(ctx, "f", later); !errors.Is(err, ErrNotFailed) || !strings.Contains(err.Error(), "is queued") {
+		t.Errorf("retrying a queued event: %v", err)
+	}
+	if _, err := s.RetryFailed(ctx, "g", first); !errors.Is(err, ErrNotFound) {
+		t.Errorf("retrying another function's event: %v", err)
+	}
+	before := time.Now()
+	again, err := s.RetryFailed(ctx, "f", first)
+	if err != nil || again.Status != AsyncQueued || again.Attempts != 0 || again.AgeFrom.Before(before) || again.Created.After(before) {
+		t.Fatalf("retried %+v %v", again, err)
+	}
+	it, ok, err = s.Claim(ctx, time.Now())
+	if !ok || err != nil || it.ID != first || it.Attempts != 1 {
+		t.Fatalf("claim after a retry by hand %+v %v %v", it, ok, err)
+	}
+	if err := s.Complete(ctx, first, Completion{Error: "boom 4"}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := s.AsyncByRequest(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing request: %v", err)

@@ -80,6 +80,11 @@ type Store struct {
 	closed  atomic.Bool
 	dropped atomic.Int64
 	once    sync.Once
+
+	path string   // the database file
+	lock *os.File // data_dir/stoke.lock, held while open
+	lost atomic.Int64
+	wh   writeHealth // faults.go
 }
 
 // item is one message to the writer: a row to write, a flush request, or stop.
@@ -105,8 +110,21 @@ func OpenWith(ctx context.Context, dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: creating data dir: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: data dir: %w", err)
+		return nil, fmt.Errorf("store: data_dir %s must be writable by the user stoke runs as: %w", dir, err)
 	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(ctx, dir, o, lock)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openLocked(ctx context.Context, dir string, o Options, lock *os.File) (*Store, error) {
 	path := filepath.Join(dir, "stoke.db")
 	// SQLite gives its -wal and -shm files the database file's mode.
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
@@ -131,11 +149,11 @@ func OpenWith(ctx context.Context, dir string, o Options) (*Store, error) {
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+		return nil, explainOpen(path, err)
 	}
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: migrating %s: %w", path, err)
+		return nil, explainOpen(path, fmt.Errorf("migrating: %w", err))
 	}
 	s := &Store{
 		db:      db,
@@ -143,6 +161,12 @@ func OpenWith(ctx context.Context, dir string, o Options) (*Store, error) {
 		log:     o.Logger.With("component", "store"),
 		queue:   make(chan item, o.QueueSize),
 		stopped: make(chan struct{}),
+		path:    path,
+		lock:    lock,
+	}
+	if err := probeWritable(ctx, s, 2*time.Second); err != nil {
+		db.Close()
+		return nil, explainOpen(path, err)
 	}
 	go s.run()
 	return s, nil
@@ -225,6 +249,7 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	// invocation (record.Record.Cache); '' for rows from before caches.
 	`ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';
 ALTER TABLE records ADD COLUMN cache_ms REAL NOT NULL DEFAULT 0;`,
+	asyncReliability, // async.go
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -265,6 +290,7 @@ func (s *Store) Close() error {
 		s.queue <- item{stop: true} // the writer is draining, so this cannot block for long
 		<-s.stopped
 		err = s.db.Close()
+		s.lock.Close() // releases data_dir for the next stoke
 	})
 	return err
 }

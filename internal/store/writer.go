@@ -92,11 +92,12 @@ func (w *writer) commit() {
 	w.timer.Stop()
 	n := len(w.recs) + len(w.logs)
 	if err := w.write(); err != nil {
-		w.s.log.Error("writing records and logs", "rows", n, "err", err)
+		w.s.writeFailed(n, err)
 		if w.err == nil {
 			w.err = err
 		}
 	} else {
+		w.s.wrote()
 		for _, r := range w.recs {
 			w.grownR[r.Function]++
 		}

@@ -169,3 +169,25 @@ func BenchmarkReadinessLag(b *testing.B) {
 	b.ReportMetric(float64(lags[len(lags)/2])/1e6, "median-lag-ms")
 	b.ReportMetric(float64(lags[len(lags)*9/10])/1e6, "p90-lag-ms")
 }
+
+// BenchmarkIdleCheck is what checking a kept-alive connection for a close
+// by the app before every request costs (runtime.NotDelivered needs it:
+// an app that answered and then died must not take the next request with
+// it), against checking only connections idle for 250 ms, at c1 and c64.
+// Compare interleaved: -count 6.
+//
+//	go test -run '^$' -bench IdleCheck -count 6 ./internal/runtime/http
+func BenchmarkIdleCheck(b *testing.B) {
+	inst := benchApp(b)
+	srv := front(b, inst)
+	defer func(d time.Duration) { idleCheckAfter = d }(idleCheckAfter)
+	for _, c := range []struct {
+		name  string
+		after time.Duration
+	}{{"every-request", 0}, {"idle-250ms", 250 * time.Millisecond}} {
+		b.Run(c.name, func(b *testing.B) {
+			idleCheckAfter = c.after
+			benchGet(b, srv.URL+"/")
+		})
+	}
+}

@@ -2,6 +2,7 @@ package httprt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
 
@@ -36,52 +38,74 @@ type conn struct {
 	// bodySent: the body writer has the last of the body in hand; the app
 	// may already have it and have answered before the writer reports.
 	bodySent atomic.Bool
-	num      [20]byte // scratch for formatting numbers without allocating
+	raw      syscall.RawConn    // for peerClosed; nil if the connection has none
+	peekFn   func(uintptr) bool // peek, bound once
+	peekBuf  [1]byte
+	closed   bool // what the last peek saw
+	// wrote counts the bytes the kernel took for the request being sent
+	// (runtime.NotDelivered: none means the app cannot have seen it).
+	// Reset per request, read before the body writer starts.
+	wrote int64
+	num   [20]byte // scratch for formatting numbers without allocating
 }
 
 var (
 	dialer       = &net.Dialer{Timeout: time.Second}
 	aLongTimeAgo = time.Unix(1, 0)
 	// idleCheckAfter: a connection idle this long is checked for a close by
-	// the app (one non-blocking peek) before use. Servers close idle
-	// connections after seconds (gunicorn 2 s, Node and uvicorn 5 s), and
-	// connections in steady use skip the syscall.
-	idleCheckAfter = 250 * time.Millisecond
+	// the app (one non-blocking peek) before use. Zero: every time. An app
+	// that answers and then dies (a panic after the response, an exit)
+	// has closed its connections by the time the next request comes, and
+	// the check is what tells that request was never delivered (it is run
+	// on another instance) from one the app received; the peek costs a
+	// syscall, no allocation (BenchmarkIdleCheck).
+	idleCheckAfter time.Duration = 0
 	// bodyGrace: how long a whole response waits for a body writer that has
 	// sent its last byte to report, before the connection is given up.
 	bodyGrace = 50 * time.Millisecond
 )
 
 func newConn(nc net.Conn) *conn {
-	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
+	c.bw = bufio.NewWriterSize(c, 4<<10)
 	c.interrupt = func() { _ = nc.SetDeadline(aLongTimeAgo) }
 	c.field = c.writeField
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.peekFn = c.peek
 	return c
 }
 
+// Write writes to the app's connection, counting what the kernel took.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	c.wrote += int64(n)
+	return n, err
+}
+
 // peerClosed says whether the app closed c while it was idle (or sent
-// something nobody asked for), without blocking.
+// something nobody asked for), without blocking: one non-blocking peek.
 func (c *conn) peerClosed() bool {
 	if c.br.Buffered() > 0 {
 		return true
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	if c.raw == nil {
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	if err := c.raw.Read(c.peekFn); err != nil {
 		return true
 	}
-	closed := false
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// n == 0 without error is EOF; EAGAIN means open and quiet.
-		closed = n > 0 || err != syscall.EAGAIN
-		return true
-	})
-	return closed || err != nil
+	return c.closed
+}
+
+// peek is peerClosed's look at the socket; bound once per connection (and
+// its buffer a field) so a check does not allocate.
+func (c *conn) peek(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	// n == 0 without error is EOF; EAGAIN means open and quiet.
+	c.closed = n > 0 || err != syscall.EAGAIN
+	return true
 }
 
 // get takes an idle connection to the app, most recently used first, or
@@ -177,18 +201,27 @@ func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte) 
 		}
 		small = buf[:n]
 	}
+	wrote := false // any byte of r went to a connection: delivered
+	undelivered := func(err error) error {
+		if wrote {
+			return err
+		}
+		return &runtime.NotDelivered{Err: err, Body: bytes.Clone(small)}
+	}
 	for retried := false; ; retried = true {
 		c, err := in.get(ctx, retried) // the others kept may be as stale
 		if err != nil {
-			return nil, call{}, err
+			return nil, call{}, undelivered(err)
 		}
 		cl := call{c: c}
 		if ctx.Done() != nil {
 			cl.stop = context.AfterFunc(ctx, c.interrupt)
 		}
+		c.wrote = 0
 		c.writeHead(r, n, in.addr)
 		c.bw.Write(small)
 		err = c.bw.Flush()
+		wrote = wrote || c.wrote > 0
 		if err == nil && hasBody && small == nil {
 			cl.body = make(chan error, 1)
 			go c.writeBody(r.Body, n, cl.body)
@@ -210,11 +243,11 @@ func (in *Instance) roundTrip(ctx context.Context, r *http.Request, buf []byte) 
 		if berr := in.finish(cl, false); berr != nil {
 			var be *bodyError
 			if errors.As(berr, &be) {
-				err = berr // the client's body failed, which broke the request
+				return nil, call{}, berr // the client's body failed, which broke the request
 			}
 		}
 		if retried || answered || !c.reused || cl.body != nil || ctx.Err() != nil || !replayable(r) {
-			return nil, call{}, err
+			return nil, call{}, undelivered(err)
 		}
 	}
 }

@@ -98,7 +98,10 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	}
 	in := newInstance(rt, id, port)
 	in.netns = netns
-	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+	// Starting the process is part of init, and bounded like it.
+	sctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f))
+	defer cancel()
+	proc, err := rt.o.Sandbox.Start(sctx, sandbox.Spec{
 		ID:        id,
 		Args:      f.Command,
 		Dir:       f.Cwd,
@@ -169,10 +172,7 @@ func Env(f *config.Function, version, region, instanceID string, port int, now t
 // waitReady probes the app until it serves, exits, init times out or ctx ends.
 func (in *Instance) waitReady(ctx context.Context) error {
 	f := in.rt.o.Function
-	timeout := f.InitTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := runtime.InitTimeout(f)
 	start := time.Now()
 	pctx, cancel := context.WithDeadline(ctx, start.Add(timeout))
 	defer cancel()

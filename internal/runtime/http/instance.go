@@ -61,7 +61,8 @@ func (in *Instance) lastOutput() string { return in.last.String() }
 // Invoke forwards one request to the instance. On failure it writes nothing
 // (unless the response had already started) and returns why: ctx's error
 // (wrapped) if the request ended, the client body's *http.MaxBytesError
-// (wrapped), else an *runtime.Error. When the response had started before
+// (wrapped), a *runtime.NotDelivered when no byte of the request reached
+// the app's connection, else an *runtime.Error. When the response had started before
 // the failure (the app died mid-body, the client went away), the error also
 // matches errors.Is(err, http.ErrAbortHandler): the caller should
 // panic(http.ErrAbortHandler) after recording it, so the client sees a
@@ -74,6 +75,11 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	if err := httpwire.Validate(r); err != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, err)
 	}
+	select {
+	case <-in.proc.Done():
+		return &runtime.NotDelivered{Err: in.exitError()}
+	default:
+	}
 	if httpwire.Listed(r.Header["Connection"], "upgrade") {
 		return in.invokeUpgrade(w, r)
 	}
@@ -82,6 +88,13 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	buf := bp[:]
 	res, cl, err := in.roundTrip(ctx, r, buf)
 	if err != nil {
+		if nd, ok := err.(*runtime.NotDelivered); ok {
+			if ctx.Err() == nil {
+				nd.Err = in.explain(ctx, nd.Err)
+				return nd
+			}
+			err = nd.Err // the request ended: nothing to retry
+		}
 		return in.explain(ctx, err)
 	}
 	if cl.body != nil {

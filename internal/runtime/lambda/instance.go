@@ -73,9 +73,12 @@ type Instance struct {
 	events chan *call
 	stop   chan struct{} // closed by closeAPI, releases waiting /next handlers
 
-	mu           sync.Mutex
-	state        state
-	call         *call     // the invocation in flight, from InvokeEvent until answered
+	mu    sync.Mutex
+	state state
+	call  *call // the invocation in flight, from InvokeEvent until answered
+	// free is closed while the bootstrap may take an event: from its
+	// /next after an answer (runtime.Settling). Answering replaces it.
+	free         chan struct{}
 	firstNext    time.Time // when the first /next arrived: init's end
 	initDuration time.Duration
 
@@ -85,7 +88,11 @@ type Instance struct {
 var (
 	_ runtime.Instance      = (*Instance)(nil)
 	_ runtime.EventInstance = (*Instance)(nil)
+	_ runtime.Settling      = (*Instance)(nil)
 )
+
+// closedChan is the free channel of a bootstrap that is asking for an event.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // call is one invocation on its way through the Runtime API.
 type call struct {
@@ -103,6 +110,7 @@ func newInstance(rt *Runtime, id string, l net.Listener) *Instance {
 		initFailed: make(chan struct{}),
 		events:     make(chan *call, 1),
 		stop:       make(chan struct{}),
+		free:       closedChan,
 	}
 	in.srv = &http.Server{
 		Handler: in.routes(),
@@ -148,7 +156,7 @@ func (in *Instance) InvokeEvent(ctx context.Context, inv *runtime.Invocation) (*
 
 	select {
 	case <-in.proc.Done():
-		return nil, in.exitError(inv.RequestID)
+		return nil, &runtime.NotDelivered{Err: in.exitError("")}
 	default:
 	}
 	in.mu.Lock()
@@ -171,20 +179,31 @@ func (in *Instance) InvokeEvent(ctx context.Context, inv *runtime.Invocation) (*
 			return res, nil
 		default:
 		}
+		if in.takeBack(c) {
+			return nil, &runtime.NotDelivered{Err: in.exitError("")}
+		}
 		return nil, in.exitError(inv.RequestID)
 	case <-ctx.Done():
-		in.mu.Lock()
-		select {
-		case <-in.events:
-			// The bootstrap never saw the event, so the instance is still
-			// clean and may serve again.
-			in.call = nil
-		default:
-			// The bootstrap is working on it: the call stays in flight so
-			// the instance refuses further work until it is replaced.
-		}
-		in.mu.Unlock()
+		// Unless the bootstrap never saw the event, it is working on it:
+		// the call stays in flight so the instance refuses further work
+		// until it is replaced.
+		in.takeBack(c)
 		return nil, fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
+	}
+}
+
+// takeBack withdraws c if no /next has taken it (or one put it back after
+// failing to write it), and says whether it did: the bootstrap never saw
+// the event, so the instance is as clean as before.
+func (in *Instance) takeBack(c *call) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	select {
+	case <-in.events:
+		in.call = nil
+		return true
+	default:
+		return false
 	}
 }
 
@@ -202,6 +221,14 @@ func (in *Instance) exitError(requestID string) *runtime.Error {
 }
 
 func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }
+
+// Free is closed once the bootstrap asked for its next event after the
+// last answer (runtime.Settling).
+func (in *Instance) Free() <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.free
+}
 
 // Err says why the process exited; nil while it runs.
 func (in *Instance) Err() error {

@@ -54,6 +54,9 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 		inv.Deadline = d
 	}
 	res, err := in.InvokeEvent(r.Context(), inv)
+	if nd, ok := runtime.AsNotDelivered(err); ok {
+		nd.Body = body // read already: a retry on another instance sends it
+	}
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,10 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	}
 	in := newInstance(rt, id, l)
 	in.netns = netns
-	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+	// Starting the process is part of init, and bounded like it.
+	sctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f))
+	defer cancel()
+	proc, err := rt.o.Sandbox.Start(sctx, sandbox.Spec{
 		ID:        id,
 		Args:      f.Command,
 		Dir:       f.Cwd,
@@ -149,10 +152,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 // waitInit waits for the bootstrap's first GET /next (ready), its
 // /init/error, its exit, the init timeout or ctx.
 func (in *Instance) waitInit(ctx context.Context) error {
-	timeout := in.rt.o.Function.InitTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := runtime.InitTimeout(in.rt.o.Function)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

@@ -383,10 +383,60 @@ func TestPanic(t *testing.T) {
 		len(doc.StackTrace) == 0 {
 		t.Fatalf("got %+v %s", res, res.Payload)
 	}
-	// aws-lambda-go exits after reporting a panic: the instance is gone.
+	// aws-lambda-go exits after reporting a panic: the instance is gone,
+	// and was never free again (it did not ask for another event).
 	waitDone(t, in)
 	if e := runtime.AsError(in.Err()); e.Type != "Runtime.ExitError" {
 		t.Fatalf("Err %v", in.Err())
+	}
+	select {
+	case <-in.Free():
+		t.Fatal("an instance that exited after its answer said it was free")
+	default:
+	}
+	// An event for it now never reaches a bootstrap: not delivered, so the
+	// caller may run it elsewhere.
+	_, _, err = invoke(t, in, `{}`, time.Second)
+	if nd, ok := runtime.AsNotDelivered(err); !ok || runtime.AsError(nd.Err).Type != "Runtime.ExitError" {
+		t.Fatalf("invoke after the exit: %v", err)
+	}
+}
+
+// After an answer an instance is free again only once its bootstrap asks
+// for the next event.
+func TestFreeAfterNext(t *testing.T) {
+	checkNoLeaks(t)
+	in := start(t, function(t, "echo"), nil)
+	select {
+	case <-in.Free():
+	default:
+		t.Fatal("a ready instance is not free")
+	}
+	release, wait := held(t, in)
+	select {
+	case <-in.Free():
+		// Free is the channel of the last answer, closed already: the pool
+		// only asks after an invocation returns.
+	default:
+		t.Fatal("free channel replaced before an answer")
+	}
+	release()
+	if _, err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	in.mu.Lock()
+	answered := in.free
+	in.mu.Unlock()
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bootstrap's next /next did not free the instance")
+	}
+	in.mu.Lock()
+	st := in.state
+	in.mu.Unlock()
+	if st != stateReady {
+		t.Fatalf("free while the Runtime API state is %s", st.name())
 	}
 }
 

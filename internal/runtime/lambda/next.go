@@ -23,6 +23,8 @@ func (in *Instance) next(w http.ResponseWriter, r *http.Request) {
 	case stateStarted:
 		in.firstNext = time.Now()
 		close(in.ready)
+	case stateResponded:
+		close(in.free)
 	}
 	in.state = stateReady
 	in.mu.Unlock()

@@ -80,6 +80,7 @@ func (in *Instance) answer(c *call, res *runtime.Result) bool {
 	}
 	in.state = stateResponded
 	in.call = nil
+	in.free = make(chan struct{}) // until the next /next
 	in.mu.Unlock()
 	c.done <- res
 	return true

@@ -108,7 +108,14 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 		in.proc = sp.proc
 		in.attach(sp.conn)
 	} else {
-		proc, conn, err := rt.forkAdopted(ctx, t, id, in.output)
+		fctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f)) // a wedged template must not hold the pool
+		proc, conn, err := rt.forkAdopted(fctx, t, id, in.output)
+		timedOut := fctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err != nil && timedOut {
+			return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
+				"the python template did not fork an instance within %s: %v", runtime.InitTimeout(f), err)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -32,6 +32,9 @@ type Instance struct {
 	br  *bufio.Reader
 	bw  *bufio.Writer
 	buf []byte // frame payloads; one request at a time uses it
+	// wrote counts the bytes of the request being sent that the kernel
+	// took (runtime.NotDelivered: none means the shim cannot have seen it).
+	wrote int64
 
 	closeOnce sync.Once
 }
@@ -43,7 +46,20 @@ func newInstance(rt *Runtime, id string) *Instance {
 }
 
 func (in *Instance) attach(c shimConn) {
-	in.c, in.br, in.bw = c.c, c.br, bufio.NewWriterSize(c.c, 64<<10)
+	in.c, in.br = c.c, c.br
+	in.bw = bufio.NewWriterSize(counter{c.c, &in.wrote}, 64<<10)
+}
+
+// counter counts what is written through it.
+type counter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
 }
 
 // output receives the app's lines from the sandbox.
@@ -119,12 +135,22 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	if err := httpwire.Validate(r); err != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, err)
 	}
+	select {
+	case <-in.proc.Done():
+		return &runtime.NotDelivered{Err: in.Err()}
+	default:
+	}
 	stop := context.AfterFunc(ctx, func() { _ = in.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	hasBody := r.Body != nil && r.Body != http.NoBody
+	in.wrote = 0
 	if err := writeJSON(in.bw, frameRequest, head(r, hasBody)); err != nil {
-		return in.explain(ctx, err, false)
+		err = in.explain(ctx, err, false)
+		if in.wrote == 0 && ctx.Err() == nil {
+			return &runtime.NotDelivered{Err: err}
+		}
+		return err
 	}
 	var body chan error
 	if hasBody {

@@ -126,7 +126,9 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 		pending: map[int]bool{}, early: map[int]syscall.WaitStatus{}, dead: make(chan struct{})}
 	env := rt.env(id, "template")
 	t0 := time.Now()
-	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+	sctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f)) // starting is part of init
+	defer cancel()
+	proc, err := rt.o.Sandbox.Start(sctx, sandbox.Spec{
 		ID: id, Args: rt.args(), Dir: f.Cwd, Env: env, Files: []*os.File{child},
 		MemoryMB: f.Memory, InitBoost: true, Output: t.output, Isolation: rt.o.Isolation,
 	})

@@ -174,7 +174,9 @@ func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance,
 	}
 	in := newInstance(rt, id)
 	t0 := time.Now()
-	proc, err := rt.o.Sandbox.Start(ctx, sandbox.Spec{
+	sctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f)) // starting is part of init
+	defer cancel()
+	proc, err := rt.o.Sandbox.Start(sctx, sandbox.Spec{
 		ID: id, Args: rt.args(), Dir: f.Cwd, Env: rt.env(id, "instance"), Files: []*os.File{child},
 		MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output, Isolation: rt.o.Isolation,
 	})

@@ -150,7 +150,7 @@ function functionsPage() {
           ["Memory", f.memory_mb + " MB", "num"],
           ["Keep warm", String(f.keep_warm), "num"],
           ["Routes", (f.routes || []).length ? el("code", {}, f.routes.join(" ")) : "–"],
-          ["Instances", byState(f.instances)],
+          ["Instances", f.health?.failing ? [el("strong", { class: "error failing", title: f.health.last_error }, "failing"), " · ", byState(f.instances)] : byState(f.instances)],
           ["Invocations (1 h)", fmt.int(h.invocations || 0), "num"],
           ["Cold starts (1 h)", fmt.int(h.cold_starts || 0), "num cold-count"],
           ["p50", h.invocations ? fmt.ms(h.duration_p50_ms) + " ms" : "–", "num"],
@@ -190,6 +190,7 @@ function functionPage(name) {
         (sn.interpreter ? `, python ${sn.interpreter}` : "")) : "",
       sn?.warning ? el("strong", { class: "error snapshot-warning" }, ` · warning: ${sn.warning}`) : "",
       f.keep_alive ? el("span", { class: "keep-alive" }, ` · keep_alive ${f.keep_alive.policy}: ` + (f.keep_alive.warm ? `holding ${f.keep_alive.warm} warm` : f.keep_alive.next_prewarm ? `unloaded, next pre-warm ${new Date(f.keep_alive.next_prewarm).toLocaleTimeString()}` : `idle kept ${fmt.age(f.keep_alive.keep_alive_ns)}`) + `, ${f.keep_alive.prewarms} pre-warms (${f.keep_alive.prewarms_unused} unused), ${f.keep_alive.evictions} evictions`) : "",
+      f.health?.failing ? el("strong", { class: "error failing" }, ` · failing: ${f.health.failures} starts failed in a row; requests get 502 with: ${f.health.last_error}`) : "",
       f.cache ? el("span", { class: "cache" }, ` · response cache: hit ratio ${Math.round(100 * f.cache.hit_ratio)}%, ${f.cache.entries} entries, ${(f.cache.bytes / 1048576).toFixed(1)} of ${(f.cache.max_bytes / 1048576).toFixed(0)} MB`) : "");
     fillTable(instBody, (f.instances || []).map((i) => ({
       cells: [
@@ -620,9 +621,25 @@ async function loadTunes() {
   draws.forEach((d) => d());
 }
 
+// ---- banner: Stoke's own faults ----
+
+// storeBanner says, on every page, when records and logs cannot be written
+// to data_dir (disk full, read-only): Stoke serves on, and counts the loss.
+function storeBanner() {
+  const b = document.getElementById("banner");
+  if (!b) return;
+  poll(async () => {
+    const st = (await api("/v1/status"))?.store;
+    const bad = st && !st.writable;
+    b.hidden = !bad;
+    if (bad) b.textContent = `Stoke cannot write to ${st.path} since ${new Date(st.failing_since).toLocaleString()}: ${st.last_error}. Functions keep serving; ${fmt.int(st.lost)} records and log lines lost so far.`;
+  }, 5000);
+}
+
 // ---- start ----
 
 markNav();
+storeBanner();
 const main = document.getElementById("main");
 switch (main?.dataset.page) {
   case "functions": functionsPage(); break;

@@ -1,0 +1,13 @@
+"""A WSGI app for the chaos suite: /raise raises, /exit kills its process
+mid-request, anything else answers with its pid."""
+import os
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/py/raise":
+        raise RuntimeError("chaos: the app raised on purpose")
+    if path == "/py/exit":
+        os._exit(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok %d" % os.getpid()]
