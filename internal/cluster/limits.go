@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,12 +59,14 @@ type Limit struct {
 	// a node was lost).
 	rescale func()
 
-	mu     sync.Mutex
-	local  int                     // this node's instances holding room
-	cache  jetstream.KeyValueEntry // the key's latest value seen
-	dirty  chan struct{}           // a Give to write
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	local int                     // this node's instances holding room
+	cache jetstream.KeyValueEntry // the key's latest value seen
+	dirty chan struct{}           // a Give to write
+	// retrying: a rescale is scheduled after a failed count (rescaleSoon).
+	retrying atomic.Bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // NewLimit bounds fn's version at max instances in the cluster. Start
@@ -133,10 +136,9 @@ func (l *Limit) counts(e jetstream.KeyValueEntry, local int) (map[string]int, in
 	if e != nil && e.Operation() == jetstream.KeyValuePut {
 		_ = json.Unmarshal(e.Value(), &m)
 	}
-	alive := l.n.members.heard(countedFor * l.n.o.Heartbeat)
 	total := 0
 	for node, c := range m {
-		if node == l.n.name || !slices.Contains(alive, node) || c <= 0 {
+		if node == l.n.name || c <= 0 || !l.n.members.counted(node, countedFor*l.n.o.Heartbeat) {
 			delete(m, node)
 			continue
 		}
@@ -171,11 +173,29 @@ func (l *Limit) Take(ctx context.Context) bool {
 		}
 		if !isWrongRevision(err) && !errors.Is(err, jetstream.ErrKeyExists) {
 			l.n.log.Warn("cluster: counting an instance", "key", l.key, "err", err)
-			return false // no quorum: no new instance
+			// No quorum (a leader election, a partition): no new instance
+			// now; ask the pool to look again soon, as no count update may
+			// come to wake it.
+			l.rescaleSoon()
+			return false
 		}
 		l.refresh(ctx)
 	}
 	return false
+}
+
+// rescaleSoon calls rescale after a second, once however often it is
+// asked meanwhile.
+func (l *Limit) rescaleSoon() {
+	if !l.retrying.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(time.Second, func() {
+		l.retrying.Store(false)
+		if l.n.ctx.Err() == nil && l.rescale != nil {
+			l.rescale()
+		}
+	})
 }
 
 // Give returns room: the instance is gone. The write happens in the

@@ -30,10 +30,11 @@ type members struct {
 	// queue.
 	watchers map[chan struct{}]bool
 
-	mu   sync.Mutex
-	seen map[string]time.Time
-	info map[string]NodeInfo
-	last []string // alive at the last check
+	mu      sync.Mutex
+	started time.Time // when this node started watching
+	seen    map[string]time.Time
+	info    map[string]NodeInfo
+	last    []string // alive at the last check
 
 	stopOnce sync.Once
 	watcher  jetstream.KeyWatcher
@@ -54,6 +55,7 @@ func newMembers(n *Node) *members {
 func (m *members) start(ctx context.Context) error {
 	self := NodeInfo{Name: m.n.name, Started: time.Now()}
 	m.mu.Lock()
+	m.started = time.Now()
 	m.seen[m.n.name] = time.Now()
 	m.info[m.n.name] = self
 	m.last = []string{m.n.name}
@@ -166,13 +168,6 @@ func (m *members) alive() []string {
 
 func (m *members) aliveLocked() []string { return m.heardLocked(lostAfter * m.n.o.Heartbeat) }
 
-// heard lists the nodes heard from within d, this one included.
-func (m *members) heard(d time.Duration) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.heardLocked(d)
-}
-
 func (m *members) heardLocked(d time.Duration) []string {
 	limit := time.Now().Add(-d)
 	out := []string{m.n.name}
@@ -198,6 +193,20 @@ func (m *members) stop() {
 			_ = m.watcher.Stop()
 		}
 	})
+}
+
+// counted says whether node's instances still count against
+// max_instances: it was heard from within window — or, never heard from,
+// this node has not been up for window yet (at boot a node has not seen
+// the others' heartbeats, and must not drop their counts).
+func (m *members) counted(node string, window time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.seen[node]
+	if !ok {
+		t = m.started
+	}
+	return time.Since(t) <= window
 }
 
 // watch returns a channel signalled whenever the alive set changes, and
