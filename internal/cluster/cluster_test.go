@@ -86,7 +86,7 @@ func TestMembership(t *testing.T) {
 	}
 	nodes[2].Close()
 	for _, nd := range nodes[:2] {
-		waitFor(t, 5*time.Second, nd.Name()+" to lose n3", func() bool { return slices.Equal(nd.Alive(), all[:2]) })
+		waitFor(t, 10*time.Second, nd.Name()+" to lose n3", func() bool { return slices.Equal(nd.Alive(), all[:2]) })
 	}
 }
 

@@ -33,6 +33,7 @@ type members struct {
 	mu      sync.Mutex
 	started time.Time // when this node started watching
 	seen    map[string]time.Time
+	minLag  map[string]time.Duration
 	info    map[string]NodeInfo
 	last    []string // alive at the last check
 
@@ -49,7 +50,7 @@ type NodeInfo struct {
 }
 
 func newMembers(n *Node) *members {
-	return &members{n: n, watchers: map[chan struct{}]bool{}, seen: map[string]time.Time{}, info: map[string]NodeInfo{}}
+	return &members{n: n, watchers: map[chan struct{}]bool{}, seen: map[string]time.Time{}, minLag: map[string]time.Duration{}, info: map[string]NodeInfo{}}
 }
 
 func (m *members) start(ctx context.Context) error {
@@ -119,7 +120,15 @@ func (m *members) watch(w jetstream.KeyWatcher) {
 			continue
 		}
 		m.mu.Lock()
-		m.seen[ni.Name] = seen
+		// When the heartbeat was sent, in this node's clock: its stream's
+		// timestamp plus the smallest lag seen from that node (the clocks'
+		// offset and the least delay). A backlog delivered late under load
+		// must not make a silent node look alive.
+		lag := seen.Sub(e.Created())
+		if ml, ok := m.minLag[ni.Name]; !ok || lag < ml {
+			m.minLag[ni.Name] = lag
+		}
+		m.seen[ni.Name] = e.Created().Add(m.minLag[ni.Name])
 		m.info[ni.Name] = ni
 		m.mu.Unlock()
 		m.check()
