@@ -250,6 +250,10 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	`ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';
 ALTER TABLE records ADD COLUMN cache_ms REAL NOT NULL DEFAULT 0;`,
 	asyncReliability, // async.go
+	// Every reader of a function's records pages by start time
+	// (records_function_start), and so does pruning now: the index by
+	// (function, id) cost every insert a third secondary index update.
+	`DROP INDEX records_function;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

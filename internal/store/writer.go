@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -18,6 +19,9 @@ type writer struct {
 	grownR  map[string]int
 	grownL  map[string]int
 	lastPrn time.Time
+	full    *sql.Stmt // the INSERT of recordsPerInsert records, prepared once
+	one     *sql.Stmt // the INSERT of one record
+	args    []any     // its arguments, reused
 }
 
 func (s *Store) run() {
@@ -37,11 +41,20 @@ func (s *Store) run() {
 				w.drain()
 				w.commit()
 				w.prune(true)
+				w.closeStmts()
 				return
 			}
 			w.take(it)
 		case <-w.timer.C:
 			w.commit()
+		}
+	}
+}
+
+func (w *writer) closeStmts() {
+	for _, st := range []*sql.Stmt{w.full, w.one} {
+		if st != nil {
+			st.Close()
 		}
 	}
 }
@@ -120,28 +133,8 @@ func (w *writer) write() error {
 		return fmt.Errorf("beginning batch: %w", err)
 	}
 	defer tx.Rollback()
-	if len(w.recs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO records (request_id, function, version, start_ns, cold,
-			init_ms, queue_ms, duration_ms, billed_ms, memory_mb, max_memory_mb, status, error_type,
-			instance_id, method, path, trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns, init_boost, cache, cache_ms)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("preparing record insert: %w", err)
-		}
-		defer st.Close()
-		for _, r := range w.recs {
-			start := r.Start.UnixNano()
-			traceID := r.TraceID[:]
-			if r.TraceID == ([16]byte{}) {
-				traceID = []byte{} // untraced: X'', as rows from before tracing
-			}
-			if _, err := st.ExecContext(ctx, r.RequestID, r.Function, r.Version, start, r.Cold,
-				r.InitMS, r.QueueMS, r.DurationMS, r.BilledMS, r.MemoryMB, r.MaxMemoryMB, r.Status, r.ErrorType,
-				r.InstanceID, r.Method, r.Path, traceID, spanInt(r.ParentSpan), spanInt(r.GatewaySpan), spanInt(r.InvokeSpan),
-				r.Sampled, offsetNS(start, r.InvokeStart), offsetNS(start, r.End), r.InitBoost, r.Cache, r.CacheMS); err != nil {
-				return fmt.Errorf("inserting record %s: %w", r.RequestID, err)
-			}
-		}
+	if err := w.insertRecords(ctx, tx); err != nil {
+		return err
 	}
 	if len(w.logs) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO log_chunks (function, lines, data) VALUES (?,?,?)`)
@@ -172,31 +165,34 @@ func (w *writer) write() error {
 // (At 1% it was ~100 steps a row, 7% of Stoke's CPU under load.)
 func (w *writer) prune(force bool) {
 	due := force || time.Since(w.lastPrn) >= w.s.opts.PruneInterval
-	w.pruneTable(w.grownR, "records", "id", w.s.opts.MaxRecords, due)
+	w.pruneRecords(due)
 	w.pruneChunks(due)
 	if due {
 		w.lastPrn = time.Now()
 	}
 }
 
-func (w *writer) pruneTable(grown map[string]int, table, key string, limit int, due bool) {
+// pruneRecords trims functions that grew by 10% of MaxRecords (or all that
+// grew, when due) to MaxRecords, oldest start first: the order every reader
+// pages in, and the one index (function, start_ns) already kept for them.
+func (w *writer) pruneRecords(due bool) {
+	limit := w.s.opts.MaxRecords
 	slack := max(1, limit/10)
-	for fn, n := range grown {
+	for fn, n := range w.grownR {
 		if !due && n < slack {
 			continue
 		}
-		delete(grown, fn)
+		delete(w.grownR, fn)
 		// The row at OFFSET limit-1 is the oldest one kept; with fewer rows
 		// the subquery is NULL and nothing is deleted.
-		q := fmt.Sprintf(`DELETE FROM %[1]s WHERE function = ?1 AND %[2]s < (
-			SELECT %[2]s FROM %[1]s WHERE function = ?1 ORDER BY %[2]s DESC LIMIT 1 OFFSET ?2)`, table, key)
-		res, err := w.s.db.ExecContext(context.Background(), q, fn, limit-1)
+		res, err := w.s.db.ExecContext(context.Background(), `DELETE FROM records WHERE function = ?1 AND start_ns < (
+			SELECT start_ns FROM records WHERE function = ?1 ORDER BY start_ns DESC LIMIT 1 OFFSET ?2)`, fn, limit-1)
 		if err != nil {
-			w.s.log.Error("pruning", "table", table, "function", fn, "err", err)
+			w.s.log.Error("pruning", "table", "records", "function", fn, "err", err)
 			continue
 		}
 		if d, _ := res.RowsAffected(); d > 0 {
-			w.s.log.Debug("pruned", "table", table, "function", fn, "rows", d)
+			w.s.log.Debug("pruned", "table", "records", "function", fn, "rows", d)
 		}
 	}
 }
