@@ -30,7 +30,7 @@ func insertSQL(n int) string {
 // insertRecords writes the batch's records in statements of
 // recordsPerInsert rows.
 func (w *writer) insertRecords(ctx context.Context, tx *sql.Tx) error {
-	recs := w.recs
+	recs := w.b.recs
 	if len(recs) == 0 {
 		return nil
 	}
@@ -55,7 +55,8 @@ func (w *writer) insertRecords(ctx context.Context, tx *sql.Tx) error {
 			n = recordsPerInsert
 		}
 		args = args[:0]
-		for _, r := range recs[:n] {
+		for i := range recs[:n] {
+			r := &recs[i]
 			start := r.Start.UnixNano()
 			traceID := r.TraceID[:]
 			if r.TraceID == ([16]byte{}) {

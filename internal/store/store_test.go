@@ -635,3 +635,36 @@ func TestRetentionByStart(t *testing.T) {
 		t.Fatalf("kept %v, want f-0040 … f-0031", ids)
 	}
 }
+
+// Rows are written without a Flush: a lone row once FlushInterval has
+// passed since it was added, a full batch at once.
+func TestWriterWakes(t *testing.T) {
+	ctx := context.Background()
+	waitFor := func(s *Store, fn string, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			got, err := s.Records(ctx, Query{Function: fn})
+			if err == nil && len(got) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d records written after 10 s (%v)", fn, len(got), n, err)
+			}
+		}
+	}
+	s := open(t, t.TempDir(), Options{FlushInterval: 20 * time.Millisecond})
+	s.Add(rec("lone", 1, false))
+	waitFor(s, "lone", 1)
+	s.Add(rec("lone", 2, false)) // a second batch starts the same way
+	waitFor(s, "lone", 2)
+
+	s = open(t, t.TempDir(), Options{FlushInterval: time.Hour, BatchSize: 10})
+	for i := range 25 {
+		s.Add(rec("full", i, false))
+	}
+	waitFor(s, "full", 20) // two full batches; the other 5 wait for the hour
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(s, "full", 25)
+}
