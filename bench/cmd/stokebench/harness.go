@@ -258,6 +258,9 @@ type stokeProc struct {
 	dir   string
 	pid   int
 	hc    *http.Client
+	// keptWarm: functions whose instances waitQuiet does not wait out
+	// (kept warm on purpose, as a same-run baseline).
+	keptWarm map[string]bool
 }
 
 // startStoke writes stoke.yaml (the gateway and admin listen addresses and

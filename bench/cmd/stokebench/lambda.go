@@ -164,7 +164,9 @@ func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs 
 		}
 		n := 0
 		for _, f := range fs {
-			n += len(f.Instances)
+			if !s.keptWarm[f.Name] {
+				n += len(f.Instances)
+			}
 		}
 		p := 0
 		for _, b := range bins {

@@ -45,13 +45,14 @@ var (
 	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
 	flagAll    = flag.Bool("all", false, "run every benchmark")
 
-	flagLRounds      = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
-	flagLReqs        = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
-	flagL32Rounds    = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
-	flagLDur         = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
-	flagDjangoN      = flag.Int("django-n", 20, "django: cold-start rounds (snapshot modes)")
-	flagDjangoPlainN = flag.Int("django-plain-n", 3, "django: cold-start rounds of the plain start (17 s each at 128 MB)")
-	flagRIE          = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
+	flagLRounds        = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
+	flagLReqs          = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
+	flagL32Rounds      = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
+	flagLDur           = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
+	flagDjangoN        = flag.Int("django-n", 20, "django: cold-start rounds (snapshot modes)")
+	flagDjangoPlainN   = flag.Int("django-plain-n", 3, "django: cold-start rounds of the plain start (17 s each at 128 MB)")
+	flagDjangoProjects = flag.String("django-projects", "example,shop", "django: the projects, comma-separated: example (examples/django-drf), shop (bench/testdata/djangoshop, one Stoke was not tuned for)")
+	flagRIE            = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
 )
 
 var benches = []struct {
