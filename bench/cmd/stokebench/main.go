@@ -22,6 +22,10 @@
 //
 //	go run ./bench/cmd/stokebench cache   # a hit vs the warm path vs a tuned proxy hop; stale-while-cold vs a hit
 //
+// and, for density (not part of all):
+//
+//	go run ./bench/cmd/stokebench density # idle warm Django instances at 128 MB up to 1,000: memory, Stoke's RSS, cold starts
+//
 // docs/BENCHMARKS.md has the results and how to read them.
 package main
 
@@ -67,14 +71,19 @@ var benches = []struct {
 	{"lambda-cold", benchLambdaCold},
 	{"django", benchDjango},
 	{"cache", benchCache},
+	{"density", benchDensity},
 }
 
-// lambdaBenches are not part of all (see docs/BENCHMARKS.md, "Lambda functions").
-var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true}
+// notInAll are not part of all (docs/BENCHMARKS.md says why for each);
+// lambdaBenches are what `lambda` runs.
+var (
+	notInAll      = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true, "density": true}
+	lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true}
+)
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache ...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache|density ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -84,7 +93,7 @@ func main() {
 	}
 	if *flagAll || want["all"] {
 		for _, b := range benches {
-			if !lambdaBenches[b.name] {
+			if !notInAll[b.name] {
 				want[b.name] = true
 			}
 		}
@@ -115,8 +124,11 @@ func main() {
 		}
 		delete(want, b.name)
 		limit := 5 * time.Minute
-		if b.name == "django" {
+		switch b.name {
+		case "django":
 			limit = 30 * time.Minute // plain starts under 128 MB's CPU share take ~17 s each
+		case "density":
+			limit = 90 * time.Minute // thousands of instances started, step by step
 		}
 		bctx, cancel := context.WithTimeout(ctx, limit)
 		start := time.Now()
