@@ -163,7 +163,7 @@ func densityStep(ctx context.Context, e *env, mode string, n int, app, python, d
     keep_warm: %d
     idle_timeout: %s
     timeout: 60s
-    init_timeout: 100s
+    init_timeout: 15m
     readiness: {path: /%s/api/notes/}
     routes: [/%s/*]
     writable: [%s]
@@ -174,13 +174,16 @@ func densityStep(ctx context.Context, e *env, mode string, n int, app, python, d
 	// instance costs while N others sit idle.
 	cfg := "gateway:\n  timeout: 120s\nfunctions:\n" + fn("d", n, n, "1h", snapshot) + fn("c", 0, 1, "1ms", "true")
 	t0 := time.Now()
-	s, err := e.startStoke(ctx, fmt.Sprintf("density-%s-%d", mode, n), cfg)
+	s, err := e.startStokeWithin(ctx, fmt.Sprintf("density-%s-%d", mode, n), cfg, 20*time.Minute)
 	if err != nil {
 		return r, err
 	}
 	defer s.stopWith()
 	s.keptWarm = map[string]bool{"d": true}
-	if err := s.waitInstances(ctx, "d", n, time.Duration(n)*time.Second+5*time.Minute); err != nil {
+	// A deploy waits init_timeout for all keep_warm instances, and starting
+	// 1,000 takes minutes on two cores (one template forks them one after
+	// another): init_timeout is 15m here.
+	if err := s.waitInstances(ctx, "d", n, 20*time.Minute); err != nil {
 		return r, err
 	}
 	r.ready = time.Since(t0)

@@ -270,6 +270,12 @@ type stokeProc struct {
 // sees only its own directory (docs/SECURITY.md), so a config names an app
 // as ./<its base name>.
 func (e *env) startStoke(ctx context.Context, name, body string, apps ...string) (*stokeProc, error) {
+	return e.startStokeWithin(ctx, name, body, 60*time.Second, apps...)
+}
+
+// startStokeWithin is startStoke for a Stoke that may take up to wait to
+// answer (it serves once its keep_warm instances are ready).
+func (e *env) startStokeWithin(ctx context.Context, name, body string, wait time.Duration, apps ...string) (*stokeProc, error) {
 	dir := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -293,7 +299,7 @@ func (e *env) startStoke(ctx context.Context, name, body string, apps ...string)
 	s := &stokeProc{e: e, cmd: c, dir: dir, pid: c.Process.Pid,
 		gw: fmt.Sprintf("http://127.0.0.1:%d", gp), admin: fmt.Sprintf("http://127.0.0.1:%d", ap),
 		hc: &http.Client{Timeout: 10 * time.Second}}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		if ctx.Err() != nil || time.Now().After(deadline) || exited(c) {
 			log, _ := os.ReadFile(filepath.Join(dir, "stoke.log"))
