@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
@@ -72,7 +70,7 @@ func (o *origin) Forward(w http.ResponseWriter, r *http.Request, f cache.Forward
 	}
 	// The cache's own refresh: a new invocation, with its own id and
 	// trace, whose fields go nowhere.
-	reqID, tc := uuid.NewString(), trace.NewContext()
+	reqID, tc := record.NewRequestID(), trace.NewContext()
 	r.Header = r.Header.Clone()
 	r.Header.Set("X-Request-Id", reqID)
 	tc.Inject(r.Header)

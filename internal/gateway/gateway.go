@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
@@ -90,9 +88,6 @@ func New(o Options) *Gateway {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	// Request ids come from crypto/rand; reading it in blocks keeps a
-	// syscall off most requests.
-	uuid.EnableRandPool()
 	g := &Gateway{o: o, fwd: httpwire.NewForwarding(o.TrustedProxies)}
 	g.table.Store(newTable(nil))
 	return g

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
@@ -23,7 +21,7 @@ import (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn := g.table.Load().match(r.URL.Path)
 	if fn == nil {
-		reqID := uuid.NewString()
+		reqID := record.NewRequestID()
 		w.Header().Set("X-Request-Id", reqID)
 		w.Header().Set("X-Stoke-Cold", "false")
 		writeError(w, http.StatusNotFound, "NotFound", "no function is routed at "+r.URL.Path, reqID)
@@ -34,7 +32,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Invoke runs one HTTP request on the named function, whatever its path.
 func (g *Gateway) Invoke(w http.ResponseWriter, r *http.Request, name string) {
-	reqID := uuid.NewString()
+	reqID := record.NewRequestID()
 	h := w.Header()
 	h.Set("X-Request-Id", reqID)
 	// Every response says whether it waited for a cold start; Ready (or a

@@ -28,8 +28,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/stokehq/stoke/internal/config"
@@ -210,7 +208,7 @@ type result struct {
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
-	reqID := uuid.NewString()
+	reqID := record.NewRequestID()
 	w.Header().Set("X-Amzn-Requestid", reqID)
 	if e := a.handle(w, r, reqID); e != nil {
 		if e.status >= 500 {

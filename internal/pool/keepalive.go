@@ -20,6 +20,8 @@ type keepAlive struct {
 	plan   keepalive.Plan // the latest
 	wakeAt time.Time      // when keepAliveLoop next applies the plan (zero: in a second)
 	kick   chan struct{}  // wakes keepAliveLoop early
+	// applies counts the plan's applications (tests: an idle loop sleeps).
+	applies int64
 
 	prewarms, prewarmsUnused, evictions int64
 	idleMBs                             float64 // memory × seconds instances sat idle
@@ -121,6 +123,13 @@ func (p *Pool) keepAliveLoop() {
 		}
 		p.mu.Lock()
 		p.applyPlanLocked()
+		// The plan's own wake time is read at the top of the loop: a kick
+		// this application left for itself would run it again at once, a
+		// loop that took most of a CPU with one idle instance.
+		select {
+		case <-p.ka.kick:
+		default:
+		}
 		p.unlock()
 	}
 }
@@ -133,6 +142,7 @@ func (p *Pool) applyPlanLocked() {
 		return
 	}
 	now := p.o.Clock()
+	p.ka.applies++
 	p.ka.plan = p.ka.pol.Plan(now)
 	var idle []*instance
 	for _, in := range p.free {

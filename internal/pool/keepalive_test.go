@@ -147,3 +147,27 @@ func TestKeepWarmFloorHolds(t *testing.T) {
 		t.Errorf("%d keep_warm evictions", ev)
 	}
 }
+
+// The keep-alive loop sleeps until its plan is due: with an idle instance
+// to let go in 10 minutes and nothing happening, it applies the plan about
+// once a second (its longest sleep), not in a loop that woke itself (it
+// took most of a CPU).
+func TestKeepAliveLoopSleepsWhenIdle(t *testing.T) {
+	for name, pol := range map[string]keepalive.Policy{"fixed": &keepalive.Fixed{D: 10 * time.Minute},
+		"adaptive": keepalive.NewAdaptive(keepalive.Function{MemoryMB: 128})} {
+		t.Run(name, func(t *testing.T) {
+			p := newEnv(t).pool(pool.Options{MaxInstances: 2, KeepWarm: 1, MemoryMB: 128, Policy: pol})
+			waitFor(t, "the keep_warm instance", func() bool { return countState(p, pool.StateIdle) == 1 })
+			a, b := acquire(t, p), acquire(t, p) // two at once: an instance above keep_warm, due to go in 10 minutes
+			a.Release()
+			b.Release()
+			waitFor(t, "two idle instances", func() bool { return countState(p, pool.StateIdle) == 2 })
+			n0 := pool.KeepAliveApplies(p)
+			// A window, not a synchronisation: the loop's rate is what is tested.
+			time.Sleep(500 * time.Millisecond)
+			if n := pool.KeepAliveApplies(p) - n0; n > 10 {
+				t.Errorf("the keep-alive loop applied its plan %d times in 500 ms with an idle instance", n)
+			}
+		})
+	}
+}

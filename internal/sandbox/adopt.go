@@ -163,6 +163,37 @@ func (f *Foster) AdoptPidfd(fd int) (Adopted, error) {
 	return p, nil
 }
 
+// waitExit returns once the process of pidfd has exited. It waits in Go's
+// poller, not in a blocking poll(2): a thousand idle forked instances held
+// a thousand threads that way.
+func waitExit(pidfd int) {
+	exited := func(fd uintptr) bool {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
+	}
+	// A non-blocking duplicate for the poller (os.NewFile registers only
+	// those); pidfd itself stays open for signals until the caller closes it.
+	d, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err == nil {
+		if err = unix.SetNonblock(d, true); err != nil {
+			_ = unix.Close(d)
+		}
+	}
+	if err == nil {
+		f := os.NewFile(uintptr(d), "pidfd")
+		defer f.Close()
+		if rc, err := f.SyscallConn(); err == nil && rc.Read(exited) == nil {
+			return
+		}
+	}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
 // Abandon gives up the prepared sandbox (the fork failed).
 func (f *Foster) Abandon() {
 	f.closeWriters()
@@ -225,13 +256,7 @@ func (p *process) Reaped(ws syscall.WaitStatus) {
 // waitAdopted is wait for a process Stoke did not fork: the pidfd turns
 // readable at its exit, and the status comes through Reaped.
 func (p *process) waitAdopted() {
-	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
+	waitExit(p.pidfd)
 	p.mu.Lock()
 	stopped := p.stopping
 	p.reaped = true

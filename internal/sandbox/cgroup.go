@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -217,6 +218,39 @@ func (g *group) setLimits(h *hierarchy, memoryMB int) error {
 	}
 	if err != nil {
 		return fmt.Errorf("set limits on cgroup %s: %w", g.dir, err)
+	}
+	return nil
+}
+
+// setMemory changes the memory limit (and memory+swap with it) of a cgroup
+// with limits. Lowering it below what the cgroup uses fails.
+func (g *group) setMemory(h *hierarchy, memoryMB int) error {
+	limit := int64(memoryMB) * mib
+	if g.v2 {
+		if err := g.v2m.Update(&cgroup2.Resources{Memory: &cgroup2.Memory{Max: &limit}}); err != nil {
+			return fmt.Errorf("set memory limit on cgroup %s: %w", g.dir, err)
+		}
+		return nil
+	}
+	// v1 keeps memory+swap ≥ memory at every step: raising writes memsw
+	// first, lowering the limit first. (The library's Update orders the
+	// two by swapping the wrong pair of its settings.)
+	files := []string{"memory.limit_in_bytes"}
+	if h.swap {
+		files = append(files, "memory.memsw.limit_in_bytes")
+		cur, err := os.ReadFile(filepath.Join(g.dir, "memory.limit_in_bytes"))
+		if err != nil {
+			return fmt.Errorf("set memory limit on cgroup %s: %w", g.dir, err)
+		}
+		if n, _ := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64); n < limit {
+			files[0], files[1] = files[1], files[0]
+		}
+	}
+	v := []byte(strconv.FormatInt(limit, 10))
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(g.dir, f), v, 0); err != nil {
+			return fmt.Errorf("set memory limit on cgroup %s: %w", g.dir, err)
+		}
 	}
 	return nil
 }

@@ -454,6 +454,17 @@ func (p *process) EndInitBoost() error {
 	return p.cg.setCPU(p.memMB, false)
 }
 
+// SetMemoryMB changes the memory limit of the process's cgroup while it
+// runs; its CPU quota stays the one of Spec.MemoryMB. Nothing happens when
+// limits are not enforced. Lowering the limit below what the cgroup uses
+// fails.
+func (p *process) SetMemoryMB(mb int) error {
+	if p.cg == nil || p.memMB <= 0 || mb <= 0 {
+		return nil
+	}
+	return p.cg.setMemory(p.m.h, mb)
+}
+
 func toMB(b uint64) int { return int((b + mib - 1) / mib) }
 
 // catches reports whether process pid has a handler for sig (SigCgt in

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/gateway"
@@ -241,7 +239,7 @@ func (m *measurer) report(mem int, phase string, n, of int, smp tune.Sample, who
 func (m *measurer) invoke(ctx context.Context, gw *gateway.Gateway, fn string, discard bool) (tune.Sample, instanceRef, error) {
 	var who instanceRef
 	var callErr error
-	reqID := uuid.NewString()
+	reqID := record.NewRequestID()
 	out := gw.Run(ctx, gateway.Call{
 		Function: fn, RequestID: reqID, Method: m.plan.Method, Path: m.plan.Path, Discard: discard,
 		Ready: func(rec *record.Record) { who.id = rec.InstanceID },

@@ -345,9 +345,10 @@ type chunkLine struct {
 }
 
 // chunkLogs groups a batch's lines by function, keeping their order.
-func chunkLogs(lines []*LogLine) map[string][]*LogLine {
+func chunkLogs(lines []LogLine) map[string][]*LogLine {
 	out := map[string][]*LogLine{}
-	for _, l := range lines {
+	for i := range lines {
+		l := &lines[i]
 		out[l.Function] = append(out[l.Function], l)
 	}
 	return out

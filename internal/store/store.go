@@ -75,9 +75,18 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	queue   chan item
+	// Records and log lines wait in pending until the writer takes them
+	// as a batch. Adding one wakes the writer only when a batch starts or
+	// fills: a channel send per row woke it (a futex call and a scheduler
+	// hand-off) four times per request.
+	mu      sync.Mutex
+	pending batch
+	closed  bool
+	started chan struct{} // cap 1: a batch started
+	full    chan struct{} // cap 1: a batch reached BatchSize
+	flushes chan chan error
+	stop    chan struct{}
 	stopped chan struct{} // closed when the writer goroutine has exited
-	closed  atomic.Bool
 	dropped atomic.Int64
 	once    sync.Once
 
@@ -87,13 +96,13 @@ type Store struct {
 	wh   writeHealth // faults.go
 }
 
-// item is one message to the writer: a row to write, a flush request, or stop.
-type item struct {
-	rec  *record.Record
-	log  *LogLine
-	done chan error // flush: answered once everything before it is written
-	stop bool
+// batch is what the writer writes in one transaction.
+type batch struct {
+	recs []record.Record
+	logs []LogLine
 }
+
+func (b *batch) len() int { return len(b.recs) + len(b.logs) }
 
 // Open opens (creating if needed) <dir>/stoke.db with default options.
 func Open(ctx context.Context, dir string) (*Store, error) {
@@ -159,7 +168,10 @@ func openLocked(ctx context.Context, dir string, o Options, lock *os.File) (*Sto
 		db:      db,
 		opts:    o,
 		log:     o.Logger.With("component", "store"),
-		queue:   make(chan item, o.QueueSize),
+		started: make(chan struct{}, 1),
+		full:    make(chan struct{}, 1),
+		flushes: make(chan chan error),
+		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		path:    path,
 		lock:    lock,
@@ -250,6 +262,10 @@ CREATE INDEX log_chunks_function ON log_chunks (function, id);
 	`ALTER TABLE records ADD COLUMN cache TEXT NOT NULL DEFAULT '';
 ALTER TABLE records ADD COLUMN cache_ms REAL NOT NULL DEFAULT 0;`,
 	asyncReliability, // async.go
+	// Every reader of a function's records pages by start time
+	// (records_function_start), and so does pruning now: the index by
+	// (function, id) cost every insert a third secondary index update.
+	`DROP INDEX records_function;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -286,8 +302,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
-		s.closed.Store(true)
-		s.queue <- item{stop: true} // the writer is draining, so this cannot block for long
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.stop)
 		<-s.stopped
 		err = s.db.Close()
 		s.lock.Close() // releases data_dir for the next stoke
@@ -299,29 +317,42 @@ func (s *Store) Close() error {
 // writer fell behind (or the store was closed).
 func (s *Store) Dropped() int64 { return s.dropped.Load() }
 
-// enqueue never blocks: a full queue means the disk is slower than traffic,
-// and losing a row is better than stalling a request.
-func (s *Store) enqueue(it item) {
-	if s.closed.Load() {
+// add queues one row with put, never blocking: a full queue means the disk
+// is slower than traffic, and losing a row is better than stalling a
+// request.
+func (s *Store) add(put func(*batch)) {
+	s.mu.Lock()
+	n := s.pending.len()
+	if s.closed || n >= s.opts.QueueSize {
+		s.mu.Unlock()
 		s.dropped.Add(1)
 		return
 	}
+	put(&s.pending)
+	s.mu.Unlock()
+	switch n + 1 {
+	case 1:
+		signal(s.started)
+	case s.opts.BatchSize:
+		signal(s.full)
+	}
+}
+
+func signal(c chan struct{}) {
 	select {
-	case s.queue <- it:
+	case c <- struct{}{}:
 	default:
-		s.dropped.Add(1)
 	}
 }
 
 // Add queues an invocation record. It never blocks; r is copied.
 func (s *Store) Add(r *record.Record) {
-	rc := *r
-	s.enqueue(item{rec: &rc})
+	s.add(func(b *batch) { b.recs = append(b.recs, *r) })
 }
 
 // AddLog queues a log line. It never blocks. Its Seq is assigned on write.
 func (s *Store) AddLog(l LogLine) {
-	s.enqueue(item{log: &l})
+	s.add(func(b *batch) { b.logs = append(b.logs, l) })
 }
 
 // Flush waits until every record and log line added before it was called is
@@ -330,7 +361,7 @@ func (s *Store) AddLog(l LogLine) {
 func (s *Store) Flush(ctx context.Context) error {
 	done := make(chan error, 1)
 	select {
-	case s.queue <- item{done: done}:
+	case s.flushes <- done:
 	case <-s.stopped:
 		return ErrClosed
 	case <-ctx.Done():
@@ -339,14 +370,6 @@ func (s *Store) Flush(ctx context.Context) error {
 	select {
 	case err := <-done:
 		return err
-	case <-s.stopped:
-		// The writer may have answered just before exiting.
-		select {
-		case err := <-done:
-			return err
-		default:
-			return ErrClosed
-		}
 	case <-ctx.Done():
 		return fmt.Errorf("store: flush: %w", ctx.Err())
 	}

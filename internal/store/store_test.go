@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -587,4 +588,83 @@ func TestMigrateTracesToRecords(t *testing.T) {
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'traces%'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("traces table and indexes left: %d %v", n, err)
 	}
+}
+
+// A batch of more records than one INSERT carries is written whole, each
+// row with its own fields, whatever the split.
+func TestRecordsBatchedInserts(t *testing.T) {
+	for _, n := range []int{recordsPerInsert - 1, recordsPerInsert, 2*recordsPerInsert + 5} {
+		s := open(t, t.TempDir(), Options{BatchSize: 500})
+		for i := range n {
+			r := rec("f", i, i%3 == 0)
+			r.DurationMS = float64(i)
+			traced(r, byte(i))
+			s.Add(r)
+		}
+		flush(t, s)
+		got, err := s.Records(context.Background(), Query{Function: "f"})
+		if err != nil || len(got) != n {
+			t.Fatalf("%d written: read %d, %v", n, len(got), err)
+		}
+		for k, r := range got {
+			i := n - 1 - k // newest first
+			if r.RequestID != fmt.Sprintf("f-%04d", i) || r.DurationMS != float64(i) || r.Cold != (i%3 == 0) || r.TraceID[0] != byte(i) {
+				t.Fatalf("%d written: row %d read back as %+v", n, k, r)
+			}
+		}
+	}
+}
+
+// Retention keeps the records that started last, as every reader orders
+// them, even when they were written in another order.
+func TestRetentionByStart(t *testing.T) {
+	s := open(t, t.TempDir(), Options{MaxRecords: 10, BatchSize: 500})
+	order := rand.New(rand.NewPCG(1, 2)).Perm(40)
+	for _, i := range order {
+		s.Add(rec("f", i, false))
+	}
+	flush(t, s)
+	s.Add(rec("f", 40, false)) // grown past the limit again: pruned at this commit
+	flush(t, s)
+	got, _ := s.Records(context.Background(), Query{Function: "f"})
+	if len(got) != 10 || got[0].RequestID != "f-0040" || got[9].RequestID != "f-0031" {
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.RequestID)
+		}
+		t.Fatalf("kept %v, want f-0040 … f-0031", ids)
+	}
+}
+
+// Rows are written without a Flush: a lone row once FlushInterval has
+// passed since it was added, a full batch at once.
+func TestWriterWakes(t *testing.T) {
+	ctx := context.Background()
+	waitFor := func(s *Store, fn string, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			got, err := s.Records(ctx, Query{Function: fn})
+			if err == nil && len(got) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d records written after 10 s (%v)", fn, len(got), n, err)
+			}
+		}
+	}
+	s := open(t, t.TempDir(), Options{FlushInterval: 20 * time.Millisecond})
+	s.Add(rec("lone", 1, false))
+	waitFor(s, "lone", 1)
+	s.Add(rec("lone", 2, false)) // a second batch starts the same way
+	waitFor(s, "lone", 2)
+
+	s = open(t, t.TempDir(), Options{FlushInterval: time.Hour, BatchSize: 10})
+	for i := range 25 {
+		s.Add(rec("full", i, false))
+	}
+	waitFor(s, "full", 20) // two full batches; the other 5 wait for the hour
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(s, "full", 25)
 }

@@ -2,95 +2,126 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/stokehq/stoke/internal/record"
 )
 
 // writer is the state of the goroutine that owns batched writes.
 type writer struct {
 	s       *Store
-	recs    []*record.Record
-	logs    []*LogLine
-	timer   *time.Timer
+	b       batch // being written
+	spare   batch // the next pending batch's storage
 	err     error // first write error since the last flush request
 	grownR  map[string]int
 	grownL  map[string]int
 	lastPrn time.Time
+	full    *sql.Stmt // the INSERT of recordsPerInsert records, prepared once
+	one     *sql.Stmt // the INSERT of one record
+	args    []any     // its arguments, reused
 }
 
+// run writes batches: one once a batch has waited FlushInterval since its
+// first row, or has BatchSize rows, or someone flushes; then everything at
+// Close.
 func (s *Store) run() {
 	defer close(s.stopped)
 	w := &writer{
 		s:       s,
-		timer:   time.NewTimer(time.Hour),
 		grownR:  map[string]int{},
 		grownL:  map[string]int{},
 		lastPrn: time.Now(),
 	}
-	w.timer.Stop()
+	defer w.closeStmts()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
-		case it := <-s.queue:
-			if it.stop {
-				w.drain()
-				w.commit()
-				w.prune(true)
+		case <-s.started:
+			timer.Reset(s.opts.FlushInterval)
+			select {
+			case <-timer.C:
+			case <-s.full:
+			case done := <-s.flushes:
+				w.flush(done)
+			case <-s.stop:
+				w.close()
 				return
 			}
-			w.take(it)
-		case <-w.timer.C:
+			timer.Stop()
 			w.commit()
-		}
-	}
-}
-
-// drain takes whatever is already queued when Close is called.
-func (w *writer) drain() {
-	for {
-		select {
-		case it := <-w.s.queue:
-			if !it.stop {
-				w.take(it)
-			}
-		default:
+		case <-s.full:
+			w.commit()
+		case done := <-s.flushes:
+			w.flush(done)
+		case <-s.stop:
+			w.close()
 			return
 		}
 	}
 }
 
-func (w *writer) take(it item) {
+// flush answers a Flush once everything added before it is written.
+func (w *writer) flush(done chan<- error) {
+	w.commitAll()
+	done <- w.err
+	w.err = nil
+}
+
+// close writes what is left, and prunes.
+func (w *writer) close() {
+	w.commitAll()
+	w.prune(true)
+}
+
+// commitAll writes every pending row.
+func (w *writer) commitAll() {
+	for w.commit() {
+	}
+}
+
+func (w *writer) closeStmts() {
+	for _, st := range []*sql.Stmt{w.full, w.one} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// commit writes up to BatchSize pending rows in one transaction (a log
+// chunk is a function's lines of one batch, so batches keep their size),
+// then prunes if due. It says whether rows are left.
+func (w *writer) commit() (more bool) {
+	s := w.s
+	s.mu.Lock()
+	if s.pending.len() <= s.opts.BatchSize {
+		w.b, s.pending = s.pending, w.spare
+	} else {
+		w.b = w.spare
+		p := &s.pending
+		nr := min(len(p.recs), s.opts.BatchSize)
+		nl := s.opts.BatchSize - nr
+		w.b.recs = append(w.b.recs, p.recs[:nr]...)
+		w.b.logs = append(w.b.logs, p.logs[:nl]...)
+		kr, kl := copy(p.recs, p.recs[nr:]), copy(p.logs, p.logs[nl:])
+		clear(p.recs[kr:])
+		clear(p.logs[kl:])
+		p.recs, p.logs = p.recs[:kr], p.logs[:kl]
+	}
+	// Whatever is left is a batch already started (or full).
+	left := s.pending.len()
 	switch {
-	case it.rec != nil:
-		w.add(func() { w.recs = append(w.recs, it.rec) })
-	case it.log != nil:
-		w.add(func() { w.logs = append(w.logs, it.log) })
-	case it.done != nil:
-		w.commit()
-		err := w.err
-		w.err = nil
-		it.done <- err
+	case left >= s.opts.BatchSize:
+		signal(s.full)
+	case left > 0:
+		signal(s.started)
 	}
-}
-
-func (w *writer) add(appendRow func()) {
-	if len(w.recs)+len(w.logs) == 0 {
-		w.timer.Reset(w.s.opts.FlushInterval)
+	s.mu.Unlock()
+	n := w.b.len()
+	if n == 0 {
+		w.spare = w.b
+		return false
 	}
-	appendRow()
-	if len(w.recs)+len(w.logs) >= w.s.opts.BatchSize {
-		w.commit()
-	}
-}
-
-// commit writes the pending batch in one transaction, then prunes if due.
-func (w *writer) commit() {
-	if len(w.recs)+len(w.logs) == 0 {
-		return
-	}
-	w.timer.Stop()
-	n := len(w.recs) + len(w.logs)
 	if err := w.write(); err != nil {
 		w.s.writeFailed(n, err)
 		if w.err == nil {
@@ -98,17 +129,24 @@ func (w *writer) commit() {
 		}
 	} else {
 		w.s.wrote()
-		for _, r := range w.recs {
-			w.grownR[r.Function]++
+		for i := range w.b.recs {
+			w.grownR[w.b.recs[i].Function]++
 		}
-		for _, l := range w.logs {
-			w.grownL[l.Function]++
+		for i := range w.b.logs {
+			w.grownL[w.b.logs[i].Function]++
 		}
 	}
-	clear(w.recs)
-	clear(w.logs)
-	w.recs, w.logs = w.recs[:0], w.logs[:0]
+	// Cleared, so the batch's strings can be collected while the storage
+	// waits to be reused; a burst's much larger storage is let go.
+	clear(w.b.recs)
+	clear(w.b.logs)
+	w.spare = batch{recs: w.b.recs[:0], logs: w.b.logs[:0]}
+	if keep := 4 * w.s.opts.BatchSize; cap(w.spare.recs) > keep || cap(w.spare.logs) > keep {
+		w.spare = batch{}
+	}
+	w.b = batch{}
 	w.prune(false)
+	return left > 0
 }
 
 func (w *writer) write() error {
@@ -120,36 +158,16 @@ func (w *writer) write() error {
 		return fmt.Errorf("beginning batch: %w", err)
 	}
 	defer tx.Rollback()
-	if len(w.recs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO records (request_id, function, version, start_ns, cold,
-			init_ms, queue_ms, duration_ms, billed_ms, memory_mb, max_memory_mb, status, error_type,
-			instance_id, method, path, trace_id, parent_span, gateway_span, invoke_span, sampled, invoke_ns, end_ns, init_boost, cache, cache_ms)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("preparing record insert: %w", err)
-		}
-		defer st.Close()
-		for _, r := range w.recs {
-			start := r.Start.UnixNano()
-			traceID := r.TraceID[:]
-			if r.TraceID == ([16]byte{}) {
-				traceID = []byte{} // untraced: X'', as rows from before tracing
-			}
-			if _, err := st.ExecContext(ctx, r.RequestID, r.Function, r.Version, start, r.Cold,
-				r.InitMS, r.QueueMS, r.DurationMS, r.BilledMS, r.MemoryMB, r.MaxMemoryMB, r.Status, r.ErrorType,
-				r.InstanceID, r.Method, r.Path, traceID, spanInt(r.ParentSpan), spanInt(r.GatewaySpan), spanInt(r.InvokeSpan),
-				r.Sampled, offsetNS(start, r.InvokeStart), offsetNS(start, r.End), r.InitBoost, r.Cache, r.CacheMS); err != nil {
-				return fmt.Errorf("inserting record %s: %w", r.RequestID, err)
-			}
-		}
+	if err := w.insertRecords(ctx, tx); err != nil {
+		return err
 	}
-	if len(w.logs) > 0 {
+	if len(w.b.logs) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO log_chunks (function, lines, data) VALUES (?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("preparing log insert: %w", err)
 		}
 		defer st.Close()
-		for fn, lines := range chunkLogs(w.logs) {
+		for fn, lines := range chunkLogs(w.b.logs) {
 			data, err := encodeChunk(lines)
 			if err != nil {
 				return fmt.Errorf("encoding log lines: %w", err)
@@ -172,31 +190,34 @@ func (w *writer) write() error {
 // (At 1% it was ~100 steps a row, 7% of Stoke's CPU under load.)
 func (w *writer) prune(force bool) {
 	due := force || time.Since(w.lastPrn) >= w.s.opts.PruneInterval
-	w.pruneTable(w.grownR, "records", "id", w.s.opts.MaxRecords, due)
+	w.pruneRecords(due)
 	w.pruneChunks(due)
 	if due {
 		w.lastPrn = time.Now()
 	}
 }
 
-func (w *writer) pruneTable(grown map[string]int, table, key string, limit int, due bool) {
+// pruneRecords trims functions that grew by 10% of MaxRecords (or all that
+// grew, when due) to MaxRecords, oldest start first: the order every reader
+// pages in, and the one index (function, start_ns) already kept for them.
+func (w *writer) pruneRecords(due bool) {
+	limit := w.s.opts.MaxRecords
 	slack := max(1, limit/10)
-	for fn, n := range grown {
+	for fn, n := range w.grownR {
 		if !due && n < slack {
 			continue
 		}
-		delete(grown, fn)
+		delete(w.grownR, fn)
 		// The row at OFFSET limit-1 is the oldest one kept; with fewer rows
 		// the subquery is NULL and nothing is deleted.
-		q := fmt.Sprintf(`DELETE FROM %[1]s WHERE function = ?1 AND %[2]s < (
-			SELECT %[2]s FROM %[1]s WHERE function = ?1 ORDER BY %[2]s DESC LIMIT 1 OFFSET ?2)`, table, key)
-		res, err := w.s.db.ExecContext(context.Background(), q, fn, limit-1)
+		res, err := w.s.db.ExecContext(context.Background(), `DELETE FROM records WHERE function = ?1 AND start_ns < (
+			SELECT start_ns FROM records WHERE function = ?1 ORDER BY start_ns DESC LIMIT 1 OFFSET ?2)`, fn, limit-1)
 		if err != nil {
-			w.s.log.Error("pruning", "table", table, "function", fn, "err", err)
+			w.s.log.Error("pruning", "table", "records", "function", fn, "err", err)
 			continue
 		}
 		if d, _ := res.RowsAffected(); d > 0 {
-			w.s.log.Debug("pruned", "table", table, "function", fn, "rows", d)
+			w.s.log.Debug("pruned", "table", "records", "function", fn, "rows", d)
 		}
 	}
 }

@@ -34,9 +34,9 @@ func benchBurst(ctx context.Context, e *env) error {
     timeout: 30s
     routes: [/b%d]
     env: {GREETING: hi}
-`, m, e.hello, m, m)
+`, m, "./hello", m, m)
 	}
-	s, err := e.startStoke(ctx, "burst", cfg.String())
+	s, err := e.startStoke(ctx, "burst", cfg.String(), e.hello)
 	if err != nil {
 		return err
 	}

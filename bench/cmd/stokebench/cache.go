@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -34,18 +32,6 @@ func benchCache(ctx context.Context, e *env) error {
 	}
 	defer e.stop(app, 0)
 	defer e.stop(proxy, 0)
-	// With isolation a function sees only its own directory: the app is
-	// copied into the one startStoke uses for the config (its cwd).
-	b, err := os.ReadFile(e.hello)
-	if err == nil {
-		err = os.MkdirAll(filepath.Join(e.dir, "cache"), 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(filepath.Join(e.dir, "cache", "hello"), b, 0o755)
-	}
-	if err != nil {
-		return fmt.Errorf("copying the app: %w", err)
-	}
 	s, err := e.startStoke(ctx, "cache", fmt.Sprintf(`functions:
   w:
     runtime: http
@@ -75,7 +61,7 @@ func benchCache(ctx context.Context, e *env) error {
     routes: [/s]
     env: {GREETING: hi}
     cache: {max_bytes: 64MB, stale_if_cold: 10m}
-`, "./hello"))
+`, "./hello"), e.hello)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func benchCluster(ctx context.Context, e *env) error {
 	for i := range 3 {
 		body := clusterCfgs[i] + "  routes: [" + strings.Join(routes, ", ") + "]\n" + fns
 		wg.Go(func() {
-			nodes[i], errs[i] = e.startStokeOn(ctx, fmt.Sprintf("cluster-n%d", i+1), fmt.Sprintf("127.0.0.%d", i+2), body)
+			nodes[i], errs[i] = e.startStokeAt(ctx, fmt.Sprintf("cluster-n%d", i+1), fmt.Sprintf("127.0.0.%d", i+2), body, 60*time.Second)
 		})
 	}
 	wg.Wait()

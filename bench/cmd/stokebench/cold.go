@@ -36,9 +36,9 @@ func benchCold(ctx context.Context, e *env) error {
     timeout: 10s
     routes: [/c%d]
     env: {GREETING: hi}
-`, m, e.hello, m, m)
+`, m, "./hello", m, m)
 	}
-	s, err := e.startStoke(ctx, "cold", cfg.String())
+	s, err := e.startStoke(ctx, "cold", cfg.String(), e.hello)
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func benchCold(ctx context.Context, e *env) error {
 	// The same functions on a Stoke that does not isolate them: what
 	// isolation costs, in the same run (a no-op as non-root, where neither
 	// isolates).
-	plain, err := e.startStoke(ctx, "cold-plain", "sandbox: {isolation: false}\n"+cfg.String())
+	plain, err := e.startStoke(ctx, "cold-plain", "sandbox: {isolation: false}\n"+cfg.String(), e.hello)
 	if err != nil {
 		return err
 	}

@@ -258,24 +258,42 @@ type stokeProc struct {
 	dir   string
 	pid   int
 	hc    *http.Client
+	// keptWarm: functions whose instances waitQuiet does not wait out
+	// (kept warm on purpose, as a same-run baseline).
+	keptWarm map[string]bool
 }
 
 // startStoke writes stoke.yaml (the gateway and admin listen addresses and
 // data_dir are added here) and runs `stoke serve -q` until both APIs answer.
-func (e *env) startStoke(ctx context.Context, name, body string) (*stokeProc, error) {
-	return e.startStokeOn(ctx, name, "127.0.0.1", body)
+// apps (binaries built into the temp dir) are copied into the config's
+// directory, which is every function's default cwd: an isolated function
+// sees only its own directory (docs/SECURITY.md), so a config names an app
+// as ./<its base name>.
+func (e *env) startStoke(ctx context.Context, name, body string, apps ...string) (*stokeProc, error) {
+	return e.startStokeWithin(ctx, name, body, 60*time.Second, apps...)
 }
 
-// startStokeOn is startStoke with both listeners on host (a cluster's
-// nodes on 127.0.0.2, .3, …).
-func (e *env) startStokeOn(ctx context.Context, name, host, body string) (*stokeProc, error) {
+// startStokeWithin is startStoke for a Stoke that may take up to wait to
+// answer (it serves once its keep_warm instances are ready).
+func (e *env) startStokeWithin(ctx context.Context, name, body string, wait time.Duration, apps ...string) (*stokeProc, error) {
+	return e.startStokeAt(ctx, name, "127.0.0.1", body, wait, apps...)
+}
+
+// startStokeAt is startStokeWithin with both listeners on host (a
+// cluster's nodes on 127.0.0.2, .3, …).
+func (e *env) startStokeAt(ctx context.Context, name, host, body string, wait time.Duration, apps ...string) (*stokeProc, error) {
 	dir := filepath.Join(e.dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	for _, a := range apps {
+		if err := copyFile(a, filepath.Join(dir, filepath.Base(a))); err != nil {
+			return nil, fmt.Errorf("copying %s into the functions' directory: %w", a, err)
+		}
+	}
 	gp, ap := freePort(), freePort()
 	yaml := fmt.Sprintf("listen: %s:%d\nadmin:\n  listen: %s:%d\ndata_dir: %s\n%s",
-		host, gp, host, ap, filepath.Join(dir, "data"), withCwd(body, e.dir))
+		host, gp, host, ap, filepath.Join(dir, "data"), body)
 	cfg := filepath.Join(dir, "stoke.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		return nil, err
@@ -287,7 +305,7 @@ func (e *env) startStokeOn(ctx context.Context, name, host, body string) (*stoke
 	s := &stokeProc{e: e, cmd: c, dir: dir, pid: c.Process.Pid,
 		gw: fmt.Sprintf("http://%s:%d", host, gp), admin: fmt.Sprintf("http://%s:%d", host, ap),
 		hc: &http.Client{Timeout: 10 * time.Second}}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		if ctx.Err() != nil || time.Now().After(deadline) || exited(c) {
 			log, _ := os.ReadFile(filepath.Join(dir, "stoke.log"))
@@ -334,13 +352,8 @@ func tail(s string, n int) string {
 func (s *stokeProc) stop() {
 	s.e.stop(s.cmd, 20*time.Second)
 	time.Sleep(50 * time.Millisecond)
-	for _, pid := range procsUsing(s.e.hello) {
-		if s.e.tracked(pid) {
-			continue // a baseline's app, started by the benchmark itself
-		}
-		if pp := ppid(pid); pp != s.pid && s.e.tracked(pp) {
-			continue // an instance of another Stoke of the same benchmark
-		}
+	// Every app this Stoke ran was copied into its directory.
+	for _, pid := range appProcs(s.dir, "") {
 		s.e.leak(fmt.Sprintf("after stoke (pid %d) stopped, process %d (%s) was still running; killed", s.pid, pid, cmdline(pid)))
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -419,11 +432,11 @@ func (s *stokeProc) waitIdle(ctx context.Context, timeout time.Duration) error {
 		for _, f := range fs {
 			n += len(f.Instances)
 		}
-		if n == 0 && len(procsUsing(s.e.hello)) == 0 {
+		if n == 0 && len(appProcs(s.e.dir, "hello")) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("still %d instances / %d hello processes after %v", n, len(procsUsing(s.e.hello)), timeout)
+			return fmt.Errorf("still %d instances / %d hello processes after %v", n, len(appProcs(s.e.dir, "hello")), timeout)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -459,30 +472,33 @@ func medianF(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// withCwd gives every function of a config body that names no cwd the
-// bench directory, where the binaries are: an isolated function sees only
-// its own directory (docs/SECURITY.md).
-func withCwd(body, dir string) string {
-	lines := strings.Split(body, "\n")
-	var out []string
-	for i, l := range lines {
-		out = append(out, l)
-		if !strings.HasPrefix(l, "    runtime: ") {
+// copyFile copies an executable.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
+}
+
+// appProcs lists the running processes of the app called base (any, for
+// "") that this run placed under dir (a baseline's or a Stoke's copy), by
+// their argv[0]:
+// a process's command line names its program by the absolute path Stoke
+// resolved, also when it runs isolated.
+func appProcs(dir, base string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		has := false
-		for _, m := range lines[i+1:] {
-			if !strings.HasPrefix(m, "    ") {
-				break
-			}
-			has = has || strings.HasPrefix(m, "    cwd: ")
-		}
-		for j := i - 1; j >= 0 && strings.HasPrefix(lines[j], "    "); j-- {
-			has = has || strings.HasPrefix(lines[j], "    cwd: ")
-		}
-		if !has {
-			out = append(out, "    cwd: "+dir)
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if strings.HasPrefix(argv0, dir+"/") && (base == "" || filepath.Base(argv0) == base) {
+			out = append(out, pid)
 		}
 	}
-	return strings.Join(out, "\n")
+	return out
 }

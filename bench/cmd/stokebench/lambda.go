@@ -152,7 +152,7 @@ func (s *stokeProc) idleStubs() int {
 }
 
 // waitQuiet waits until no function has an instance, no process of any of
-// bins is alive, and Stoke holds at least stubs idle stubs (a cold start
+// the apps named bins (base names) is alive, and Stoke holds at least stubs idle stubs (a cold start
 // uses one and the pool makes its replacement ~50 ms later: that start
 // must not overlap the next measurement).
 func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs int, bins ...string) error {
@@ -164,11 +164,13 @@ func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs 
 		}
 		n := 0
 		for _, f := range fs {
-			n += len(f.Instances)
+			if !s.keptWarm[f.Name] {
+				n += len(f.Instances)
+			}
 		}
 		p := 0
 		for _, b := range bins {
-			p += len(procsUsing(b))
+			p += len(appProcs(s.e.dir, b))
 		}
 		st := s.idleStubs()
 		if n == 0 && p == 0 && st >= stubs {

@@ -47,9 +47,9 @@ func benchLambdaCold(ctx context.Context, e *env) error {
     max_instances: 1
     keep_warm: 0
     idle_timeout: 1ms
-`, m, echoBin, m)
+`, m, "./lambda-echo", m)
 	}
-	s, err := e.startStoke(ctx, "lambda-cold", cfg.String())
+	s, err := e.startStoke(ctx, "lambda-cold", cfg.String(), echoBin)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 20 * time.Second}
 	const settle = 20 * time.Millisecond
 	quiet := func() error {
-		if err := s.waitQuiet(ctx, 10*time.Second, stubs, echoBin); err != nil {
+		if err := s.waitQuiet(ctx, 10*time.Second, stubs, "lambda-echo"); err != nil {
 			return err
 		}
 		time.Sleep(settle)

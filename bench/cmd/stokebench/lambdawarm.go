@@ -70,7 +70,7 @@ functions:
     keep_warm: %d
     idle_timeout: 10m
     routes: [/echohttp, /echohttp/*]
-`, echoBin, n32, n32, httpBin, n32, n32))
+`, "./lambda-echo", n32, n32, "./echohttp", n32, n32), echoBin, httpBin)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ functions:
     max_instances: 1
     keep_warm: 1
     idle_timeout: 10m
-`, akid, secret, echoBin))
+`, akid, secret, "./lambda-echo"), echoBin)
 	if err != nil {
 		return err
 	}

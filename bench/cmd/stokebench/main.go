@@ -22,6 +22,10 @@
 //
 //	go run ./bench/cmd/stokebench cache   # a hit vs the warm path vs a tuned proxy hop; stale-while-cold vs a hit
 //
+// and, for density (not part of all):
+//
+//	go run ./bench/cmd/stokebench density # idle warm Django instances at 128 MB up to 1,000: memory, Stoke's RSS, cold starts
+//
 // and, for cluster mode (not part of all):
 //
 //	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] cluster  # warm via another node vs local; cold on a cluster node vs one node
@@ -49,13 +53,14 @@ var (
 	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
 	flagAll    = flag.Bool("all", false, "run every benchmark")
 
-	flagLRounds      = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
-	flagLReqs        = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
-	flagL32Rounds    = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
-	flagLDur         = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
-	flagDjangoN      = flag.Int("django-n", 20, "django: cold-start rounds (snapshot modes)")
-	flagDjangoPlainN = flag.Int("django-plain-n", 3, "django: cold-start rounds of the plain start (17 s each at 128 MB)")
-	flagRIE          = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
+	flagLRounds        = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
+	flagLReqs          = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
+	flagL32Rounds      = flag.Int("lambda-c32-rounds", 3, "lambda-warm: c=32 rounds per target")
+	flagLDur           = flag.String("lambda-d", "5s", "lambda-warm: duration of a c=32 round")
+	flagDjangoN        = flag.Int("django-n", 20, "django: cold-start rounds (snapshot modes)")
+	flagDjangoPlainN   = flag.Int("django-plain-n", 3, "django: cold-start rounds of the plain start (17 s each at 128 MB)")
+	flagDjangoProjects = flag.String("django-projects", "example,shop", "django: the projects, comma-separated: example (examples/django-drf), shop (bench/testdata/djangoshop, one Stoke was not tuned for)")
+	flagRIE            = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
 )
 
 var benches = []struct {
@@ -70,15 +75,20 @@ var benches = []struct {
 	{"lambda-cold", benchLambdaCold},
 	{"django", benchDjango},
 	{"cache", benchCache},
+	{"density", benchDensity},
 	{"cluster", benchCluster},
 }
 
-// lambdaBenches are not part of all (see docs/BENCHMARKS.md, "Lambda functions").
-var lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true, "cluster": true}
+// notInAll are not part of all (docs/BENCHMARKS.md says why for each);
+// lambdaBenches are what `lambda` runs.
+var (
+	notInAll      = map[string]bool{"lambda-warm": true, "lambda-cold": true, "django": true, "cache": true, "density": true, "cluster": true}
+	lambdaBenches = map[string]bool{"lambda-warm": true, "lambda-cold": true}
+)
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache|cluster ...")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/cmd/stokebench [flags] cold|warm|burst|rss|all|lambda-warm|lambda-cold|lambda|django|cache|density|cluster ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -88,7 +98,7 @@ func main() {
 	}
 	if *flagAll || want["all"] {
 		for _, b := range benches {
-			if !lambdaBenches[b.name] {
+			if !notInAll[b.name] {
 				want[b.name] = true
 			}
 		}
@@ -119,8 +129,11 @@ func main() {
 		}
 		delete(want, b.name)
 		limit := 5 * time.Minute
-		if b.name == "django" {
+		switch b.name {
+		case "django":
 			limit = 30 * time.Minute // plain starts under 128 MB's CPU share take ~17 s each
+		case "density":
+			limit = 90 * time.Minute // thousands of instances started, step by step
 		}
 		bctx, cancel := context.WithTimeout(ctx, limit)
 		start := time.Now()

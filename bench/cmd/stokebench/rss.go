@@ -23,7 +23,7 @@ func benchRSS(ctx context.Context, e *env) error {
     keep_warm: 0
     idle_timeout: 200ms
     routes: [/f%d]
-`, i, e.hello, i)
+`, i, "./hello", i)
 	}
 	type row struct {
 		name                     string
@@ -40,7 +40,7 @@ func benchRSS(ctx context.Context, e *env) error {
 		for i := 0; i < n; i++ {
 			cfg.WriteString(fn(i))
 		}
-		s, err := e.startStoke(ctx, fmt.Sprintf("rss%d", n), cfg.String())
+		s, err := e.startStoke(ctx, fmt.Sprintf("rss%d", n), cfg.String(), e.hello)
 		if err != nil {
 			return err
 		}

@@ -47,15 +47,15 @@ func benchWarm(ctx context.Context, e *env) error {
     timeout: 10s
     routes: [/w]
     env: {GREETING: hi}
-`, e.hello)
-	s, err := e.startStoke(ctx, "warm", wcfg)
+`, "./hello")
+	s, err := e.startStoke(ctx, "warm", wcfg, e.hello)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
 	// The same function on a Stoke that does not isolate it: the warm path
 	// should not differ (concurrency 1 only).
-	plain, err := e.startStoke(ctx, "warm-plain", "sandbox: {isolation: false}\n"+wcfg)
+	plain, err := e.startStoke(ctx, "warm-plain", "sandbox: {isolation: false}\n"+wcfg, e.hello)
 	if err != nil {
 		return err
 	}

@@ -8,10 +8,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/stokehq/stoke/internal/apigw"
 	"github.com/stokehq/stoke/internal/lambdaspec"
+	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
 )
@@ -33,7 +32,7 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	reqID := r.Header.Get("X-Request-Id")
 	if reqID == "" {
-		reqID = uuid.NewString()
+		reqID = record.NewRequestID()
 	}
 	format := in.rt.o.Function.EventFormat
 	if format == "" {

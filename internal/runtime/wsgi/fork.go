@@ -1,7 +1,6 @@
 package wsgirt
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -89,7 +88,7 @@ func (rt *Runtime) forkAdopted(ctx context.Context, t *template, id string, out 
 		return nil, shimConn{}, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "%v", err)
 	}
 	t.adopted(pid, a)
-	return a, shimConn{c: nc, br: bufio.NewReaderSize(nc, 64<<10)}, nil
+	return a, shimConn{c: nc}, nil
 }
 
 // startForked starts an instance from a spare fork, or forks one: the
@@ -131,6 +130,7 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 	if err := in.awaitReady(ictx); err != nil {
 		return nil, in.failed(ctx, err)
 	}
+	in.drop()
 	in.initDuration = time.Since(t0)
 	if err := in.proc.EndInitBoost(); err != nil {
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)

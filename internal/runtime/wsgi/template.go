@@ -44,6 +44,35 @@ type template struct {
 	children map[int]sandbox.Adopted
 	early    map[int]syscall.WaitStatus
 	dead     chan struct{} // the control connection ended
+	// live counts forks asked for and not yet exited: each is allowed
+	// forkAllowanceMB more in the template's memory limit (forkAllowance).
+	live int
+}
+
+// forkAllowanceMB is how much more memory the template may use per live
+// fork. A fork's page tables and the pages it writes before Stoke moves it
+// into its own cgroup are charged to the template's cgroup, and stay
+// charged there until the fork exits (neither cgroup version moves them):
+// 1.6 MB per fork for the Django example (0.3 MB page tables, 1.3 MB
+// copied pages), which made a 128 MB template's fiftieth fork its last.
+const forkAllowanceMB = 4
+
+// limiter is a sandboxed process whose memory limit can change.
+type limiter interface{ SetMemoryMB(int) error }
+
+// allowLocked moves the template's memory limit to the function's memory
+// plus the allowance of its live forks, after changing live by delta.
+// Called with t.mu held. A limit that cannot be lowered yet (the exited
+// fork's pages not freed) is lowered at the next change.
+func (t *template) allowLocked(delta int) {
+	t.live = max(t.live+delta, 0)
+	l, ok := t.proc.(limiter)
+	if !ok {
+		return
+	}
+	if err := l.SetMemoryMB(t.rt.o.Function.Memory + forkAllowanceMB*t.live); err != nil && delta > 0 {
+		t.rt.o.Logger.Warn("raise the python template's memory limit for a fork", "template", t.id, "err", err)
+	}
 }
 
 type forkReply struct {
@@ -265,6 +294,7 @@ func (t *template) loop() {
 			switch {
 			case m.Op == "fork_failed":
 				r.err = errors.New(m.Error)
+				t.allowLocked(-1)
 			case r.pidfd < 0:
 				r.err = errors.New("protocol: the template sent no pidfd with its fork")
 			}
@@ -280,6 +310,7 @@ func (t *template) loop() {
 				unix.Close(r.pidfd)
 			}
 		case "exit":
+			t.allowLocked(-1)
 			ws := syscall.WaitStatus(m.Status)
 			if a := t.children[m.Pid]; a != nil {
 				a.Reaped(ws)
@@ -308,6 +339,7 @@ func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.F
 	default:
 	}
 	t.forks[id] = ch
+	t.allowLocked(+1) // before the fork: its page tables are charged at once
 	t.mu.Unlock()
 	req, _ := json.Marshal(map[string]string{"op": "fork", "id": id})
 	rights := unix.UnixRights(connFd, int(f.Stdout.Fd()), int(f.Stderr.Fd()))
@@ -317,6 +349,7 @@ func (t *template) fork(ctx context.Context, id string, connFd int, f *sandbox.F
 	if err != nil {
 		t.mu.Lock()
 		delete(t.forks, id)
+		t.allowLocked(-1)
 		t.mu.Unlock()
 		return 0, -1, fmt.Errorf("send fork request: %w", err)
 	}

@@ -7,7 +7,6 @@
 package wsgirt
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -188,7 +187,7 @@ func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance,
 	in.proc = proc
 	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
 	defer cancel()
-	in.attach(shimConn{c: c, br: bufio.NewReaderSize(c, 64<<10)})
+	in.attach(shimConn{c: c})
 	// The shim says hello first; the process exiting closes the socket.
 	stop := context.AfterFunc(ictx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
 	typ, _, err := readFrame(in.br, nil)
@@ -204,6 +203,7 @@ func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance,
 	if err := in.awaitReady(ictx); err != nil {
 		return nil, in.failed(ctx, err)
 	}
+	in.drop()
 	in.initDuration = time.Since(t0)
 	if err := proc.EndInitBoost(); err != nil {
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
@@ -235,10 +235,9 @@ func (rt *Runtime) startError(ctx context.Context, id string, err error) error {
 	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "start python: %s: %v", rt.interpreter(), err)
 }
 
-// shimConn is a connection to a shim with its buffered reader.
+// shimConn is a connection to a shim.
 type shimConn struct {
-	c  net.Conn
-	br *bufio.Reader
+	c net.Conn
 }
 
 // initError turns the shim's report of a failed import into Lambda's words,

@@ -14,6 +14,11 @@ def stoke_after_fork():
         raise RuntimeError("after-fork hook failed on purpose")
     STATE["hooked_in"] = os.getpid()
 
+if os.environ.get("APP_BALLAST_MB"):
+    # Memory the template holds (written, so its pages are resident), which
+    # its forks share.
+    BALLAST = b"x" * (int(os.environ["APP_BALLAST_MB"]) << 20)
+
 if os.environ.get("APP_FAIL_IMPORT"):
     raise RuntimeError("broken at import: " + os.environ["APP_FAIL_IMPORT"])
 
