@@ -59,6 +59,12 @@ type Limit struct {
 	// a node was lost).
 	rescale func()
 
+	// casMu makes each read-count-put-note of this node's count one
+	// step: a Take whose put is in flight has not counted its instance
+	// yet, and another Take or write computing meanwhile (from the newer
+	// value the watch already delivered) would store this node's count
+	// one short, and let the cluster go over max_instances.
+	casMu sync.Mutex
 	mu    sync.Mutex
 	local int                     // this node's instances holding room
 	cache jetstream.KeyValueEntry // the key's latest value seen
@@ -150,6 +156,8 @@ func (l *Limit) counts(e jetstream.KeyValueEntry, local int) (map[string]int, in
 
 // Take reserves room for one more instance on this node.
 func (l *Limit) Take(ctx context.Context) bool {
+	l.casMu.Lock()
+	defer l.casMu.Unlock()
 	for try := 0; try < 20 && ctx.Err() == nil; try++ {
 		l.mu.Lock()
 		e, local := l.cache, l.local
@@ -171,7 +179,7 @@ func (l *Limit) Take(ctx context.Context) bool {
 			l.mu.Unlock()
 			return true
 		}
-		if !isWrongRevision(err) && !errors.Is(err, jetstream.ErrKeyExists) {
+		if !isWrongRevision(err) {
 			l.n.log.Warn("cluster: counting an instance", "key", l.key, "err", err)
 			// No quorum (a leader election, a partition): no new instance
 			// now; ask the pool to look again soon, as no count update may
@@ -231,6 +239,8 @@ func (l *Limit) writer(ctx context.Context) {
 
 // write stores this node's current count.
 func (l *Limit) write(ctx context.Context) error {
+	l.casMu.Lock()
+	defer l.casMu.Unlock()
 	l.mu.Lock()
 	e, local := l.cache, l.local
 	l.mu.Unlock()

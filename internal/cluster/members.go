@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -20,10 +21,14 @@ const (
 	countedFor = 10
 )
 
-// members knows which nodes are alive: each node puts its key in the
-// nodes bucket every heartbeat, and every node watches the bucket. A node
-// not heard from for three heartbeats is lost. JetStream carries the
-// heartbeats; the only rule here is the timeout.
+// members knows which nodes are alive: each node publishes a heartbeat
+// every period on a core NATS subject and puts its key in the nodes
+// bucket; every node listens to both. A node not heard from for three
+// heartbeats is lost. The core subject carries liveness: it needs only
+// the routes, so a JetStream leader election (seconds, after a node
+// holding leaders dies) does not silence everyone. The bucket tells a
+// node booting who was there. NATS carries the heartbeats; the only rule
+// here is the timeout.
 type members struct {
 	n *Node
 	// watchers are signalled on every change; buffered: a signal, not a
@@ -39,6 +44,7 @@ type members struct {
 
 	stopOnce sync.Once
 	watcher  jetstream.KeyWatcher
+	sub      *nats.Subscription
 }
 
 // NodeInfo is what a node says about itself in its heartbeat.
@@ -61,6 +67,11 @@ func (m *members) start(ctx context.Context) error {
 	m.info[m.n.name] = self
 	m.last = []string{m.n.name}
 	m.mu.Unlock()
+	sub, err := m.n.nc.Subscribe(m.n.beatSubject(), m.heard)
+	if err != nil {
+		return fmt.Errorf("cluster: listening to heartbeats: %w", err)
+	}
+	m.sub = sub
 	if err := m.beat(ctx); err != nil {
 		return err
 	}
@@ -89,6 +100,10 @@ func (m *members) beat(ctx context.Context) error {
 	m.mu.Lock()
 	b, _ := json.Marshal(m.info[m.n.name])
 	m.mu.Unlock()
+	// Liveness first: the bucket's put may wait out a leader election.
+	if err := m.n.nc.Publish(m.n.beatSubject(), b); err != nil {
+		return fmt.Errorf("cluster: heartbeat: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := m.n.kvNodes.Put(ctx, m.n.name, b); err != nil {
@@ -128,11 +143,28 @@ func (m *members) watch(w jetstream.KeyWatcher) {
 		if ml, ok := m.minLag[ni.Name]; !ok || lag < ml {
 			m.minLag[ni.Name] = lag
 		}
-		m.seen[ni.Name] = e.Created().Add(m.minLag[ni.Name])
+		if sent := e.Created().Add(m.minLag[ni.Name]); sent.After(m.seen[ni.Name]) {
+			m.seen[ni.Name] = sent
+		}
 		m.info[ni.Name] = ni
 		m.mu.Unlock()
 		m.check()
 	}
+}
+
+func (n *Node) beatSubject() string { return n.cfg.Name + ".nodes.beat" }
+
+// heard takes a heartbeat from the core subject (this node's own too).
+func (m *members) heard(msg *nats.Msg) {
+	var ni NodeInfo
+	if json.Unmarshal(msg.Data, &ni) != nil || ni.Name == "" {
+		return
+	}
+	m.mu.Lock()
+	m.seen[ni.Name] = time.Now()
+	m.info[ni.Name] = ni
+	m.mu.Unlock()
+	m.check()
 }
 
 func (m *members) loop() {
@@ -178,7 +210,7 @@ func (m *members) alive() []string {
 func (m *members) aliveLocked() []string { return m.heardLocked(lostAfter * m.n.o.Heartbeat) }
 
 func (m *members) heardLocked(d time.Duration) []string {
-	limit := time.Now().Add(-d)
+	limit := m.latestLocked().Add(-d)
 	out := []string{m.n.name}
 	for name, t := range m.seen {
 		if name != m.n.name && t.After(limit) {
@@ -187,6 +219,23 @@ func (m *members) heardLocked(d time.Duration) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// latestLocked is when the newest heartbeat this node has heard (its own
+// included) was sent: silence is measured against it, not the clock. When
+// the nodes bucket stalls (its JetStream leader lost and a new one being
+// elected takes seconds, or this node cut off from the majority) no
+// heartbeat gets through, this node's own neither, and nobody is taken
+// for lost; when one node dies the others' heartbeats keep coming and it
+// alone falls behind.
+func (m *members) latestLocked() time.Time {
+	var latest time.Time
+	for _, t := range m.seen {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	return latest
 }
 
 // peer is a node's announced peer address.
@@ -201,11 +250,15 @@ func (m *members) stop() {
 		if m.watcher != nil {
 			_ = m.watcher.Stop()
 		}
+		if m.sub != nil {
+			_ = m.sub.Unsubscribe()
+		}
 	})
 }
 
 // counted says whether node's instances still count against
-// max_instances: it was heard from within window — or, never heard from,
+// max_instances: it was heard from within window of the newest heartbeat
+// (latestLocked) — or, never heard from,
 // this node has not been up for window yet (at boot a node has not seen
 // the others' heartbeats, and must not drop their counts).
 func (m *members) counted(node string, window time.Duration) bool {
@@ -215,7 +268,7 @@ func (m *members) counted(node string, window time.Duration) bool {
 	if !ok {
 		t = m.started
 	}
-	return time.Since(t) <= window
+	return m.latestLocked().Sub(t) <= window
 }
 
 // watch returns a channel signalled whenever the alive set changes, and

@@ -199,6 +199,9 @@ func embed(o Options) (*natsserver.Server, error) {
 			PingInterval: 2 * time.Second, MaxPingsOut: 3,
 		},
 		Routes: routes,
+		// Close waits for the leaderships to move, then stops: nothing
+		// else is connected by then.
+		LameDuckDuration: 5 * time.Second, LameDuckGracePeriod: time.Second,
 	}
 	if port < 0 {
 		opts.Cluster.Advertise = ""
@@ -358,6 +361,10 @@ func (n *Node) Close() {
 		n.nc.Close()
 	}
 	if n.srv != nil {
+		// Lame duck hands this server's JetStream leaderships to the
+		// others first: leaving does not stall the buckets and streams
+		// for an election (4–9 s each).
+		n.srv.LameDuckShutdown()
 		n.srv.Shutdown()
 		n.srv.WaitForShutdown()
 	}
