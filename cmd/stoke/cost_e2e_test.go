@@ -2,10 +2,6 @@ package main_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,12 +14,7 @@ func TestCostEndToEnd(t *testing.T) {
 	gw, adm := freeAddr(t), freeAddr(t)
 	cfg := writeConfig(t, dir, gw, adm, hello, "hi")
 	// Pre-2021 billing, so the durations round to 100 ms.
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("billing:\n  granularity: 100ms\n")
-	f.Close()
+	appendConfig(t, cfg, "billing:\n  granularity: 100ms\n")
 	s := startStoke(t, stokeBin, cfg, gw)
 	defer s.stop()
 
@@ -70,16 +61,8 @@ func TestCostEndToEnd(t *testing.T) {
 	}
 
 	// Prometheus scrapes /metrics with the admin token as a bearer token.
-	tok, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
-	req, _ := http.NewRequest("GET", "http://"+adm+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {
-		t.Errorf("/metrics: %d\n%s", resp.StatusCode, b)
+	code, b := adminGet(t, dir, adm, "/metrics")
+	if code != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {
+		t.Errorf("/metrics: %d\n%s", code, b)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,28 +26,16 @@ func TestTuneEndToEnd(t *testing.T) {
 	cfg := writeConfig(t, dir, gw, adm, hello, "hi")
 	// A function whose command does not exist: it deploys (keep_warm 0
 	// starts nothing) and fails at its first start.
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("  broken:\n    runtime: http\n    command: [./no-such-command]\n    routes: [/broken]\n")
-	f.Close()
+	appendConfig(t, cfg, "  broken:\n    runtime: http\n    command: [./no-such-command]\n    routes: [/broken]\n")
 	s := startStoke(t, stokeBin, cfg, gw)
 	defer s.stop()
-	tok, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
 	api := func(path string, v any) int {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+adm+path, nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, b := adminGet(t, dir, adm, path)
 		if v != nil {
-			json.NewDecoder(resp.Body).Decode(v)
+			json.Unmarshal(b, v)
 		}
-		return resp.StatusCode
+		return code
 	}
 	// livePids is every instance of every deployed function, by pid.
 	livePids := func() map[int]string {
