@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
-	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
-	"github.com/stokehq/stoke/internal/server"
 )
 
 // A function whose keep_warm instances cannot start does not stop Stoke
@@ -40,19 +38,7 @@ functions:
     routes: [/broken]
 `, sandboxtest.InDir(t, dir))
 	path := filepath.Join(dir, "stoke.yaml")
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatalf("stoke did not start next to a broken function: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	s := serve(t, dir, yaml) // starts next to the broken function, or fails t
 	get := func(p string) (int, string) {
 		resp, err := http.Get("http://" + s.GatewayAddr() + p)
 		if err != nil {
