@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 		app()
 		return
 	}
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

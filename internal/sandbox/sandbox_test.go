@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 		child(mode)
 		os.Exit(0)
 	}
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

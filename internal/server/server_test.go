@@ -20,6 +20,7 @@ import (
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
 	servertest.MaybeRunHelloApp("STOKE_SRV_APP")
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

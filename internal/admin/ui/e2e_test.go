@@ -31,6 +31,7 @@ import (
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
 	servertest.MaybeRunHelloApp("STOKE_UI_APP")
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 
