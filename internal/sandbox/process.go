@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,9 +46,11 @@ type process struct {
 	stub    bool       // started by handing the spec to an idle stub
 	// nsInit: PID 1 of its own PID namespace, which ignores signals it has
 	// no handler for, SIGTERM included (see Stop).
-	nsInit  bool
-	memMB   int
-	boosted bool // runs without its CPU quota until EndInitBoost
+	nsInit bool
+	memMB  int
+	// setLimitMB is the memory limit SetMemoryMB set (0: still memMB).
+	setLimitMB atomic.Int32
+	boosted    bool // runs without its CPU quota until EndInitBoost
 	// adopted: forked by another process (see adopt.go); watched through
 	// pidfd, its status comes through status.
 	adopted bool
@@ -311,7 +314,7 @@ func (p *process) finishExit(exit Exit, killedBySIGKILL bool) {
 	if p.cg != nil {
 		exit.OOMKilled = p.cg.oomKilled(killedBySIGKILL)
 		if b, rerr := p.cg.peakBytes(); rerr == nil {
-			peakMB = toMB(b)
+			peakMB = usedMB(b, p.limitMB())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 		err = p.cg.remove(ctx)
@@ -362,7 +365,7 @@ func (p *process) MaxMemoryMB() int {
 		<-p.done
 		return p.MaxMemoryMB()
 	}
-	mb := toMB(b)
+	mb := usedMB(b, p.limitMB())
 	p.mu.Lock()
 	p.cachedPeak, p.cachedAt = mb, time.Now()
 	p.mu.Unlock()
@@ -377,7 +380,7 @@ func (p *process) MemoryMB() int {
 	if err != nil {
 		return 0
 	}
-	return toMB(b)
+	return usedMB(b, p.limitMB())
 }
 
 // Stop sends SIGTERM to the process group, waits up to grace, then kills the
@@ -462,10 +465,36 @@ func (p *process) SetMemoryMB(mb int) error {
 	if p.cg == nil || p.memMB <= 0 || mb <= 0 {
 		return nil
 	}
-	return p.cg.setMemory(p.m.h, mb)
+	if err := p.cg.setMemory(p.m.h, mb); err != nil {
+		return err
+	}
+	p.setLimitMB.Store(int32(mb))
+	return nil
 }
 
-func toMB(b uint64) int { return int((b + mib - 1) / mib) }
+// limitMB is the cgroup's memory limit now: Spec.MemoryMB unless
+// SetMemoryMB changed it.
+func (p *process) limitMB() int {
+	if mb := p.setLimitMB.Load(); mb > 0 {
+		return int(mb)
+	}
+	return p.memMB
+}
+
+// usedMB is b bytes of a cgroup's memory use in whole MB, rounded up, and
+// at most limitMB (when there is a limit). The kernel lets a cgroup's
+// usage, and so its peak, pass the limit by a few pages: it force-charges
+// what a task must have to finish dying (an OOM victim's last faults) and
+// allocations that may not fail. That is the kernel's bookkeeping, not
+// memory the function could use; Lambda's REPORT never shows more than
+// the memory size, and neither does Stoke.
+func usedMB(b uint64, limitMB int) int {
+	mb := int((b + mib - 1) / mib)
+	if limitMB > 0 && mb > limitMB {
+		return limitMB
+	}
+	return mb
+}
 
 // catches reports whether process pid has a handler for sig (SigCgt in
 // /proc/pid/status); true when it cannot tell.
