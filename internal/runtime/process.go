@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,11 +35,34 @@ func ExitError(x sandbox.Exit, memoryMB int, requestID string) *Error {
 }
 
 // ExitGrace is how long a runtime waits, after an instance's connection
-// broke, to see its process exit: the reset usually arrives before the
-// exit is reaped, and on a loaded machine the reaper may run well after
-// it. Waiting lets the error say how the process ended (an OOM kill, most
-// often) instead of just "the connection broke".
+// broke, to see its process exit (sandbox.Process.Exited): the reset
+// usually arrives a moment before the exit. A process still running then
+// closed its connection and lives on.
 const ExitGrace = time.Second
+
+// AwaitExit waits up to ExitGrace for p to exit and then for its exit
+// status, however long the sandbox takes to learn it (on a loaded machine
+// a python template may report its fork's status well after the exit; the
+// sandbox bounds that wait), so the error can say how the process ended —
+// an OOM kill, most often — rather than that the connection broke. False
+// when p is still running after ExitGrace, or ctx ended.
+func AwaitExit(ctx context.Context, p sandbox.Process) bool {
+	t := time.NewTimer(ExitGrace)
+	defer t.Stop()
+	select {
+	case <-p.Exited():
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-p.Done():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // LastLines keeps the last few lines an instance wrote, so an init failure
 // can say what the app said before it died. Its zero value is ready to use.

@@ -52,13 +52,17 @@ type process struct {
 	setLimitMB atomic.Int32
 	boosted    bool // runs without its CPU quota until EndInitBoost
 	// adopted: forked by another process (see adopt.go); watched through
-	// pidfd, its status comes through status.
-	adopted bool
-	pidfd   int
-	status  chan syscall.WaitStatus
-	readers sync.WaitGroup
-	outMu   sync.Mutex // serialises Spec.Output across the two streams
-	done    chan struct{}
+	// pidfd, its status comes through status, unless orphaned closes
+	// first: its reaper is gone and will not report it.
+	adopted      bool
+	pidfd        int
+	status       chan syscall.WaitStatus
+	orphaned     chan struct{}
+	orphanedOnce sync.Once
+	readers      sync.WaitGroup
+	outMu        sync.Mutex // serialises Spec.Output across the two streams
+	exited       chan struct{}
+	done         chan struct{}
 
 	mu       sync.Mutex
 	reaped   bool // set just before the reap; from then on pid and pgid may name someone else
@@ -74,7 +78,7 @@ type process struct {
 
 // start runs spec's process; the caller then calls begin.
 func start(m *Manager, spec Spec) (_ *process, err error) {
-	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), memMB: spec.MemoryMB}
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), exited: make(chan struct{}), memMB: spec.MemoryMB}
 	if m.h != nil {
 		if p.cg, err = m.h.newGroup(spec.ID, spec.MemoryMB); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
@@ -272,6 +276,7 @@ func (p *process) wait() {
 			break
 		}
 	}
+	close(p.exited)
 	p.mu.Lock()
 	stopped := p.stopping
 	// The instance is its leader: whatever it left running dies with it.
@@ -330,9 +335,10 @@ func (p *process) finishExit(exit Exit, killedBySIGKILL bool) {
 	close(p.done)
 }
 
-func (p *process) Pid() int              { return p.pid }
-func (p *process) Started() time.Time    { return p.started }
-func (p *process) Done() <-chan struct{} { return p.done }
+func (p *process) Pid() int                { return p.pid }
+func (p *process) Started() time.Time      { return p.started }
+func (p *process) Exited() <-chan struct{} { return p.exited }
+func (p *process) Done() <-chan struct{}   { return p.done }
 
 func (p *process) Exit() Exit {
 	p.mu.Lock()

@@ -230,20 +230,17 @@ func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err e
 }
 
 // failure explains why a request failed: the request ended, the process
-// died (waiting up to runtime.ExitGrace to see it), or the proxy itself
+// died (runtime.AwaitExit), or the proxy itself
 // failed.
 func (in *Instance) failure(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
 	}
-	t := time.NewTimer(runtime.ExitGrace)
-	defer t.Stop()
-	select {
-	case <-in.proc.Done():
+	if runtime.AwaitExit(ctx, in.proc) {
 		return in.exitError()
-	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
 		return fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
-	case <-t.C:
 	}
 	if err == nil {
 		err = errors.New("response body copy failed")

@@ -356,11 +356,10 @@ func (in *Instance) explain(ctx context.Context, err error, started bool) error 
 	case errors.As(err, &re):
 		out = re
 	default:
-		// The connection broke: the shim died (see runtime.ExitGrace).
-		select {
-		case <-in.proc.Done():
+		// The connection broke: the shim died, most likely.
+		if runtime.AwaitExit(ctx, in.proc) {
 			out = runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
-		case <-time.After(runtime.ExitGrace):
+		} else {
 			out = runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "lost the instance's connection: %v", err)
 		}
 	}
