@@ -620,12 +620,24 @@ func TestSweepStale(t *testing.T) {
 	if err := gone.Run(); err != nil {
 		t.Fatal(err)
 	}
-	stale := filepath.Join("/sys/fs/cgroup/memory/stoke", strconv.Itoa(gone.Process.Pid))
+	// A root of this test's own: every Manager's New sweeps stoke/, and
+	// another package's tests run beside this one (go test ./...), so in
+	// the shared root their sweep could remove the stale cgroup between
+	// its making and the orphan's joining it.
+	root := "stoke-sweeptest-" + strconv.Itoa(os.Getpid())
+	stale := filepath.Join("/sys/fs/cgroup/memory", root, "stoke", strconv.Itoa(gone.Process.Pid))
 	inst := filepath.Join(stale, "inst")
 	if err := os.MkdirAll(inst, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.Remove(inst); _ = os.Remove(stale) })
+	t.Cleanup(func() {
+		_ = os.Remove(inst)
+		_ = os.Remove(stale)
+		for _, c := range []string{"memory", "cpu", "pids"} {
+			_ = os.Remove(filepath.Join("/sys/fs/cgroup", c, root, "stoke"))
+			_ = os.Remove(filepath.Join("/sys/fs/cgroup", c, root))
+		}
+	})
 	orphan := exec.Command(self(t))
 	orphan.Env = []string{childEnv + "=sleep"}
 	if err := orphan.Start(); err != nil {
@@ -639,7 +651,7 @@ func TestSweepStale(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	newManager(t, sandbox.Options{}, nil)
+	newManager(t, sandbox.Options{Root: root}, nil)
 	select {
 	case err := <-waited:
 		if err == nil || !strings.Contains(err.Error(), "killed") {
