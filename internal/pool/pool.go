@@ -29,6 +29,10 @@ var (
 	ErrDraining = errors.New("pool: draining")
 	// ErrClosed: the pool was closed while the request waited.
 	ErrClosed = errors.New("pool: closed")
+	// ErrFailing: the function's instances cannot start and the pool is
+	// backing off (health.go); wrapped with the last init error, so the
+	// request gets it at once without waiting for a start.
+	ErrFailing = errors.New("pool: failing")
 )
 
 // Options configures a Pool. Zero values get the defaults named per field.
