@@ -99,6 +99,7 @@ type Pool struct {
 	free     []*instance // ready instances with a spare slot, most recently used last
 	waiters  []*waiter   // FIFO
 	starting int
+	settling int // released instances whose runtime is not free yet (lease.go)
 	serving  int          // requests holding a slot on an instance
 	alive    atomic.Int32 // len(all), read by the budget under its own lock
 	ka       keepAlive    // the policy's state in the pool (keepalive.go)
@@ -203,7 +204,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	w := &waiter{ch: make(chan grant, 1)}
 	p.waiters = append(p.waiters, w)
 	p.scaleLocked()
-	if len(p.waiters) > p.starting*p.o.Concurrency+p.o.QueueSize {
+	// Instances starting, and those about to be free (a bootstrap between
+	// its answer and its next /next), will serve waiters: not a throttle.
+	if len(p.waiters) > (p.starting+p.settling)*p.o.Concurrency+p.o.QueueSize {
 		p.removeWaiterLocked(w)
 		p.unlock()
 		return nil, ErrThrottled
@@ -323,7 +326,7 @@ func (p *Pool) scaleLocked() {
 		}
 		limit = min(limit, len(p.all)-p.starting+1)
 	}
-	need := len(p.waiters) - p.starting*p.o.Concurrency
+	need := len(p.waiters) - (p.starting+p.settling)*p.o.Concurrency
 	for need > 0 && len(p.all) < limit {
 		p.spawnLocked(false)
 		need -= p.o.Concurrency
