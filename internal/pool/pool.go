@@ -99,7 +99,7 @@ type Pool struct {
 	free     []*instance // ready instances with a spare slot, most recently used last
 	waiters  []*waiter   // FIFO
 	starting int
-	settling int // released instances whose runtime is not free yet (lease.go)
+	settling int          // released instances whose runtime is not free yet (lease.go)
 	serving  int          // requests holding a slot on an instance
 	alive    atomic.Int32 // len(all), read by the budget under its own lock
 	ka       keepAlive    // the policy's state in the pool (keepalive.go)
