@@ -25,13 +25,14 @@ const httpFn = `functions:
 `
 
 // bombFn runs the fork bomb with a whole CPU, so it meets its pids limit
-// well within its timeout; memFn the memory bomb, with a timeout a loaded
+// well within its timeout even on a loaded machine (5 s was not always
+// enough under CI's load); memFn the memory bomb, with a timeout a loaded
 // machine's page faults cannot reach before the memory limit.
 const bombFn = `  bomb:
     runtime: http
     command: [%[1]s]
     memory: 1769
-    timeout: 5s
+    timeout: 12s
     routes: [/forkbomb]
     env: {CHAOS_APP: http}
   mem:

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
 // The test binary doubles as the functions: CHAOS_APP picks which (apps_test.go).
@@ -61,28 +63,6 @@ func stokeBin(t *testing.T) string {
 	return filepath.Join(binDir, "stoke")
 }
 
-// selfIn puts this test binary in dir (a hard link, or a copy) so an
-// isolated function, which sees only its own directory, can run it.
-func selfIn(t *testing.T, dir string) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, "app")
-	if err := os.Link(exe, dst); err == nil {
-		return dst
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -99,6 +79,7 @@ type stoke struct {
 	bin     string
 	dir     string // the config's directory
 	dataDir string // absolute; default dir/data
+	app     string // this test binary, in dir: the functions' command
 	cfg     string
 	gw, adm string
 	cmd     *exec.Cmd
@@ -120,8 +101,8 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 func newStoke(t *testing.T, functions string) *stoke {
 	t.Helper()
 	dir := t.TempDir()
-	app := selfIn(t, dir)
-	s := &stoke{t: t, bin: stokeBin(t), dir: dir, cfg: filepath.Join(dir, "stoke.yaml"), gw: freeAddr(t), adm: freeAddr(t)}
+	app := sandboxtest.InDir(t, dir) // isolated, a function sees only its own directory
+	s := &stoke{t: t, bin: stokeBin(t), dir: dir, app: app, cfg: filepath.Join(dir, "stoke.yaml"), gw: freeAddr(t), adm: freeAddr(t)}
 	s.writeConfig(fmt.Sprintf(functions, app))
 	return s
 }

@@ -70,7 +70,7 @@ func TestCrashLoopCPU(t *testing.T) {
 		t.Errorf("stoke ls: %v\n%s", err, out)
 	}
 	// The baseline: the same window once a deploy removed the function.
-	s.writeConfig(fmt.Sprintf(httpFn, filepath.Join(s.dir, "app")))
+	s.writeConfig(fmt.Sprintf(httpFn, s.app))
 	if out, err := s.cli("deploy"); err != nil {
 		t.Fatalf("deploy without the crash loop: %v\n%s", err, out)
 	}
@@ -340,7 +340,7 @@ func TestDiskFull(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Unmount(data, syscall.MNT_DETACH) })
 	s := newStoke(t, "")
 	s.dataDir = data
-	s.writeConfig(fmt.Sprintf(httpFn, filepath.Join(s.dir, "app")))
+	s.writeConfig(fmt.Sprintf(httpFn, s.app))
 	s.start()
 	for range 5 {
 		if code, _, _ := s.get("/echo"); code != 200 {

@@ -23,15 +23,9 @@ import (
 // the read-only operations, and an operation Stoke does not serve.
 func TestAWSClients(t *testing.T) {
 	stokeBin, hello := build(t)
-	echoBin := filepath.Join(filepath.Dir(stokeBin), "lambda-echo")
-	if out, err := exec.Command("go", "build", "-o", echoBin, "../../examples/lambda-echo").CombinedOutput(); err != nil {
-		t.Fatalf("building lambda-echo: %v\n%s", err, out)
-	}
 	dir := t.TempDir()
-	// In the functions' own directory: an isolated function sees its cwd,
-	// not the test's temporary directories.
-	copyFile(t, echoBin, filepath.Join(dir, "lambda-echo"))
-	copyFile(t, hello, filepath.Join(dir, "hello-bin"))
+	lambdaEchoIn(t, dir)
+	copyFile(t, hello, filepath.Join(dir, "hello-bin")) // likewise in its own directory
 	gw, adm := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(dir, "stoke.yaml")
 	os.WriteFile(cfg, []byte(`listen: `+gw+`
@@ -56,8 +50,7 @@ functions:
 	s := startStoke(t, stokeBin, cfg, gw)
 	defer s.stop()
 
-	c := lambda.New(lambda.Options{Region: "eu-west-2", BaseEndpoint: aws.String("http://" + gw),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDAWS", "awssecret", ""), Retryer: aws.NopRetryer{}})
+	c := lambdaClient(gw, "AKIDAWS", "awssecret")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -136,13 +129,19 @@ functions:
 		t.Errorf("echo is gone after a refused delete: %v", err)
 	}
 	// Unsigned: refused before anything else.
-	anon := lambda.New(lambda.Options{Region: "eu-west-2", BaseEndpoint: aws.String("http://" + gw),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDAWS", "wrong", ""), Retryer: aws.NopRetryer{}})
+	anon := lambdaClient(gw, "AKIDAWS", "wrong")
 	if _, err := anon.ListFunctions(ctx, &lambda.ListFunctionsInput{}); !errors.As(err, &ae) || ae.ErrorCode() != "InvalidSignatureException" {
 		t.Errorf("list-functions with a wrong secret: %v", err)
 	}
 
 	awsCLI(t, gw)
+}
+
+// lambdaClient is aws-sdk-go-v2's Lambda client for Stoke at gw (region
+// eu-west-2), signing with the key given, with no retries to hide a failure.
+func lambdaClient(gw, keyID, secret string) *lambda.Client {
+	return lambda.New(lambda.Options{Region: "eu-west-2", BaseEndpoint: aws.String("http://" + gw),
+		Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""), Retryer: aws.NopRetryer{}})
 }
 
 // awsCLI runs Debian's AWS CLI (v2, /usr/bin/aws) as docs/lambda.md shows.

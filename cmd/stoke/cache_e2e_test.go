@@ -1,10 +1,7 @@
 package main_test
 
 import (
-	"io"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -62,15 +59,7 @@ func TestCacheEndToEnd(t *testing.T) {
 		t.Fatalf("a hit is listed among the invocations: %v\n%s", err, out)
 	}
 
-	tok, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
-	req, _ := http.NewRequest("GET", "http://"+adm+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	mresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(mresp.Body)
-	mresp.Body.Close()
+	_, m := adminGet(t, dir, adm, "/metrics")
 	for _, want := range []string{
 		`stoke_cache_requests_total{function="hello",result="hit"} 1`,
 		`stoke_cache_requests_total{function="hello",result="miss"} 2`,

@@ -2,13 +2,13 @@ package main_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stokehq/stoke/internal/record"
 )
 
 // `stoke cost` and /metrics against the real binary and examples/hello.
@@ -18,12 +18,7 @@ func TestCostEndToEnd(t *testing.T) {
 	gw, adm := freeAddr(t), freeAddr(t)
 	cfg := writeConfig(t, dir, gw, adm, hello, "hi")
 	// Pre-2021 billing, so the durations round to 100 ms.
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("billing:\n  granularity: 100ms\n")
-	f.Close()
+	appendConfig(t, cfg, "billing:\n  granularity: 100ms\n")
 	s := startStoke(t, stokeBin, cfg, gw)
 	defer s.stop()
 
@@ -33,20 +28,42 @@ func TestCostEndToEnd(t *testing.T) {
 		}
 	}
 
+	// What was billed, invocation by invocation, as recorded: each duration
+	// and the cold start's init in whole 100 ms steps. (How many steps
+	// depends on the machine's load; the bill must add them up.)
+	var recs []record.Record
+	code, b := adminGet(t, dir, adm, "/v1/functions/hello/invocations?limit=10")
+	if err := json.Unmarshal(b, &recs); code != 200 || err != nil || len(recs) != 3 {
+		t.Fatalf("invocations: %d %v, %d records\n%s", code, err, len(recs), b)
+	}
+	var billedMS int64
+	for _, r := range recs {
+		if r.BilledMS%100 != 0 || float64(r.BilledMS) < r.DurationMS || float64(r.BilledMS) >= r.DurationMS+100 {
+			t.Errorf("%.2f ms billed as %d ms, want the next 100 ms step", r.DurationMS, r.BilledMS)
+		}
+		billedMS += r.BilledMS
+		if r.Cold {
+			billedMS += int64(math.Ceil(r.InitMS/100)) * 100
+		}
+	}
+	wantGBs := float64(billedMS) / 1000 * 1769 / 1024
+
 	out, err := s.cli("cost", "--since", "1h")
 	if err != nil {
 		t.Fatalf("stoke cost: %v\n%s", err, out)
 	}
 	t.Logf("stoke cost --since 1h:\n%s", out)
-	// hello: 3 invocations, 1 cold, 0 throttled; 3 × 100 ms + the init in
-	// 100 ms steps (one step, or two or three on a loaded machine) at 1769 MB
-	// = 0.691, 0.864 or 1.037 GB-s; request cost 3 × $0.0000002.
-	row := regexp.MustCompile(`(?m)^\s*hello\s+3\s+1\s+0\s+(0\.691|0\.864|1\.03[67])\s+\$0\.000000600\s+\$\d\.\d+\s+\$\d\.\d+\s+\$0\s+\$\d\.\d+\s*$`)
-	if !row.MatchString(out) || !strings.Contains(out, "last 1h; prices: $0.0000166667 per GB-s, $0.0000002 per request, init billed, keep-warm $0.0000041667 per GB-s, billed in 100ms steps") ||
+	// hello: 3 invocations, 1 cold, 0 throttled; the GB-s above at 1769 MB;
+	// request cost 3 × $0.0000002.
+	row := regexp.MustCompile(`(?m)^\s*hello\s+3\s+1\s+0\s+(\d+\.\d{3})\s+\$0\.000000600\s+\$\d\.\d+\s+\$\d\.\d+\s+\$0\s+\$\d\.\d+\s*$`)
+	m := row.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "last 1h; prices: $0.0000166667 per GB-s, $0.0000002 per request, init billed, keep-warm $0.0000041667 per GB-s, billed in 100ms steps") ||
 		!strings.Contains(out, "keep_warm 1 would have removed 1 of 1 cold starts for $0.62/day") ||
 		!strings.Contains(out, "hello (1769 MB, keep_warm 0): duration p50 ") ||
 		!regexp.MustCompile(`keep_alive adaptive, replayed: 1 cold starts where fixed:10m makes 1 — saved 0 cold starts \(\$0 of init\), keeping [\d.]+ GB-s idle`).MatchString(out) {
 		t.Errorf("stoke cost:\n%s", out)
+	} else if gbs, _ := strconv.ParseFloat(m[1], 64); math.Abs(gbs-wantGBs) > 0.0011 {
+		t.Errorf("stoke cost bills %s GB-s, the records %.4f GB-s (%d ms at 1769 MB)", m[1], wantGBs, billedMS)
 	}
 
 	out, err = s.cli("cost", "hello", "--json")
@@ -70,16 +87,8 @@ func TestCostEndToEnd(t *testing.T) {
 	}
 
 	// Prometheus scrapes /metrics with the admin token as a bearer token.
-	tok, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
-	req, _ := http.NewRequest("GET", "http://"+adm+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {
-		t.Errorf("/metrics: %d\n%s", resp.StatusCode, b)
+	code, b = adminGet(t, dir, adm, "/metrics")
+	if code != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {
+		t.Errorf("/metrics: %d\n%s", code, b)
 	}
 }

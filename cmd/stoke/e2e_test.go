@@ -58,6 +58,16 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 }
 
+// lambdaEchoIn builds examples/lambda-echo into dir as dir/lambda-echo: in
+// the function's own directory, as an isolated function sees its cwd, not
+// the test's temporary directories.
+func lambdaEchoIn(t *testing.T, dir string) {
+	t.Helper()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "lambda-echo"), "../../examples/lambda-echo").CombinedOutput(); err != nil {
+		t.Fatalf("building lambda-echo: %v\n%s", err, out)
+	}
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
@@ -118,6 +128,41 @@ functions:
 		t.Fatal(err)
 	}
 	return p
+}
+
+// appendConfig adds yaml at the end of the config file cfg.
+func appendConfig(t *testing.T, cfg, yaml string) {
+	t.Helper()
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(yaml); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// adminGet GETs path from the admin API at adm with the admin token Stoke
+// wrote under dir/data, as the CLI and Prometheus do.
+func adminGet(t *testing.T, dir, adm, path string) (status int, body []byte) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+adm+path, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }
 
 func startStoke(t *testing.T, bin, cfg, gw string) *stokeProc {

@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
@@ -24,12 +22,8 @@ import (
 // real aws-sdk-go-v2 Lambda client, signed, and through an HTTP route.
 func TestLambdaFunctionEndToEnd(t *testing.T) {
 	stokeBin, _ := build(t)
-	echoBin := filepath.Join(filepath.Dir(stokeBin), "lambda-echo")
-	if out, err := exec.Command("go", "build", "-o", echoBin, "../../examples/lambda-echo").CombinedOutput(); err != nil {
-		t.Fatalf("building lambda-echo: %v\n%s", err, out)
-	}
 	dir := t.TempDir()
-	copyFile(t, echoBin, filepath.Join(dir, "lambda-echo")) // in the function's own directory
+	lambdaEchoIn(t, dir)
 	gw, adm := freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(dir, "stoke.yaml")
 	os.Setenv("STOKE_E2E_SECRET", "s3cr3t")
@@ -57,13 +51,7 @@ functions:
 		t.Errorf("HTTP route to a lambda function: %d %s", resp.StatusCode, body)
 	}
 
-	client := func(secret string) *lambda.Client {
-		return lambda.New(lambda.Options{
-			Region:       "eu-west-2",
-			BaseEndpoint: aws.String("http://" + gw),
-			Credentials:  credentials.NewStaticCredentialsProvider("AKIDE2E", secret, ""),
-		})
-	}
+	client := func(secret string) *lambda.Client { return lambdaClient(gw, "AKIDE2E", secret) }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ev, _ := json.Marshal(map[string]any{"version": "2.0", "rawPath": "/direct", "requestContext": map[string]any{"http": map[string]any{"method": "PUT", "path": "/direct"}}})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,28 +26,16 @@ func TestTuneEndToEnd(t *testing.T) {
 	cfg := writeConfig(t, dir, gw, adm, hello, "hi")
 	// A function whose command does not exist: it deploys (keep_warm 0
 	// starts nothing) and fails at its first start.
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("  broken:\n    runtime: http\n    command: [./no-such-command]\n    routes: [/broken]\n")
-	f.Close()
+	appendConfig(t, cfg, "  broken:\n    runtime: http\n    command: [./no-such-command]\n    routes: [/broken]\n")
 	s := startStoke(t, stokeBin, cfg, gw)
 	defer s.stop()
-	tok, _ := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
 	api := func(path string, v any) int {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+adm+path, nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, b := adminGet(t, dir, adm, path)
 		if v != nil {
-			json.NewDecoder(resp.Body).Decode(v)
+			json.Unmarshal(b, v)
 		}
-		return resp.StatusCode
+		return code
 	}
 	// livePids is every instance of every deployed function, by pid.
 	livePids := func() map[int]string {
@@ -199,7 +186,10 @@ func checkReport(t *testing.T, rep *tune.Report, mems []int, cold, warm int) {
 				t.Errorf("%d MB: cold sample %+v", s.MemoryMB, c)
 			}
 		}
-		if s.ColdP50MS < s.WarmP50MS || s.WarmP50MS <= 0 || s.WarmP99MS < s.WarmP50MS || s.ColdP95MS < s.ColdP50MS {
+		// (Whether a cold request took longer than a warm one's median is
+		// the machine's to say, from 2 and 5 samples under load: each cold
+		// sample's total covering its init and duration is checked above.)
+		if s.WarmP50MS <= 0 || s.WarmP99MS < s.WarmP50MS || s.ColdP95MS < s.ColdP50MS {
 			t.Errorf("%d MB: cold p50 %v p95 %v, warm p50 %v p99 %v", s.MemoryMB, s.ColdP50MS, s.ColdP95MS, s.WarmP50MS, s.WarmP99MS)
 		}
 		if s.BilledMS < int64(s.WarmP50MS) || s.BilledMS < 1 {
@@ -210,8 +200,14 @@ func checkReport(t *testing.T, rep *tune.Report, mems []int, cold, warm int) {
 		if want := 1e6 * p.PerGBSecond / 1024 / 1000; math.Abs(perMBms-want) > 1e-9*want {
 			t.Errorf("%d MB: cost per 1M %v is %v per MB·ms, want %v", s.MemoryMB, s.CostPer1M, perMBms, want)
 		}
-		if s.CostPer1MAtColdRate < s.CostPer1M {
-			t.Errorf("%d MB: cold starts made it cheaper: %v < %v", s.MemoryMB, s.CostPer1MAtColdRate, s.CostPer1M)
+		// The cold rate blends in cold requests billed with their init.
+		if float64(s.ColdBilledMS) < s.InitP50MS {
+			t.Errorf("%d MB: a cold request billed %d ms, less than its init p50 %v ms", s.MemoryMB, s.ColdBilledMS, s.InitP50MS)
+		}
+		rate := rep.Plan.ColdRate
+		cold := 1e6 * (p.PerRequest + float64(s.ColdBilledMS)/1000*float64(s.MemoryMB)/1024*p.PerGBSecond)
+		if want := (1-rate)*s.CostPer1M + rate*cold; math.Abs(s.CostPer1MAtColdRate-want) > 1e-9*want {
+			t.Errorf("%d MB: cost per 1M at %v cold %v, want %v", s.MemoryMB, rate, s.CostPer1MAtColdRate, want)
 		}
 	}
 	if len(rep.Recommendations) != 3 || rep.Recommendations[0].Strategy != "cost" {

@@ -39,6 +39,32 @@ func newTestRequest(method, target string, body []byte, headers ...string) *http
 	return r
 }
 
+// decode unmarshals out, the event or response JSON a call returned with
+// err, into a T; either error fails t.
+func decode[T any](t *testing.T, out []byte, err error) T {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v T
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// field is one decoded value and what it should be.
+type field struct{ name, got, want string }
+
+func checkFields(t *testing.T, fields []field) {
+	t.Helper()
+	for _, f := range fields {
+		if f.got != f.want {
+			t.Errorf("%s = %q, want %q", f.name, f.got, f.want)
+		}
+	}
+}
+
 func TestEventFromHTTPV2(t *testing.T) {
 	r := newTestRequest("POST", "http://api.example.com:8080/caf%C3%A9/a%2Fb?a=1&b=x%20y&a=2", []byte(`{"k":"é"}`),
 		"Content-Type", "application/json; charset=utf-8",
@@ -46,13 +72,7 @@ func TestEventFromHTTPV2(t *testing.T) {
 		"Cookie", "s=1; t=2", "Cookie", "u=3",
 		"User-Agent", "curl/8")
 	out, err := EventFromHTTP(r, []byte(`{"k":"é"}`), Format20, testInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(out, &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := decode[events.APIGatewayV2HTTPRequest](t, out, err)
 	// No client certificate: no mTLS block at all, as API Gateway omits it
 	// (an empty clientCert would tell a function there was one).
 	var raw struct {
@@ -62,7 +82,7 @@ func TestEventFromHTTPV2(t *testing.T) {
 		t.Errorf("requestContext keys: %v %v", err, raw.RequestContext)
 	}
 	rc := ev.RequestContext
-	checks := []struct{ name, got, want string }{
+	checks := []field{
 		{"version", ev.Version, "2.0"},
 		{"routeKey", ev.RouteKey, "$default"},
 		{"rawPath", ev.RawPath, "/caf%C3%A9/a%2Fb"},
@@ -90,11 +110,7 @@ func TestEventFromHTTPV2(t *testing.T) {
 		{"rc.http.userAgent", rc.HTTP.UserAgent, "curl/8"},
 		{"body", ev.Body, `{"k":"é"}`},
 	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
-		}
-	}
+	checkFields(t, checks)
 	if rc.TimeEpoch != testTime.UnixMilli() {
 		t.Errorf("timeEpoch = %d, want %d", rc.TimeEpoch, testTime.UnixMilli())
 	}
@@ -115,15 +131,9 @@ func TestEventFromHTTPV1(t *testing.T) {
 	r := newTestRequest("GET", "/caf%C3%A9/a%2Fb?a=1&b=x%20y&a=2", nil,
 		"X-Multi", "one", "X-Multi", "two", "Cookie", "s=1; t=2", "User-Agent", "curl/8")
 	out, err := EventFromHTTP(r, nil, Format10, testInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayProxyRequest
-	if err := json.Unmarshal(out, &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := decode[events.APIGatewayProxyRequest](t, out, err)
 	rc := ev.RequestContext
-	checks := []struct{ name, got, want string }{
+	checks := []field{
 		{"httpMethod", ev.HTTPMethod, "GET"},
 		{"path", ev.Path, "/café/a/b"},
 		{"resource", ev.Resource, "/{proxy+}"},
@@ -148,11 +158,7 @@ func TestEventFromHTTPV1(t *testing.T) {
 		{"rc.identity.userAgent", rc.Identity.UserAgent, "curl/8"},
 		{"body", ev.Body, ""},
 	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
-		}
-	}
+	checkFields(t, checks)
 	if rc.RequestTimeEpoch != testTime.UnixMilli() {
 		t.Errorf("requestTimeEpoch = %d", rc.RequestTimeEpoch)
 	}
@@ -163,15 +169,9 @@ func TestEventFromHTTPV1(t *testing.T) {
 
 func TestEventFromHTTPRootAndNoQuery(t *testing.T) {
 	r := newTestRequest("GET", "/", nil)
-	out, err := EventFromHTTP(r, nil, Format10, RequestInfo{Stage: "dev"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Decode generically: REST sends null (not {}) for absent maps, and frameworks test for null.
-	var raw map[string]any
-	if err := json.Unmarshal(out, &raw); err != nil {
-		t.Fatal(err)
-	}
+	out, err := EventFromHTTP(r, nil, Format10, RequestInfo{Stage: "dev"})
+	raw := decode[map[string]any](t, out, err)
 	for _, k := range []string{"queryStringParameters", "multiValueQueryStringParameters", "pathParameters"} {
 		if v, ok := raw[k]; !ok || v != nil {
 			t.Errorf("%s = %v (present %v), want null", k, v, ok)
@@ -185,13 +185,7 @@ func TestEventFromHTTPRootAndNoQuery(t *testing.T) {
 	}
 
 	out, err = EventFromHTTP(r, nil, Format20, RequestInfo{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw = nil
-	if err := json.Unmarshal(out, &raw); err != nil {
-		t.Fatal(err)
-	}
+	raw = decode[map[string]any](t, out, err)
 	if _, ok := raw["queryStringParameters"]; ok {
 		t.Error("2.0 event must omit queryStringParameters without a query")
 	}
@@ -204,6 +198,12 @@ func TestEventFromHTTPRootAndNoQuery(t *testing.T) {
 	if _, err := EventFromHTTP(r, nil, "3.0", RequestInfo{}); err == nil {
 		t.Error("unknown format must fail")
 	}
+}
+
+// encodedBody is the part of an event or a response the body rule decides.
+type encodedBody struct {
+	Body            string `json:"body"`
+	IsBase64Encoded bool   `json:"isBase64Encoded"`
 }
 
 func TestBodyEncoding(t *testing.T) {
@@ -237,16 +237,7 @@ func TestBodyEncoding(t *testing.T) {
 					r.Header.Set("Content-Encoding", tc.contentEncoding)
 				}
 				out, err := EventFromHTTP(r, tc.body, format, testInfo)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ev struct {
-					Body            string `json:"body"`
-					IsBase64Encoded bool   `json:"isBase64Encoded"`
-				}
-				if err := json.Unmarshal(out, &ev); err != nil {
-					t.Fatal(err)
-				}
+				ev := decode[encodedBody](t, out, err)
 				if ev.IsBase64Encoded != tc.wantB64 {
 					t.Errorf("%s: isBase64Encoded = %v, want %v", format, ev.IsBase64Encoded, tc.wantB64)
 				}
@@ -269,12 +260,7 @@ func TestBodyEncoding(t *testing.T) {
 					h.Set("Content-Encoding", tc.contentEncoding)
 				}
 				out, err = ResponseToEvent(format, 200, h, tc.body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := json.Unmarshal(out, &ev); err != nil {
-					t.Fatal(err)
-				}
+				ev = decode[encodedBody](t, out, err)
 				if ev.IsBase64Encoded != tc.wantB64 {
 					t.Errorf("%s response: isBase64Encoded = %v, want %v", format, ev.IsBase64Encoded, tc.wantB64)
 				}
@@ -435,7 +421,7 @@ func TestRequestFromEventFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(r.Body)
-	checks := []struct{ name, got, want string }{
+	checks := []field{
 		{"method", r.Method, "PUT"},
 		{"query", r.URL.RawQuery, "q=1+2"},
 		{"cookie", r.Header.Get("Cookie"), "a=1; b=2"},
@@ -445,11 +431,7 @@ func TestRequestFromEventFields(t *testing.T) {
 		{"remote", r.RemoteAddr, "[2001:db8::1]:0"},
 		{"body", string(body), "hi"},
 	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
-		}
-	}
+	checkFields(t, checks)
 	if r.ContentLength != 2 || r.Header.Get("Content-Length") != "" {
 		t.Errorf("ContentLength = %d, header %q: the decoded body's length must win", r.ContentLength, r.Header.Get("Content-Length"))
 	}
@@ -610,13 +592,7 @@ func TestResponseRoundTrip(t *testing.T) {
 
 func TestResponseToEventZeroStatus(t *testing.T) {
 	out, err := ResponseToEvent(Format20, 0, http.Header{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(out, &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := decode[events.APIGatewayV2HTTPResponse](t, out, err)
 	if ev.StatusCode != 200 || ev.IsBase64Encoded || ev.Body != "" {
 		t.Errorf("got %+v, want 200 with an empty plain body", ev)
 	}
@@ -744,13 +720,7 @@ func TestMalformedQueryKept(t *testing.T) {
 	r := newTestRequest("GET", "/", nil)
 	r.URL.RawQuery = "a=100%&b=%41+c&raw=\xff"
 	out, err := EventFromHTTP(r, nil, Format20, testInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(out, &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := decode[events.APIGatewayV2HTTPRequest](t, out, err)
 	// url.ParseQuery would drop "a" entirely; API Gateway forwards it.
 	if got := ev.QueryStringParameters["a"]; got != "100%" {
 		t.Errorf("a = %q, want 100%%", got)

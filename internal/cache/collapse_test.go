@@ -215,6 +215,31 @@ func TestForwardStopsWhenEveryoneLeft(t *testing.T) {
 	wantCalls(t, o, 1)
 }
 
+// The forward is cancelled with the cause of the last request to leave, so
+// the origin can tell a deadline (the gateway's 504) from a client that
+// went away (499).
+func TestForwardCancelledWithTheLastCause(t *testing.T) {
+	e := newEnv(t, Options{})
+	g := newGate()
+	cause := make(chan error, 1)
+	o := newOrigin(func(w http.ResponseWriter, r *http.Request) {
+		g.entered <- struct{}{}
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	})
+	var wg sync.WaitGroup
+	var a answer
+	timedOut := errors.New("the request's deadline")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	serveAsync(e, o, ctx, &wg, &a)
+	<-g.entered
+	cancel(timedOut)
+	if got := <-cause; got != timedOut {
+		t.Errorf("the forward ended with %v, want the leaving request's %v", got, timedOut)
+	}
+	wg.Wait()
+}
+
 // A request arriving while a background refresh is in flight waits for it
 // rather than invoking the function again.
 func TestMissJoinsTheBackgroundRefresh(t *testing.T) {

@@ -15,10 +15,11 @@ type flight struct {
 	key  string
 	done chan struct{} // closed once the result is set
 	// ctx is the forward's: it ends when every request waiting on the
-	// flight has gone (refs reaches 0), or for a background refresh when
-	// the cache closes.
+	// flight has gone (refs reaches 0), with the last one's cause (a
+	// gateway timeout is not a client that went away), or for a background
+	// refresh when the cache closes.
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	refs   int // under Cache.mu
 
 	// The result, set before done closes: the entry to answer from (nil
@@ -39,7 +40,7 @@ func (c *Cache) join(key string, parent context.Context) (f *flight, leader bool
 		return f, false
 	}
 	f = &flight{key: key, done: make(chan struct{}), refs: 1}
-	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(parent))
+	f.ctx, f.cancel = context.WithCancelCause(context.WithoutCancel(parent))
 	c.flights[key] = f
 	return f, true
 }
@@ -53,15 +54,16 @@ func (c *Cache) startBackground(key string) *flight {
 		return nil
 	}
 	f := &flight{key: key, done: make(chan struct{}), refs: 1}
-	f.ctx, f.cancel = context.WithCancel(c.base)
+	f.ctx, f.cancel = context.WithCancelCause(c.base)
 	c.flights[key] = f
 	c.wg.Add(1)
 	return f
 }
 
-// leave drops one waiter's interest; with none left the forward is
-// cancelled, and later requests start their own.
-func (c *Cache) leave(f *flight) {
+// leave drops the interest of a waiter whose context ended with cause;
+// with none left the forward is cancelled with that cause, and later
+// requests start their own.
+func (c *Cache) leave(f *flight, cause error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f.refs--
@@ -71,7 +73,7 @@ func (c *Cache) leave(f *flight) {
 	if c.flights[f.key] == f {
 		delete(c.flights, f.key)
 	}
-	f.cancel()
+	f.cancel(cause)
 }
 
 // land publishes the flight's result and wakes its waiters.
@@ -83,7 +85,7 @@ func (c *Cache) land(f *flight, e *entry, fwd string, fwdStatus int) {
 	}
 	c.mu.Unlock()
 	close(f.done)
-	f.cancel()
+	f.cancel(nil)
 }
 
 // Keys whose last response could not be stored are not collapsed for a

@@ -131,7 +131,7 @@ func (c *Cache) collapse(w http.ResponseWriter, r *http.Request, o Origin, req d
 		if leader {
 			return c.lead(w, r, o, f, req, stale, uri, extra, fwd, lookup)
 		}
-		stop := context.AfterFunc(r.Context(), func() { c.leave(f) })
+		stop := context.AfterFunc(r.Context(), func() { c.leave(f, context.Cause(r.Context())) })
 		select {
 		case <-f.done:
 			stop()
@@ -202,7 +202,7 @@ func (c *Cache) answerCollapsed(w http.ResponseWriter, r *http.Request, req dire
 // lead makes the forward of flight f for r, answers r, and hands the result
 // to the requests waiting on f.
 func (c *Cache) lead(w http.ResponseWriter, r *http.Request, o Origin, f *flight, req directives, stale *entry, uri, extra, fwd string, lookup time.Duration) Result {
-	stop := context.AfterFunc(r.Context(), func() { c.leave(f) })
+	stop := context.AfterFunc(r.Context(), func() { c.leave(f, context.Cause(r.Context())) })
 	defer stop()
 	landed := false
 	defer func() {

@@ -404,6 +404,22 @@ func TestCacheAuthorizationVaryRevalidation(t *testing.T) {
 	}
 }
 
+// A request alone on its key (it leads the forward others could wait on)
+// whose gateway timeout passes gets 504 Gateway.Timeout: the forward is
+// cancelled because its last waiter left at its gateway timeout, which is
+// not a client that went away (499). (The leader of the test below saw 499
+// when the other request joined too late to keep the forward alive.)
+func TestCacheLeaderAloneGatewayTimeout(t *testing.T) {
+	f := newCacheFixture(t, time.Second, pool.Options{KeepWarm: 1}, cache.Options{})
+	waitFor(t, "the keep_warm instance", f.pool.Idle)
+	defer os.WriteFile(filepath.Join(f.dir, "release"), nil, 0o644) // lets the abandoned app go
+	r, body := f.do("GET", "/stuck-alone?cc=max-age%3D60&wait=1")
+	if r.StatusCode != http.StatusGatewayTimeout || r.Header.Get("X-Amzn-Errortype") != "Gateway.Timeout" {
+		t.Fatalf("%d %q: %s", r.StatusCode, r.Header.Get("X-Amzn-Errortype"), body)
+	}
+	wantCacheStatus(t, r, "stoke; fwd=uri-miss")
+}
+
 // A request waiting for another's invocation waits no longer than the
 // gateway timeout, and says so.
 func TestCacheCollapsedWaitBoundedByGatewayTimeout(t *testing.T) {

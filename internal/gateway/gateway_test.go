@@ -71,6 +71,7 @@ func TestMain(m *testing.M) {
 		_ = http.Serve(l, nil)
 		select {} // unlistened: live on
 	}
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

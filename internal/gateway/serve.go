@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
@@ -116,9 +117,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, name, reqID st
 		version = out.Record.Version
 	}
 	if out.Err != nil && sw.Status == 0 {
-		if out.Record != nil && out.Record.InstanceID == "" && strings.HasPrefix(out.ErrorType, "Runtime.") {
+		if out.Record != nil && out.Record.InstanceID == "" && strings.HasPrefix(out.ErrorType, "Runtime.") && !errors.Is(out.Err, pool.ErrFailing) {
 			// The instance started for this request failed: it waited for
-			// a cold start, which is what X-Stoke-Cold says.
+			// a cold start, which is what X-Stoke-Cold says (not so for a
+			// failing function's answer at once).
 			meta.Set("X-Stoke-Cold", "true")
 		}
 		writeFailure(sw, out, reqID)

@@ -110,6 +110,7 @@ func TestMain(m *testing.M) {
 		})
 		return
 	}
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

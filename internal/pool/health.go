@@ -109,7 +109,7 @@ func (p *Pool) hopelessLocked(now time.Time) error {
 	e := *runtime.AsError(h.lastErr)
 	e.Message = fmt.Sprintf("%s (failing since %s, %d starts in a row; next start in %s)", e.Message,
 		h.since.UTC().Format(time.RFC3339), h.failures, h.retryAt.Sub(now).Round(time.Second))
-	return &e
+	return fmt.Errorf("%w: %w", ErrFailing, &e)
 }
 
 // Health is a pool's start health, for `stoke ls`, the dashboard and

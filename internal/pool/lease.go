@@ -58,6 +58,7 @@ func (p *Pool) release(in *instance, discard bool) {
 			// Not free until its runtime says so (a Lambda bootstrap's
 			// next /next), and never if it exits first.
 			in.awaiting++
+			p.settling++
 			p.wg.Add(1)
 			go p.awaitFree(in, free)
 			break
@@ -94,6 +95,7 @@ func (p *Pool) awaitFree(in *instance, free <-chan struct{}) {
 	}
 	p.mu.Lock()
 	in.awaiting--
+	p.settling--
 	reason := ""
 	if !in.state.Final() && !isDone(in.rt) {
 		reason = p.freedLocked(in)

@@ -29,6 +29,10 @@ var (
 	ErrDraining = errors.New("pool: draining")
 	// ErrClosed: the pool was closed while the request waited.
 	ErrClosed = errors.New("pool: closed")
+	// ErrFailing: the function's instances cannot start and the pool is
+	// backing off (health.go); wrapped with the last init error, so the
+	// request gets it at once without waiting for a start.
+	ErrFailing = errors.New("pool: failing")
 )
 
 // Options configures a Pool. Zero values get the defaults named per field.
@@ -98,6 +102,7 @@ type Pool struct {
 	free     []*instance // ready instances with a spare slot, most recently used last
 	waiters  []*waiter   // FIFO
 	starting int
+	settling int          // released instances whose runtime is not free yet (lease.go)
 	serving  int          // requests holding a slot on an instance
 	alive    atomic.Int32 // len(all), read by the budget under its own lock
 	ka       keepAlive    // the policy's state in the pool (keepalive.go)
@@ -208,7 +213,9 @@ func (p *Pool) Acquire(ctx context.Context) (*Lease, error) {
 	w := &waiter{ch: make(chan grant, 1)}
 	p.waiters = append(p.waiters, w)
 	p.scaleLocked()
-	if len(p.waiters) > p.starting*p.o.Concurrency+p.o.QueueSize {
+	// Instances starting, and those about to be free (a bootstrap between
+	// its answer and its next /next), will serve waiters: not a throttle.
+	if len(p.waiters) > (p.starting+p.settling)*p.o.Concurrency+p.o.QueueSize {
 		p.removeWaiterLocked(w)
 		p.unlock()
 		return nil, ErrThrottled
@@ -334,7 +341,7 @@ func (p *Pool) scaleLocked() {
 		}
 		limit = min(limit, len(p.all)-p.starting+1)
 	}
-	need := len(p.waiters) - p.starting*p.o.Concurrency
+	need := len(p.waiters) - (p.starting+p.settling)*p.o.Concurrency
 	for need > 0 && len(p.all) < limit {
 		p.spawnLocked(false)
 		need -= p.o.Concurrency

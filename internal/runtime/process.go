@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/lambdaspec"
+	"github.com/stokehq/stoke/internal/runtime/httpwire"
 	"github.com/stokehq/stoke/internal/sandbox"
 )
 
@@ -34,11 +37,34 @@ func ExitError(x sandbox.Exit, memoryMB int, requestID string) *Error {
 }
 
 // ExitGrace is how long a runtime waits, after an instance's connection
-// broke, to see its process exit: the reset usually arrives before the
-// exit is reaped, and on a loaded machine the reaper may run well after
-// it. Waiting lets the error say how the process ended (an OOM kill, most
-// often) instead of just "the connection broke".
+// broke, to see its process exit (sandbox.Process.Exited): the reset
+// usually arrives a moment before the exit. A process still running then
+// closed its connection and lives on.
 const ExitGrace = time.Second
+
+// AwaitExit waits up to ExitGrace for p to exit and then for its exit
+// status, however long the sandbox takes to learn it (on a loaded machine
+// a python template may report its fork's status well after the exit; the
+// sandbox bounds that wait), so the error can say how the process ended —
+// an OOM kill, most often — rather than that the connection broke. False
+// when p is still running after ExitGrace, or ctx ended.
+func AwaitExit(ctx context.Context, p sandbox.Process) bool {
+	t := time.NewTimer(ExitGrace)
+	defer t.Stop()
+	select {
+	case <-p.Exited():
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-p.Done():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // LastLines keeps the last few lines an instance wrote, so an init failure
 // can say what the app said before it died. Its zero value is ready to use.
@@ -82,4 +108,68 @@ func InitTimeout(f *config.Function) time.Duration {
 		return f.InitTimeout
 	}
 	return lambdaspec.MaxInit
+}
+
+// Proc is the process side of an Instance, the same for every kind that
+// embeds it: the sandboxed process and how its lines, its exit and its
+// sizes are reported. Embedded, it gives the Instance Done, Err, Pid,
+// InitDuration, MaxMemoryMB and MemoryMB.
+type Proc struct {
+	ID            string // the instance's id, which its output lines carry
+	MemoryLimitMB int    // the function's memory, named in an OOM error
+	// Output receives the process's lines (may be nil).
+	Output  func(instanceID, stream, line string)
+	Process sandbox.Process // set once started
+	Init    time.Duration   // how long it took to become ready
+	Last    LastLines       // the last lines, for an init error
+}
+
+// Line is the sandbox's Output for the process: it keeps the line and
+// passes it on.
+func (p *Proc) Line(stream, line string) {
+	p.Last.Add(line)
+	if p.Output != nil {
+		p.Output(p.ID, stream, line)
+	}
+}
+
+// ExitError describes how the process ended, the way Lambda words it.
+func (p *Proc) ExitError() *Error {
+	return ExitError(p.Process.Exit(), p.MemoryLimitMB, "")
+}
+
+func (p *Proc) Done() <-chan struct{} { return p.Process.Done() }
+
+// Err says why the process exited; nil while it runs.
+func (p *Proc) Err() error {
+	select {
+	case <-p.Process.Done():
+		return p.ExitError()
+	default:
+		return nil
+	}
+}
+
+func (p *Proc) Pid() int                    { return p.Process.Pid() }
+func (p *Proc) InitDuration() time.Duration { return p.Init }
+func (p *Proc) MaxMemoryMB() int            { return p.Process.MaxMemoryMB() }
+func (p *Proc) MemoryMB() int               { return p.Process.MemoryMB() }
+
+// Refuse says why r cannot go to the process at all, the checks every
+// Invoke makes first: the request ended (ctx's error, wrapped), r is not
+// what net/http would write (httpwire.Validate's error, wrapped: a 400),
+// or the process exited (a *NotDelivered). nil: send it.
+func (p *Proc) Refuse(r *http.Request) error {
+	if err := r.Context().Err(); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", p.ID, err)
+	}
+	if err := httpwire.Validate(r); err != nil {
+		return fmt.Errorf("invoke instance %s: %w", p.ID, err)
+	}
+	select {
+	case <-p.Process.Done():
+		return &NotDelivered{Err: p.ExitError()}
+	default:
+		return nil
+	}
 }

@@ -23,9 +23,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reapedWait bounds how long an adopted process's exit waits for its
-// status from the forker before it is reported as unknown.
-const reapedWait = 200 * time.Millisecond
+// reaperTimeout bounds how long an adopted process's exit waits for its
+// status from a reaper that is still there (Orphaned ends the wait at once
+// when it is not). The reaper reports as soon as it runs, however loaded
+// the machine, so this is for one that stopped reporting — a python
+// template is the function's own code — and costs only that function's
+// exits a late, unknown status.
+const reaperTimeout = 10 * time.Second
 
 // Foster is a cgroup and output pipes waiting for a forked process.
 type Foster struct {
@@ -41,6 +45,10 @@ type Adopted interface {
 	Process
 	// Reaped reports the wait status the process's parent reaped.
 	Reaped(ws syscall.WaitStatus)
+	// Orphaned says the process's parent is gone without reporting its
+	// status, and never will: its exit, whenever it comes, is known only
+	// as an exit.
+	Orphaned()
 }
 
 // Prepare makes spec's cgroup (spec.Args is unused) and output pipes for a
@@ -57,8 +65,8 @@ func (m *Manager) Prepare(ctx context.Context, spec Spec) (_ *Foster, err error)
 			m.mu.Unlock()
 		}
 	}()
-	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), memMB: spec.MemoryMB,
-		adopted: true, pidfd: -1, status: make(chan syscall.WaitStatus, 1)}
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), exited: make(chan struct{}), memMB: spec.MemoryMB,
+		adopted: true, pidfd: -1, status: make(chan syscall.WaitStatus, 1), orphaned: make(chan struct{})}
 	if p.out == nil {
 		p.out = func(string, string) {}
 	}
@@ -253,10 +261,33 @@ func (p *process) Reaped(ws syscall.WaitStatus) {
 	}
 }
 
+func (p *process) Orphaned() { p.orphanedOnce.Do(func() { close(p.orphaned) }) }
+
+// awaitStatus waits for the status the reaper reports; false when the
+// reaper is gone without reporting it, or stopped reporting.
+func (p *process) awaitStatus() (syscall.WaitStatus, bool) {
+	t := time.NewTimer(reaperTimeout)
+	defer t.Stop()
+	select {
+	case ws := <-p.status:
+		return ws, true
+	case <-p.orphaned:
+	case <-t.C:
+		p.m.log.Warn("sandbox: the parent of an adopted process did not report its exit status", "id", p.id, "waited", reaperTimeout)
+	}
+	select { // reported just before the orphaning: select may have picked either
+	case ws := <-p.status:
+		return ws, true
+	default:
+		return 0, false
+	}
+}
+
 // waitAdopted is wait for a process Stoke did not fork: the pidfd turns
 // readable at its exit, and the status comes through Reaped.
 func (p *process) waitAdopted() {
 	waitExit(p.pidfd)
+	close(p.exited)
 	p.mu.Lock()
 	stopped := p.stopping
 	p.reaped = true
@@ -268,9 +299,7 @@ func (p *process) waitAdopted() {
 
 	exit := Exit{Code: -1, Stopped: stopped, Signal: "unknown (its parent did not report it)"}
 	var killedBySIGKILL bool
-	t := time.NewTimer(reapedWait)
-	select {
-	case ws := <-p.status:
+	if ws, ok := p.awaitStatus(); ok {
 		exit.Signal = ""
 		if ws.Signaled() {
 			exit.Signal = ws.Signal().String()
@@ -278,9 +307,7 @@ func (p *process) waitAdopted() {
 		} else {
 			exit.Code = ws.ExitStatus()
 		}
-	case <-t.C:
 	}
-	t.Stop()
 	exit.Time = time.Now()
 	p.finishExit(exit, killedBySIGKILL)
 }

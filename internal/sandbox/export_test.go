@@ -51,3 +51,5 @@ func SetStubExecTimeout(d time.Duration) (restore func()) {
 	stubExecTimeout = d
 	return func() { stubExecTimeout = old }
 }
+
+var UsedMB = usedMB

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,17 +46,23 @@ type process struct {
 	stub    bool       // started by handing the spec to an idle stub
 	// nsInit: PID 1 of its own PID namespace, which ignores signals it has
 	// no handler for, SIGTERM included (see Stop).
-	nsInit  bool
-	memMB   int
-	boosted bool // runs without its CPU quota until EndInitBoost
+	nsInit bool
+	memMB  int
+	// setLimitMB is the memory limit SetMemoryMB set (0: still memMB).
+	setLimitMB atomic.Int32
+	boosted    bool // runs without its CPU quota until EndInitBoost
 	// adopted: forked by another process (see adopt.go); watched through
-	// pidfd, its status comes through status.
-	adopted bool
-	pidfd   int
-	status  chan syscall.WaitStatus
-	readers sync.WaitGroup
-	outMu   sync.Mutex // serialises Spec.Output across the two streams
-	done    chan struct{}
+	// pidfd, its status comes through status, unless orphaned closes
+	// first: its reaper is gone and will not report it.
+	adopted      bool
+	pidfd        int
+	status       chan syscall.WaitStatus
+	orphaned     chan struct{}
+	orphanedOnce sync.Once
+	readers      sync.WaitGroup
+	outMu        sync.Mutex // serialises Spec.Output across the two streams
+	exited       chan struct{}
+	done         chan struct{}
 
 	mu       sync.Mutex
 	reaped   bool // set just before the reap; from then on pid and pgid may name someone else
@@ -71,7 +78,7 @@ type process struct {
 
 // start runs spec's process; the caller then calls begin.
 func start(m *Manager, spec Spec) (_ *process, err error) {
-	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), memMB: spec.MemoryMB}
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), exited: make(chan struct{}), memMB: spec.MemoryMB}
 	if m.h != nil {
 		if p.cg, err = m.h.newGroup(spec.ID, spec.MemoryMB); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
@@ -269,6 +276,7 @@ func (p *process) wait() {
 			break
 		}
 	}
+	close(p.exited)
 	p.mu.Lock()
 	stopped := p.stopping
 	// The instance is its leader: whatever it left running dies with it.
@@ -311,7 +319,7 @@ func (p *process) finishExit(exit Exit, killedBySIGKILL bool) {
 	if p.cg != nil {
 		exit.OOMKilled = p.cg.oomKilled(killedBySIGKILL)
 		if b, rerr := p.cg.peakBytes(); rerr == nil {
-			peakMB = toMB(b)
+			peakMB = usedMB(b, p.limitMB())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 		err = p.cg.remove(ctx)
@@ -327,9 +335,10 @@ func (p *process) finishExit(exit Exit, killedBySIGKILL bool) {
 	close(p.done)
 }
 
-func (p *process) Pid() int              { return p.pid }
-func (p *process) Started() time.Time    { return p.started }
-func (p *process) Done() <-chan struct{} { return p.done }
+func (p *process) Pid() int                { return p.pid }
+func (p *process) Started() time.Time      { return p.started }
+func (p *process) Exited() <-chan struct{} { return p.exited }
+func (p *process) Done() <-chan struct{}   { return p.done }
 
 func (p *process) Exit() Exit {
 	p.mu.Lock()
@@ -362,7 +371,7 @@ func (p *process) MaxMemoryMB() int {
 		<-p.done
 		return p.MaxMemoryMB()
 	}
-	mb := toMB(b)
+	mb := usedMB(b, p.limitMB())
 	p.mu.Lock()
 	p.cachedPeak, p.cachedAt = mb, time.Now()
 	p.mu.Unlock()
@@ -377,7 +386,7 @@ func (p *process) MemoryMB() int {
 	if err != nil {
 		return 0
 	}
-	return toMB(b)
+	return usedMB(b, p.limitMB())
 }
 
 // Stop sends SIGTERM to the process group, waits up to grace, then kills the
@@ -462,10 +471,36 @@ func (p *process) SetMemoryMB(mb int) error {
 	if p.cg == nil || p.memMB <= 0 || mb <= 0 {
 		return nil
 	}
-	return p.cg.setMemory(p.m.h, mb)
+	if err := p.cg.setMemory(p.m.h, mb); err != nil {
+		return err
+	}
+	p.setLimitMB.Store(int32(mb))
+	return nil
 }
 
-func toMB(b uint64) int { return int((b + mib - 1) / mib) }
+// limitMB is the cgroup's memory limit now: Spec.MemoryMB unless
+// SetMemoryMB changed it.
+func (p *process) limitMB() int {
+	if mb := p.setLimitMB.Load(); mb > 0 {
+		return int(mb)
+	}
+	return p.memMB
+}
+
+// usedMB is b bytes of a cgroup's memory use in whole MB, rounded up, and
+// at most limitMB (when there is a limit). The kernel lets a cgroup's
+// usage, and so its peak, pass the limit by a few pages: it force-charges
+// what a task must have to finish dying (an OOM victim's last faults) and
+// allocations that may not fail. That is the kernel's bookkeeping, not
+// memory the function could use; Lambda's REPORT never shows more than
+// the memory size, and neither does Stoke.
+func usedMB(b uint64, limitMB int) int {
+	mb := int((b + mib - 1) / mib)
+	if limitMB > 0 && mb > limitMB {
+		return limitMB
+	}
+	return mb
+}
 
 // catches reports whether process pid has a handler for sig (SigCgt in
 // /proc/pid/status); true when it cannot tell.

@@ -48,6 +48,10 @@ type Exit struct {
 type Process interface {
 	Pid() int
 	Started() time.Time
+	// Exited is closed as soon as the process has exited, before its
+	// status is known (an adopted process's comes from its reaper) and its
+	// output drained; Done follows.
+	Exited() <-chan struct{}
 	// Done is closed once the process has exited and Exit is valid.
 	Done() <-chan struct{}
 	Exit() Exit

@@ -399,7 +399,7 @@ func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) 
 			}
 		}
 	}()
-	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}),
+	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), exited: make(chan struct{}),
 		cmd: s.cmd, pid: s.cmd.Process.Pid, cg: s.cg, pipes: s.pipes, stub: true, memMB: spec.MemoryMB,
 		nsInit: s.flavour != flavourPlain}
 	if s.cg != nil {

@@ -139,8 +139,8 @@ func TestStubOOMAndPeak(t *testing.T) {
 	if !ex.OOMKilled || ex.Signal != "killed" || ex.Stopped {
 		t.Errorf("exit = %+v, want OOM-killed; output %q", ex, c.get())
 	}
-	if mb := p.MaxMemoryMB(); mb < 100 || mb > 129 {
-		t.Errorf("MaxMemoryMB = %d, want within [100,129]", mb)
+	if mb := p.MaxMemoryMB(); mb < 100 || mb > 128 {
+		t.Errorf("MaxMemoryMB = %d, want within [100,128]", mb)
 	}
 
 	p = stubStart(t, m, sandbox.Spec{ID: "small", MemoryMB: 128, Env: []string{childEnv + "=sleep"}})

@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
-	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
-	"github.com/stokehq/stoke/internal/server"
 )
 
 // A function whose keep_warm instances cannot start does not stop Stoke
@@ -40,19 +38,8 @@ functions:
     routes: [/broken]
 `, sandboxtest.InDir(t, dir))
 	path := filepath.Join(dir, "stoke.yaml")
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatalf("stoke did not start next to a broken function: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	s := serve(t, dir, yaml) // starts next to the broken function, or fails t
+	var cold string
 	get := func(p string) (int, string) {
 		resp, err := http.Get("http://" + s.GatewayAddr() + p)
 		if err != nil {
@@ -60,6 +47,7 @@ functions:
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		cold = resp.Header.Get("X-Stoke-Cold")
 		return resp.StatusCode, string(b)
 	}
 	if code, body := get("/ok/x"); code != 200 || body != "hello /ok/x" {
@@ -72,6 +60,11 @@ functions:
 	}
 	if took := time.Since(begin); took > 2*time.Second {
 		t.Errorf("the broken function's 502 took %s", took)
+	}
+	// Answered from the backoff (not by a start it waited on, which a
+	// loaded machine may reach first): it waited for no init.
+	if strings.Contains(body, "failing since") && cold != "false" {
+		t.Errorf("a failing function's 502 at once waited for no init, but X-Stoke-Cold is %q", cold)
 	}
 	health := func() admin.FunctionInfo {
 		_, b := adminReq(t, s, "GET", "/v1/functions", s.Token())

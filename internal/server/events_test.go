@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,9 +13,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
-	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
-	"github.com/stokehq/stoke/internal/server"
 )
 
 // An Event that fails for good is kept with its payload, error and
@@ -38,19 +35,7 @@ functions:
     env: {STOKE_SRV_APP: "1"}
 `, app)
 	path := filepath.Join(dir, "stoke.yaml")
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	s := serve(t, dir, yaml)
 	req, _ := http.NewRequest("POST", "http://"+s.GatewayAddr()+"/2015-03-31/functions/worker/invocations", strings.NewReader(`{"order":8}`))
 	req.Header.Set("X-Amz-Invocation-Type", "Event")
 	resp, err := http.DefaultClient.Do(req)

@@ -1,34 +1,26 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/stokehq/stoke/internal/sandbox"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 	"github.com/stokehq/stoke/internal/server"
+	"github.com/stokehq/stoke/internal/server/servertest"
 )
 
 // The test binary doubles as the function's app.
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
-	if os.Getenv("STOKE_SRV_APP") == "1" {
-		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			fmt.Println("app saw", r.URL.Path)
-			fmt.Fprintf(w, "hello %s", r.URL.Path)
-		})
-		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
-		return
-	}
+	servertest.MaybeRunHelloApp("STOKE_SRV_APP")
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 
@@ -49,26 +41,8 @@ functions:
 	return serve(t, dir, yaml)
 }
 
-// serve starts a server on the config text yaml, as if read from
-// dir/stoke.yaml, and closes it when t ends.
-func serve(t *testing.T, dir, yaml string) *server.Server {
-	t.Helper()
-	path := filepath.Join(dir, "stoke.yaml")
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
-}
+// serve is servertest.Serve, named short for this package's many tests.
+func serve(t *testing.T, dir, yaml string) *server.Server { return servertest.Serve(t, dir, yaml) }
 
 func adminReq(t *testing.T, s *server.Server, method, path, token string) (*http.Response, []byte) {
 	t.Helper()

@@ -8,12 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 	"github.com/stokehq/stoke/internal/server"
 	"github.com/stokehq/stoke/internal/trace"
@@ -78,20 +76,7 @@ functions:
     routes: [/l/*]
     env: {STOKE_TRACE_APP: lambda}
 `, sandboxtest.InDir(t, dir))
-	path := filepath.Join(dir, "stoke.yaml")
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	s := serve(t, dir, yaml)
 	return s, recv
 }
 

@@ -183,21 +183,27 @@ func (s *Store) Records(ctx context.Context, q Query) ([]record.Record, error) {
 		sqlq += " LIMIT ?"
 		args = append(args, q.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, sqlq, args...)
+	return s.queryRecords(ctx, "querying records", sqlq, args...)
+}
+
+// queryRecords runs query, a SELECT of recordColumns, and reads every row
+// it returns; its errors say what was being done.
+func (s *Store) queryRecords(ctx context.Context, doing, query string, args ...any) ([]record.Record, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: querying records: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", doing, err)
 	}
 	defer rows.Close()
 	var out []record.Record
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: reading record: %w", err)
+			return nil, fmt.Errorf("store: %s: reading a record: %w", doing, err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: querying records: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", doing, err)
 	}
 	return out, nil
 }

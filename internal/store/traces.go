@@ -74,22 +74,6 @@ func (s *Store) Trace(ctx context.Context, requestID string) (record.Record, err
 // Traces returns function's newest traced records, newest first, at most
 // limit (> 0) of them.
 func (s *Store) Traces(ctx context.Context, function string, limit int) ([]record.Record, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+recordColumns+
+	return s.queryRecords(ctx, "listing traces of "+function, "SELECT "+recordColumns+
 		" FROM records WHERE function = ? AND trace_id != X'' ORDER BY start_ns DESC, id DESC LIMIT ?", function, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: listing traces of %s: %w", function, err)
-	}
-	defer rows.Close()
-	var out []record.Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: reading trace: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: listing traces of %s: %w", function, err)
-	}
-	return out, nil
 }

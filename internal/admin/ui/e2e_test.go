@@ -20,24 +20,18 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/stokehq/stoke/internal/admin/ui"
-	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 	"github.com/stokehq/stoke/internal/server"
+	"github.com/stokehq/stoke/internal/server/servertest"
 )
 
 // The test binary doubles as the function's app, and as the sandbox's stub
 // process, as bin/stoke does.
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
-	if os.Getenv("STOKE_UI_APP") == "1" {
-		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			fmt.Println("app saw", r.URL.Path)
-			fmt.Fprintf(w, "hello %s", r.URL.Path)
-		})
-		_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
-		return
-	}
+	servertest.MaybeRunHelloApp("STOKE_UI_APP")
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 
@@ -67,21 +61,7 @@ functions:
 	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "stoke.yaml")
-	cfg, err := config.Parse(path, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return servertest.Serve(t, dir, yaml)
 }
 
 // The API takes the login cookie as it takes the bearer token, and the

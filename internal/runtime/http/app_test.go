@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
 // appEnv names the test app the test binary should run as instead of tests.
@@ -24,6 +25,7 @@ func TestMain(m *testing.M) {
 		runApp(app)
 		os.Exit(0)
 	}
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

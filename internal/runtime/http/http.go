@@ -108,7 +108,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		Env:       Env(f, rt.o.Version, rt.o.Region, id, port, time.Now()),
 		MemoryMB:  f.Memory,
 		InitBoost: f.InitBoost,
-		Output:    in.output,
+		Output:    in.Line,
 		Isolation: iso,
 	})
 	if err != nil {
@@ -124,7 +124,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		}
 		return nil, runtime.Errorf(typ, http.StatusBadGateway, "start %q: %v", strings.Join(f.Command, " "), err)
 	}
-	in.proc = proc
+	in.Process = proc
 	if err := in.waitReady(ctx); err != nil {
 		// The instance never served, so there is nothing to drain: kill it now.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -142,7 +142,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}
 	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
-		"port", port, "init", in.initDuration)
+		"port", port, "init", in.Init)
 	return in, nil
 }
 
@@ -181,13 +181,13 @@ func (in *Instance) waitReady(ctx context.Context) error {
 	for {
 		ok, why := in.probe(pctx)
 		select {
-		case <-in.proc.Done():
+		case <-in.Process.Done():
 			// Whatever answered, it was not this process.
 			return in.initExitError()
 		default:
 		}
 		if ok {
-			in.initDuration = time.Since(in.proc.Started())
+			in.Init = time.Since(in.Process.Started())
 			return nil
 		}
 		last = why
@@ -209,11 +209,11 @@ func (in *Instance) waitReady(ctx context.Context) error {
 			tc = timer.C
 		}
 		select {
-		case <-in.proc.Done():
+		case <-in.Process.Done():
 			return in.initExitError()
 		case <-pctx.Done():
 			if ctx.Err() != nil {
-				return fmt.Errorf("start instance %s: %w", in.id, ctx.Err())
+				return fmt.Errorf("start instance %s: %w", in.ID, ctx.Err())
 			}
 			return runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
 				"init timed out after %v: the app did not %s on port %d (last probe: %s)",
@@ -273,9 +273,9 @@ func (in *Instance) probe(ctx context.Context) (bool, string) {
 
 // initExitError explains an exit before ready, with the app's last words.
 func (in *Instance) initExitError() error {
-	e := in.exitError()
+	e := in.ExitError()
 	e.Message = "process exited before it was ready: " + e.Message
-	if out := in.lastOutput(); out != "" {
+	if out := in.Last.String(); out != "" {
 		e.Message += "; last output: " + out
 	}
 	return e

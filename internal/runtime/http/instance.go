@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
@@ -22,13 +21,10 @@ import (
 
 // Instance is one running app process behind the forwarder (forward.go).
 type Instance struct {
-	rt           *Runtime
-	id           string
-	port         int
-	addr         string
-	proc         sandbox.Process
-	initDuration time.Duration
-	last         runtime.LastLines
+	runtime.Proc
+	rt   *Runtime
+	port int
+	addr string
 	// netns is the instance's own network namespace (network: none): the
 	// app's port is reachable only by dialling from inside it.
 	netns *sandbox.NetNS
@@ -43,20 +39,11 @@ var _ runtime.Instance = (*Instance)(nil)
 
 func newInstance(rt *Runtime, id string, port int) *Instance {
 	return &Instance{
-		rt: rt, id: id, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Proc: runtime.Proc{ID: id, MemoryLimitMB: rt.o.Function.Memory, Output: rt.o.Output},
+		rt:   rt, port: port, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		maxIdle: max(rt.o.Function.Concurrency, 1),
 	}
 }
-
-// output receives the app's lines from the sandbox.
-func (in *Instance) output(stream, line string) {
-	in.last.Add(line)
-	if out := in.rt.o.Output; out != nil {
-		out(in.id, stream, line)
-	}
-}
-
-func (in *Instance) lastOutput() string { return in.last.String() }
 
 // Invoke forwards one request to the instance. On failure it writes nothing
 // (unless the response had already started) and returns why: ctx's error
@@ -68,18 +55,10 @@ func (in *Instance) lastOutput() string { return in.last.String() }
 // panic(http.ErrAbortHandler) after recording it, so the client sees a
 // broken response instead of a truncated one that looks complete.
 func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
+	if err := in.Refuse(r); err != nil {
+		return err
+	}
 	ctx := r.Context()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("invoke instance %s: %w", in.id, err)
-	}
-	if err := httpwire.Validate(r); err != nil {
-		return fmt.Errorf("invoke instance %s: %w", in.id, err)
-	}
-	select {
-	case <-in.proc.Done():
-		return &runtime.NotDelivered{Err: in.exitError()}
-	default:
-	}
 	if httpwire.Listed(r.Header["Connection"], "upgrade") {
 		return in.invokeUpgrade(w, r)
 	}
@@ -157,7 +136,7 @@ func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
 func (in *Instance) explain(ctx context.Context, err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return fmt.Errorf("invoke instance %s: %w", in.id, err) // the caller answers 413
+		return fmt.Errorf("invoke instance %s: %w", in.ID, err) // the caller answers 413
 	}
 	return in.failure(ctx, err)
 }
@@ -212,7 +191,7 @@ func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err e
 		},
 		Transport:    in.upgradeTransport(),
 		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) { perr = err },
-		ErrorLog:     slog.NewLogLogger(in.rt.o.Logger.With("instance", in.id).Handler(), slog.LevelDebug),
+		ErrorLog:     slog.NewLogLogger(in.rt.o.Logger.With("instance", in.ID).Handler(), slog.LevelDebug),
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -230,48 +209,23 @@ func (in *Instance) invokeUpgrade(w http.ResponseWriter, r *http.Request) (err e
 }
 
 // failure explains why a request failed: the request ended, the process
-// died (waiting up to runtime.ExitGrace to see it), or the proxy itself
+// died (runtime.AwaitExit), or the proxy itself
 // failed.
 func (in *Instance) failure(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
+		return fmt.Errorf("invoke instance %s: %w", in.ID, ctx.Err())
 	}
-	t := time.NewTimer(runtime.ExitGrace)
-	defer t.Stop()
-	select {
-	case <-in.proc.Done():
-		return in.exitError()
-	case <-ctx.Done():
-		return fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
-	case <-t.C:
+	if runtime.AwaitExit(ctx, in.Process) {
+		return in.ExitError()
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("invoke instance %s: %w", in.ID, ctx.Err())
 	}
 	if err == nil {
 		err = errors.New("response body copy failed")
 	}
-	return runtime.Errorf("Runtime.Unknown", http.StatusBadGateway, "proxy to instance %s: %v", in.id, err)
+	return runtime.Errorf("Runtime.Unknown", http.StatusBadGateway, "proxy to instance %s: %v", in.ID, err)
 }
-
-// exitError describes how the process ended, the way Lambda words it.
-func (in *Instance) exitError() *runtime.Error {
-	return runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
-}
-
-func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }
-
-// Err says why the process exited; nil while it runs.
-func (in *Instance) Err() error {
-	select {
-	case <-in.proc.Done():
-		return in.exitError()
-	default:
-		return nil
-	}
-}
-
-func (in *Instance) Pid() int                    { return in.proc.Pid() }
-func (in *Instance) InitDuration() time.Duration { return in.initDuration }
-func (in *Instance) MaxMemoryMB() int            { return in.proc.MaxMemoryMB() }
-func (in *Instance) MemoryMB() int               { return in.proc.MemoryMB() }
 
 // Port is the loopback port the app listens on.
 func (in *Instance) Port() int { return in.port }
@@ -279,13 +233,13 @@ func (in *Instance) Port() int { return in.port }
 // Stop stops the process (SIGTERM, SIGKILL after 2 s) and drops the
 // connections to it. Safe to call more than once.
 func (in *Instance) Stop(ctx context.Context) error {
-	err := in.proc.Stop(ctx, stopGrace)
+	err := in.Process.Stop(ctx, stopGrace)
 	in.closeConns()
 	if in.netns != nil {
 		in.netns.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("stop instance %s: %w", in.id, err)
+		return fmt.Errorf("stop instance %s: %w", in.ID, err)
 	}
 	return nil
 }

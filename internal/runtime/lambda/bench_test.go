@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/runtime"
 )
 
@@ -111,4 +112,56 @@ func latencies(b *testing.B, call func()) {
 	b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(d[len(d)*9/10].Microseconds()), "p90-µs")
 	b.ReportMetric(float64(d[len(d)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkPoolWarm is the warm event path through a pool against the same
+// path on the instance alone, interleaved with -count: what the pool adds,
+// including waiting for the bootstrap's next /next (runtime.Settling)
+// before it offers the instance again, which the instance alone waits for
+// inside InvokeEvent instead.
+//
+//	go test -run '^$' -bench PoolWarm -count 6 ./internal/runtime/lambda
+func BenchmarkPoolWarm(b *testing.B) {
+	checkNoLeaks(b)
+	f := function(b, "echo")
+	p := pool.New(pool.Options{Runtime: newRuntime(b, f, nil), MaxInstances: 1})
+	p.Start()
+	b.Cleanup(p.Close)
+	ctx := context.Background()
+	inv := &runtime.Invocation{Payload: []byte(`{"hello":"world"}`), Deadline: time.Now().Add(time.Hour)}
+	i := 0
+	once := func(inst runtime.Instance) {
+		i++
+		inv.RequestID = "bench-" + strconv.Itoa(i)
+		res, err := inst.(runtime.EventInstance).InvokeEvent(ctx, inv)
+		if err != nil || res.FunctionError != "" {
+			b.Fatal(err, res)
+		}
+	}
+	viaPool := func() {
+		l, err := p.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		once(l.Instance)
+		l.Release()
+	}
+	viaPool() // the cold start, outside the measurement
+	b.Run("pool", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			viaPool()
+		}
+	})
+	b.Run("instance", func(b *testing.B) {
+		l, err := p.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Release()
+		b.ReportAllocs()
+		for b.Loop() {
+			once(l.Instance)
+		}
+	})
 }

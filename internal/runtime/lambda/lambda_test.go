@@ -35,6 +35,7 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(run(m))
 }
 

@@ -43,7 +43,7 @@ type spare struct {
 func (sp *spare) output(rt *Runtime) func(stream, line string) {
 	return func(stream, line string) {
 		if in := sp.owner.Load(); in != nil {
-			in.output(stream, line)
+			in.Line(stream, line)
 		} else if out := rt.o.Output; out != nil {
 			out(sp.id, stream, line)
 		}
@@ -104,11 +104,11 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 	in := newInstance(rt, id)
 	if sp := rt.takeSpare(); sp != nil {
 		sp.owner.Store(in)
-		in.proc = sp.proc
+		in.Process = sp.proc
 		in.attach(sp.conn)
 	} else {
 		fctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f)) // a wedged template must not hold the pool
-		proc, conn, err := rt.forkAdopted(fctx, t, id, in.output)
+		proc, conn, err := rt.forkAdopted(fctx, t, id, in.Line)
 		timedOut := fctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if err != nil && timedOut {
@@ -118,7 +118,7 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 		if err != nil {
 			return nil, err
 		}
-		in.proc = proc
+		in.Process = proc
 		in.attach(conn)
 	}
 	rt.refillSpares(spareDelay)
@@ -131,8 +131,8 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 		return nil, in.failed(ctx, err)
 	}
 	in.drop()
-	in.initDuration = time.Since(t0)
-	if err := in.proc.EndInitBoost(); err != nil {
+	in.Init = time.Since(t0)
+	if err := in.Process.EndInitBoost(); err != nil {
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}
 	return in, nil

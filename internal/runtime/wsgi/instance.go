@@ -16,17 +16,13 @@ import (
 
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
-	"github.com/stokehq/stoke/internal/sandbox"
 )
 
 // Instance is one shim serving the app, one request at a time, over its own
 // connection.
 type Instance struct {
-	rt           *Runtime
-	id           string
-	proc         sandbox.Process
-	initDuration time.Duration
-	last         runtime.LastLines
+	runtime.Proc
+	rt *Runtime
 
 	// c is the connection to the shim. br, bw and buf (frame payloads)
 	// are pooled and held only during an exchange with it (take, drop): an
@@ -47,7 +43,7 @@ type Instance struct {
 var _ runtime.Instance = (*Instance)(nil)
 
 func newInstance(rt *Runtime, id string) *Instance {
-	return &Instance{rt: rt, id: id}
+	return &Instance{rt: rt, Proc: runtime.Proc{ID: id, MemoryLimitMB: rt.o.Function.Memory, Output: rt.o.Output}}
 }
 
 func (in *Instance) attach(c shimConn) {
@@ -116,14 +112,6 @@ func (in *Instance) drop() {
 	}
 }
 
-// output receives the app's lines from the sandbox.
-func (in *Instance) output(stream, line string) {
-	in.last.Add(line)
-	if out := in.rt.o.Output; out != nil {
-		out(in.id, stream, line)
-	}
-}
-
 // awaitReady reads the shim's R (or E) frame.
 func (in *Instance) awaitReady(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = in.c.SetReadDeadline(time.Unix(1, 0)) })
@@ -156,25 +144,25 @@ func (in *Instance) failed(ctx context.Context, cause error) error {
 	if in.c != nil {
 		in.c.Close()
 	}
-	if err := in.proc.Stop(sctx, 0); err != nil {
-		in.rt.o.Logger.Warn("stop failed instance", "function", in.rt.o.Function.Name, "instance", in.id, "err", err)
+	if err := in.Process.Stop(sctx, 0); err != nil {
+		in.rt.o.Logger.Warn("stop failed instance", "function", in.rt.o.Function.Name, "instance", in.ID, "err", err)
 	}
 	var re *runtime.Error
 	switch {
 	case errors.As(cause, &re):
 		return re
 	case ctx.Err() != nil:
-		return fmt.Errorf("start instance %s: %w", in.id, ctx.Err())
+		return fmt.Errorf("start instance %s: %w", in.ID, ctx.Err())
 	case errors.Is(cause, context.DeadlineExceeded):
 		return runtime.Errorf("Runtime.InitError", http.StatusBadGateway,
-			"the app was not ready within the init limit of %s (python: %s); last output: %s", in.rt.o.Function.InitTimeout, in.rt.interpreter(), in.last.String())
+			"the app was not ready within the init limit of %s (python: %s); last output: %s", in.rt.o.Function.InitTimeout, in.rt.interpreter(), in.Last.String())
 	}
-	x := in.proc.Exit()
+	x := in.Process.Exit()
 	if x.OOMKilled {
 		return runtime.ExitError(x, in.rt.o.Function.Memory, "")
 	}
 	return runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "the app did not start (%v; %s; python: %s); last output: %s",
-		cause, runtime.ExitError(x, in.rt.o.Function.Memory, "").Message, in.rt.interpreter(), in.last.String())
+		cause, runtime.ExitError(x, in.rt.o.Function.Memory, "").Message, in.rt.interpreter(), in.Last.String())
 }
 
 // Invoke sends one request to the shim and copies its response. Errors are
@@ -182,18 +170,10 @@ func (in *Instance) failed(ctx context.Context, cause error) error {
 // body's *http.MaxBytesError (wrapped), else an *runtime.Error; wrapped in
 // http.ErrAbortHandler when the response had started.
 func (in *Instance) Invoke(w http.ResponseWriter, r *http.Request) error {
+	if err := in.Refuse(r); err != nil {
+		return err
+	}
 	ctx := r.Context()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("invoke instance %s: %w", in.id, err)
-	}
-	if err := httpwire.Validate(r); err != nil {
-		return fmt.Errorf("invoke instance %s: %w", in.id, err)
-	}
-	select {
-	case <-in.proc.Done():
-		return &runtime.NotDelivered{Err: in.Err()}
-	default:
-	}
 	stop := context.AfterFunc(ctx, func() { _ = in.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	in.take()
@@ -350,17 +330,16 @@ func (in *Instance) explain(ctx context.Context, err error, started bool) error 
 	var re *runtime.Error
 	switch {
 	case errors.As(err, &mbe):
-		out = fmt.Errorf("invoke instance %s: %w", in.id, err)
+		out = fmt.Errorf("invoke instance %s: %w", in.ID, err)
 	case ctx.Err() != nil:
-		out = fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
+		out = fmt.Errorf("invoke instance %s: %w", in.ID, ctx.Err())
 	case errors.As(err, &re):
 		out = re
 	default:
-		// The connection broke: the shim died (see runtime.ExitGrace).
-		select {
-		case <-in.proc.Done():
-			out = runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
-		case <-time.After(runtime.ExitGrace):
+		// The connection broke: the shim died, most likely.
+		if runtime.AwaitExit(ctx, in.Process) {
+			out = in.ExitError()
+		} else {
 			out = runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "lost the instance's connection: %v", err)
 		}
 	}
@@ -413,19 +392,8 @@ func latin1(s string) string {
 	return s
 }
 
-func (in *Instance) Done() <-chan struct{} { return in.proc.Done() }
-
-func (in *Instance) Err() error {
-	return runtime.ExitError(in.proc.Exit(), in.rt.o.Function.Memory, "")
-}
-
-func (in *Instance) Pid() int                    { return in.proc.Pid() }
-func (in *Instance) InitDuration() time.Duration { return in.initDuration }
-func (in *Instance) MaxMemoryMB() int            { return in.proc.MaxMemoryMB() }
-func (in *Instance) MemoryMB() int               { return in.proc.MemoryMB() }
-
 // Stop closes the connection (the shim exits at EOF) and stops the process.
 func (in *Instance) Stop(ctx context.Context) error {
 	in.closeOnce.Do(func() { in.c.Close() })
-	return in.proc.Stop(ctx, stopGrace)
+	return in.Process.Stop(ctx, stopGrace)
 }

@@ -273,6 +273,11 @@ func (t *template) loop() {
 			ch <- forkReply{pidfd: -1, err: errors.New("the python template exited")}
 			delete(t.forks, id)
 		}
+		// Its forks live on, but nobody will report how they end.
+		for pid, a := range t.children {
+			a.Orphaned()
+			delete(t.children, pid)
+		}
 		close(t.dead)
 		t.mu.Unlock()
 	}()
@@ -385,7 +390,12 @@ func (t *template) adopted(pid int, a sandbox.Adopted) {
 		a.Reaped(ws)
 		return
 	}
-	t.children[pid] = a
+	select {
+	case <-t.dead:
+		a.Orphaned()
+	default:
+		t.children[pid] = a
+	}
 }
 
 // forget drops a fork that will not be adopted.

@@ -177,14 +177,14 @@ func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance,
 	defer cancel()
 	proc, err := rt.o.Sandbox.Start(sctx, sandbox.Spec{
 		ID: id, Args: rt.args(), Dir: f.Cwd, Env: rt.env(id, "instance"), Files: []*os.File{child},
-		MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.output, Isolation: rt.o.Isolation,
+		MemoryMB: f.Memory, InitBoost: f.InitBoost, Output: in.Line, Isolation: rt.o.Isolation,
 	})
 	child.Close()
 	if err != nil {
 		c.Close()
 		return nil, rt.startError(ctx, id, err)
 	}
-	in.proc = proc
+	in.Process = proc
 	ictx, cancel := context.WithTimeout(ctx, f.InitTimeout)
 	defer cancel()
 	in.attach(shimConn{c: c})
@@ -204,7 +204,7 @@ func (rt *Runtime) startPlain(ctx context.Context, id string) (runtime.Instance,
 		return nil, in.failed(ctx, err)
 	}
 	in.drop()
-	in.initDuration = time.Since(t0)
+	in.Init = time.Since(t0)
 	if err := proc.EndInitBoost(); err != nil {
 		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
 	}

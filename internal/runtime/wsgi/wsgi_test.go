@@ -27,6 +27,7 @@ const python = "/usr/bin/python3"
 
 func TestMain(m *testing.M) {
 	sandbox.MaybeRunStub()
+	sandboxtest.InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 

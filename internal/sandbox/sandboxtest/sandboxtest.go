@@ -17,15 +17,21 @@ import (
 // CheckNoLeaks registers a cleanup that fails t if, once t and its subtests
 // are done, a child process of this test binary is still alive or a zombie
 // nobody reaped, a stoke/<this pid> cgroup exists in any hierarchy, or a
-// mount appeared in this process's mount namespace (an isolated instance's
-// mounts must stay in its own). Namespaces live only as long as their
-// processes, so no child left means no namespace left.
+// mount appeared in this binary's own mount namespace (an isolated
+// instance's mounts must stay in its own). Each is this binary's alone:
+// its children, its pid's cgroups, and (as root) a mount namespace no other
+// test binary mounts in, which TestMain makes with InOwnMountNamespace.
+// Namespaces live only as long as their processes, so no child left means
+// no namespace left.
 // Cleanups run last-registered first, so call it before creating a Manager
 // whose Close is also a cleanup. It waits up to 2 s for things to settle.
 // Not for tests running in parallel with others that start processes: their
 // children are children of this binary too.
 func CheckNoLeaks(t testing.TB) {
 	t.Helper()
+	if os.Geteuid() == 0 && !inOwnNS {
+		t.Fatal("sandboxtest: call sandboxtest.InOwnMountNamespace() in TestMain before m.Run: without it, mounts other test binaries make look like this one's leaks")
+	}
 	before := Mounts()
 	t.Cleanup(func() {
 		t.Helper()

@@ -18,6 +18,7 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Minute)
 		os.Exit(0)
 	}
+	InOwnMountNamespace()
 	os.Exit(m.Run())
 }
 
@@ -72,5 +73,49 @@ func TestDetectsMounts(t *testing.T) {
 	}
 	if Mounts()[dir] {
 		t.Errorf("Mounts() still has %s after unmount", dir)
+	}
+}
+
+// As root the binary runs in a mount namespace of its own: a mount another
+// test binary makes in the namespace `go test` started it in is not seen,
+// while one that a process of this binary's leaks through propagation (a
+// stub in a namespace of its own that did not make its mounts private) is.
+func TestMountsAreThisBinarysOwn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		SkipWithoutCgroups(t, "mount namespaces need root")
+	}
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	parent, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+	if !inOwnNS || self == parent {
+		t.Fatalf("mount namespace %s, parent's %s (own %t): not a namespace of its own", self, parent, inOwnNS)
+	}
+	before := Mounts()
+
+	// Another test binary's mount: made in the parent's namespace.
+	other := t.TempDir()
+	if out, err := exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", os.Getppid()),
+		"mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", other).CombinedOutput(); err != nil {
+		t.Fatalf("mount in the parent's namespace: %v: %s", err, out)
+	}
+	defer exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", os.Getppid()), "umount", other).Run()
+	if Mounts()[other] {
+		t.Errorf("a mount made in another namespace is listed: %s", other)
+	}
+
+	// A child in a namespace of its own whose mount propagates back.
+	leak := t.TempDir()
+	if out, err := exec.Command("unshare", "--mount", "--propagation", "unchanged",
+		"mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", leak).CombinedOutput(); err != nil {
+		t.Fatalf("mount in a child namespace: %v: %s", err, out)
+	}
+	got := Mounts()[leak]
+	_ = syscall.Unmount(leak, 0)
+	if !got {
+		t.Errorf("a mount propagated from a child's namespace is not listed: %s", leak)
+	}
+	for m := range Mounts() {
+		if !before[m] {
+			t.Errorf("mount %s left", m)
+		}
 	}
 }
