@@ -10,8 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/stokehq/stoke/internal/config"
 )
+
+// TestMain fails the package if any goroutine outlives its tests: every
+// node closed must have stopped its watchers, heartbeats, claims and the
+// embedded NATS server.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testSecret = "0123456789abcdef0123456789abcdef-test"
 

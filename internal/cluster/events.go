@@ -38,6 +38,10 @@ const (
 	eventMaxDeliver = 10
 	// eventPoll is how long a worker's pull waits for an event.
 	eventPoll = time.Second
+	// enqueueFor is how long an Invoke waits for the stream to take its
+	// event: a node lost may have led the stream, and a new leader takes
+	// 4–9 s to elect. A node cut off from the majority refuses after it.
+	enqueueFor = 12 * time.Second
 )
 
 // EventQueue is the cluster's Event queue, an invokeapi.Queue.
@@ -105,7 +109,16 @@ func (q *EventQueue) Enqueue(ctx context.Context, it store.AsyncItem) (int64, er
 	if it.NextAttempt.IsZero() {
 		it.NextAttempt = now
 	}
-	ack, err := q.publish(ctx, it, it.RequestID)
+	// Retried through a leader election; the request id as the message id
+	// stores it once even if an attempt that timed out was stored.
+	var ack *jetstream.PubAck
+	err := retryFor(ctx, enqueueFor, func() error {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var err error
+		ack, err = q.publish(pctx, it, it.RequestID)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -16,8 +16,11 @@ const transientFor = 15 * time.Second
 // retry runs f until it succeeds, fails for a reason retrying cannot
 // change (a missing key, a lost compare-and-swap), ctx ends, or
 // transientFor passes.
-func retry(ctx context.Context, f func() error) error {
-	deadline := time.Now().Add(transientFor)
+func retry(ctx context.Context, f func() error) error { return retryFor(ctx, transientFor, f) }
+
+// retryFor is retry for at most d.
+func retryFor(ctx context.Context, d time.Duration, f func() error) error {
+	deadline := time.Now().Add(d)
 	delay := 50 * time.Millisecond
 	for {
 		err := f()
