@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -31,7 +33,8 @@ maximum_retry_attempts allows, default 2); one that finds every instance busy
 is throttled and retried with a backoff from 1 s to 5 min without using an
 attempt; one older than maximum_event_age (default 6h) is given up. A failed
 event is kept a week with its payload, error and attempts, Lambda's on-failure
-destination: --failed lists them, --payload shows their payloads, and
+destination: --failed lists them with their whole last error, --payload
+shows their payloads, and
 --retry ID queues one again (its attempts and age start over).`,
 		Args: cobra.ExactArgs(1),
 		Example: `  stoke events worker
@@ -73,6 +76,9 @@ destination: --failed lists them, --payload shows their payloads, and
 				return err
 			}
 			if len(evs) == 0 {
+				if err := c.unknownFunction(fn); err != nil {
+					return err
+				}
 				what := "Event invocations"
 				if status != "" {
 					what = status + " events"
@@ -93,9 +99,20 @@ destination: --failed lists them, --payload shows their payloads, and
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			if payloads {
-				for _, e := range evs {
-					fmt.Fprintf(out, "\nevent %d payload:\n%s\n", e.ID, e.Payload)
+			for _, e := range evs {
+				// The table shortens the error to a line; a failed event's
+				// cause is what one reads --failed for.
+				if failed && e.LastError != "" {
+					fmt.Fprintf(out, "\nevent %d last error:\n%s\n", e.ID, e.LastError)
+				}
+				if payloads {
+					// As it was sent (the admin API's answer indents it).
+					var p bytes.Buffer
+					if json.Compact(&p, e.Payload) != nil {
+						p.Reset()
+						p.Write(e.Payload)
+					}
+					fmt.Fprintf(out, "\nevent %d payload:\n%s\n", e.ID, p.Bytes())
 				}
 			}
 			return nil

@@ -211,13 +211,19 @@ func (s *Store) queryRecords(ctx context.Context, doing, query string, args ...a
 // Record returns the record of one request (the latest, if an async
 // invocation was retried under the same id), or ErrNotFound.
 func (s *Store) Record(ctx context.Context, requestID string) (record.Record, error) {
-	r, err := scanRecord(s.db.QueryRowContext(ctx, "SELECT "+recordColumns+
-		" FROM records WHERE request_id = ? ORDER BY id DESC LIMIT 1", requestID))
+	return s.queryRecord(ctx, "record "+requestID, "SELECT "+recordColumns+
+		" FROM records WHERE request_id = ? ORDER BY id DESC LIMIT 1", requestID)
+}
+
+// queryRecord runs query, a SELECT of recordColumns, for its first row;
+// what names the record in errors, ErrNotFound when there is none.
+func (s *Store) queryRecord(ctx context.Context, what, query string, args ...any) (record.Record, error) {
+	r, err := scanRecord(s.db.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return record.Record{}, fmt.Errorf("store: record %s: %w", requestID, ErrNotFound)
+		return record.Record{}, fmt.Errorf("store: %s: %w", what, ErrNotFound)
 	}
 	if err != nil {
-		return record.Record{}, fmt.Errorf("store: reading record %s: %w", requestID, err)
+		return record.Record{}, fmt.Errorf("store: reading %s: %w", what, err)
 	}
 	return r, nil
 }

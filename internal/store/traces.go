@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/stokehq/stoke/internal/record"
@@ -60,15 +57,8 @@ func offsetNS(start int64, t time.Time) any {
 // Trace returns the newest traced record of requestID (an async invocation
 // retried under the same id has one per attempt), or ErrNotFound.
 func (s *Store) Trace(ctx context.Context, requestID string) (record.Record, error) {
-	r, err := scanRecord(s.db.QueryRowContext(ctx, "SELECT "+recordColumns+
-		" FROM records WHERE request_id = ? AND trace_id != X'' ORDER BY id DESC LIMIT 1", requestID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return record.Record{}, fmt.Errorf("store: trace of %s: %w", requestID, ErrNotFound)
-	}
-	if err != nil {
-		return record.Record{}, fmt.Errorf("store: reading trace of %s: %w", requestID, err)
-	}
-	return r, nil
+	return s.queryRecord(ctx, "trace of "+requestID, "SELECT "+recordColumns+
+		" FROM records WHERE request_id = ? AND trace_id != X'' ORDER BY id DESC LIMIT 1", requestID)
 }
 
 // Traces returns function's newest traced records, newest first, at most

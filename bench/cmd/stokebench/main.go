@@ -60,7 +60,7 @@ var (
 	flagDjangoN        = flag.Int("django-n", 20, "django: cold-start rounds (snapshot modes)")
 	flagDjangoPlainN   = flag.Int("django-plain-n", 3, "django: cold-start rounds of the plain start (17 s each at 128 MB)")
 	flagDjangoProjects = flag.String("django-projects", "example,shop", "django: the projects, comma-separated: example (examples/django-drf), shop (bench/testdata/djangoshop, one Stoke was not tuned for)")
-	flagRIE            = flag.String("rie", "", "lambda-warm: aws-lambda-rie binary for the same-run RIE row (default: $PATH, then bin/)")
+	flagRIE            = flag.String("rie", "", "lambda-warm: an aws-lambda-rie binary for the same-run RIE rows (default: built from its Go module)")
 )
 
 var benches = []struct {

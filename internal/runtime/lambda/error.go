@@ -35,7 +35,7 @@ func (in *Instance) invocationError(w http.ResponseWriter, r *http.Request) {
 		// Lambda builds the document from the header when the body is unusable.
 		body = errorJSON(typ, string(truncate(body, 1024)))
 	}
-	if !in.answer(c, &runtime.Result{Payload: body, FunctionError: "Unhandled", ErrorType: typ}) {
+	if !in.answer(c, &runtime.Result{Payload: body, FunctionError: "Unhandled", ErrorType: typ}, connOf(w)) {
 		renderForbidden(w, stateResponded, "InvocationErrorResponse")
 		return
 	}

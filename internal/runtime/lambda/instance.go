@@ -53,12 +53,13 @@ func (s state) name() string {
 // the caller (the pool) must never ask for two.
 var ErrBusy = errors.New("instance already has an invocation in flight (one per instance)")
 
-// Instance is one running bootstrap and the Runtime API server it talks to.
+// Instance is one running bootstrap and the Runtime API it talks to.
 type Instance struct {
 	rt   *Runtime
 	id   string
-	addr string // host:port of the Runtime API
-	srv  *http.Server
+	addr string       // host:port of the Runtime API
+	l    net.Listener // the Runtime API's
+	mux  http.Handler // routes.go
 	proc sandbox.Process
 	// netns is the instance's own network namespace (network: none), in
 	// which the Runtime API listens.
@@ -68,14 +69,22 @@ type Instance struct {
 	ready      chan struct{} // closed at the first /next
 	initFailed chan struct{} // closed at /init/error
 	initErr    error         // valid once initFailed is closed
-	// events hands an invocation from InvokeEvent to a waiting /next. It
-	// holds at most one: InvokeEvent only sends while it owns call.
-	events chan *call
-	stop   chan struct{} // closed by closeAPI, releases waiting /next handlers
+	stop       chan struct{} // closed by closeAPI, releases parked connections
+
+	connMu sync.Mutex
+	conns  map[*apiConn]struct{} // nil once the Runtime API is closed
 
 	mu    sync.Mutex
 	state state
 	call  *call // the invocation in flight, from InvokeEvent until answered
+	// nexts are the GET /next calls waiting for an event, oldest first
+	// (one, from a bootstrap that keeps its connection); parkedNext is
+	// signalled when one parks.
+	nexts      []*parked
+	parkedNext chan struct{}
+	// reading is the connection the invoker reads the answer from; an
+	// answer that comes on another one interrupts that read.
+	reading *apiConn
 	// free is closed while the bootstrap may take an event: from its
 	// /next after an answer (runtime.Settling). Answering replaces it.
 	free         chan struct{}
@@ -106,24 +115,19 @@ func newInstance(rt *Runtime, id string, l net.Listener) *Instance {
 		rt:         rt,
 		id:         id,
 		addr:       l.Addr().String(),
+		l:          l,
 		ready:      make(chan struct{}),
 		initFailed: make(chan struct{}),
-		events:     make(chan *call, 1),
 		stop:       make(chan struct{}),
+		conns:      map[*apiConn]struct{}{},
+		parkedNext: make(chan struct{}, 1),
 		free:       closedChan,
 	}
-	in.srv = &http.Server{
-		Handler: in.routes(),
-		// No read or write timeout: /next is a long poll that Lambda never
-		// ends, and a response may stream for the function's whole timeout.
-		// A client that is slow to send its headers, or idles, is not a
-		// bootstrap at work.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       10 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slogLogger(rt.o.Logger.With("instance", id)),
-	}
-	go in.srv.Serve(l)
+	in.mux = in.routes()
+	// No read or write timeout on a request: /next is a long poll that
+	// Lambda never ends, and an answer may stream for the function's whole
+	// timeout (conn.go bounds heads and idle connections).
+	go in.serve(l)
 	return in
 }
 
@@ -166,8 +170,166 @@ func (in *Instance) InvokeEvent(ctx context.Context, inv *runtime.Invocation) (*
 	}
 	in.call = c
 	in.mu.Unlock()
-	in.events <- c // never blocks: only the owner of in.call sends
 
+	// This goroutine writes the event to the bootstrap's waiting /next and
+	// reads its answer off the same connection: no hand-off either way.
+	var p *parked
+	for {
+		var err error
+		if p, err = in.takeNext(ctx, c); err != nil {
+			return nil, err
+		}
+		if in.deliver(p, c) {
+			break
+		}
+		// The bootstrap hung up before the event was written: it never had
+		// it. Its next /next (on a new connection), or its exit, follows.
+		p.giveBack(true)
+	}
+	return in.await(ctx, c, p)
+}
+
+// takeNext waits for a parked GET /next. Until the event is written the
+// bootstrap has not seen it: an exit or ctx ending withdraws it, and the
+// instance is as clean as before.
+func (in *Instance) takeNext(ctx context.Context, c *call) (*parked, error) {
+	for {
+		in.mu.Lock()
+		if len(in.nexts) > 0 {
+			p := in.nexts[0]
+			in.nexts[0] = nil
+			in.nexts = in.nexts[1:]
+			in.mu.Unlock()
+			if p.c.peerClosed() {
+				p.giveBack(true)
+				continue
+			}
+			return p, nil
+		}
+		in.mu.Unlock()
+		select {
+		case <-in.parkedNext:
+		case <-in.proc.Done():
+			in.withdraw(c)
+			return nil, &runtime.NotDelivered{Err: in.exitError("")}
+		case <-ctx.Done():
+			in.withdraw(c)
+			return nil, fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
+		}
+	}
+}
+
+// withdraw gives up c before it was delivered.
+func (in *Instance) withdraw(c *call) {
+	in.mu.Lock()
+	if in.call == c {
+		in.call = nil
+	}
+	in.mu.Unlock()
+}
+
+// deliver answers the parked /next with c's event, from the invoking
+// goroutine; false when the connection broke first.
+func (in *Instance) deliver(p *parked, c *call) bool {
+	in.mu.Lock()
+	in.state = stateInvoking
+	in.reading = p.c
+	in.mu.Unlock()
+	inv := c.inv
+	h := p.w.Header()
+	h[hdrRequestID] = []string{inv.RequestID}
+	h[hdrDeadline] = []string{c.deadline}
+	arn := inv.FunctionARN
+	if arn == "" {
+		arn = in.rt.arn
+	}
+	h[hdrFunctionARN] = []string{arn}
+	trace := inv.TraceID
+	if trace == "" {
+		trace = newTraceID(time.Now())
+	}
+	h[hdrTraceID] = []string{trace}
+	if inv.ClientContext != "" {
+		h[hdrClientContext] = []string{decodeClientContext(inv.ClientContext)}
+	}
+	if inv.CognitoIdentity != "" {
+		h[hdrCognitoIdentity] = []string{inv.CognitoIdentity}
+	}
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
+	p.w.WriteHeader(http.StatusOK)
+	p.w.Write(inv.Payload)
+	p.c.finish(p.w, p.req)
+	if p.c.closing {
+		in.mu.Lock()
+		in.state = stateReady
+		in.reading = nil
+		in.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// await reads the bootstrap's calls off p's connection until c is
+// answered (on it, or on another connection), the process exits or ctx
+// ends; then the connection goes back to its goroutine.
+func (in *Instance) await(ctx context.Context, c *call, p *parked) (*runtime.Result, error) {
+	nc := p.c.nc
+	// ctx's end interrupts the read, but never once the connection is
+	// given back: its goroutine's reads are not this call's to cut.
+	var cut sync.Mutex
+	given := false
+	stop := context.AfterFunc(ctx, func() {
+		cut.Lock()
+		defer cut.Unlock()
+		if !given {
+			_ = nc.SetReadDeadline(aLongTimeAgo)
+		}
+	})
+	giveBack := func(broken bool) {
+		stop()
+		cut.Lock()
+		given = true
+		cut.Unlock()
+		in.mu.Lock() // answer no longer interrupts it
+		if in.reading == p.c {
+			in.reading = nil
+		}
+		in.mu.Unlock()
+		if !broken {
+			_ = nc.SetReadDeadline(time.Time{})
+		}
+		p.giveBack(broken)
+	}
+	for {
+		select {
+		case res := <-c.done:
+			giveBack(false)
+			return res, nil
+		default:
+		}
+		req, err := p.c.read(0)
+		if err != nil {
+			// Interrupted while waiting for a request, the connection is
+			// still in step; within one, it is not.
+			giveBack(p.c.br.Buffered() > 0 || !isTimeout(err))
+			return in.unanswered(ctx, c)
+		}
+		if q := p.c.serve(req); q != nil {
+			// A /next parked on this connection (after an answer that came
+			// on another one): its goroutine waits for that one next.
+			p.then = q
+		}
+		if p.c.closing {
+			giveBack(true)
+			return in.unanswered(ctx, c)
+		}
+	}
+}
+
+// unanswered is the outcome of an invocation whose connection gave no
+// answer: one that came on another connection, the exit, or ctx's end.
+func (in *Instance) unanswered(ctx context.Context, c *call) (*runtime.Result, error) {
 	select {
 	case res := <-c.done:
 		return res, nil
@@ -179,31 +341,11 @@ func (in *Instance) InvokeEvent(ctx context.Context, inv *runtime.Invocation) (*
 			return res, nil
 		default:
 		}
-		if in.takeBack(c) {
-			return nil, &runtime.NotDelivered{Err: in.exitError("")}
-		}
-		return nil, in.exitError(inv.RequestID)
+		return nil, in.exitError(c.inv.RequestID)
 	case <-ctx.Done():
-		// Unless the bootstrap never saw the event, it is working on it:
-		// the call stays in flight so the instance refuses further work
-		// until it is replaced.
-		in.takeBack(c)
+		// The bootstrap is working on it: the call stays in flight, so the
+		// instance refuses further work until it is replaced.
 		return nil, fmt.Errorf("invoke instance %s: %w", in.id, ctx.Err())
-	}
-}
-
-// takeBack withdraws c if no /next has taken it (or one put it back after
-// failing to write it), and says whether it did: the bootstrap never saw
-// the event, so the instance is as clean as before.
-func (in *Instance) takeBack(c *call) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	select {
-	case <-in.events:
-		in.call = nil
-		return true
-	default:
-		return false
 	}
 }
 
@@ -279,7 +421,7 @@ func (in *Instance) closeAPIOnExit() {
 func (in *Instance) closeAPI() {
 	in.closeOnce.Do(func() {
 		close(in.stop)
-		in.srv.Close()
+		in.closeConns()
 		if in.netns != nil {
 			in.netns.Close()
 		}

@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 )
 
 // next is GET /runtime/invocation/next: the bootstrap's long poll for an
-// event. The first one ends init. It never times out here; it ends when an
-// event arrives, the bootstrap hangs up or the instance stops.
+// event. The first one ends init. It parks the connection: the invoker
+// writes the event to it (InvokeEvent). It never times out here; it ends
+// when an event arrives or the instance stops.
 func (in *Instance) next(w http.ResponseWriter, r *http.Request) {
+	rw, ok := w.(*respWriter)
+	if !ok {
+		renderError(w, http.StatusInternalServerError, "ServiceException", "not a Runtime API connection")
+		return
+	}
 	in.mu.Lock()
 	switch in.state {
 	case stateInvoking, stateInitFailed:
@@ -27,59 +32,13 @@ func (in *Instance) next(w http.ResponseWriter, r *http.Request) {
 		close(in.free)
 	}
 	in.state = stateReady
+	p := &parked{c: rw.c, w: rw, req: r, back: make(chan struct{})}
+	rw.parked = p
+	in.nexts = append(in.nexts, p)
 	in.mu.Unlock()
-
-	var c *call
 	select {
-	case c = <-in.events:
-	case <-r.Context().Done():
-		return
-	case <-in.stop:
-		return
-	}
-	in.mu.Lock()
-	in.state = stateInvoking
-	in.mu.Unlock()
-
-	inv := c.inv
-	h := w.Header()
-	h[hdrRequestID] = []string{inv.RequestID}
-	h[hdrDeadline] = []string{c.deadline}
-	arn := inv.FunctionARN
-	if arn == "" {
-		arn = in.rt.arn
-	}
-	h[hdrFunctionARN] = []string{arn}
-	trace := inv.TraceID
-	if trace == "" {
-		trace = newTraceID(time.Now())
-	}
-	h[hdrTraceID] = []string{trace}
-	if inv.ClientContext != "" {
-		h[hdrClientContext] = []string{decodeClientContext(inv.ClientContext)}
-	}
-	if inv.CognitoIdentity != "" {
-		h[hdrCognitoIdentity] = []string{inv.CognitoIdentity}
-	}
-	h["Content-Type"] = jsonType
-	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(inv.Payload); err != nil {
-		in.redeliver(c)
-	}
-}
-
-// redeliver puts back an event whose delivery failed (the bootstrap hung
-// up mid-response), so its next /next gets it instead of a 403.
-func (in *Instance) redeliver(c *call) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.call == c && in.state == stateInvoking {
-		in.state = stateReady
-		select {
-		case in.events <- c:
-		default:
-		}
+	case in.parkedNext <- struct{}{}:
+	default:
 	}
 }
 

@@ -41,7 +41,7 @@ func (in *Instance) response(w http.ResponseWriter, r *http.Request) {
 	default:
 		res = &runtime.Result{Payload: body}
 	}
-	if !in.answer(c, res) {
+	if !in.answer(c, res, connOf(w)) {
 		renderForbidden(w, stateResponded, "InvocationResponse")
 		return
 	}
@@ -69,10 +69,12 @@ func (in *Instance) answering(w http.ResponseWriter, r *http.Request, to string)
 	return c, true
 }
 
-// answer completes c with res, unless another post answered it first.
-// InvokeEvent gets res before the bootstrap gets its 202, so an answer
-// always beats the exit that may follow it.
-func (in *Instance) answer(c *call, res *runtime.Result) bool {
+// answer completes c with res, posted on connection from, unless another
+// post answered it first. InvokeEvent gets res before the bootstrap gets
+// its 202, so an answer always beats the exit that may follow it. An
+// answer on another connection than the one the invoker reads interrupts
+// that read.
+func (in *Instance) answer(c *call, res *runtime.Result, from *apiConn) bool {
 	in.mu.Lock()
 	if in.call != c || in.state != stateInvoking {
 		in.mu.Unlock()
@@ -83,6 +85,13 @@ func (in *Instance) answer(c *call, res *runtime.Result) bool {
 	in.free = make(chan struct{}) // until the next /next
 	in.mu.Unlock()
 	c.done <- res
+	// Under the lock: once the invoker gives its connection back (and
+	// clears reading) the read is no longer the invoker's to interrupt.
+	in.mu.Lock()
+	if r := in.reading; r != nil && r != from {
+		_ = r.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	in.mu.Unlock()
 	return true
 }
 

@@ -3,8 +3,6 @@ package lambdart
 import (
 	"encoding/json"
 	"fmt"
-	"log"
-	"log/slog"
 	"net/http"
 
 	"github.com/stokehq/stoke/internal/lambdaspec"
@@ -78,8 +76,4 @@ func renderInvalidRequestID(w http.ResponseWriter) {
 func renderTooLarge(w http.ResponseWriter) {
 	renderError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
 		fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", lambdaspec.MaxSyncPayload))
-}
-
-func slogLogger(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
 }

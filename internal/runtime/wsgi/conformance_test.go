@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func TestConformance(t *testing.T) {
 			t.Run("Sequential", c.sequential)
 			t.Run("Logging", c.logging)
 			t.Run("Exit", c.exit)
+			t.Run("KilledWhileIdle", c.killedWhileIdle)
 			if s := l.String(); strings.Contains(s, "garbage collected without being closed") {
 				t.Errorf("an iterable was not closed:\n%s", s)
 			}
@@ -853,6 +855,11 @@ func (c *conf) exit(t *testing.T) {
 	if e := in.Err(); e == nil || !strings.Contains(e.Error(), "exit status 3") {
 		t.Errorf("Err() = %v", e)
 	}
+	// The next request never reaches it: not delivered, so the gateway
+	// runs it on another instance.
+	if err := in.Invoke(httptest.NewRecorder(), httptest.NewRequest("GET", "/echo", nil)); !notDelivered(err) {
+		t.Errorf("Invoke after the exit: %#v, want *runtime.NotDelivered", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := in.Stop(ctx); err != nil {
@@ -860,4 +867,60 @@ func (c *conf) exit(t *testing.T) {
 	}
 	// The shared instance is unaffected.
 	c.stillServes(t)
+}
+
+// killedWhileIdle: an instance killed between requests, before Stoke saw
+// it die, does not take the next request: the kernel refuses every byte of
+// it, so it was never delivered and fails with nothing. Forked, the
+// template is held stopped meanwhile, so the exit status (which it
+// reports) cannot have arrived and the write itself must tell.
+func (c *conf) killedWhileIdle(t *testing.T) {
+	in := c.fresh(t)
+	stillServes(t, in)
+	if c.rt.tpl != nil {
+		tpl := c.rt.tpl.proc.Pid()
+		if err := syscall.Kill(tpl, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resume := time.AfterFunc(1500*time.Millisecond, func() { _ = syscall.Kill(tpl, syscall.SIGCONT) })
+		t.Cleanup(func() { resume.Stop(); _ = syscall.Kill(tpl, syscall.SIGCONT) })
+	}
+	pid := in.Pid()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Its files are closed once it is a zombie (or reaped).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if i := bytes.LastIndexByte(b, ')'); err != nil || (i > 0 && len(b) > i+2 && b[i+2] == 'Z') {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still running after SIGKILL: %s", pid, b)
+		}
+	}
+	if c.rt.tpl != nil {
+		select {
+		case <-in.Done():
+			t.Fatal("the fork's exit was known while its template was stopped")
+		default:
+		}
+	}
+	for _, req := range []*http.Request{
+		httptest.NewRequest("POST", "/echo", strings.NewReader("a body")),
+		httptest.NewRequest("GET", "/echo", nil),
+	} {
+		if err := in.Invoke(httptest.NewRecorder(), req); !notDelivered(err) {
+			t.Errorf("%s to a killed instance: %#v, want *runtime.NotDelivered", req.Method, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = in.Stop(ctx)
+	c.stillServes(t)
+}
+
+func notDelivered(err error) bool {
+	_, ok := runtime.AsNotDelivered(err)
+	return ok
 }

@@ -392,3 +392,40 @@ func streamSuffix(id string) string {
 	name := runtime.LogStreamName("1", id, time.Now())
 	return name[strings.IndexByte(name, ']')+1:]
 }
+
+// A template that never forks (stopped here; wedged in the kernel or
+// descheduled for good in life) fails a cold start within init_timeout as
+// an init error, instead of holding the start, and the pool behind it,
+// for ever. Spares forked before it stopped still serve.
+func TestStoppedTemplateFailsTheStart(t *testing.T) {
+	f := testFunction(t, "app:app", true)
+	f.InitTimeout = 2 * time.Second
+	rt := newRuntime(t, f, nil)
+	if err := rt.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt, "before")
+	spares := len(waitSpares(t, rt, wantSpares))
+	tpl := rt.tpl.proc.Pid()
+	if err := syscall.Kill(tpl, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(tpl, syscall.SIGCONT) })
+	for i := range spares {
+		start(t, rt, fmt.Sprintf("spare-%d", i))
+	}
+	begin := time.Now()
+	in, err := rt.Start(context.Background(), "wedged")
+	took := time.Since(begin)
+	// Resumed before the instances' cleanups: their exit statuses come
+	// from the template.
+	_ = syscall.Kill(tpl, syscall.SIGCONT)
+	if err == nil {
+		_ = in.Stop(context.Background())
+		t.Fatal("a stopped template forked an instance")
+	}
+	initErr(t, err, "Runtime.InitError", "did not fork an instance within 2s")
+	if took < f.InitTimeout || took > f.InitTimeout+3*time.Second {
+		t.Errorf("the start failed after %s; init_timeout is %s", took, f.InitTimeout)
+	}
+}
