@@ -73,7 +73,7 @@ It exits 0 when nothing is wrong, 1 otherwise.`,
 						fmt.Fprintf(out, "\nerror: %s: %v\n%s\n", n, err, indent(o, "  "))
 						continue
 					case strings.TrimSpace(f.Build) != "":
-						fmt.Fprintf(out, "%s: built (%s)\n", n, f.Build)
+						fmt.Fprintf(out, "%s: built (%s)\n", n, f.ShownBuild())
 					}
 				}
 				if msg, bad := commandReady(f, build); msg != "" {
