@@ -1,19 +1,14 @@
 package ui_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/sys/unix"
 
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 	"github.com/stokehq/stoke/internal/server/servertest"
@@ -27,22 +22,8 @@ import (
 func TestDashboardShowsFaults(t *testing.T) {
 	browser := chromium(t)
 	sandboxtest.CheckNoLeaks(t)
-	if os.Geteuid() != 0 {
-		sandboxtest.SkipWithoutCgroups(t, "mounting a tmpfs for data_dir needs root")
-	}
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", data, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=8m,mode=0700"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(data, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", data, err)
-		}
-	})
+	data := sandboxtest.Tmpfs(t, "", "8m")
 	s := servertest.Serve(t, dir, fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: "127.0.0.1:0"}
 data_dir: %s
@@ -61,17 +42,7 @@ functions:
 `, data, sandboxtest.InDir(t, dir)))
 	admin := "http://" + s.AdminAddr()
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(browser),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	defer cancel()
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", browser, err)
-	}
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancel()
+	_, ctx := newBrowser(t, browser)
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -102,7 +73,7 @@ functions:
 	if hidden := eval[bool](t, ctx, `document.getElementById("banner").hidden`); !hidden {
 		t.Errorf("a banner with nothing wrong: %q", eval[string](t, ctx, `document.getElementById("banner").textContent`))
 	}
-	filler := fill(t, data)
+	filler := sandboxtest.Fill(t, data)
 	get := func() {
 		t.Helper()
 		resp, err := http.Get("http://" + s.GatewayAddr() + "/ok")
@@ -130,26 +101,6 @@ functions:
 		get()
 		if time.Now().After(deadline) {
 			t.Fatalf("the banner stayed after space was freed: %q", eval[string](t, ctx, `document.getElementById("banner").textContent`))
-		}
-	}
-}
-
-// fill writes a file in dir until its file system is full, and returns it.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 16<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return path
 		}
 	}
 }
