@@ -107,7 +107,8 @@ func TestKillInstanceMidRequest(t *testing.T) {
     timeout: 10s
     max_instances: 2
     env: {CHAOS_APP: lambda}
-`)
+`+pyFn)
+	s.pyApp()
 	s.start()
 	t.Run("http", func(t *testing.T) {
 		ch := s.inFlight("/sleep?ms=8000")
@@ -120,6 +121,20 @@ func TestKillInstanceMidRequest(t *testing.T) {
 			t.Errorf("the killed request: %d %s", a.status, a.body)
 		}
 		if code, body, _ := s.get("/echo?after=kill"); code != 200 || !strings.HasPrefix(body, "echo after=kill") {
+			t.Errorf("the next request: %d %s", code, body)
+		}
+	})
+	t.Run("python-wsgi", func(t *testing.T) {
+		ch := s.inFlight("/py/sleep?ms=8000")
+		pid := s.busyPid("py")
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		a := <-ch
+		if a.status != 502 || !strings.Contains(a.body, "Runtime.ExitError") || !strings.Contains(a.body, "signal: killed") {
+			t.Errorf("the killed request: %d %s", a.status, a.body)
+		}
+		if code, body, _ := s.get("/py/ok"); code != 200 || !strings.HasPrefix(body, "ok ") {
 			t.Errorf("the next request: %d %s", code, body)
 		}
 	})

@@ -7,26 +7,35 @@ import (
 	"testing"
 )
 
-// The panic → next request case for http and python-wsgi (lambda's is
-// TestLambdaPanicThenEcho): the request that broke its app fails; the
-// next is served.
-func TestPanicThenNextRequest(t *testing.T) {
-	s := newStoke(t, httpFn+`  py:
+// pyFn is a python-wsgi function serving testdata/wsgiapp.py (s.pyApp).
+const pyFn = `  py:
     runtime: python-wsgi
     handler: wsgiapp:application
     python: /usr/bin/python3
     memory: 256
-    timeout: 5s
+    timeout: 10s
     init_timeout: 1m
     routes: [/py/*]
-`)
+`
+
+// pyApp puts testdata/wsgiapp.py in the functions' directory.
+func (s *stoke) pyApp() {
+	s.t.Helper()
 	b, err := os.ReadFile("testdata/wsgiapp.py")
 	if err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, "wsgiapp.py"), b, 0o644); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
+}
+
+// The panic → next request case for http and python-wsgi (lambda's is
+// TestLambdaPanicThenEcho): the request that broke its app fails; the
+// next is served.
+func TestPanicThenNextRequest(t *testing.T) {
+	s := newStoke(t, httpFn+pyFn)
+	s.pyApp()
 	s.start()
 	for i := range 10 {
 		// http: a panic that kills the process before it answers.

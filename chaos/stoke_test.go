@@ -330,14 +330,7 @@ func others(codes map[int]int) map[int]int {
 // served all along; the records and log lines that cannot be written are
 // counted and reported; writes resume once there is space.
 func TestDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		sandboxtest.SkipWithoutCgroups(t, "mounting a tmpfs needs root")
-	}
-	data := t.TempDir()
-	if err := syscall.Mount("tmpfs", data, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=8m,mode=0700"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(data, syscall.MNT_DETACH) })
+	data := sandboxtest.Tmpfs(t, "", "8m")
 	s := newStoke(t, "")
 	s.dataDir = data
 	s.writeConfig(fmt.Sprintf(httpFn, s.app))
@@ -347,18 +340,7 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("before the disk filled: %d", code)
 		}
 	}
-	filler := filepath.Join(data, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	f.Close()
+	filler := sandboxtest.Fill(t, data)
 	var status admin.Status
 	served := 0
 	waitFor(t, 30*time.Second, "writes failing, reported", func() bool {

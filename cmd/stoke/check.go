@@ -37,6 +37,12 @@ problem at once, without starting anything or talking to a running Stoke:
     running the command): the interpreter's path, version and frameworks, or
     the traceback. --no-imports skips this.
 
+Builds and imports run the function's code as the user running stoke check,
+outside the sandbox (a deploy runs both isolated, as the function's user):
+check has no function users to run them as (a running Stoke allocates them
+in its data_dir) and usually runs without root. Run it as the code's owner,
+not as root; as root it warns first.
+
 It exits 0 when nothing is wrong, 1 otherwise.`,
 		Example: `  stoke check -f examples/stoke.yaml
   stoke check -f stoke.yaml --build`,
@@ -62,6 +68,9 @@ It exits 0 when nothing is wrong, 1 otherwise.`,
 			}
 			sort.Strings(names)
 			fmt.Fprintf(out, "%s: %d function(s), listen %s, admin %s\n", g.file, len(names), cfg.Listen, cfg.Admin.Listen)
+			if os.Geteuid() == 0 && runsCode(cfg, build, !noImports) {
+				fmt.Fprintln(out, rootWarning)
+			}
 			routeTable(out, cfg, names)
 			for _, n := range names {
 				f := cfg.Functions[n]
@@ -73,7 +82,7 @@ It exits 0 when nothing is wrong, 1 otherwise.`,
 						fmt.Fprintf(out, "\nerror: %s: %v\n%s\n", n, err, indent(o, "  "))
 						continue
 					case strings.TrimSpace(f.Build) != "":
-						fmt.Fprintf(out, "%s: built (%s)\n", n, f.Build)
+						fmt.Fprintf(out, "%s: built (%s)\n", n, f.ShownBuild())
 					}
 				}
 				if msg, bad := commandReady(f, build); msg != "" {
@@ -156,4 +165,18 @@ func fileError(file string, err error) error {
 		return fmt.Errorf("no config file %s (looked for %s); name one with -f, e.g. -f examples/stoke.yaml from the repository root", file, abs)
 	}
 	return fmt.Errorf("reading the config %s: %w", abs, err)
+}
+
+// rootWarning is printed when check runs functions' code as root.
+const rootWarning = "warning: running as root: the builds and python imports below run as root, outside the sandbox (a deploy runs them isolated, as each function's user); run stoke check as the code's owner"
+
+// runsCode reports whether check will run any function's code: a build
+// (with --build) or a python-wsgi import.
+func runsCode(cfg *config.Config, build, imports bool) bool {
+	for _, f := range cfg.Functions {
+		if (build && strings.TrimSpace(f.Build) != "") || (imports && f.Runtime == "python-wsgi") {
+			return true
+		}
+	}
+	return false
 }

@@ -33,9 +33,16 @@ func TestCLIFriendly(t *testing.T) {
 		!strings.Contains(out, "is not built yet") || !strings.Contains(out, ": OK") {
 		t.Errorf("check: %v\n%s", err, out)
 	}
+	if strings.Contains(out, "running as root") {
+		t.Errorf("check that runs no code warned of root:\n%s", out)
+	}
 	out, err = run(dir, "check", "-f", cfg, "--build")
 	if err != nil || !strings.Contains(out, "hello: built") || strings.Contains(out, "not built yet") {
 		t.Errorf("check --build: %v\n%s", err, out)
+	}
+	// The build ran as whoever ran check, outside the sandbox: as root, it says so first.
+	if root := os.Geteuid() == 0; strings.Contains(out, "warning: running as root: the builds and python imports below run as root") != root {
+		t.Errorf("check --build as uid %d: the root warning is there: %v\n%s", os.Geteuid(), !root, out)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte(strings.Replace(mustRead(t, cfg), "runtime: http", "runtime: htp", 1)), 0o644)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stokehq/stoke/internal/record"
 )
@@ -31,10 +32,18 @@ func TestCostEndToEnd(t *testing.T) {
 	// What was billed, invocation by invocation, as recorded: each duration
 	// and the cold start's init in whole 100 ms steps. (How many steps
 	// depends on the machine's load; the bill must add them up.)
+	// Records reach the store in batches, after the responses: poll.
 	var recs []record.Record
-	code, b := adminGet(t, dir, adm, "/v1/functions/hello/invocations?limit=10")
-	if err := json.Unmarshal(b, &recs); code != 200 || err != nil || len(recs) != 3 {
-		t.Fatalf("invocations: %d %v, %d records\n%s", code, err, len(recs), b)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, b := adminGet(t, dir, adm, "/v1/functions/hello/invocations?limit=10")
+		recs = nil
+		err := json.Unmarshal(b, &recs)
+		if code == 200 && err == nil && len(recs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invocations after 10 s: %d %v, %d records\n%s", code, err, len(recs), b)
+		}
 	}
 	var billedMS int64
 	for _, r := range recs {
@@ -87,7 +96,7 @@ func TestCostEndToEnd(t *testing.T) {
 	}
 
 	// Prometheus scrapes /metrics with the admin token as a bearer token.
-	code, b = adminGet(t, dir, adm, "/metrics")
+	code, b := adminGet(t, dir, adm, "/metrics")
 	if code != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {
 		t.Errorf("/metrics: %d\n%s", code, b)
 	}

@@ -139,6 +139,12 @@ type Function struct {
 	MaxEventAge      time.Duration
 	// Line is where the function is defined in the file, for messages.
 	Line int
+
+	// buildText is Build as written, its ${VAR} references unexpanded
+	// (ShownBuild), and buildSecrets the values they expanded to
+	// (RedactBuildOutput); both empty when it has none.
+	buildText    string
+	buildSecrets []string
 }
 
 // Python configures a python-wsgi function.

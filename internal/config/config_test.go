@@ -703,3 +703,35 @@ func TestPythonWSGI(t *testing.T) {
 		t.Error("different python settings, same fingerprint")
 	}
 }
+
+// A build's ${VAR} references run with their values but are shown as
+// written: in the "built" log line, errors, stored versions; what the
+// build prints is shown without them or the secret env values.
+func TestBuildSecretsNotShown(t *testing.T) {
+	t.Setenv("STOKE_TEST_BUILD_TOKEN", "npm-token-0123456789")
+	t.Setenv("STOKE_TEST_DB_PASSWORD", "db-password-0123456789")
+	const build = `npm config set //registry/:_authToken ${STOKE_TEST_BUILD_TOKEN} && echo $$HOME`
+	text := "functions:\n  f:\n    runtime: http\n    command: [./app]\n    build: " + build + "\n    env: {DB: '${STOKE_TEST_DB_PASSWORD}'}\n"
+	cfg, err := Parse(filepath.Join(t.TempDir(), "stoke.yaml"), []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cfg.Functions["f"]
+	if f.Build != "npm config set //registry/:_authToken npm-token-0123456789 && echo $HOME" {
+		t.Errorf("the build runs %q", f.Build)
+	}
+	if got := f.ShownBuild(); got != build {
+		t.Errorf("shown build %q, want it as written", got)
+	}
+	if got := f.Redacted().Build; got != build {
+		t.Errorf("stored build %q, want it as written", got)
+	}
+	out := f.RedactBuildOutput("token npm-token-0123456789 set\npassword db-password-0123456789\n")
+	if out != "token "+Redacted+" set\npassword "+Redacted+"\n" {
+		t.Errorf("build output shown as %q", out)
+	}
+	plain := &Function{Build: "make"}
+	if plain.ShownBuild() != "make" || plain.Redacted().Build != "make" || plain.RedactBuildOutput("ok") != "ok" {
+		t.Error("a build without references is shown as it is")
+	}
+}

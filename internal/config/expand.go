@@ -45,6 +45,7 @@ func (p *parser) expand(n *yaml.Node, key, s string) (string, bool) {
 				continue
 			}
 			b.WriteString(v)
+			p.expanded = append(p.expanded, v)
 		default:
 			b.WriteByte('$')
 		}

@@ -112,7 +112,12 @@ var functionKeys = map[string]setter[*fnState]{
 	"runtime": func(p *parser, k string, v *yaml.Node, s *fnState) {
 		p.oneOf(v, k, "a string", "a supported runtime", strings.Join(runtimes, ", "), runtimes, &s.fn.Runtime)
 	},
-	"build":   func(p *parser, k string, v *yaml.Node, s *fnState) { p.str(v, k, &s.fn.Build) },
+	"build": func(p *parser, k string, v *yaml.Node, s *fnState) {
+		p.expanded = nil
+		if p.str(v, k, &s.fn.Build) && len(p.expanded) > 0 {
+			s.fn.buildText, s.fn.buildSecrets = resolve(v).Value, p.expanded
+		}
+	},
 	"command": func(p *parser, k string, v *yaml.Node, s *fnState) { p.command(v, k, s) },
 	"cwd":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.path(v, k, &s.fn.Cwd) },
 	"env":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.env(v, k, s.fn) },

@@ -70,6 +70,9 @@ type parser struct {
 	warns   []string
 	present map[string]*yaml.Node // top-level keys set in the file
 	fns     []*fnState            // in file order
+	// expanded collects the values ${VAR} references expanded to, for a
+	// key that keeps them (build: secrets.go)
+	expanded []string
 }
 
 // fnState is a function being parsed plus where its keys were, for checks

@@ -43,12 +43,41 @@ func RedactText(b []byte, secrets []string) []byte {
 	return b
 }
 
-// Redacted returns a copy of f whose secret env values read Redacted.
+// ShownBuild is the build command as logs, messages and stored versions
+// show it: as written, so a value a ${VAR} reference expanded to (a token
+// the build needs) is never shown; and with the function's secret env
+// values, should the text hold one, Redacted.
+func (f *Function) ShownBuild() string {
+	s := f.Build
+	if f.buildText != "" {
+		s = f.buildText
+	}
+	var secrets []string
+	for k := range f.SecretEnv {
+		secrets = append(secrets, f.Env[k])
+	}
+	return string(RedactText([]byte(s), secrets))
+}
+
+// RedactBuildOutput is what a build printed, with the values its ${VAR}
+// references expanded to and the function's secret env values (a build
+// runs with its env) Redacted, as RedactText does (8 bytes or more).
+func (f *Function) RedactBuildOutput(out string) string {
+	secrets := append([]string(nil), f.buildSecrets...)
+	for k := range f.SecretEnv {
+		secrets = append(secrets, f.Env[k])
+	}
+	return string(RedactText([]byte(out), secrets))
+}
+
+// Redacted returns a copy of f whose secret env values read Redacted and
+// whose build is ShownBuild.
 func (f *Function) Redacted() *Function {
-	if len(f.SecretEnv) == 0 {
+	if len(f.SecretEnv) == 0 && f.buildText == "" {
 		return f
 	}
 	g := *f
+	g.Build = f.ShownBuild()
 	g.Env = make(map[string]string, len(f.Env))
 	for k, v := range f.Env {
 		if f.SecretEnv[k] {

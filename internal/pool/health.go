@@ -21,6 +21,25 @@ type health struct {
 	since    time.Time   // first failure of the run
 	retryAt  time.Time   // while failing, no start before this
 	timer    *time.Timer // starts what is due at retryAt
+	// parent names the process whose end took the last failed instance
+	// with it (runtime.ParentGone): its other instances are the same
+	// failure, not one each.
+	parent string
+}
+
+// counted reports whether err is an instance's end by a parent whose end
+// is already counted.
+func (h *health) counted(err error) bool {
+	p := parentOf(err)
+	return p != "" && h.failures > 0 && h.parent == p
+}
+
+// parentOf names the process whose end ended the instance ("" if none).
+func parentOf(err error) string {
+	if pg, ok := runtime.AsParentGone(err); ok {
+		return pg.Parent
+	}
+	return ""
 }
 
 func (h *health) failing() bool { return h.failures >= 2 }

@@ -441,10 +441,13 @@ func (p *Pool) watch(in *instance) {
 	gone := in.state.Final() // already removed: we stopped it
 	if !gone {
 		p.removeLocked(in, StateStopped)
-		if up := time.Since(in.ready); in.inflight == 0 && in.completed == 0 && up < p.o.MinUptime && !p.closed {
+		up := time.Since(in.ready)
+		young := in.inflight == 0 && in.completed == 0 && up < p.o.MinUptime && !p.closed
+		if err := in.rt.Err(); young && !p.health.counted(err) {
 			// Ready, then gone without serving: as good as a failed start.
 			p.startFailedLocked(fmt.Errorf("instance exited %s after it was ready, before serving: %w",
-				up.Round(time.Millisecond), in.rt.Err()))
+				up.Round(time.Millisecond), err))
+			p.health.parent = parentOf(err)
 		} else {
 			p.scaleLocked()
 		}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -66,6 +67,25 @@ func AwaitExit(ctx context.Context, p sandbox.Process) bool {
 	}
 }
 
+// ParentGone is the error of an instance that ended because the process
+// it shares its fate with did (a python fork, with isolation, ends with its
+// template): one failure of that process, however many instances it took
+// with it, not a failed start of each (the pool counts it once).
+type ParentGone struct {
+	Parent string // names the process that ended (a template's id)
+	Err    *Error
+}
+
+func (e *ParentGone) Error() string { return e.Err.Error() }
+func (e *ParentGone) Unwrap() error { return e.Err }
+
+// AsParentGone returns err's *ParentGone, if it is one.
+func AsParentGone(err error) (*ParentGone, bool) {
+	var pg *ParentGone
+	ok := errors.As(err, &pg)
+	return pg, ok
+}
+
 // LastLines keeps the last few lines an instance wrote, so an init failure
 // can say what the app said before it died. Its zero value is ready to use.
 type LastLines struct {
@@ -122,6 +142,10 @@ type Proc struct {
 	Process sandbox.Process // set once started
 	Init    time.Duration   // how long it took to become ready
 	Last    LastLines       // the last lines, for an init error
+	// ParentGone, when set, says whether the process ended because the
+	// process it shares its fate with did (a python fork of an isolated
+	// template); its *ParentGone then replaces ExitError in EndError.
+	ParentGone func(sandbox.Exit) *ParentGone
 }
 
 // Line is the sandbox's Output for the process: it keeps the line and
@@ -138,13 +162,25 @@ func (p *Proc) ExitError() *Error {
 	return ExitError(p.Process.Exit(), p.MemoryLimitMB, "")
 }
 
+// EndError says why the process exited: ExitError, or a *ParentGone
+// when it ended with its parent.
+func (p *Proc) EndError() error {
+	x := p.Process.Exit()
+	if p.ParentGone != nil {
+		if pg := p.ParentGone(x); pg != nil {
+			return pg
+		}
+	}
+	return ExitError(x, p.MemoryLimitMB, "")
+}
+
 func (p *Proc) Done() <-chan struct{} { return p.Process.Done() }
 
 // Err says why the process exited; nil while it runs.
 func (p *Proc) Err() error {
 	select {
 	case <-p.Process.Done():
-		return p.ExitError()
+		return p.EndError()
 	default:
 		return nil
 	}
@@ -168,7 +204,7 @@ func (p *Proc) Refuse(r *http.Request) error {
 	}
 	select {
 	case <-p.Process.Done():
-		return &NotDelivered{Err: p.ExitError()}
+		return &NotDelivered{Err: p.EndError()}
 	default:
 		return nil
 	}

@@ -297,10 +297,10 @@ func (p *process) waitAdopted() {
 	p.mu.Unlock()
 	_ = unix.Close(p.pidfd)
 
-	exit := Exit{Code: -1, Stopped: stopped, Signal: "unknown (its parent did not report it)"}
+	exit := Exit{Code: -1, Stopped: stopped, Signal: "unknown (its parent did not report it)", Unreported: true}
 	var killedBySIGKILL bool
 	if ws, ok := p.awaitStatus(); ok {
-		exit.Signal = ""
+		exit.Signal, exit.Unreported = "", false
 		if ws.Signaled() {
 			exit.Signal = ws.Signal().String()
 			killedBySIGKILL = ws.Signal() == syscall.SIGKILL

@@ -41,7 +41,10 @@ type Exit struct {
 	Signal    string // e.g. "killed", empty when it exited
 	OOMKilled bool   // the kernel killed it for exceeding its memory limit
 	Stopped   bool   // Stoke stopped it (Process.Stop)
-	Time      time.Time
+	// Unreported: an adopted process whose parent ended (or went silent)
+	// without reporting its status; Code and Signal say nothing then.
+	Unreported bool
+	Time       time.Time
 }
 
 // Process is a running sandboxed process group.

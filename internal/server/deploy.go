@@ -345,14 +345,14 @@ func (s *Server) build(ctx context.Context, f *config.Function, iso *sandbox.Iso
 	if err != nil {
 		return &admin.DeployError{Msg: fmt.Sprintf("%v\n%s\nNothing was deployed; the previous version keeps serving.", err, out)}
 	}
-	s.log.Info("built", "function", f.Name, "command", f.Build, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("built", "function", f.Name, "command", f.ShownBuild(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // Build runs f's build command in its cwd as the calling user, with its
-// environment (toolchains find their caches there), and returns its
-// output: a deploy without isolation, and `stoke check --build`. An empty
-// build does nothing.
+// environment (toolchains find their caches there), and returns its output
+// with secrets redacted (RedactBuildOutput): a deploy without isolation,
+// and `stoke check --build`. An empty build does nothing.
 func Build(ctx context.Context, f *config.Function) (string, error) {
 	if strings.TrimSpace(f.Build) == "" {
 		return "", nil
@@ -363,10 +363,12 @@ func Build(ctx context.Context, f *config.Function) (string, error) {
 	cmd.Dir = f.Cwd
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return strings.TrimRight(out.String(), "\n"), fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.Build)
+	err := cmd.Run()
+	shown := f.RedactBuildOutput(strings.TrimRight(out.String(), "\n"))
+	if err != nil {
+		return shown, fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.ShownBuild())
 	}
-	return strings.TrimRight(out.String(), "\n"), nil
+	return shown, nil
 }
 
 // buildIsolated runs the build in the sandbox: the function's user, its
@@ -378,9 +380,9 @@ func (s *Server) buildIsolated(ctx context.Context, f *config.Function, iso *san
 	var out lockedBuffer
 	err := s.runBuild(ctx, f, iso, &out)
 	if err != nil {
-		err = fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.Build)
+		err = fmt.Errorf("build of function %s failed (%v): %s", f.Name, err, f.ShownBuild())
 	}
-	return strings.TrimRight(out.String(), "\n"), err
+	return f.RedactBuildOutput(strings.TrimRight(out.String(), "\n")), err
 }
 
 func (s *Server) runBuild(ctx context.Context, f *config.Function, iso *sandbox.Isolation, out *lockedBuffer) error {

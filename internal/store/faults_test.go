@@ -3,13 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,58 +16,19 @@ import (
 	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
-// tmpfs mounts a tmpfs of size (e.g. "4m") on a new directory for the
-// test, unmounted when it ends.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		sandboxtest.SkipWithoutCgroups(t, "mounting a tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes a file until the file system is full, and returns it.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 16<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling: %v", err)
-			}
-			return path
-		}
-	}
-}
-
 // A full data_dir loses the records and logs that cannot be written —
 // counted, reported, never a crash — and reads still work; writes resume
 // once there is space. An Event that cannot be queued is refused to its
 // caller, so it is not lost either.
 func TestDiskFull(t *testing.T) {
-	dir := tmpfs(t, "4m")
+	dir := sandboxtest.Tmpfs(t, "", "4m")
 	s := open(t, dir, Options{FlushInterval: 5 * time.Millisecond})
 	ctx := context.Background()
 	for i := range 10 {
 		s.Add(rec("f", i, false))
 	}
 	flush(t, s)
-	filler := fill(t, dir)
+	filler := sandboxtest.Fill(t, dir)
 	for i := 10; i < 2000; i++ {
 		s.Add(rec("f", i, false))
 		s.AddLog(LogLine{Function: "f", Time: time.Now(), Stream: "stdout", Text: strings.Repeat("x", 200)})
@@ -106,7 +65,7 @@ func TestDiskFull(t *testing.T) {
 // file system cannot be remounted read-only under files open for writing
 // short of a kernel error, so that case is not made here.)
 func TestReadOnlyDataDirRefused(t *testing.T) {
-	dir := tmpfs(t, "8m")
+	dir := sandboxtest.Tmpfs(t, "", "8m")
 	s := open(t, dir, Options{})
 	s.Close()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {

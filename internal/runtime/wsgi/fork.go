@@ -35,6 +35,7 @@ const (
 // spare is a fork waiting for its go-ahead.
 type spare struct {
 	id    string
+	tpl   *template // forked from
 	proc  sandbox.Adopted
 	conn  shimConn
 	owner atomic.Pointer[Instance] // who its output goes to, once claimed
@@ -104,7 +105,7 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 	in := newInstance(rt, id)
 	if sp := rt.takeSpare(); sp != nil {
 		sp.owner.Store(in)
-		in.Process = sp.proc
+		in.Process, in.tpl = sp.proc, sp.tpl
 		in.attach(sp.conn)
 	} else {
 		fctx, cancel := context.WithTimeout(ctx, runtime.InitTimeout(f)) // a wedged template must not hold the pool
@@ -118,7 +119,7 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 		if err != nil {
 			return nil, err
 		}
-		in.Process = proc
+		in.Process, in.tpl = proc, t
 		in.attach(conn)
 	}
 	rt.refillSpares(spareDelay)
@@ -200,7 +201,7 @@ func (rt *Runtime) refillSpares(delay time.Duration) {
 				return
 			default:
 			}
-			sp := &spare{id: rt.o.Function.Name + "-" + rt.o.Version + "-spare-" + strconv.FormatUint(sandboxSeq.Add(1), 10)}
+			sp := &spare{tpl: t, id: rt.o.Function.Name + "-" + rt.o.Version + "-spare-" + strconv.FormatUint(sandboxSeq.Add(1), 10)}
 			rt.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), rt.o.Function.InitTimeout)
 			proc, conn, err := rt.forkAdopted(ctx, t, sp.id, sp.output(rt))

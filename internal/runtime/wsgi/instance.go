@@ -16,13 +16,15 @@ import (
 
 	"github.com/stokehq/stoke/internal/runtime"
 	"github.com/stokehq/stoke/internal/runtime/httpwire"
+	"github.com/stokehq/stoke/internal/sandbox"
 )
 
 // Instance is one shim serving the app, one request at a time, over its own
 // connection.
 type Instance struct {
 	runtime.Proc
-	rt *Runtime
+	rt  *Runtime
+	tpl *template // forked from; nil for a plain instance
 
 	// c is the connection to the shim. br, bw and buf (frame payloads)
 	// are pooled and held only during an exchange with it (take, drop): an
@@ -43,7 +45,21 @@ type Instance struct {
 var _ runtime.Instance = (*Instance)(nil)
 
 func newInstance(rt *Runtime, id string) *Instance {
-	return &Instance{rt: rt, Proc: runtime.Proc{ID: id, MemoryLimitMB: rt.o.Function.Memory, Output: rt.o.Output}}
+	in := &Instance{rt: rt, Proc: runtime.Proc{ID: id, MemoryLimitMB: rt.o.Function.Memory, Output: rt.o.Output}}
+	in.ParentGone = in.parentGone
+	return in
+}
+
+// parentGone says whether a fork ended with its template: with isolation
+// the template is PID 1 of the PID namespace its forks share, and the
+// kernel ends them when it exits (docs/SECURITY.md); their status is then
+// never reported.
+func (in *Instance) parentGone(x sandbox.Exit) *runtime.ParentGone {
+	if in.tpl == nil || in.rt.o.Isolation == nil || !x.Unreported || x.Stopped || !in.tpl.gone() {
+		return nil
+	}
+	return &runtime.ParentGone{Parent: in.tpl.id, Err: runtime.Errorf("Runtime.ExitError", http.StatusBadGateway,
+		"Runtime exited: the python template it was forked from (%s) died, and with isolation its forks end with it (they share its PID namespace)", in.tpl.id)}
 }
 
 func (in *Instance) attach(c shimConn) {
@@ -338,7 +354,7 @@ func (in *Instance) explain(ctx context.Context, err error, started bool) error 
 	default:
 		// The connection broke: the shim died, most likely.
 		if runtime.AwaitExit(ctx, in.Process) {
-			out = in.ExitError()
+			out = in.EndError()
 		} else {
 			out = runtime.Errorf("Runtime.ExitError", http.StatusBadGateway, "lost the instance's connection: %v", err)
 		}

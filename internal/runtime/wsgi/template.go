@@ -273,12 +273,15 @@ func (t *template) loop() {
 			ch <- forkReply{pidfd: -1, err: errors.New("the python template exited")}
 			delete(t.forks, id)
 		}
-		// Its forks live on, but nobody will report how they end.
+		// Dead before the forks hear of it: a fork's Err asks whether its
+		// template is gone as soon as it is orphaned.
+		close(t.dead)
+		// Its forks live on (without isolation), but nobody will report
+		// how they end.
 		for pid, a := range t.children {
 			a.Orphaned()
 			delete(t.children, pid)
 		}
-		close(t.dead)
 		t.mu.Unlock()
 	}()
 	for {
@@ -398,6 +401,16 @@ func (t *template) adopted(pid int, a sandbox.Adopted) {
 	}
 }
 
+// gone reports whether the template's control connection ended.
+func (t *template) gone() bool {
+	select {
+	case <-t.dead:
+		return true
+	default:
+		return false
+	}
+}
+
 // forget drops a fork that will not be adopted.
 func (t *template) forget(pid int) {
 	t.mu.Lock()
@@ -426,7 +439,7 @@ func (rt *Runtime) Snapshot() (runtime.Snapshot, bool) {
 // stop ends the template: closing the control connection makes it exit.
 // Without isolation forked instances live on (they are in their own
 // sandboxes); with it they are in the template's PID namespace, whose end
-// ends them too.
+// ends them too (Instance.Err says so: runtime.ParentGone).
 func (t *template) stop(ctx context.Context) error {
 	if t.ctl != nil {
 		t.ctl.Close()
