@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/pool"
 )
 
@@ -23,10 +24,6 @@ import (
 // HTTP (peer.go). No subscriber means no idle instance anywhere (NATS
 // answers "no responders" at once); a node that went busy meanwhile
 // answers busy.
-
-// ClaimTimeout bounds one claim: past it the gateway cold-starts locally
-// rather than wait on a slow or partitioned NATS.
-const ClaimTimeout = 30 * time.Millisecond
 
 // reserveFor is how long a reserved instance waits for its request
 // before it goes back to its pool.
@@ -190,6 +187,13 @@ func (n *Node) Offered(fn, version string) bool {
 	return n.offered[n.claimSubject(fn, version)]
 }
 
+func (n *Node) claimTimeout() time.Duration {
+	if n.cfg.ClaimTimeout > 0 {
+		return n.cfg.ClaimTimeout
+	}
+	return config.DefaultClaimTimeout
+}
+
 // ErrNoneIdle: no node has an idle instance of the function version.
 var ErrNoneIdle = errors.New("cluster: no idle instance on any node")
 
@@ -201,7 +205,9 @@ func (n *Node) Claim(ctx context.Context, fn, version string) (*pool.Lease, erro
 	// A busy answer may come from a node that just went busy while
 	// another is idle: ask once more.
 	for try := 0; try < 2; try++ {
-		cctx, cancel := context.WithTimeout(ctx, ClaimTimeout)
+		// Bounded (cluster.claim_timeout): past it the gateway cold-starts
+		// locally rather than wait on a slow or partitioned NATS.
+		cctx, cancel := context.WithTimeout(ctx, n.claimTimeout())
 		m, err := n.nc.RequestWithContext(cctx, subject, nil)
 		cancel()
 		if err != nil {

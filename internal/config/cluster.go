@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -41,6 +42,9 @@ type Cluster struct {
 	// embedding a server; Credentials is its .creds file, if any.
 	NATSURL     string
 	Credentials string
+	// ClaimTimeout bounds one claim of an idle instance on another node:
+	// past it the request cold-starts locally. Default 30 ms.
+	ClaimTimeout time.Duration
 	// Artifacts is where the node unpacks functions' built files; default
 	// beside data_dir (<data_dir>.artifacts), never inside it: data_dir is
 	// hidden from functions, their code is not.
@@ -105,6 +109,9 @@ var clusterKeys = map[string]setter[*Cluster]{
 			return
 		}
 		c.NATSURL = s
+	},
+	"claim_timeout": func(p *parser, k string, v *yaml.Node, c *Cluster) {
+		p.duration(v, k, time.Millisecond, 5*time.Second, "1ms to 5s", &c.ClaimTimeout)
 	},
 	"credentials": func(p *parser, k string, v *yaml.Node, c *Cluster) { p.path(v, k, &c.Credentials) },
 	"artifacts":   func(p *parser, k string, v *yaml.Node, c *Cluster) { p.path(v, k, &c.Artifacts) },
@@ -171,10 +178,18 @@ func (p *parser) cluster(n *yaml.Node, key string, c *Config) {
 	if cl.PeerListen == cl.Listen && port != 0 {
 		p.errf(present["peer_listen"], key+".peer_listen", "%s is also cluster.listen; allowed: a different host:port", cl.PeerListen)
 	}
+	if cl.ClaimTimeout == 0 {
+		cl.ClaimTimeout = DefaultClaimTimeout
+	}
 	if cl.Replicas == 0 {
 		cl.Replicas = DefaultReplicas(cl)
 	}
 }
+
+// DefaultClaimTimeout bounds a claim unless cluster.claim_timeout says
+// otherwise: tens of milliseconds, so a slow or partitioned NATS costs a
+// request little before it cold-starts locally.
+const DefaultClaimTimeout = 30 * time.Millisecond
 
 // DefaultReplicas is 3 when the node and its routes name three nodes or
 // more, else 1: JetStream needs a majority of the replicas up to write, so

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const secret40 = "0123456789012345678901234567890123456789"
@@ -19,7 +20,7 @@ func TestClusterBlock(t *testing.T) {
 	}
 	c := cfg.Cluster
 	if c == nil || c.Name != "prod" || c.Node != "n1" || c.Advertise != "10.0.0.1" || c.PeerListen != "10.0.0.1:6223" ||
-		c.Replicas != 3 || c.Artifacts != filepath.Join(dir, "state.artifacts") || len(c.Routes) != 3 {
+		c.Replicas != 3 || c.Artifacts != filepath.Join(dir, "state.artifacts") || len(c.Routes) != 3 || c.ClaimTimeout != DefaultClaimTimeout {
 		t.Fatalf("cluster: %+v", c)
 	}
 	if !strings.Contains(strings.Join(cfg.Secrets(), " "), secret40) {
@@ -29,6 +30,9 @@ func TestClusterBlock(t *testing.T) {
 	two := strings.Replace(text, ", nats://10.0.0.3:6222", "", 1)
 	if cfg, err := Parse(path, []byte(two)); err != nil || cfg.Cluster.Replicas != 1 {
 		t.Fatalf("two nodes: %v %+v", err, cfg)
+	}
+	if cfg, err := Parse(path, []byte(text+"  claim_timeout: 250ms\n")); err != nil || cfg.Cluster.ClaimTimeout != 250*time.Millisecond {
+		t.Fatalf("claim_timeout: %v %+v", err, cfg)
 	}
 	if cfg, err := Parse(path, []byte("functions: {}\n")); err != nil || cfg.Cluster != nil {
 		t.Fatalf("no cluster block: %v %+v", err, cfg)
@@ -53,6 +57,8 @@ func TestClusterErrors(t *testing.T) {
 			`stoke.yaml:3: cluster.node: "n 1" is not a node name; allowed: 1 to 64 letters, digits, - and _, unique per node`},
 		{"tls without ca", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  tls: {cert: c.pem, key: k.pem}\n",
 			"stoke.yaml:6: cluster.tls.ca: missing; allowed: cluster.tls needs cert, key and ca (PEM files)"},
+		{"claim_timeout too long", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  claim_timeout: 1m\n",
+			"stoke.yaml:6: cluster.claim_timeout: ..."},
 		{"unknown key", "cluster:\n  nmae: a\n",
 			"stoke.yaml:2: cluster.nmae: unknown key (did you mean name?); ..."},
 	}
