@@ -48,7 +48,7 @@ shows their payloads, and
 			}
 			fn := args[0]
 			out := cmd.OutOrStdout()
-			if retry != 0 {
+			if cmd.Flags().Changed("retry") {
 				resp, err := c.do("POST", "/v1/functions/"+url.PathEscape(fn)+"/events/"+strconv.FormatInt(retry, 10)+"/retry", nil, http.Header{})
 				if err != nil {
 					return err

@@ -75,6 +75,7 @@ invoke_api:
 	}{
 		{[]string{"events", "worker", "--retry", "999"}, "no event 999 of function worker"},
 		{[]string{"events", "worker", "--retry", "-3"}, `"-3" is not an event id`},
+		{[]string{"events", "worker", "--retry", "0"}, `"0" is not an event id`},
 		{[]string{"events", "nope"}, "no function nope is deployed at http://" + adm},
 		{[]string{"events", "worker", "--failed", "--status", "queued"}, "--failed and --status queued: choose one"},
 		{[]string{"events", "worker", "--status", "lost"}, "allowed: queued, running, succeeded, failed"},

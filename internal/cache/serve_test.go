@@ -385,7 +385,18 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	if w.Body.String() != "v1" {
 		t.Fatalf("body %q", w.Body)
 	}
-	waitFor(t, "the background refresh", func() bool { return e.c.Stats().Entries == 1 && e.get(o, "/s").Body.String() == "v2" })
+	// Wait without requests of our own: a stale hit read just before the
+	// refresh stored v2 starts a second refresh once the first has landed
+	// (v3), and a poll by request then never saw v2.
+	waitFor(t, "the background refresh", func() bool {
+		e.c.mu.Lock()
+		inFlight := len(e.c.flights)
+		e.c.mu.Unlock()
+		return o.calls.Load() == 2 && inFlight == 0
+	})
+	if w := e.get(o, "/s"); e.c.Stats().Entries != 1 || w.Body.String() != "v2" {
+		t.Fatalf("after the refresh: %q, %d entries", w.Body, e.c.Stats().Entries)
+	}
 	if f := o.lastForward(); !f.Background || f.Kind != "stale" {
 		t.Fatalf("refresh forwarded as %+v", f)
 	}

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -103,6 +104,43 @@ func TestFirstStartFailureIsRetried(t *testing.T) {
 	}
 	if h := p.Health(); h.Failing || h.Failures != 0 {
 		t.Errorf("a served request ends the failures: %+v", h)
+	}
+}
+
+// A crash loop that stops (the app fixed) ends at the first invocation
+// served: the pool is no longer failing, its count of failed starts is 0,
+// and requests are served, not answered with the old init error.
+func TestFirstSuccessEndsTheFailing(t *testing.T) {
+	fixed := filepath.Join(t.TempDir(), "fixed")
+	var ev events
+	p := newEnv(t).pool(pool.Options{MaxInstances: 1, KeepWarm: 1, MinBackoff: 100 * time.Millisecond,
+		MaxBackoff: 200 * time.Millisecond, Events: ev.add}, "FAIL_UNTIL", fixed)
+	waitFor(t, "failing", func() bool { h := p.Health(); return h.Failing && h.Failures >= 3 })
+	if err := os.WriteFile(fixed, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a ready instance", func() bool {
+		for _, in := range p.Instances() {
+			if in.State == pool.StateIdle {
+				return true
+			}
+		}
+		return false
+	})
+	l := acquire(t, p)
+	call(t, l, "")
+	l.Release()
+	if h := p.Health(); h.Failing || h.Failures != 0 || !h.RetryAt.IsZero() {
+		t.Errorf("health after an invocation served: %+v", h)
+	}
+	n := len(ev.failures())
+	for range 5 {
+		l := acquire(t, p)
+		call(t, l, "")
+		l.Release()
+	}
+	if m := len(ev.failures()); m != n {
+		t.Errorf("%d failed starts after the fix", m-n)
 	}
 }
 

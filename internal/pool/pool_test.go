@@ -58,6 +58,13 @@ func app() {
 			os.Exit(5)
 		}
 	}
+	// FAIL_UNTIL=PATH: every start fails until the test creates PATH.
+	if path := os.Getenv("FAIL_UNTIL"); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			fmt.Fprintln(os.Stderr, "cannot start yet: no", filepath.Base(path))
+			os.Exit(7)
+		}
+	}
 	// EXIT_AFTER_MS: ready, then gone that soon after, having served nothing.
 	if ms, _ := strconv.Atoi(os.Getenv("EXIT_AFTER_MS")); ms > 0 {
 		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() { os.Exit(6) })
