@@ -105,7 +105,11 @@ func benchDensity(ctx context.Context, e *env) error {
 				return fmt.Errorf("%s %d: %w", mode, n, err)
 			}
 			rows = append(rows, r)
-			fmt.Fprintf(os.Stderr, "density: %s %d done (ready in %v, total PSS %.0f MB)\n", mode, n, r.ready.Round(time.Millisecond), r.totalPSS)
+			// The whole row as soon as it is measured: the table comes only
+			// at the end of a run that may take an hour.
+			fmt.Fprintf(os.Stderr, "density: %s %d done: ready in %v, total PSS %.0f MB, per instance PSS %.1f MB USS %.1f MB, others %.0f MB, Stoke RSS %.1f MB PSS %.1f MB, fds %d threads %d, cold p50 %s p99 %s (%d), warm p50 %s\n",
+				mode, n, r.ready.Round(time.Millisecond), r.totalPSS, r.instPSS/float64(n), r.instUSS/float64(n), r.otherPSS,
+				r.stokeRSS, r.stokePSS, r.fds, r.threads, ms(pct(r.cold, .5)), ms(pct(r.cold, .99)), len(r.cold), ms(pct(r.warm, .5)))
 		}
 	}
 

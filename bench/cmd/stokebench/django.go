@@ -71,6 +71,11 @@ func benchDjango(ctx context.Context, e *env) error {
 	return nil
 }
 
+// djangoUp is how long a Stoke running the benchmark's Django functions may
+// take to serve: it waits for every template (a Django import each, one
+// after another: 15 of them took over a minute on the loaded 2-core VM).
+const djangoUp = 5 * time.Minute
+
 func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 	python := "/usr/bin/python3"
 	if err := exec.CommandContext(ctx, python, "-c", "import django, rest_framework").Run(); err != nil {
@@ -125,7 +130,7 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 		// fork, asked between the cold starts.
 		fn(fmt.Sprintf("warm%d", m), m, "true", "true", 1, "10m")
 	}
-	s, err := e.startStoke(ctx, "django-"+proj.name, cfg.String())
+	s, err := e.startStokeWithin(ctx, "django-"+proj.name, cfg.String(), djangoUp)
 	if err != nil {
 		return err
 	}
@@ -139,7 +144,7 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 	// costs a python cold start.
 	var ns *stokeProc
 	if proj.noIsolation {
-		ns, err = e.startStoke(ctx, "django-"+proj.name+"-plain", "sandbox: {isolation: false}\n"+cfg.String())
+		ns, err = e.startStokeWithin(ctx, "django-"+proj.name+"-plain", "sandbox: {isolation: false}\n"+cfg.String(), djangoUp)
 		if err != nil {
 			return err
 		}
@@ -260,7 +265,7 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 		fn(fmt.Sprintf("wplain%d", m), m, "false", "true", 1, "10m")
 		fn(fmt.Sprintf("wsnap%d", m), m, "true", "true", 1, "10m")
 	}
-	w, err := e.startStoke(ctx, "django-"+proj.name+"-warm", cfg.String())
+	w, err := e.startStokeWithin(ctx, "django-"+proj.name+"-warm", cfg.String(), djangoUp)
 	if err != nil {
 		return err
 	}
