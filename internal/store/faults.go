@@ -24,26 +24,67 @@ import (
 // Stoke serves from, and a stoke.db that is locked, corrupt or not a
 // database, are refused with an error naming the file and what to do.
 
+// dirLock is a held data_dir/stoke.lock.
+type dirLock struct {
+	f    *os.File
+	path string
+}
+
+// held are the lock files of the stores open in this process.
+var (
+	heldMu sync.Mutex
+	held   = map[string]bool{}
+)
+
+// Close releases the data_dir.
+func (l *dirLock) Close() error {
+	heldMu.Lock()
+	delete(held, l.path)
+	heldMu.Unlock()
+	return l.f.Close()
+}
+
+// releaseWait bounds how long a lock this process released may stay held
+// by a child it was forking at the time (see lockDataDir).
+const releaseWait = 2 * time.Second
+
 // lockDataDir takes data_dir/stoke.lock for this process, so two Stokes
 // never share a database, an Event queue or function users.
-func lockDataDir(dir string) (*os.File, error) {
+//
+// The flock belongs to the open file, which a child forked by this process
+// (an instance, a sandbox stub) shares until its exec closes it
+// (close-on-exec): a store closed and opened again in one process (a
+// restart in tests) can find its own released lock still held for that
+// moment. When the holder is this process and no store of it has the
+// data_dir open, the lock is waited for, up to releaseWait.
+func lockDataDir(dir string) (*dirLock, error) {
 	path := filepath.Join(dir, "stoke.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store: cannot open %s: %w (is data_dir writable by this user?)", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
-		f.Close()
-		holder := strings.TrimSpace(string(b))
-		if holder == "" {
-			holder = "unknown"
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	self := strconv.Itoa(os.Getpid())
+	for deadline := time.Now().Add(releaseWait); ; time.Sleep(5 * time.Millisecond) {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
 		}
-		return nil, fmt.Errorf("store: data_dir %s is in use by another stoke (pid %s, from %s): stop it, or give this one another data_dir", dir, holder, path)
+		b, _ := os.ReadFile(path)
+		holder := strings.TrimSpace(string(b))
+		if holder != self || held[path] || time.Now().After(deadline) {
+			f.Close()
+			if holder == "" {
+				holder = "unknown"
+			}
+			return nil, fmt.Errorf("store: data_dir %s is in use by another stoke (pid %s, from %s): stop it, or give this one another data_dir", dir, holder, path)
+		}
 	}
 	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
+	_, _ = f.WriteAt([]byte(self+"\n"), 0)
+	held[path] = true
+	return &dirLock{f: f, path: path}, nil
 }
 
 // probeWritable takes SQLite's write lock once, waiting at most wait: a

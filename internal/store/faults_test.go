@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -138,5 +139,48 @@ func TestDataDirInUse(t *testing.T) {
 	_, err := Open(context.Background(), dir)
 	if err == nil || !strings.Contains(err.Error(), "is in use by another stoke (pid "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("a second store on the same data_dir: %v", err)
+	}
+}
+
+// A child forked while the store was open shares its lock until its exec
+// (close-on-exec): the same process opening the data_dir again right after
+// Close waits for it instead of refusing its own released lock
+// (TestEventSurvivesRestart failed so under load). A store of this
+// process still open is refused at once.
+func TestReopenWhileAChildHoldsTheReleasedLock(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	begin := time.Now()
+	if _, err := Open(context.Background(), dir); err == nil || time.Since(begin) >= releaseWait {
+		t.Fatalf("a second store while the first is open: %v after %s", err, time.Since(begin))
+	}
+	child := exec.Command("cat") // holds the lock's open file until its stdin closes
+	child.ExtraFiles = []*os.File{s.lock.f}
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Wait()
+	defer stdin.Close()
+	s.Close()
+	opened := make(chan error, 1)
+	go func() {
+		s2, err := Open(context.Background(), dir)
+		if err == nil {
+			s2.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("opened while the child held the lock: %v", err)
+	case <-time.After(50 * time.Millisecond): // still waiting, as it should
+	}
+	stdin.Close() // the child exits, as a fork execs
+	if err := <-opened; err != nil {
+		t.Fatalf("reopening once the child let go: %v", err)
 	}
 }

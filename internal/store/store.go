@@ -91,7 +91,7 @@ type Store struct {
 	once    sync.Once
 
 	path string   // the database file
-	lock *os.File // data_dir/stoke.lock, held while open
+	lock *dirLock // data_dir/stoke.lock, held while open
 	lost atomic.Int64
 	wh   writeHealth // faults.go
 }
@@ -133,7 +133,7 @@ func OpenWith(ctx context.Context, dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
-func openLocked(ctx context.Context, dir string, o Options, lock *os.File) (*Store, error) {
+func openLocked(ctx context.Context, dir string, o Options, lock *dirLock) (*Store, error) {
 	path := filepath.Join(dir, "stoke.db")
 	// SQLite gives its -wal and -shm files the database file's mode.
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
