@@ -350,7 +350,7 @@ Each line is printed after its local time. --follow keeps following.
 func invocationsCmd(g *globals) *cobra.Command {
 	var cold bool
 	var limit int
-	var since string
+	var since window // 0: no bound
 	c := &cobra.Command{
 		Use:   "invocations FUNCTION",
 		Short: "List a function's recent invocations: cold or warm, init and duration, billed ms, status",
@@ -363,6 +363,9 @@ was ready) shows as "COLD (boost)".`,
   stoke invocations hello --cold --since 1h`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cmd.SilenceUsage = true
+			if since < 0 {
+				return fmt.Errorf("--since %s: want a positive duration like 1h or 7d", &since)
+			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -371,8 +374,8 @@ was ready) shows as "COLD (boost)".`,
 			if cold {
 				q.Set("cold", "1")
 			}
-			if since != "" {
-				q.Set("since", since)
+			if since > 0 {
+				q.Set("since", time.Duration(since).String())
 			}
 			var recs []record.Record
 			if err := c.getJSON("/v1/functions/"+url.PathEscape(args[0])+"/invocations?"+q.Encode(), &recs); err != nil {
@@ -386,8 +389,8 @@ was ready) shows as "COLD (boost)".`,
 				if cold {
 					what = "cold starts"
 				}
-				if since != "" {
-					when = " in the last " + since
+				if since > 0 {
+					when = " in the last " + since.String()
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "No %s of %s recorded%s.\n", what, args[0], when)
 				return nil
@@ -417,6 +420,6 @@ was ready) shows as "COLD (boost)".`,
 	}
 	c.Flags().BoolVar(&cold, "cold", false, "only cold starts")
 	c.Flags().IntVarP(&limit, "limit", "n", 50, "how many, newest first")
-	c.Flags().StringVar(&since, "since", "", "only those in the last DURATION (e.g. 1h)")
+	c.Flags().Var(&since, "since", "only those in the last DURATION (e.g. 1h, 7d)")
 	return c
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func costCmd(g *globals) *cobra.Command {
-	var since time.Duration
+	since := window(24 * time.Hour)
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "cost [FUNCTION]",
@@ -41,13 +41,13 @@ request per instance at a time and no max_instances limit.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cmd.SilenceUsage = true
 			if since <= 0 {
-				return fmt.Errorf("--since %s: want a positive duration like 24h", since)
+				return fmt.Errorf("--since %s: want a positive duration like 24h or 7d", &since)
 			}
 			cl, err := g.client()
 			if err != nil {
 				return err
 			}
-			q := url.Values{"since": {since.String()}}
+			q := url.Values{"since": {time.Duration(since).String()}}
 			if len(args) == 1 {
 				q.Set("function", args[0])
 			}
@@ -67,13 +67,13 @@ request per instance at a time and no max_instances limit.`,
 						return err
 					}
 				}
-				fmt.Fprintf(out, "No invocations in the last %s, and no function deployed.\n", config.FormatDuration(since))
+				fmt.Fprintf(out, "No invocations in the last %s, and no function deployed.\n", &since)
 				return nil
 			}
-			return printCost(out, &rep, since)
+			return printCost(out, &rep, time.Duration(since))
 		},
 	}
-	c.Flags().DurationVar(&since, "since", 24*time.Hour, "the window: invocations in the last DURATION")
+	c.Flags().Var(&since, "since", "the window: invocations in the last DURATION (e.g. 24h, 7d)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return c
 }

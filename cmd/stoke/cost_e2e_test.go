@@ -95,6 +95,20 @@ func TestCostEndToEnd(t *testing.T) {
 		t.Errorf("negative --since accepted:\n%s", out)
 	}
 
+	// stoke simulate replays the same records through the admin API, over
+	// a window given in days as the docs write it.
+	out, err = s.cli("simulate", "--from-records", "all", "--since", "7d", "--policy", "fixed:10m,adaptive", "--format", "json")
+	var sim struct {
+		Functions, Invocations int
+		Policies               []struct{ Policy string }
+	}
+	if err != nil || json.Unmarshal([]byte(out), &sim) != nil || sim.Functions != 1 || sim.Invocations != 3 || len(sim.Policies) != 2 {
+		t.Errorf("stoke simulate --from-records all --since 7d: %v\n%s", err, out)
+	}
+	if out, err = s.cli("simulate", "--from-records", "hello", "--since", "7days"); err == nil || !strings.Contains(out, "allowed: e.g. 7d") {
+		t.Errorf("--since 7days accepted: %v\n%s", err, out)
+	}
+
 	// Prometheus scrapes /metrics with the admin token as a bearer token.
 	code, b := adminGet(t, dir, adm, "/metrics")
 	if code != 200 || !strings.Contains(string(b), `stoke_invocations_total{cold="false",function="hello",status="200"} 2`) {

@@ -18,7 +18,8 @@ func simulateCmd(g *globals) *cobra.Command {
 		inv, durs, mems, policies, budget, format, out, fromRecords string
 		seed                                                        int64
 		generate                                                    int
-		init, since                                                 time.Duration
+		init                                                        time.Duration
+		since                                                       = window(7 * 24 * time.Hour)
 	)
 	c := &cobra.Command{
 		Use:   "simulate --invocations FILE | --from-records FN|all",
@@ -84,7 +85,7 @@ hybrid, adaptive, keep_warm:N (keep_warm N above fixed:10m).
 			case inv != "":
 				tr, err = simulate.ReadAzure(simulate.AzureFiles{Invocations: inv, Durations: durs, Memory: mems}, seed, init)
 			case fromRecords != "":
-				tr, err = recordsTrace(g, fromRecords, since)
+				tr, err = recordsTrace(g, fromRecords, time.Duration(since))
 			default:
 				return errors.New("give --invocations FILE (an Azure Functions 2019 day), --from-records FN|all or --generate N")
 			}
@@ -115,7 +116,7 @@ hybrid, adaptive, keep_warm:N (keep_warm N above fixed:10m).
 	f.StringVar(&out, "out", "", "also write the Pareto chart (cold starts vs wasted memory) to a .svg or .png file")
 	f.StringVar(&fromRecords, "from-records", "", "replay this Stoke's records of a function, or all, instead of a file")
 	f.IntVar(&generate, "generate", 0, "simulate a generated one-day trace of N functions shaped like Azure's (the seed picks it; docs/keepalive.md)")
-	f.DurationVar(&since, "since", 7*24*time.Hour, "with --from-records: the records of the last DURATION")
+	f.Var(&since, "since", "with --from-records: the records of the last DURATION (e.g. 7d, 36h)")
 	return c
 }
 
@@ -123,7 +124,7 @@ hybrid, adaptive, keep_warm:N (keep_warm N above fixed:10m).
 // from the last since, through the admin API.
 func recordsTrace(g *globals, fn string, since time.Duration) (*simulate.Trace, error) {
 	if since <= 0 {
-		return nil, fmt.Errorf("--since %s: want a positive duration like 168h", since)
+		return nil, fmt.Errorf("--since %s: want a positive duration like 7d or 36h", since)
 	}
 	cl, err := g.client()
 	if err != nil {
