@@ -236,6 +236,18 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 			t.Errorf("%s after a failed build: %d %s", n.name, code, body)
 		}
 	}
+
+	// The peer listener, reachable by anyone who reaches the node, has the
+	// gateway's limits: headers beyond twice the gateway's are refused
+	// before any handler runs (without the limit, net/http reads 1 MB).
+	peer := strings.TrimSpace(strings.Split(strings.SplitN(mustRead(t, cfgs[0]), "peer_listen:", 2)[1], "\n")[0])
+	req, _ := http.NewRequest("GET", "http://"+peer+"/", nil)
+	req.Header.Set("X-Big", strings.Repeat("b", 200<<10))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("200 KB of headers to the peer listener %s: %v %v, want 431", peer, resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 // getH is GET path on the node's gateway, with the response's fields.

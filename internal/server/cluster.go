@@ -59,7 +59,13 @@ func (s *Server) joinCluster(ctx context.Context, cfg *config.Config, yaml []byt
 	if err != nil {
 		return err
 	}
-	s.clus.peerSrv = &http.Server{Handler: n.PeerHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tc}
+	// The peer listener is reachable by anyone who can reach the node: the
+	// same head and idle timeouts as the gateway's. Its headers may be twice
+	// the gateway's: a hop carries a request the gateway accepted, plus its
+	// own.
+	s.clus.peerSrv = newHTTPServer(n.PeerHandler())
+	s.clus.peerSrv.MaxHeaderBytes = 2 * maxHeaderBytes
+	s.clus.peerSrv.TLSConfig = tc
 	ln := s.clus.peerLn
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
