@@ -287,7 +287,8 @@ func TestDashboardE2E(t *testing.T) {
 	// The instance it started, and the log, live, each line with its time.
 	do("seeing the instance", visible(`#instances tbody .state-idle`))
 	// What the keep-alive policy (adaptive, the default) decided for it.
-	if ka := text(`#summary .keep-alive`); !strings.Contains(ka, "keep_alive adaptive: idle kept ") || !strings.Contains(ka, "0 pre-warms") {
+	if ka := text(`#summary .keep-alive`); !strings.Contains(ka, "keep_alive adaptive: idle kept ") || !strings.Contains(ka, "(scale-out ") ||
+		!strings.Contains(ka, "0 pre-warms") || !strings.Contains(ka, "0 evictions") || !regexp.MustCompile(`[\d.]+ GB-s idle`).MatchString(ka) {
 		t.Errorf("keep-alive in the summary: %q", ka)
 	}
 	waitText(t, ctx, "#log", "REPORT RequestId:")
