@@ -31,8 +31,15 @@ func TestClusterBlock(t *testing.T) {
 	if cfg, err := Parse(path, []byte(two)); err != nil || cfg.Cluster.Replicas != 1 {
 		t.Fatalf("two nodes: %v %+v", err, cfg)
 	}
-	if cfg, err := Parse(path, []byte(text+"  claim_timeout: 250ms\n")); err != nil || cfg.Cluster.ClaimTimeout != 250*time.Millisecond {
-		t.Fatalf("claim_timeout: %v %+v", err, cfg)
+	// claim_timeout's bounds are allowed, and it holds with nats_url too.
+	for _, d := range []time.Duration{time.Millisecond, 250 * time.Millisecond, 5 * time.Second} {
+		if cfg, err := Parse(path, []byte(text+"  claim_timeout: "+d.String()+"\n")); err != nil || cfg.Cluster.ClaimTimeout != d {
+			t.Fatalf("claim_timeout %s: %v %+v", d, err, cfg)
+		}
+	}
+	viaURL := "data_dir: state\ncluster:\n  name: prod\n  node: n1\n  advertise: 10.0.0.1\n  nats_url: nats://nats:4222\n  secret: " + secret40 + "\n  claim_timeout: 100ms\n"
+	if cfg, err := Parse(path, []byte(viaURL)); err != nil || cfg.Cluster.ClaimTimeout != 100*time.Millisecond {
+		t.Fatalf("claim_timeout with nats_url: %v %+v", err, cfg)
 	}
 	if cfg, err := Parse(path, []byte("functions: {}\n")); err != nil || cfg.Cluster != nil {
 		t.Fatalf("no cluster block: %v %+v", err, cfg)
@@ -58,7 +65,15 @@ func TestClusterErrors(t *testing.T) {
 		{"tls without ca", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  tls: {cert: c.pem, key: k.pem}\n",
 			"stoke.yaml:6: cluster.tls.ca: missing; allowed: cluster.tls needs cert, key and ca (PEM files)"},
 		{"claim_timeout too long", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  claim_timeout: 1m\n",
-			"stoke.yaml:6: cluster.claim_timeout: ..."},
+			"stoke.yaml:6: cluster.claim_timeout: 1m is out of range; allowed: 1ms to 5s"},
+		{"claim_timeout too short", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  claim_timeout: 500us\n",
+			"stoke.yaml:6: cluster.claim_timeout: 500us is out of range; allowed: 1ms to 5s"},
+		{"claim_timeout zero", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  claim_timeout: 0s\n",
+			"stoke.yaml:6: cluster.claim_timeout: 0s is out of range; allowed: 1ms to 5s"},
+		{"claim_timeout without unit", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  claim_timeout: 30\n",
+			"stoke.yaml:6: cluster.claim_timeout: 30 has no unit; add one, e.g. 30s or 30ms (units: ms, s, m, h); allowed: 1ms to 5s"},
+		{"claim_timeout not a duration", "cluster:\n  name: a\n  node: n1\n  listen: 10.0.0.1:6222\n  secret: " + secret40 + "\n  claim_timeout: soon\n",
+			`stoke.yaml:6: cluster.claim_timeout: "soon" is not a duration; allowed: Go durations like 500ms, 10s, 1m30s`},
 		{"unknown key", "cluster:\n  nmae: a\n",
 			"stoke.yaml:2: cluster.nmae: unknown key (did you mean name?); ..."},
 	}
