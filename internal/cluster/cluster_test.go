@@ -37,6 +37,13 @@ func freePort(t *testing.T, host string) int {
 // each other, and closes them at the end of the test.
 func testCluster(t *testing.T, n int) []*Node {
 	t.Helper()
+	return testClusterWith(t, n, nil)
+}
+
+// testClusterWith is testCluster with each node's config changed by
+// tweak (when not nil) before the node starts.
+func testClusterWith(t *testing.T, n int, tweak func(*config.Cluster)) []*Node {
+	t.Helper()
 	var cfgs []*config.Cluster
 	var routes []string
 	for i := range n {
@@ -51,6 +58,9 @@ func testCluster(t *testing.T, n int) []*Node {
 	for i, c := range cfgs {
 		c.Routes = routes
 		c.Replicas = config.DefaultReplicas(c)
+		if tweak != nil {
+			tweak(c)
+		}
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

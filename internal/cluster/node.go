@@ -356,6 +356,8 @@ func (n *Node) Close() {
 		n.members.stop()
 	}
 	n.wg.Wait()
+	// The hop's kept-alive connections to other nodes end with the node.
+	n.peerClient().CloseIdleConnections()
 	if n.nc != nil {
 		_ = n.nc.Drain()
 		n.nc.Close()
