@@ -80,7 +80,9 @@ func storedHeader(h http.Header) http.Header {
 			continue
 		}
 		switch k {
-		case "Set-Cookie", "Age", "X-Request-Id", "Cache-Status", "X-Stoke-Cold":
+		case "Set-Cookie", "Age", "X-Request-Id", "Cache-Status", "X-Stoke-Cold", "X-Stoke-Node":
+			// X-Stoke-Node: a stored answer is given by the node whose
+			// cache holds it, not the one whose instance made it.
 			continue
 		}
 		out[k] = slices.Clip(slices.Clone(v))

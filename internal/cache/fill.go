@@ -236,10 +236,12 @@ func (f *fill) entry(version string) *entry {
 }
 
 // copyFields adds src's fields to dst as the forwarders do: values of a
-// field dst already has (Stoke's X-Request-Id) are appended to.
+// field dst already has (Stoke's X-Request-Id) are appended to, except
+// X-Stoke-Node: a response from another node's instance names that node
+// instead of the gateway's (as it does without a cache).
 func copyFields(dst, src http.Header) {
 	for k, v := range src {
-		if old := dst[k]; old != nil {
+		if old := dst[k]; old != nil && k != "X-Stoke-Node" {
 			dst[k] = append(old, v...)
 		} else {
 			dst[k] = v

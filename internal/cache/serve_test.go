@@ -3,6 +3,8 @@ package cache
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -642,5 +644,26 @@ func TestForwardedURIIsPartOfTheKey(t *testing.T) {
 	wantStatus(t, e.get(o, "/p", "X-Forwarded-Proto: https", "X-Forwarded-Host: example.com"), 200, "stoke; hit; ttl=60")
 	if n := e.c.Purge(Purge{Path: "/p"}); n != 2 {
 		t.Fatalf("purged %d", n)
+	}
+}
+
+// In a cluster the gateway says X-Stoke-Node (its own name) before the
+// cache runs: a forward served by another node's instance names that node
+// once, and a hit names the node whose cache answered, never the one
+// whose instance made the stored response.
+func TestNodeField(t *testing.T) {
+	e := newEnv(t, Options{})
+	o := newOrigin(respond(200, "x", "Cache-Control: max-age=60", "X-Stoke-Node: n1"))
+	serve := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		w.Header().Set("X-Stoke-Node", "n2")
+		e.c.Serve(w, httptest.NewRequest(http.MethodGet, "/p", nil), o)
+		return w
+	}
+	if w := serve(); !slices.Equal(w.Header().Values("X-Stoke-Node"), []string{"n1"}) || !strings.Contains(w.Header().Get("Cache-Status"), "stored") {
+		t.Fatalf("forwarded: X-Stoke-Node %q, Cache-Status %q", w.Header().Values("X-Stoke-Node"), w.Header().Get("Cache-Status"))
+	}
+	if w := serve(); !slices.Equal(w.Header().Values("X-Stoke-Node"), []string{"n2"}) || !strings.HasPrefix(w.Header().Get("Cache-Status"), "stoke; hit") {
+		t.Fatalf("hit: X-Stoke-Node %q, Cache-Status %q", w.Header().Values("X-Stoke-Node"), w.Header().Get("Cache-Status"))
 	}
 }
