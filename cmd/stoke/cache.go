@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,9 @@ func cachePurgeCmd(g *globals) *cobra.Command {
 		Long: `Purge removes stored responses from FUNCTION's cache, so the next request for
 them invokes the function. --path /x removes /x with any query string (or only
 /x?a=1 when the path has a query); --prefix /x removes every path starting
-with /x; --all empties the cache. A deploy of a new version empties it too.`,
+with /x; --all empties the cache. A deploy of a new version empties it too.
+In a cluster every node's cache is purged; a node that does not answer is
+named, and the command fails.`,
 		Example: "  stoke cache purge api --path /api/notes/\n  stoke cache purge api --prefix /api/\n  stoke cache purge api --all",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +71,9 @@ with /x; --all empties the cache. A deploy of a new version empties it too.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "purged %d entries from %s's cache\n", res.Purged, args[0])
+			if len(res.Missing) > 0 {
+				return fmt.Errorf("not purged on %s (did not answer in time): they may answer from what they hold until it expires; run the purge again", strings.Join(res.Missing, ", "))
+			}
 			return nil
 		},
 	}

@@ -1,7 +1,10 @@
 package main_test
 
 import (
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -81,6 +84,38 @@ func TestCacheEndToEnd(t *testing.T) {
 	if out, err := s.cli("cache", "purge", "nope", "--all"); err == nil || !strings.Contains(out, "no function nope") {
 		t.Fatalf("purge of an unknown function: %v\n%s", err, out)
 	}
+	// The entry stored again just above goes by its prefix; then nothing
+	// is left for --all.
+	if out, err := s.cli("cache", "purge", "hello", "--prefix", "/hel"); err != nil || !strings.Contains(out, "purged 1 entries") {
+		t.Fatalf("purge --prefix: %v\n%s", err, out)
+	}
+	if out, err := s.cli("cache", "purge", "hello", "--all"); err != nil || !strings.Contains(out, "purged 0 entries") {
+		t.Fatalf("purge --all: %v\n%s", err, out)
+	}
+	if out, err := s.cli("cache", "purge", "hello", "--path", "/hello", "--all"); err == nil || !strings.Contains(out, "exactly one of --path, --prefix or --all") {
+		t.Fatalf("purge with two selectors: %v\n%s", err, out)
+	}
+	// The admin API checks what it is sent itself.
+	for _, tc := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{`{"prefix": "/"}`, 200, `"purged": 0`},
+		{`{"path": "/hello", "all": true}`, 400, "exactly one of path, prefix or all"},
+		{`{}`, 400, "exactly one of path, prefix or all"},
+		{`{"path": "hello"}`, 400, "path and prefix start with /"},
+		{`{"prefix": "x"}`, 400, "path and prefix start with /"},
+		{`not json`, 400, "reading the purge request"},
+	} {
+		code, body := adminPost(t, dir, adm, "/v1/functions/hello/cache/purge", tc.body)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("POST purge %s: %d %s, want %d %s", tc.body, code, body, tc.code, tc.want)
+		}
+	}
+	if code, body := adminPost(t, dir, adm, "/v1/functions/nope/cache/purge", `{"all": true}`); code != 404 {
+		t.Errorf("POST purge of an unknown function: %d %s", code, body)
+	}
 
 	// A changed cache block is a new version: its cache starts empty.
 	withCache("1m")
@@ -91,4 +126,23 @@ func TestCacheEndToEnd(t *testing.T) {
 		t.Fatalf("after a new version: %q", resp.Header.Get("Cache-Status"))
 	}
 	s.stop()
+}
+
+// adminPost is POST path with body on the admin API: status and body.
+func adminPost(t *testing.T, dir, adm, path, body string) (int, string) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+adm+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

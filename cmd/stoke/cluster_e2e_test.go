@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,7 +266,9 @@ func (n *clusterNode) getH(t *testing.T, path string) (*http.Response, string) {
 func TestClusterFirstFreeServes(t *testing.T) {
 	bin, hello := build(t)
 	app := clusterApp(t, hello)
-	cfgs := writeClusterConfigs(t, t.TempDir(), 3, clusterFunctions(app, "hi", ""))
+	// With a response cache: hello's answers have no freshness unless
+	// asked (?max-age=N), so only the cache's own checks below are hits.
+	cfgs := writeClusterConfigs(t, t.TempDir(), 3, clusterFunctions(app, "hi", "    cache: {max_bytes: 1MB}\n"))
 	nodes := startCluster(t, bin, cfgs)
 
 	// A cold start on n1; then a request through n2's gateway is served by
@@ -323,6 +326,34 @@ func TestClusterFirstFreeServes(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Errorf("/metrics on n3 does not count one invocation of hello on each of n1, n2, n3:\n%s", metrics)
 			break
+		}
+	}
+
+	// The response cache: every gateway keeps its own (n2's stores the
+	// answer of n1's instance); stoke ls on any node shows their sum, and
+	// a purge through any node empties every node's.
+	for _, n := range nodes[:2] {
+		resp, _ := n.getH(t, "/hello/c?max-age=60")
+		if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "stored") {
+			t.Fatalf("%s: first GET /hello/c: Cache-Status %q", n.name, cs)
+		}
+		// A hit is answered by the node whose cache holds it.
+		if resp, _ = n.getH(t, "/hello/c?max-age=60"); !strings.HasPrefix(resp.Header.Get("Cache-Status"), "stoke; hit;") ||
+			!slices.Equal(resp.Header.Values("X-Stoke-Node"), []string{n.name}) {
+			t.Fatalf("%s: second GET /hello/c: Cache-Status %q, X-Stoke-Node %q", n.name, resp.Header.Get("Cache-Status"), resp.Header.Values("X-Stoke-Node"))
+		}
+	}
+	// 2 hits; 5 misses: the three requests above, and the two stored.
+	out, err = n3.cli("ls")
+	if err != nil || !regexp.MustCompile(`(?m)^hello\s+.+ / 3MB\s+2\s+29%\s+2\s+0\s+0\s+0\s+5\s+0\s+0\s*$`).MatchString(out) {
+		t.Errorf("stoke ls on n3: the cluster's cache (1MB on each of 3 nodes, 2 entries, 2 hits, 5 misses):\n%v\n%s", err, out)
+	}
+	if out, err := n3.cli("cache", "purge", "hello", "--path", "/hello/c"); err != nil || !strings.Contains(out, "purged 2 entries") {
+		t.Fatalf("purge through n3: %v\n%s", err, out)
+	}
+	for _, n := range nodes[:2] {
+		if resp, _ := n.getH(t, "/hello/c?max-age=60"); !strings.HasPrefix(resp.Header.Get("Cache-Status"), "stoke; fwd=uri-miss;") {
+			t.Errorf("%s after the purge through n3: Cache-Status %q", n.name, resp.Header.Get("Cache-Status"))
 		}
 	}
 }

@@ -12,10 +12,11 @@ import (
 
 // CachePurger is the response cache's part of the Backend.
 type CachePurger interface {
-	// PurgeCache removes what p selects from a function's cache and says
-	// how many entries went; ErrNotFound or ErrNoCache (wrapped) when
-	// there is no such function or it has no cache.
-	PurgeCache(function string, p cache.Purge) (int, error)
+	// PurgeCache removes what p selects from a function's cache (in a
+	// cluster, every node's) and says how many entries went; ErrNotFound
+	// or ErrNoCache (wrapped) when there is no such function or it has no
+	// cache.
+	PurgeCache(function string, p cache.Purge) (PurgeResult, error)
 }
 
 // Errors a CachePurger returns.
@@ -35,6 +36,9 @@ type PurgeRequest struct {
 // PurgeResult says how many entries a purge removed.
 type PurgeResult struct {
 	Purged int `json:"purged"`
+	// Missing are the cluster's live nodes that did not answer in time:
+	// their caches may still hold what was purged elsewhere.
+	Missing []string `json:"missing,omitempty"`
 }
 
 func routeCache(mux *http.ServeMux, b CachePurger) {
@@ -58,14 +62,14 @@ func routeCache(mux *http.ServeMux, b CachePurger) {
 			writeErr(w, http.StatusBadRequest, "path and prefix start with /")
 			return
 		}
-		purged, err := b.PurgeCache(r.PathValue("name"), cache.Purge{Path: req.Path, Prefix: req.Prefix, All: req.All})
+		res, err := b.PurgeCache(r.PathValue("name"), cache.Purge{Path: req.Path, Prefix: req.Prefix, All: req.All})
 		switch {
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrNoCache):
 			writeErr(w, http.StatusNotFound, err.Error())
 		case err != nil:
 			writeErr(w, http.StatusInternalServerError, err.Error())
 		default:
-			writeJSON(w, http.StatusOK, PurgeResult{Purged: purged})
+			writeJSON(w, http.StatusOK, res)
 		}
 	})
 }

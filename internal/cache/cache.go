@@ -171,11 +171,35 @@ func (c *Cache) Stats() Stats {
 	}
 	c.mu.Unlock()
 	s.MaxBytes = c.opts.Load().MaxBytes
+	s.ratio()
+	return s
+}
+
+// ratio sets HitRatio from the counts.
+func (s *Stats) ratio() {
+	s.HitRatio = 0
 	answered := s.Requests[Hit] + s.Requests[Stale] + s.Requests[Collapsed]
 	if all := answered + s.Requests[Revalidated] + s.Requests[Miss] + s.Requests[Failed]; all > 0 {
 		s.HitRatio = float64(answered) / float64(all)
 	}
-	return s
+}
+
+// Add counts o in s: a cluster's view of a function's caches, one per
+// node, is their sum (memory and max_bytes too: each node has its own).
+func (s *Stats) Add(o Stats) {
+	if s.Requests == nil {
+		s.Requests = make(map[Result]int64, len(o.Requests))
+	}
+	for r, n := range o.Requests {
+		s.Requests[r] += n
+	}
+	s.Refreshes += o.Refreshes
+	s.Entries += o.Entries
+	s.Bytes += o.Bytes
+	s.MaxBytes += o.MaxBytes
+	s.Evictions += o.Evictions
+	s.Waiting += o.Waiting
+	s.ratio()
 }
 
 func (c *Cache) count(r Result) {

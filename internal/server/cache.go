@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/stokehq/stoke/internal/admin"
 	"github.com/stokehq/stoke/internal/cache"
@@ -85,7 +88,47 @@ func (s *Server) cacheStats() map[string]cache.Stats {
 }
 
 // PurgeCache removes entries of a function's cache (stoke cache purge).
-func (s *Server) PurgeCache(function string, p cache.Purge) (int, error) {
+func (s *Server) PurgeCache(function string, p cache.Purge) (admin.PurgeResult, error) {
+	// This node first: its errors say what is wrong (no such function, no
+	// cache block) in the admin API's terms.
+	n, err := s.localPurgeCache(function, p)
+	if err != nil || s.node == nil {
+		return admin.PurgeResult{Purged: n}, err
+	}
+	// Every node has a cache of its own, filled by the requests its
+	// gateway took: a purge that left the others would have them answer
+	// the old response until it expires.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	answers, missing, err := s.node.Gather(ctx, "cache-purge", purgeArg{Function: function, Purge: p})
+	if err != nil {
+		return admin.PurgeResult{Purged: n}, fmt.Errorf("purged %d entries on this node; the other nodes: %w", n, err)
+	}
+	res := admin.PurgeResult{Purged: n, Missing: missing}
+	for _, a := range answers {
+		if a.Node == s.node.Name() {
+			continue // purged above (its own answer purged nothing more)
+		}
+		var k int
+		if err := json.Unmarshal(a.Data, &k); err != nil {
+			return res, fmt.Errorf("node %s's purge: %w", a.Node, err)
+		}
+		res.Purged += k
+	}
+	if len(missing) > 0 {
+		s.log.Warn("cache purge without some nodes", "function", function, "missing", missing)
+	}
+	return res, nil
+}
+
+// purgeArg is a cache purge sent to every node of a cluster.
+type purgeArg struct {
+	Function string      `json:"function"`
+	Purge    cache.Purge `json:"purge"`
+}
+
+// localPurgeCache purges this node's cache of function.
+func (s *Server) localPurgeCache(function string, p cache.Purge) (int, error) {
 	s.caches.mu.Lock()
 	c := s.caches.byName[function]
 	s.caches.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/stokehq/stoke/internal/admin"
+	"github.com/stokehq/stoke/internal/cache"
 	"github.com/stokehq/stoke/internal/cost"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/store"
@@ -81,6 +82,12 @@ func (s *Server) serveViews() error {
 				return nil, err
 			}
 			return s.localEvents(ctx, a.Function, a.Status, a.Limit)
+		case "cache-purge":
+			var a purgeArg
+			if err := json.Unmarshal(arg, &a); err != nil {
+				return nil, err
+			}
+			return s.localPurgeCache(a.Function, a.Purge)
 		case "metrics":
 			fams, err := s.metrics.Registry().Gather()
 			if err != nil {
@@ -148,6 +155,13 @@ func (s *Server) Functions() []admin.FunctionInfo {
 			m.Instances = append(m.Instances, f.Instances...)
 			m.Waiting += f.Waiting
 			m.Offered = m.Offered || f.Offered
+			// Each node has its own cache: the function's is their sum.
+			if f.Cache != nil {
+				if m.Cache == nil {
+					m.Cache = &cache.Stats{}
+				}
+				m.Cache.Add(*f.Cache)
+			}
 		}
 	}
 	sort.Strings(names)
