@@ -56,6 +56,9 @@ functions:
     handler: app:app
     python: /usr/bin/python3
     routes: [/py]
+    # A response cache (its page shows it), never asked: f's traces and
+    # records stay those of a function without one.
+    cache: {max_bytes: 8MB}
 `, sandboxtest.InDir(t, dir))
 	app := "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'py']\n"
 	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(app), 0o644); err != nil {
@@ -450,6 +453,10 @@ func TestDashboardE2E(t *testing.T) {
 	if sn := text(`#summary .snapshot`); !strings.Contains(sn, "instances fork from template py-1-template-") || !strings.Contains(sn, " ms, ") ||
 		!strings.Contains(sn, "python /usr/bin/python3 3.") {
 		t.Errorf("template line: %q", sn)
+	}
+	// Its response cache: hit ratio, entries and memory.
+	if c := text(`#summary .cache`); !strings.HasSuffix(c, "response cache: hit ratio 0%, 0 entries, 0.0 of 8 MB") {
+		t.Errorf("response cache in the summary: %q", c)
 	}
 }
 
