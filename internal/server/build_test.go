@@ -77,3 +77,52 @@ functions:
 		t.Errorf("the token is in Stoke's log:\n%s", l)
 	}
 }
+
+// An isolated build sees a private /tmp in which, of the host's, only its
+// cwd is shown: a project checked out under /tmp whose build reads a file
+// above cwd (a fresh clone's `make run`: go build in examples/ needs the
+// go.mod one level up) fails, and the deploy error must say why, since
+// the build's own message ("go.mod file not found") does not.
+func TestIsolatedBuildUnderTmpSaysWhy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		sandboxtest.SkipWithoutCgroups(t, "isolation needs root")
+	}
+	sandboxtest.CheckNoLeaks(t)
+	dir := t.TempDir()
+	if !strings.HasPrefix(dir, "/tmp/") {
+		t.Skipf("the test's temporary directory %s is not under /tmp", dir)
+	}
+	app := filepath.Join(dir, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "shared.txt"), []byte("above cwd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: "127.0.0.1:0"}
+functions:
+  f:
+    runtime: http
+    cwd: app
+    build: cat ../shared.txt
+    command: [%q]
+    routes: [/f/*]
+    env: {STOKE_SRV_APP: "1"}
+`, sandboxtest.InDir(t, app))
+	cfg, err := config.Parse(filepath.Join(dir, "stoke.yaml"), []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.Start(context.Background(), cfg, []byte(yaml), server.Options{Out: io.Discard, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		s.Close(context.Background())
+		t.Fatal("the build read a file above its cwd in the host's /tmp")
+	}
+	t.Log(err)
+	for _, want := range []string{"build of function f failed", "shared.txt", "Note: isolated builds see a private /tmp, in which only " + app + " (cwd)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error lacks %q:\n%v", want, err)
+		}
+	}
+}

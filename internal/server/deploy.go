@@ -341,6 +341,9 @@ func (s *Server) build(ctx context.Context, f *config.Function, iso *sandbox.Iso
 		out, err = Build(ctx, f)
 	} else {
 		out, err = s.buildIsolated(ctx, f, iso)
+		if err != nil {
+			out += privateTmpNote(f.Cwd)
+		}
 	}
 	if err != nil {
 		return &admin.DeployError{Msg: fmt.Sprintf("%v\n%s\nNothing was deployed; the previous version keeps serving.", err, out)}
@@ -423,6 +426,21 @@ func (s *Server) runBuild(ctx context.Context, f *config.Function, iso *sandbox.
 		return fmt.Errorf("exit status %d", x.Code)
 	}
 	return nil
+}
+
+// privateTmpNote explains a failed isolated build of code under /tmp: the
+// build sees a private /tmp in which, of the host's, only cwd and the
+// writable paths are shown, so what lies above cwd there (a checkout's
+// go.mod, a shared package) is missing and the build's own error ("go.mod
+// file not found in current directory or any parent directory") does not
+// say why.
+func privateTmpNote(cwd string) string {
+	if !strings.HasPrefix(cwd, "/tmp/") {
+		return ""
+	}
+	return "\nNote: isolated builds see a private /tmp, in which only " + cwd + " (cwd) and the writable paths are shown: " +
+		"files above it in the host's /tmp (a go.mod, a shared package) are not there. Keep the project outside /tmp, " +
+		"e.g. clone it under your home directory."
 }
 
 // lockedBuffer collects a build's output from two writers (or the
