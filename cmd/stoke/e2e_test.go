@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/internal/config"
 )
 
 // End to end: the real stoke binary, the real examples/hello, real HTTP, the
@@ -405,6 +407,15 @@ func TestHelp(t *testing.T) {
 	out, err := exec.Command(stokeBin, "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "stoke serve -f examples/stoke.yaml") {
 		t.Errorf("stoke --help: %v\n%s", err, out)
+	}
+	// "Start here" promises a cold start on echo's first request: true only
+	// while the example keeps no echo instance warm (hello's keep_warm: 1
+	// made the same promise about /hello untrue).
+	if !strings.Contains(string(out), "curl -i localhost:8080/echo/hi                    # echo scales from zero: X-Stoke-Cold: true") {
+		t.Errorf("stoke --help's start here lacks echo's cold start:\n%s", out)
+	}
+	if cfg, err := config.Load("../../examples/stoke.yaml"); err != nil || cfg.Functions["echo"] == nil || cfg.Functions["echo"].KeepWarm != 0 {
+		t.Errorf("examples/stoke.yaml's echo must scale from zero for stoke --help's promise: %v", err)
 	}
 	for _, c := range []string{"serve", "deploy", "ls", "invoke", "logs", "invocations", "cost"} {
 		out, err := exec.Command(stokeBin, c, "--help").CombinedOutput()

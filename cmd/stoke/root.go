@@ -43,9 +43,9 @@ on cold starts).
 Start here, from the repository root (make build puts stoke in bin/):
   stoke check -f examples/stoke.yaml                # the config, without serving it
   stoke serve -f examples/stoke.yaml                # run the example functions
-  curl localhost:8080/hello                         # the first request is a cold start
+  curl -i localhost:8080/echo/hi                    # echo scales from zero: X-Stoke-Cold: true
   stoke ls -f examples/stoke.yaml                   # functions and their instances
-  stoke invocations hello -f examples/stoke.yaml --cold   # which requests were cold
+  stoke invocations echo -f examples/stoke.yaml --cold    # which requests were cold
   stoke logs hello -f examples/stoke.yaml --follow  # the function's log, live
   stoke cost -f examples/stoke.yaml                 # what it would cost on Lambda
 
