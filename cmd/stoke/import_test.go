@@ -147,6 +147,12 @@ func TestImportZappaChecksTheApp(t *testing.T) {
 	if !strings.Contains(stderr, "django-drf-dev: Django settings mysite.settings imports with /usr/bin/python3 3.") || !strings.Contains(stderr, "(Django ") {
 		t.Errorf("no check report naming the interpreter and Django:\n%s", stderr)
 	}
+	// stoke check runs the same import later, from the written config.
+	out, stderr, err := runStoke(t, bin, proj, "check", "-f", "stoke.yaml")
+	if err != nil || !strings.Contains(out, "django-drf-dev: Django settings mysite.settings imports with /usr/bin/python3 3.") ||
+		!strings.Contains(out, "stoke.yaml: OK") {
+		t.Errorf("stoke check of the imported config: %v\n%s%s", err, out, stderr)
+	}
 	os.WriteFile(filepath.Join(proj, "zappa_settings.json"), []byte(`{"dev": {"app_function": "missing_module.app"}}`), 0o644)
 	_, stderr, err = runStoke(t, bin, proj, "import", "zappa", "-o", "stoke.yaml", "--force", "--python", "/usr/bin/python3")
 	if err != nil {
@@ -157,6 +163,13 @@ func TestImportZappaChecksTheApp(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
+	}
+	// A config whose app does not import fails stoke check (exit 1), with
+	// the interpreter and the traceback.
+	out, stderr, err = runStoke(t, bin, proj, "check", "-f", "stoke.yaml")
+	if err == nil || !strings.Contains(out, "warning: notes-api-dev: the app does not import with /usr/bin/python3 3.") ||
+		!strings.Contains(out, "No module named 'missing_module'") || !strings.Contains(stderr, "stoke.yaml: 1 problem(s)") {
+		t.Errorf("stoke check of an app that does not import: %v\n%s%s", err, out, stderr)
 	}
 }
 
