@@ -82,6 +82,12 @@ func ErrorLines(r *Record, now time.Time) []string {
 		return []string{now.UTC().Format("2006-01-02T15:04:05.000Z") + " " + r.RequestID + " " + msg}
 	case strings.HasPrefix(r.ErrorType, "Runtime."):
 		msg := r.ErrorMessage
+		if r.ErrorType == "Runtime.OutOfMemory" {
+			// Lambda's line ends at how the runtime exited ("signal:
+			// killed"); the explanation Stoke adds for the caller (and
+			// its INSTANCE line) is not in it.
+			msg, _, _ = strings.Cut(msg, OOMExplanation)
+		}
 		if msg == "" {
 			msg = r.ErrorType
 		}
@@ -95,6 +101,11 @@ func ErrorLines(r *Record, now time.Time) []string {
 	}
 	return nil
 }
+
+// OOMExplanation starts what runtime.ExitError adds to an out-of-memory
+// kill's message ("…: signal: killed: the instance exceeded its memory
+// limit of 128 MB"), which Lambda's log line does not have.
+const OOMExplanation = ": the instance exceeded its memory limit of"
 
 // stokeErrors are the error types Stoke answers with itself, which no
 // function reports.

@@ -125,6 +125,9 @@ func TestErrorLines(t *testing.T) {
 		{"", "", 200, nil},
 		{"Sandbox.Timedout", "Task timed out after 3.00 seconds", 504, []string{"2024-01-02T03:04:05.678Z rid Task timed out after 3.00 seconds"}},
 		{"Runtime.ExitError", "Runtime exited with error: exit status 3", 502, []string{"RequestId: rid Error: Runtime exited with error: exit status 3", "Runtime.ExitError"}},
+		// Lambda's OOM line is how the runtime exited, without Stoke's explanation.
+		{"Runtime.OutOfMemory", "Runtime exited with error: signal: killed: the instance exceeded its memory limit of 128 MB", 502,
+			[]string{"RequestId: rid Error: Runtime exited with error: signal: killed", "Runtime.OutOfMemory"}},
 		// The function reported it (its runtime logged it): nothing more.
 		{"Error", "", 502, nil},
 		{"errorString", "", 502, nil},
