@@ -94,11 +94,22 @@ func TestZappaDjangoEndToEnd(t *testing.T) {
 		t.Errorf("live version after tune: %d %s", resp.StatusCode, body)
 	}
 
+	// A deploy says which interpreter (path, version, frameworks) runs the
+	// new version.
+	text, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(text), "DJANGO_LOG_LEVEL: DEBUG", "DJANGO_LOG_LEVEL: INFO", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.cli("deploy"); err != nil || !strings.Contains(out, "deployed  django-drf-dev version 2 (python /usr/bin/python3 3.") ||
+		!strings.Contains(out, "(Django ") {
+		t.Errorf("deploy of a new version does not name its interpreter: %v\n%s", err, out)
+	}
+
 	// Broken settings: the deploy fails with the traceback, nothing changes.
 	if err := os.WriteFile(filepath.Join(proj, "mysite", "broken.py"), []byte("from mysite.settings import *\nimport no_such_module\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	text, _ := os.ReadFile(cfg)
+	text, _ = os.ReadFile(cfg)
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(text), "django_settings: mysite.settings", "django_settings: mysite.broken", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
