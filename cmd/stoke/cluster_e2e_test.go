@@ -298,6 +298,27 @@ func TestClusterFirstFreeServes(t *testing.T) {
 		return strings.Contains(out, "NODE") && strings.Count(out, " n1\n")+strings.Count(out, " n2\n")+strings.Count(out, " n3\n") == 3 &&
 			strings.Contains(out, " n1\n") && strings.Contains(out, " n2\n")
 	}, "invocations", "hello")
+	// Traces: n1's cold start, recorded on n1, drawn by n3; n3's list of
+	// hello's traces has every node's.
+	firstID := resp.Header.Get("X-Request-Id")
+	cliUntil(t, n3, "stoke trace on n3 of the cold start recorded on n1", func(out string) bool {
+		return strings.Contains(out, `"request_id": "`+firstID+`"`) && strings.Contains(out, `"name": "init"`) && strings.Contains(out, `"name": "invoke"`)
+	}, "trace", "--json", firstID)
+	type traceID struct {
+		RequestID string `json:"request_id"`
+	}
+	var traces []traceID
+	req, _ := http.NewRequest("GET", "http://"+n3.admin+"/v1/functions/hello/traces", nil)
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	tresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(tresp.Body).Decode(&traces)
+	tresp.Body.Close()
+	if err != nil || len(traces) != 3 || !slices.Contains(traces, traceID{firstID}) {
+		t.Errorf("hello's traces on n3: %v %+v, want the three requests' (n1's %s among them)", err, traces, firstID)
+	}
 	cliUntil(t, nodes[1], "stoke logs on n2 (n1's instance lines, n2's and n3's invocation lines)", func(out string) bool {
 		return strings.Contains(out, " n1 INSTANCE ") && strings.Contains(out, " n2 START RequestId: ") && strings.Contains(out, " n3 REPORT RequestId: ")
 	}, "logs", "hello")

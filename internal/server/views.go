@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -82,6 +83,22 @@ func (s *Server) serveViews() error {
 				return nil, err
 			}
 			return s.localEvents(ctx, a.Function, a.Status, a.Limit)
+		case "trace":
+			var id string
+			if err := json.Unmarshal(arg, &id); err != nil {
+				return nil, err
+			}
+			t, err := s.localTrace(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, nil // not here: another node has it
+			}
+			return t, err
+		case "traces":
+			var a tracesArg
+			if err := json.Unmarshal(arg, &a); err != nil {
+				return nil, err
+			}
+			return s.localTraces(ctx, a.Function, a.Limit)
 		case "cache-purge":
 			var a purgeArg
 			if err := json.Unmarshal(arg, &a); err != nil {
