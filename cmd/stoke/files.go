@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/stokehq/stoke/internal/simulate"
 	"github.com/stokehq/stoke/internal/tune"
 )
 
@@ -48,6 +52,23 @@ func writeReport(path string, r *tune.Report) error {
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
+// writeChart writes stoke simulate's Pareto chart (--out) as .svg or .png,
+// whole or not at all.
+func writeChart(path string, r *simulate.Report) error {
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext != ".svg" && ext != ".png" {
+		return fmt.Errorf("--out %s: unknown format %q; allowed: .svg, .png", path, ext)
+	}
+	var buf bytes.Buffer
+	if err := simulate.WriteChart(&buf, r, ext[1:]); err != nil {
+		return fmt.Errorf("rendering %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing the chart: %w", err)
 	}
 	return nil
 }

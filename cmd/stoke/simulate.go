@@ -94,7 +94,7 @@ hybrid, adaptive, keep_warm:N (keep_warm N above fixed:10m).
 			}
 			rep := simulate.Run(tr, simulate.Options{Policies: pols, BudgetMB: budgetMB})
 			if out != "" {
-				if err := simulate.WriteFile(out, rep); err != nil {
+				if err := writeChart(out, rep); err != nil {
 					return err
 				}
 			}

@@ -1,13 +1,9 @@
 package simulate
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 
 	"gonum.org/v1/plot"
@@ -39,22 +35,6 @@ func WriteTable(w io.Writer, r *Report) error {
 		return err
 	}
 	fmt.Fprintln(w, "\n(app cold % p75: the 75th percentile over functions of each one's cold-start percentage;\n wasted: memory × time of instances warm while idle)")
-	return nil
-}
-
-// WriteFile writes the Pareto chart to path, as .svg or .png.
-func WriteFile(path string, r *Report) error {
-	var buf bytes.Buffer
-	ext := strings.ToLower(filepath.Ext(path))
-	if ext != ".svg" && ext != ".png" {
-		return fmt.Errorf("--out %s: unknown format %q; allowed: .svg, .png", path, ext)
-	}
-	if err := WriteChart(&buf, r, ext[1:]); err != nil {
-		return fmt.Errorf("rendering %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("writing the chart: %w", err)
-	}
 	return nil
 }
 
