@@ -41,6 +41,7 @@ functions:
     runtime: lambda
     command: [./lambda-echo]
     memory: 256
+    ephemeral_storage: 1024
     timeout: 5s
   hello:
     runtime: http
@@ -72,13 +73,15 @@ functions:
 	fc := page1.Functions[0]
 	if aws.ToString(fc.FunctionArn) != "arn:aws:lambda:eu-west-2:123456789012:function:echo" || aws.ToInt32(fc.MemorySize) != 256 ||
 		aws.ToInt32(fc.Timeout) != 5 || fc.Runtime != types.RuntimeProvidedal2023 || fc.State != types.StateActive ||
-		fc.LastUpdateStatus != types.LastUpdateStatusSuccessful || aws.ToString(fc.LastModified) == "" || fc.Environment != nil {
+		fc.LastUpdateStatus != types.LastUpdateStatusSuccessful || aws.ToString(fc.LastModified) == "" || fc.Environment != nil ||
+		fc.EphemeralStorage == nil || aws.ToInt32(fc.EphemeralStorage.Size) != 1024 {
 		t.Errorf("echo's configuration: %+v", fc)
 	}
 
 	// GetFunction and GetFunctionConfiguration, by name and by ARN.
 	gf, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("arn:aws:lambda:eu-west-2:123456789012:function:hello")})
-	if err != nil || aws.ToString(gf.Configuration.FunctionName) != "hello" || aws.ToString(gf.Configuration.Version) != "$LATEST" {
+	if err != nil || aws.ToString(gf.Configuration.FunctionName) != "hello" || aws.ToString(gf.Configuration.Version) != "$LATEST" ||
+		gf.Configuration.EphemeralStorage == nil || aws.ToInt32(gf.Configuration.EphemeralStorage.Size) != 512 {
 		t.Fatalf("get-function: %v %+v", err, gf)
 	}
 	gc, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("echo"), Qualifier: aws.String("1")})

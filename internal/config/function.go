@@ -38,7 +38,7 @@ func (p *parser) functions(v *yaml.Node, key string, c *Config) {
 			Python:           Python{Interpreter: "python3", Snapshot: true},
 			Network:          "default",
 			Line:             pr.key.Line,
-			EphemeralStorage: DefaultEphemeralStorageMB,
+			EphemeralStorage: lambdaspec.DefaultEphemeralStorageMB,
 			MaxRetryAttempts: lambdaspec.MaxRetryAttempts,
 			MaxEventAge:      lambdaspec.MaxEventAge,
 		}}

@@ -198,7 +198,7 @@ var functionKeys = map[string]setter[*fnState]{
 	"user":     func(p *parser, k string, v *yaml.Node, s *fnState) { p.user(v, k, s.fn) },
 	"writable": func(p *parser, k string, v *yaml.Node, s *fnState) { p.writable(v, k, s.fn) },
 	"ephemeral_storage": func(p *parser, k string, v *yaml.Node, s *fnState) {
-		p.intField(v, k, 512, 10240, " (MB, Lambda's range)", &s.fn.EphemeralStorage)
+		p.intField(v, k, lambdaspec.MinEphemeralStorageMB, lambdaspec.MaxEphemeralStorageMB, " (MB, Lambda's range)", &s.fn.EphemeralStorage)
 	},
 	"network": func(p *parser, k string, v *yaml.Node, s *fnState) {
 		p.oneOf(v, k, "a string", "a network mode", "default (the host's network), none (loopback only)", []string{"default", "none"}, &s.fn.Network)

@@ -25,10 +25,6 @@ type Sandbox struct {
 // DefaultSandbox is the sandbox section's defaults.
 var DefaultSandbox = Sandbox{Isolation: true, UIDMin: 200000, UIDMax: 265535}
 
-// DefaultEphemeralStorageMB is an instance's /tmp size unless its function
-// says otherwise: Lambda's default.
-const DefaultEphemeralStorageMB = 512
-
 var sandboxKeys = map[string]setter[*Sandbox]{
 	"isolation": func(p *parser, k string, v *yaml.Node, s *Sandbox) { p.boolean(v, k, &s.Isolation) },
 	"uids":      func(p *parser, k string, v *yaml.Node, s *Sandbox) { p.uidRange(v, k, s) },

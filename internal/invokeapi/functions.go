@@ -26,15 +26,18 @@ type Catalog interface {
 
 // Function is what the read-only operations say about a deployed function.
 type Function struct {
-	Name        string
-	Runtime     string // Lambda's runtime identifier, e.g. provided.al2023 or python3.11
-	Handler     string
-	Version     string
-	MemoryMB    int
-	Timeout     time.Duration
-	Description string
-	Modified    time.Time // when this version was deployed
-	CodeSha256  string    // base64, as Lambda writes it
+	Name     string
+	Runtime  string // Lambda's runtime identifier, e.g. provided.al2023 or python3.11
+	Handler  string
+	Version  string
+	MemoryMB int
+	// EphemeralStorageMB is the size of an instance's /tmp (0: Lambda's
+	// default, 512).
+	EphemeralStorageMB int
+	Timeout            time.Duration
+	Description        string
+	Modified           time.Time // when this version was deployed
+	CodeSha256         string    // base64, as Lambda writes it
 }
 
 // functionConfiguration is Lambda's FunctionConfiguration, as much of it as
@@ -76,6 +79,10 @@ func (a *API) configuration(f Function, qualifier string) functionConfiguration 
 		version = qualifier
 		ref.Qualifier = qualifier
 	}
+	tmpMB := f.EphemeralStorageMB
+	if tmpMB == 0 {
+		tmpMB = lambdaspec.DefaultEphemeralStorageMB
+	}
 	return functionConfiguration{
 		FunctionName: f.Name, FunctionArn: ref.ARN(a.o.Region, a.o.AccountID), Runtime: f.Runtime,
 		Role: "arn:aws:iam::" + a.o.AccountID + ":role/stoke", Handler: f.Handler, Description: f.Description,
@@ -83,7 +90,7 @@ func (a *API) configuration(f Function, qualifier string) functionConfiguration 
 		LastModified: f.Modified.UTC().Format(lambdaTime), CodeSha256: f.CodeSha256, Version: version,
 		TracingConfig: map[string]any{"Mode": "PassThrough"}, RevisionId: f.Name + "-" + f.Version,
 		State: "Active", LastUpdateStatus: "Successful", PackageType: "Zip", Architectures: []string{"x86_64"},
-		EphemeralStorage: map[string]any{"Size": 512}, SnapStart: map[string]any{"ApplyOn": "None", "OptimizationStatus": "Off"},
+		EphemeralStorage: map[string]any{"Size": tmpMB}, SnapStart: map[string]any{"ApplyOn": "None", "OptimizationStatus": "Off"},
 		LoggingConfig: map[string]any{"LogFormat": "Text", "LogGroup": "/aws/lambda/" + f.Name},
 	}
 }

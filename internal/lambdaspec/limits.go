@@ -1,5 +1,5 @@
 // Package lambdaspec is AWS Lambda's published limits and naming rules
-// (memory, timeout, payloads; function names, qualifiers, regions,
+// (memory, /tmp, timeout, payloads; function names, qualifiers, regions,
 // accounts, ARNs, environment names), written once for config, the Invoke
 // API, tune, zappa and the runtimes to share.
 package lambdaspec
@@ -19,6 +19,10 @@ const (
 	MaxAsyncPayload = 1 << 20
 	// MaxFunctionName is the longest function name.
 	MaxFunctionName = 64
+	// MinEphemeralStorageMB and MaxEphemeralStorageMB bound a function's
+	// /tmp (its ephemeral storage).
+	MinEphemeralStorageMB = 512
+	MaxEphemeralStorageMB = 10240
 )
 
 // Asynchronous invocation (Lambda's EventInvokeConfig): retries of a
@@ -32,8 +36,9 @@ const (
 
 // Lambda's defaults for what a function leaves unset, and its init limit.
 const (
-	DefaultMemoryMB = 128
-	DefaultTimeout  = 3 * time.Second
+	DefaultMemoryMB           = 128
+	DefaultEphemeralStorageMB = 512
+	DefaultTimeout            = 3 * time.Second
 	// MaxInit is how long an on-demand instance's init may take.
 	MaxInit = 10 * time.Second
 )

@@ -103,7 +103,7 @@ func (b invokeBackend) Functions() []invokeapi.Function {
 	for _, d := range fns {
 		f := d.cfg
 		sum := sha256.Sum256([]byte(f.Fingerprint()))
-		fn := invokeapi.Function{Name: f.Name, Version: strconv.Itoa(d.version), MemoryMB: f.Memory, Timeout: f.Timeout,
+		fn := invokeapi.Function{Name: f.Name, Version: strconv.Itoa(d.version), MemoryMB: f.Memory, EphemeralStorageMB: f.EphemeralStorage, Timeout: f.Timeout,
 			Modified: d.deployedAt, CodeSha256: base64.StdEncoding.EncodeToString(sum[:]), Description: "stoke " + f.Runtime + " function"}
 		switch f.Runtime {
 		case "python-wsgi":
