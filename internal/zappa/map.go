@@ -40,6 +40,7 @@ type mapper struct {
 	region            string
 	handler, django   string
 	memory            int64
+	tmpMB             int64 // ephemeral_storage's Size; 0: not set
 	timeout           int64
 	keepWarm, maxInst int64
 	env               map[string]string
@@ -218,6 +219,9 @@ func (m *mapper) sizes() error {
 		m.memory = n
 		m.note("memory_size", Honoured, "memory: %d", n)
 	}
+	if err := m.ephemeralStorage(); err != nil {
+		return err
+	}
 	m.timeout = defaultTimeout
 	if n, has, err := m.integer("timeout_seconds"); err != nil {
 		return err
@@ -231,6 +235,35 @@ func (m *mapper) sizes() error {
 		} else {
 			m.note("timeout_seconds", Honoured, "timeout: %s", fmtSeconds(n))
 		}
+	}
+	return nil
+}
+
+// ephemeralStorage maps Zappa's {"Size": MB} (Lambda's /tmp) to
+// ephemeral_storage, the size of an isolated instance's private /tmp.
+func (m *mapper) ephemeralStorage() error {
+	const key = "ephemeral_storage"
+	v, ok := m.s[key]
+	if !ok || v == nil {
+		return nil
+	}
+	obj, _ := v.(map[string]any)
+	size, ok := obj["Size"].(json.Number)
+	if !ok || len(obj) != 1 {
+		return m.errf(key, `expected {"Size": MB}, got %s`, compact(v))
+	}
+	n, err := size.Int64()
+	if f, ferr := size.Float64(); err != nil && ferr == nil && f == float64(int64(f)) {
+		n, err = int64(f), nil // 1024.0
+	}
+	if err != nil || n < lambdaspec.MinEphemeralStorageMB || n > lambdaspec.MaxEphemeralStorageMB {
+		return m.errf(key, "Size %s is out of range; allowed: %d to %d (MB), as on Lambda", size, lambdaspec.MinEphemeralStorageMB, lambdaspec.MaxEphemeralStorageMB)
+	}
+	m.tmpMB = n
+	if n > m.memory {
+		m.note(key, Changed, "ephemeral_storage: %d, but /tmp is memory on Stoke (tmpfs) and counts toward memory: %d MB, so it holds less than that", n, m.memory)
+	} else {
+		m.note(key, Honoured, "ephemeral_storage: %d (MB of private /tmp; it counts toward memory)", n)
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ var mapped = map[string]bool{
 	"memory_size": true, "timeout_seconds": true, "keep_warm": true, "lambda_concurrency": true,
 	"environment_variables": true, "aws_environment_variables": true, "apigateway_enabled": true,
 	"use_apigateway": true, "binary_support": true, "additional_text_mimetypes": true,
-	"touch": true, "touch_path": true, "runtime": true, "prebuild_script": true,
+	"touch": true, "touch_path": true, "ephemeral_storage": true, "runtime": true, "prebuild_script": true,
 	"lambda_description": true, "extends": true,
 }
 
@@ -126,7 +126,6 @@ var reasons = map[string]string{
 	"async_response_table_read_capacity":  whyAsync,
 	"async_response_table_write_capacity": whyAsync,
 	"dead_letter_arn":                     "no dead-letter queues",
-	"ephemeral_storage":                   "no /tmp size limit: instances use this machine's disk",
 	"architecture":                        "instances run on this machine's CPU architecture",
 	"snap_start":                          "Lambda SnapStart; Stoke's python-wsgi forks instances from an initialised template (snapshot: true, the default) instead",
 	"function_url_enabled":                "no Lambda function URLs: the gateway's routes serve HTTP",

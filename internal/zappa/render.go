@@ -37,6 +37,9 @@ func (m *mapper) render() ([]byte, error) {
 		add("django_settings", str(m.django), "")
 	}
 	add("memory", num(m.memory), sourceComment(m.s, "memory_size", "MB; Zappa's default memory_size"))
+	if m.tmpMB != 0 {
+		add("ephemeral_storage", num(m.tmpMB), "MB of private /tmp; from ephemeral_storage")
+	}
 	add("timeout", str(fmtSeconds(m.timeout)), sourceComment(m.s, "timeout_seconds", "Zappa's default timeout_seconds"))
 	add("keep_warm", num(m.keepWarm), sourceComment(m.s, "keep_warm", "Zappa's default keep_warm: true"))
 	add("max_instances", num(m.maxInst), maxComment(m.s))

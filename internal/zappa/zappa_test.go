@@ -302,6 +302,34 @@ func TestImportKeepWarm(t *testing.T) {
 	}
 }
 
+// Lambda's /tmp size becomes the isolated instance's private /tmp; it is
+// memory (tmpfs) on Stoke, which the note says when it is larger.
+func TestImportEphemeralStorage(t *testing.T) {
+	for _, tc := range []struct {
+		settings string // after app_function
+		tmpMB    int
+		written  bool
+		kind     Kind
+		note     string // "": no note
+	}{
+		{``, 512, false, 0, ""}, // Lambda's default
+		{`, "ephemeral_storage": {"Size": 2048}, "memory_size": 3008`, 2048, true, Honoured, "ephemeral_storage: 2048"},
+		{`, "ephemeral_storage": {"Size": 1024.0}`, 1024, true, Changed, "counts toward memory: 512 MB"},
+		{`, "ephemeral_storage": null`, 512, false, Honoured, "null"},
+	} {
+		t.Run(tc.settings, func(t *testing.T) {
+			p := writeSettings(t, "proj", "zappa_settings.json", `{"dev": {"app_function": "app.app"`+tc.settings+`}}`)
+			r, fn, _ := run(t, p, "")
+			if fn.EphemeralStorage != tc.tmpMB || strings.Contains(string(r.YAML), "ephemeral_storage:") != tc.written {
+				t.Errorf("ephemeral_storage %d, want %d (written: %v)\n%s", fn.EphemeralStorage, tc.tmpMB, tc.written, r.YAML)
+			}
+			if tc.note != "" {
+				wantNote(t, r, "ephemeral_storage", tc.kind, tc.note)
+			}
+		})
+	}
+}
+
 func TestImportProjectNameFromDirectory(t *testing.T) {
 	p := writeSettings(t, "My Project_dir", "zappa_settings.json", `{"dev": {"app_function": "app.app"}}`)
 	r, _, _ := run(t, p, "dev")
@@ -367,6 +395,10 @@ func TestImportErrors(t *testing.T) {
 			want: `stage "dev": memory_size: 64 MB is out of range; allowed: 128 to 10240 (MB)`},
 		{name: "memory not a number", body: `{"dev": {"app_function": "app.app", "memory_size": "512"}}`,
 			want: `memory_size: expected a whole number, got "512"`},
+		{name: "ephemeral_storage below Lambda's", body: `{"dev": {"app_function": "app.app", "ephemeral_storage": {"Size": 256}}}`,
+			want: `stage "dev": ephemeral_storage: Size 256 is out of range; allowed: 512 to 10240 (MB)`},
+		{name: "ephemeral_storage not Zappa's shape", body: `{"dev": {"app_function": "app.app", "ephemeral_storage": 1024}}`,
+			want: `ephemeral_storage: expected {"Size": MB}, got 1024`},
 		{name: "timeout above 900", body: `{"dev": {"app_function": "app.app", "timeout_seconds": 901}}`,
 			want: "timeout_seconds: 901 is out of range; allowed: 1 to 900"},
 		{name: "keep_warm negative", body: `{"dev": {"app_function": "app.app", "keep_warm": -1}}`,
