@@ -97,6 +97,9 @@ func child(mode string) {
 		fmt.Fprint(os.Stdout, "last line without newline")
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "readysleep": // says it runs, then sleeps
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
 	case "ignoreterm":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready", os.Getpid())

@@ -143,8 +143,9 @@ func TestStubOOMAndPeak(t *testing.T) {
 		t.Errorf("MaxMemoryMB = %d, want within [100,128]", mb)
 	}
 
-	p = stubStart(t, m, sandbox.Spec{ID: "small", MemoryMB: 128, Env: []string{childEnv + "=sleep"}})
-	time.Sleep(50 * time.Millisecond)
+	var ready collector
+	p = stubStart(t, m, sandbox.Spec{ID: "small", MemoryMB: 128, Output: ready.add, Env: []string{childEnv + "=readysleep"}})
+	ready.waitFor(t, "stdout: ready", 1) // the child runs: the stub's exec is behind it
 	small := p.MaxMemoryMB()
 	if err := p.Stop(context.Background(), 0); err != nil {
 		t.Fatal(err)
