@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stokehq/stoke/internal/admin/ui"
 )
@@ -157,6 +158,52 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	if code := post(token, "192.0.2.2:1234"); code != http.StatusSeeOther {
 		t.Errorf("another address: %d, want 303", code)
+	}
+}
+
+// A session ends by itself 12 hours after its login, and a limited
+// address may try again once the minute of its failures has passed: both
+// on the server's clock, not the browser's word.
+func TestSessionAndLimitExpire(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	auth := ui.NewAuth(token)
+	ui.SetClock(auth, func() time.Time { return now })
+	h := ui.Handler(auth, nil)
+	page := func(c *http.Cookie) int {
+		req := httptest.NewRequest("GET", "/cost", nil)
+		req.AddCookie(c)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	c := login(t, h)
+	now = now.Add(12*time.Hour - time.Second)
+	if code := page(c); code != 200 {
+		t.Errorf("the session just before 12 hours: %d", code)
+	}
+	now = now.Add(2 * time.Second)
+	if code := page(c); code != http.StatusSeeOther {
+		t.Errorf("the session after 12 hours: %d, want a redirect to the login", code)
+	}
+
+	post := func(tok string) int {
+		form := url.Values{"token": {tok}}
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = "192.0.2.7:1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for range 5 {
+		post("guess")
+	}
+	if code := post(token); code != http.StatusTooManyRequests {
+		t.Fatalf("the right token while limited: %d, want 429", code)
+	}
+	now = now.Add(time.Minute + time.Second)
+	if code := post(token); code != http.StatusSeeOther {
+		t.Errorf("the right token a minute later: %d, want 303", code)
 	}
 }
 
