@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/tune"
 )
 
@@ -115,6 +116,32 @@ func TestTuneEndToEnd(t *testing.T) {
 	onlyLive("after a tune", live)
 	if resp, _ := s.get("/hello"); resp.Header.Get("X-Stoke-Cold") != "false" {
 		t.Error("the live instance should still serve warm after a tune")
+	}
+	// The tune ran through gateway.Run with nothing recording: the
+	// function's invocations are the two GET /hello, nothing of the tune's
+	// 14. Records are written in order, in batches after the responses, so
+	// once the second GET's is there any of the tune's would be too.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var recs []record.Record
+		code, b := adminGet(t, dir, adm, "/v1/functions/hello/invocations?limit=100")
+		if err := json.Unmarshal(b, &recs); code != 200 || err != nil {
+			t.Fatalf("invocations: %d %v\n%s", code, err, b)
+		}
+		live := 0
+		for _, r := range recs {
+			if r.Path == "/hello" {
+				live++
+			}
+		}
+		if live == 2 {
+			if len(recs) != 2 {
+				t.Errorf("%d invocations recorded, want the 2 live ones: the tune's were recorded too", len(recs))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live invocations after 10 s: %d of 2", live)
+		}
 	}
 
 	// Failure: the temporary version never starts; the error says why.
