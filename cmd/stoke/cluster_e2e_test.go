@@ -249,6 +249,24 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+
+	// A node restarting with an older file (n3's still says GREETING one)
+	// leaves the cluster's newer version as it is, and says so.
+	n3 := nodes[2]
+	n3.stop()
+	n3.stokeProc = startStoke(t, bin, n3.cfg, n3.gw)
+	poll(t, 20*time.Second, "n3 back, serving the cluster's version 2", func() bool {
+		code, _, body := n3.try("/hello")
+		return code == 200 && strings.Contains(body, "two from hello (version 2,")
+	})
+	if !strings.Contains(n3.out.String(), "the cluster runs version 2") {
+		t.Errorf("n3 booted with an older file and did not say it runs the cluster's version:\n%s", n3.out.String())
+	}
+	for _, n := range nodes[:2] {
+		if code, _, body := n.try("/hello"); code != 200 || !strings.Contains(body, "two from hello (version 2,") {
+			t.Errorf("%s after n3 booted with an older file: %d %s", n.name, code, body)
+		}
+	}
 }
 
 // getH is GET path on the node's gateway, with the response's fields.
