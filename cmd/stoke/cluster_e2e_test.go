@@ -208,6 +208,23 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 		}
 	}
 
+	// Version 1's instances, by the unpacked files they run from.
+	var v1Dirs []string
+	running := func(dirs []string) []string {
+		var ps []string
+		for _, d := range dirs {
+			ps = append(ps, procsUnder(d+"/")...)
+		}
+		return ps
+	}
+	for _, n := range nodes {
+		dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(n.cfg), "data.artifacts", "hello", "*"))
+		v1Dirs = append(v1Dirs, dirs...)
+	}
+	if len(running(v1Dirs)) == 0 {
+		t.Fatalf("no instance of version 1 runs from %v", v1Dirs)
+	}
+
 	// A deploy on one node reaches the others.
 	two := strings.Replace(mustRead(t, cfgs[0]), "GREETING: one", "GREETING: two", 1)
 	if err := os.WriteFile(cfgs[0], []byte(two), 0o644); err != nil {
@@ -222,6 +239,8 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 			return code == 200 && strings.Contains(body, "two from hello (version 2,")
 		})
 	}
+	// Every node drained version 1: its instances are gone.
+	poll(t, 20*time.Second, "version 1's instances to stop on every node", func() bool { return len(running(v1Dirs)) == 0 })
 
 	// A failed build changes nothing anywhere.
 	bad := strings.Replace(two, "GREETING: two", "GREETING: three", 1)
