@@ -26,15 +26,18 @@ func costCmd(g *globals) *cobra.Command {
 the billing: prices of stoke.yaml (Lambda's x86 prices by default): the request
 charge, billed duration × memory, init time of cold starts (billed since
 2025-08-01; billing.bill_init), and keep_warm instances at the provisioned-
-concurrency price for the time this server has been up within the window.
+concurrency price for the part of the window the function has been deployed
+on this server (since its first deploy there, across versions).
 
 Then it replays the recorded arrivals through the same keep-alive code the pool
 runs (stoke simulate): the function's keep_alive policy against Lambda's fixed
 10-minute keep-alive — the cold starts it saved, priced as their init at the
 duration price, and the idle memory each kept, at the keep-warm price — and,
 for keep_warm 0, 1, 2, 3 and 5 under that policy, how many of the cold starts
-they would have removed and what they cost per day. The replay assumes one
-request per instance at a time and no max_instances limit.`,
+they would have removed and what they cost per day. The replay's keep_warm
+instances are idle from where the keep-warm column starts charging (or the
+first recorded arrival, if earlier), never before the function existed. It
+assumes one request per instance at a time and no max_instances limit.`,
 		Example: `  stoke cost
   stoke cost hello --since 1h`,
 		Args: cobra.MaximumNArgs(1),
@@ -114,8 +117,12 @@ func printCost(out io.Writer, rep *admin.CostReport, since time.Duration) error 
 		if f.Invocations == 0 || len(f.Advice) == 0 {
 			continue
 		}
-		fmt.Fprintf(out, "\n%s (%d MB, keep_warm %d): duration p50 %.2f ms, p95 %.2f ms, p99 %.2f ms\n",
-			f.Function, f.MemoryMB, f.KeepWarm, f.DurationP50, f.DurationP95, f.DurationP99)
+		deployed := ""
+		if f.KeepWarmSince.After(rep.Since) { // keep-warm and the replay count from the deploy, not the window's start
+			deployed = fmt.Sprintf("; deployed %s ago: keep-warm and the replay count from then", config.FormatDuration(rep.Until.Sub(f.KeepWarmSince).Round(time.Second)))
+		}
+		fmt.Fprintf(out, "\n%s (%d MB, keep_warm %d): duration p50 %.2f ms, p95 %.2f ms, p99 %.2f ms%s\n",
+			f.Function, f.MemoryMB, f.KeepWarm, f.DurationP50, f.DurationP95, f.DurationP99, deployed)
 		if f.KeepAlive != nil {
 			fmt.Fprintf(out, "  %s\n", keepAliveLine(f.KeepAlive))
 		}

@@ -68,7 +68,7 @@ func TestCostEndToEnd(t *testing.T) {
 	m := row.FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "last 1h; prices: $0.0000166667 per GB-s, $0.0000002 per request, init billed, keep-warm $0.0000041667 per GB-s, billed in 100ms steps") ||
 		!strings.Contains(out, "keep_warm 1 would have removed 1 of 1 cold starts for $0.62/day") ||
-		!strings.Contains(out, "hello (1769 MB, keep_warm 0): duration p50 ") ||
+		!regexp.MustCompile(`hello \(1769 MB, keep_warm 0\): duration p50 .* ms; deployed \d+s ago: keep-warm and the replay count from then\n`).MatchString(out) ||
 		!regexp.MustCompile(`keep_alive adaptive, replayed: 1 cold starts where fixed:10m makes 1 — saved 0 cold starts \(\$0 of init\), keeping [\d.]+ GB-s idle`).MatchString(out) {
 		t.Errorf("stoke cost:\n%s", out)
 	} else if gbs, _ := strconv.ParseFloat(m[1], 64); math.Abs(gbs-wantGBs) > 0.0011 {

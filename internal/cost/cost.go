@@ -94,22 +94,25 @@ type Usage struct {
 
 // Summary is one function's line of `stoke cost`.
 type Summary struct {
-	Function     string   `json:"function"`
-	MemoryMB     int      `json:"memory_mb,omitempty"` // as deployed now (0: not deployed)
-	KeepWarm     int      `json:"keep_warm"`           // as deployed now
-	Invocations  int64    `json:"invocations"`
-	ColdStarts   int64    `json:"cold_starts"`
-	Throttles    int64    `json:"throttles"`
-	GBSeconds    float64  `json:"gb_seconds"` // billed: duration, plus init when billed
-	RequestCost  float64  `json:"request_cost"`
-	DurationCost float64  `json:"duration_cost"`
-	InitCost     float64  `json:"init_cost"`
-	KeepWarmCost float64  `json:"keep_warm_cost"`
-	Total        float64  `json:"total"`
-	DurationP50  float64  `json:"duration_p50_ms"`
-	DurationP95  float64  `json:"duration_p95_ms"`
-	DurationP99  float64  `json:"duration_p99_ms"`
-	Advice       []Advice `json:"keep_warm_advice,omitempty"`
+	Function     string  `json:"function"`
+	MemoryMB     int     `json:"memory_mb,omitempty"` // as deployed now (0: not deployed)
+	KeepWarm     int     `json:"keep_warm"`           // as deployed now
+	Invocations  int64   `json:"invocations"`
+	ColdStarts   int64   `json:"cold_starts"`
+	Throttles    int64   `json:"throttles"`
+	GBSeconds    float64 `json:"gb_seconds"` // billed: duration, plus init when billed
+	RequestCost  float64 `json:"request_cost"`
+	DurationCost float64 `json:"duration_cost"`
+	InitCost     float64 `json:"init_cost"`
+	KeepWarmCost float64 `json:"keep_warm_cost"`
+	// KeepWarmSince is when KeepWarmCost starts: the window's start, or
+	// when the function was deployed on this server if later.
+	KeepWarmSince time.Time `json:"keep_warm_since,omitzero"`
+	Total         float64   `json:"total"`
+	DurationP50   float64   `json:"duration_p50_ms"`
+	DurationP95   float64   `json:"duration_p95_ms"`
+	DurationP99   float64   `json:"duration_p99_ms"`
+	Advice        []Advice  `json:"keep_warm_advice,omitempty"`
 	// KeepAlive is the keep-alive policy's idle memory and saved cold
 	// starts (a deployed function with invocations in the window).
 	KeepAlive *KeepAlive `json:"keep_alive,omitempty"`

@@ -42,16 +42,21 @@ func (p Prices) NewAdvice(n, memoryMB, replayed, recorded int) Advice {
 // holding an initialised instance costs); a saved cold start at its init
 // time billed at the duration price (what Lambda bills for an init).
 type KeepAlive struct {
-	Policy             string  `json:"policy"`
-	ColdStarts         int     `json:"cold_starts"`
-	BaselineColdStarts int     `json:"baseline_cold_starts"` // fixed:10m
-	Saved              int     `json:"cold_starts_saved"`    // baseline − policy; negative: more
-	SavedCost          float64 `json:"saved_cost"`           // Saved × init × memory at the duration price
-	IdleGBSeconds      float64 `json:"idle_gb_seconds"`
-	IdleCost           float64 `json:"idle_cost"`
-	BaselineIdleGBs    float64 `json:"baseline_idle_gb_seconds"`
-	BaselineIdleCost   float64 `json:"baseline_idle_cost"`
-	Prewarms           int     `json:"prewarms"`
+	Policy string `json:"policy"`
+	// Since is where the replay starts: the window's start, or when the
+	// function was deployed on this server if later (its first recorded
+	// arrival, if earlier still). Its keep_warm instances are idle from
+	// then, as the keep-warm column charges them.
+	Since              time.Time `json:"since"`
+	ColdStarts         int       `json:"cold_starts"`
+	BaselineColdStarts int       `json:"baseline_cold_starts"` // fixed:10m
+	Saved              int       `json:"cold_starts_saved"`    // baseline − policy; negative: more
+	SavedCost          float64   `json:"saved_cost"`           // Saved × init × memory at the duration price
+	IdleGBSeconds      float64   `json:"idle_gb_seconds"`
+	IdleCost           float64   `json:"idle_cost"`
+	BaselineIdleGBs    float64   `json:"baseline_idle_gb_seconds"`
+	BaselineIdleCost   float64   `json:"baseline_idle_cost"`
+	Prewarms           int       `json:"prewarms"`
 	// LiveIdleGBSeconds is what the running version's pool measured itself
 	// since it was deployed (not the window's replay).
 	LiveIdleGBSeconds float64 `json:"live_idle_gb_seconds"`

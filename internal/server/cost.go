@@ -52,8 +52,9 @@ func (s *Server) instanceCounts() []metrics.FunctionInstances {
 
 // Cost prices the invocations of function ("" for all) in the last `since`
 // (admin API GET /v1/cost). Keep-warm cost is for the part of the window
-// this server has been up, at each function's keep_warm as deployed now;
-// the advice replays each deployed function's recorded arrivals.
+// the function has been deployed on this server, at its keep_warm as
+// deployed now; the advice replays each deployed function's recorded
+// arrivals, its keep_warm instances warm over the same part (warmFrom).
 func (s *Server) Cost(ctx context.Context, function string, since time.Duration) (*admin.CostReport, error) {
 	if err := s.flush(ctx); err != nil {
 		return nil, err
@@ -63,9 +64,10 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 	s.mu.Lock()
 	cfgs := make(map[string]*config.Function, len(s.fns))
 	pools := map[string]*pool.Pool{}
+	deployedSince := map[string]time.Time{}
 	for name, d := range s.fns {
 		if function == "" || name == function {
-			cfgs[name], pools[name] = d.cfg, d.pool
+			cfgs[name], pools[name], deployedSince[name] = d.cfg, d.pool, d.since
 		}
 	}
 	s.mu.Unlock()
@@ -90,10 +92,6 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 	}
 	sort.Slice(us, func(i, j int) bool { return us[i].Function < us[j].Function })
 
-	up := now.Sub(from)
-	if from.Before(s.started) {
-		up = now.Sub(s.started)
-	}
 	rep := &admin.CostReport{Since: from, Until: now, Prices: s.prices, Functions: make([]cost.Summary, 0, len(us))}
 	for _, u := range us {
 		f := cfgs[u.Function]
@@ -101,22 +99,55 @@ func (s *Server) Cost(ctx context.Context, function string, since time.Duration)
 			rep.Functions = append(rep.Functions, s.prices.Summarize(u, 0, 0, 0))
 			continue
 		}
-		sum := s.prices.Summarize(u, f.Memory, f.KeepWarm, up)
+		warm := warmFrom(from, deployedSince[u.Function])
+		sum := s.prices.Summarize(u, f.Memory, f.KeepWarm, now.Sub(warm))
+		sum.KeepWarmSince = warm
 		arr, err := s.arrivals(ctx, u.Function, from)
 		if err != nil {
 			return nil, err
 		}
-		sum.Advice, sum.KeepAlive = s.replay(f, arr, from, now, live[u.Function])
+		sum.Advice, sum.KeepAlive = s.replay(f, arr, replayFrom(warm, from, arr), now, live[u.Function])
 		rep.Functions = append(rep.Functions, sum)
 	}
 	return rep, nil
 }
 
-// replay runs the window's recorded arrivals of f through the pool's own
-// keep-alive code (package simulate): f's policy with each keep_warm choice
-// for the advice, and fixed:10m (Lambda's) as the baseline its saved cold
-// starts and idle memory are measured against, priced with liveIdle (what
-// the running pool measured). Nothing without arrivals.
+// warmFrom is when a function's keep_warm instances start costing money
+// within a window from `from`: when it was deployed on this server, if
+// later. Keep-warm instances exist only while a version of the function
+// runs; a window reaching back before that charges nothing for it.
+func warmFrom(from, deployed time.Time) time.Time {
+	if deployed.After(from) {
+		return deployed
+	}
+	return from
+}
+
+// replayFrom is where the replay of arr starts, the instant its keep_warm
+// instances are idle from: warm (as the keep-warm column charges), or the
+// first recorded arrival if earlier (records outlive a restart of the
+// server; the function was deployed then too), never before the window.
+// The replay used to start at the window's start whatever the function's
+// age: a function ten minutes old kept 24 hours of idle memory.
+func replayFrom(warm, from time.Time, arr []cost.Arrival) time.Time {
+	start := warm
+	for _, a := range arr {
+		if a.Start.Before(start) {
+			start = a.Start
+		}
+	}
+	if start.Before(from) {
+		return from
+	}
+	return start
+}
+
+// replay runs f's recorded arrivals of [from, to) through the pool's own
+// keep-alive code (package simulate), keep_warm instances idle from `from`
+// (replayFrom): f's policy with each keep_warm choice for the advice, and
+// fixed:10m (Lambda's) as the baseline its saved cold starts and idle
+// memory are measured against, priced with liveIdle (what the running pool
+// measured). Nothing without arrivals.
 func (s *Server) replay(f *config.Function, arr []cost.Arrival, from, to time.Time, liveIdle float64) ([]cost.Advice, *cost.KeepAlive) {
 	if len(arr) == 0 {
 		return nil, nil
@@ -144,7 +175,7 @@ func (s *Server) replay(f *config.Function, arr []cost.Arrival, from, to time.Ti
 	}
 	own, base := by["deployed"], by[simulate.Fixed10m]
 	ka := &cost.KeepAlive{
-		Policy: f.KeepAlive.String(), ColdStarts: own.ColdStarts, BaselineColdStarts: base.ColdStarts,
+		Policy: f.KeepAlive.String(), Since: from, ColdStarts: own.ColdStarts, BaselineColdStarts: base.ColdStarts,
 		IdleGBSeconds: own.WastedMemoryGBs, BaselineIdleGBs: base.WastedMemoryGBs, Prewarms: own.Prewarms,
 		LiveIdleGBSeconds: liveIdle,
 	}

@@ -152,6 +152,9 @@ func (s *Server) applyLocked(ctx context.Context, cfg *config.Config, yaml []byt
 		}
 		d := s.newDeployed(cfg, f, v, isos[f.Name], s.budget)
 		d.fp = ao.fp(f)
+		if o := old[f.Name]; o != nil {
+			d.since = o.since // a new version: the function has been deployed (and kept warm) all along
+		}
 		if pr, ok := d.rt.(runtime.Preparer); ok {
 			if err := pr.Prepare(ctx); err != nil {
 				if old[f.Name] != nil {
@@ -295,7 +298,8 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 	if limit != nil {
 		limit.Start(p.Rescale)
 	}
-	return &deployed{cfg: f, iso: iso, version: version, pool: p, limit: limit, rt: rt, deployedAt: time.Now(), gw: &gateway.Function{
+	now := time.Now()
+	return &deployed{cfg: f, iso: iso, version: version, pool: p, limit: limit, rt: rt, deployedAt: now, since: now, gw: &gateway.Function{
 		Name: f.Name, Version: ver, MemoryMB: f.Memory, Timeout: f.Timeout, Routes: f.Routes, Pool: p,
 		Concurrency: f.Concurrency, InitBoost: f.InitBoost,
 	}}

@@ -72,7 +72,6 @@ type Server struct {
 	// gateway rounds with) they change on the next `stoke serve`.
 	prices  cost.Prices
 	metrics *metrics.Metrics
-	started time.Time // keep-warm instances have cost money since then
 
 	gwLn, adminLn net.Listener
 	gwSrv         *http.Server
@@ -101,6 +100,10 @@ type deployed struct {
 	rt         runtime.Runtime
 	gw         *gateway.Function
 	deployedAt time.Time
+	// since is when the function was first deployed on this server, under
+	// this version or an earlier one (deployedAt when it is the first):
+	// its keep_warm has cost money since then (stoke cost).
+	since time.Time
 	// unoffer stops offering the pool's idle instances to other nodes;
 	// nil for one node (cluster.go).
 	unoffer func()
@@ -131,7 +134,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if o.Out == nil {
 		o.Out = os.Stderr
 	}
-	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}, started: time.Now(), prices: prices(cfg.Billing),
+	s = &Server{o: o, log: o.Logger, fns: map[string]*deployed{}, prices: prices(cfg.Billing),
 		budget: pool.NewBudget(cfg.MemoryBudgetMB)}
 	srv := s // s is nil by the time an error return runs this
 	defer func() {
