@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -13,12 +14,25 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
 )
 
 // TestMain fails the package if any goroutine outlives its tests: every
 // node closed must have stopped its watchers, heartbeats, claims and the
-// embedded NATS server.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// embedded NATS server. The test binary doubles as the function's app of
+// the tests that run instances (hop_test.go).
+func TestMain(m *testing.M) {
+	sandbox.MaybeRunStub()
+	if os.Getenv("STOKE_CLUSTER_APP") == "1" {
+		helloApp()
+		return
+	}
+	sandboxtest.InOwnMountNamespace()
+	// The sandbox's spawner thread (sandbox/stub.go) lives as long as the
+	// process, by design: stubs die with it.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/stokehq/stoke/internal/sandbox.init.func3.1"))
+}
 
 const testSecret = "0123456789abcdef0123456789abcdef-test"
 

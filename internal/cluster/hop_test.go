@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/pool"
+	httprt "github.com/stokehq/stoke/internal/runtime/http"
+	"github.com/stokehq/stoke/internal/sandbox"
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
+)
+
+// helloApp is the function of these tests: a real process serving HTTP on
+// $PORT.
+func helloApp() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s from pid %d", r.URL.Path, os.Getpid())
+	})
+	_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
+}
+
+// helloPool is a started pool of helloApp with one instance kept warm, in
+// real cgroups.
+func helloPool(t *testing.T) *pool.Pool {
+	t.Helper()
+	sandboxtest.CheckNoLeaks(t)
+	sb, err := sandbox.New(slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close(context.Background()) })
+	f := &config.Function{
+		Name: "f", Runtime: "http", Command: []string{os.Args[0]}, Cwd: t.TempDir(),
+		Env:    map[string]string{"STOKE_CLUSTER_APP": "1"},
+		Memory: 128, Timeout: 10 * time.Second, Concurrency: 1, InitTimeout: 10 * time.Second,
+		Readiness: config.Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
+	}
+	p := pool.New(pool.Options{Runtime: httprt.New(httprt.Options{Function: f, Version: "1", Sandbox: sb}), KeepWarm: 1, MaxInstances: 1})
+	p.Start()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestClaimedInstanceOverTheHop: n2 claims n1's idle instance (a real
+// process) and runs a request on it over n1's peer listener; a claim whose
+// request never comes holds the instance reserved, and it goes back to
+// n1's pool by itself (reserveFor) — no node keeps it.
+func TestClaimedInstanceOverTheHop(t *testing.T) {
+	p := helloPool(t)
+	nodes := testClusterWith(t, 2, func(c *config.Cluster) { c.ClaimTimeout = 2 * time.Second })
+	n1, n2 := nodes[0], nodes[1]
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: n1.PeerHandler(), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	n1.SetPeer(ln.Addr().String())
+	waitFor(t, 10*time.Second, "n2 to learn n1's peer address", func() bool { return n2.members.peer("n1") != "" })
+	waitFor(t, 20*time.Second, "n1's keep_warm instance", p.Idle)
+	stop := n1.Offer("f", "1", p, false)
+	defer stop()
+
+	// claim asks from n2 until n2's server knows of n1's offer.
+	claim := func() *pool.Lease {
+		t.Helper()
+		var l *pool.Lease
+		waitFor(t, 10*time.Second, "a claim from n2 to win n1's instance", func() bool {
+			var err error
+			l, err = n2.Claim(context.Background(), "f", "1")
+			if err != nil && !errors.Is(err, ErrNoneIdle) {
+				t.Fatalf("claim: %v", err)
+			}
+			return err == nil
+		})
+		return l
+	}
+
+	l := claim()
+	if p.Idle() {
+		t.Fatal("n1's only instance is claimed, yet its pool says idle")
+	}
+	w := httptest.NewRecorder()
+	if err := l.Instance.Invoke(w, httptest.NewRequest("GET", "http://example/x?y=1", nil)); err != nil {
+		t.Fatalf("invoke over the hop: %v", err)
+	}
+	l.Release()
+	body, _ := io.ReadAll(w.Result().Body)
+	if w.Code != 200 || w.Header().Get(HeaderNode) != "n1" || string(body) != fmt.Sprintf("hello /x from pid %d", p.Instances()[0].Pid) {
+		t.Fatalf("over the hop: %d node %q: %s", w.Code, w.Header().Get(HeaderNode), body)
+	}
+	waitFor(t, 10*time.Second, "n1's instance idle again after the request", p.Idle)
+
+	// Claimed, never used, never released: reserved, then given back.
+	_ = claim()
+	if p.Idle() || reserved(n1) != 1 {
+		t.Fatalf("a claimed instance: pool idle %v, %d reservations", p.Idle(), reserved(n1))
+	}
+	waitFor(t, 10*time.Second, "the unused reservation to give the instance back", p.Idle)
+	if r := reserved(n1); r != 0 {
+		t.Fatalf("%d reservations left after the instance went back", r)
+	}
+}
+
+// reserved counts the node's instances reserved for claims.
+func reserved(n *Node) int {
+	n.claims.mu.Lock()
+	defer n.claims.mu.Unlock()
+	return len(n.claims.m)
+}
