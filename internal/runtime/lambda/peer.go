@@ -1,19 +1,19 @@
 package lambdart
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
-
-	"github.com/vishvananda/netlink"
 )
 
 // peerListener accepts only connections whose socket belongs to the
 // function's user: the Runtime API listens on loopback, where any process
 // on the host can connect, and a neighbour must not poll another
 // function's events or post its answers. The kernel is asked who owns the
-// connecting socket (sock_diag, the exact 4-tuple: no /proc/net/tcp scan),
-// once per connection; the bootstrap keeps its connection alive.
+// connecting socket (sock_diag, a lookup of the exact 4-tuple: no
+// /proc/net/tcp scan, no dump; sockdiag.go), once per connection; the
+// bootstrap keeps its connection alive.
 //
 // Instances of the same function share its user, so this separates
 // functions, not the instances of one (docs/SECURITY.md). A function with
@@ -24,6 +24,15 @@ type peerListener struct {
 	log *slog.Logger
 }
 
+var errNotTCP = errors.New("not a TCP connection")
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func (l peerListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -31,13 +40,19 @@ func (l peerListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		// The client's socket: its local address is our remote one.
-		s, err := netlink.SocketGet(c.RemoteAddr(), c.LocalAddr())
-		if err == nil && s.UID == l.uid {
+		var uid uint32
+		err = errNotTCP
+		from, fok := c.RemoteAddr().(*net.TCPAddr)
+		to, tok := c.LocalAddr().(*net.TCPAddr)
+		if fok && tok {
+			uid, err = socketUID(from, to)
+		}
+		if err == nil && uid == l.uid {
 			return c, nil
 		}
-		owner := "unknown"
+		owner := "unknown: " + errString(err)
 		if err == nil {
-			owner = "uid " + strconv.FormatUint(uint64(s.UID), 10)
+			owner = "uid " + strconv.FormatUint(uint64(uid), 10)
 		}
 		l.log.Warn("Runtime API: refused a connection from another user's process", "from", c.RemoteAddr().String(), "owner", owner, "want_uid", l.uid)
 		c.Close()
