@@ -51,13 +51,23 @@ func benchCold(ctx context.Context, e *env) error {
 		return err
 	}
 	defer plain.stop()
+	// With -main-bin, main's Stoke (isolated) in the same run: what this
+	// build changes.
+	mainS, err := e.startMainStoke(ctx, "cold-main", cfg.String(), e.hello)
+	if err != nil {
+		return err
+	}
+	servers := []*stokeProc{s, plain}
+	if mainS != nil {
+		defer mainS.stop()
+		servers = append(servers, mainS)
+	}
 
 	client := &http.Client{Timeout: 20 * time.Second}
 	const settle = 20 * time.Millisecond
 	// Stoke keeps idle sandbox stubs and refills them ~50 ms after one is
 	// used; a start measured while a refill runs shares the CPUs with it.
 	// Wait for the pool to be full before every start (Stoke or direct).
-	servers := []*stokeProc{s, plain}
 	stubs := make([]int, len(servers))
 	for i, srv := range servers {
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -121,6 +131,9 @@ func benchCold(ctx context.Context, e *env) error {
 	}
 	vs := []variant{{"stoke 3538 MB, isolated", stokeStart(s, 3538)}, {"direct", direct},
 		{"stoke 3538 MB, not isolated", stokeStart(plain, 3538)}, {"stoke 128 MB, isolated", stokeStart(s, 128)}}
+	if mainS != nil {
+		vs = append(vs, variant{"main's stoke 3538 MB, isolated", stokeStart(mainS, 3538)})
+	}
 	res := make([][]time.Duration, len(vs))
 	// Warm the page cache and both code paths once, unmeasured.
 	for _, v := range vs {
@@ -133,10 +146,10 @@ func benchCold(ctx context.Context, e *env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// Alternate the order so neither the headline pair always goes first.
-		order := []int{0, 1, 2, 3}
-		if i%2 == 1 {
-			order = []int{1, 0, 3, 2}
+		// Rotate the order so no variant always goes first.
+		order := make([]int, len(vs))
+		for k := range order {
+			order[k] = (k + i) % len(vs)
 		}
 		for _, k := range order {
 			d, err := vs[k].run()
@@ -183,6 +196,10 @@ func benchCold(ctx context.Context, e *env) error {
 	fmt.Printf("target: stoke 3538 MB (isolated) adds ≤ 3 ms at p50: adds %.2f ms → %s\n", float64(add)/1e6, verdict)
 	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
 		float64(pct(res[0], .5)-pct(res[2], .5))/1e6, float64(pct(res[0], .99)-pct(res[2], .99))/1e6)
+	if mainS != nil {
+		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
+			float64(pct(res[0], .5)-pct(res[4], .5))/1e6, float64(pct(res[0], .99)-pct(res[4], .99))/1e6)
+	}
 	return nil
 }
 

@@ -251,6 +251,7 @@ func status(pid int, key string) float64 {
 // stokeProc is one running `stoke serve` with a generated config.
 type stokeProc struct {
 	e     *env
+	bin   string // the stoke binary it runs (its stubs' command line)
 	cmd   *exec.Cmd
 	gw    string // http://127.0.0.1:port
 	admin string
@@ -302,7 +303,7 @@ func (e *env) startStokeAt(ctx context.Context, name, host, body string, wait ti
 	if err != nil {
 		return nil, err
 	}
-	s := &stokeProc{e: e, cmd: c, dir: dir, pid: c.Process.Pid,
+	s := &stokeProc{e: e, bin: e.stoke, cmd: c, dir: dir, pid: c.Process.Pid,
 		gw: fmt.Sprintf("http://%s:%d", host, gp), admin: fmt.Sprintf("http://%s:%d", host, ap),
 		hc: &http.Client{Timeout: 10 * time.Second}}
 	deadline := time.Now().Add(wait)
@@ -501,4 +502,16 @@ func appProcs(dir, base string) []int {
 		}
 	}
 	return out
+}
+
+// startMainStoke is startStoke with the binary of -main-bin (nil, nil
+// without it): main's Stoke, measured in the same run as this build's.
+func (e *env) startMainStoke(ctx context.Context, name, body string, apps ...string) (*stokeProc, error) {
+	if *flagMainBin == "" {
+		return nil, nil
+	}
+	cur := e.stoke
+	e.stoke = *flagMainBin
+	defer func() { e.stoke = cur }()
+	return e.startStoke(ctx, name, body, apps...)
 }

@@ -144,7 +144,7 @@ func children(ppid int) []int {
 func (s *stokeProc) idleStubs() int {
 	n := 0
 	for _, pid := range children(s.pid) {
-		if cmdline(pid) == s.e.stoke {
+		if cmdline(pid) == s.bin {
 			n++
 		}
 	}

@@ -29,6 +29,10 @@ import (
 // (the one a start uses is replaced ~50 ms later; that must not overlap the
 // next start); then 20 ms of quiet. Every Stoke start is checked cold in
 // Stoke's own records (by request id).
+//
+// In the same run, interleaved (the order rotates every round): the same
+// function on a Stoke with `sandbox: {isolation: false}` (what isolation
+// costs) and, with -main-bin, on main's Stoke (what this build changes).
 func benchLambdaCold(ctx context.Context, e *env) error {
 	echoBin, err := e.buildBin(ctx, "lambda-echo", "./examples/lambda-echo")
 	if err != nil {
@@ -54,16 +58,34 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		return err
 	}
 	defer s.stopWith()
+	// The same functions not isolated (what isolation costs), and with
+	// -main-bin on main's Stoke (what this build changes), in the same run.
+	plain, err := e.startStoke(ctx, "lambda-cold-plain", "sandbox: {isolation: false}\n"+cfg.String(), echoBin)
+	if err != nil {
+		return err
+	}
+	defer plain.stopWith()
+	mainS, err := e.startMainStoke(ctx, "lambda-cold-main", cfg.String(), echoBin)
+	if err != nil {
+		return err
+	}
+	servers := []*stokeProc{s, plain}
+	if mainS != nil {
+		defer mainS.stopWith()
+		servers = append(servers, mainS)
+	}
 
-	// How many idle stubs Stoke keeps: wait for the pool to fill.
-	stubs := 0
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		stubs = max(stubs, s.idleStubs())
-		if stubs >= 2 {
-			break
+	// How many idle stubs each Stoke keeps: wait for the pools to fill.
+	stubs := make([]int, len(servers))
+	for i, srv := range servers {
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			stubs[i] = max(stubs[i], srv.idleStubs())
+			if stubs[i] >= 2 {
+				break
+			}
 		}
 	}
-	fmt.Printf("Stoke keeps %d idle sandbox stubs\n", stubs)
+	fmt.Printf("Stoke keeps %v idle sandbox stubs\n", stubs)
 
 	rapi, err := newRuntimeStub()
 	if err != nil {
@@ -74,14 +96,16 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 20 * time.Second}
 	const settle = 20 * time.Millisecond
 	quiet := func() error {
-		if err := s.waitQuiet(ctx, 10*time.Second, stubs, "lambda-echo"); err != nil {
-			return err
+		for i, srv := range servers {
+			if err := srv.waitQuiet(ctx, 10*time.Second, stubs[i], "lambda-echo"); err != nil {
+				return err
+			}
 		}
 		time.Sleep(settle)
 		return nil
 	}
 	reqIDs := map[int][]string{}
-	stokeStart := func(mem int) func() (time.Duration, time.Duration, error) {
+	stokeStart := func(s *stokeProc, mem int) func() (time.Duration, time.Duration, error) {
 		url := fmt.Sprintf("%s/2015-03-31/functions/c%d/invocations", s.gw, mem)
 		return func() (time.Duration, time.Duration, error) {
 			if err := quiet(); err != nil {
@@ -101,7 +125,9 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 			if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
 				return 0, 0, fmt.Errorf("%s %s: %s", resp.Status, resp.Header.Get("X-Amz-Function-Error"), tail(string(b), 300))
 			}
-			reqIDs[mem] = append(reqIDs[mem], resp.Header.Get("X-Amzn-Requestid"))
+			if s == servers[0] {
+				reqIDs[mem] = append(reqIDs[mem], resp.Header.Get("X-Amzn-Requestid"))
+			}
 			return d, 0, nil
 		}
 	}
@@ -115,7 +141,11 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		name string
 		run  func() (time.Duration, time.Duration, error)
 	}
-	vs := []variant{{"stoke 3538", stokeStart(3538)}, {"direct", direct}, {"stoke 1769", stokeStart(1769)}}
+	vs := []variant{{"stoke 3538", stokeStart(s, 3538)}, {"direct", direct}, {"stoke 1769", stokeStart(s, 1769)},
+		{"stoke 3538 not isolated", stokeStart(plain, 3538)}}
+	if mainS != nil {
+		vs = append(vs, variant{"main's stoke 3538", stokeStart(mainS, 3538)})
+	}
 	// Warm the page cache and every path once, unmeasured.
 	for _, v := range vs {
 		if _, _, err := v.run(); err != nil {
@@ -132,9 +162,10 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		order := []int{0, 1, 2}
-		if i%2 == 1 {
-			order = []int{1, 2, 0}
+		// Rotate the order so no variant always goes first.
+		order := make([]int, len(vs))
+		for k := range order {
+			order[k] = (k + i) % len(vs)
 		}
 		for _, k := range order {
 			d, dn, err := vs[k].run()
@@ -189,7 +220,10 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 	fmt.Printf("| bootstrap direct: exec → first /next (its init) | %d | %s | %s | %+.2f ms | %+.2f ms | — |\n", len(next), ms(dn50), ms(dn99),
 		float64(dn50-dr50)/1e6, float64(dn99-dr99)/1e6)
 	fmt.Printf("| bootstrap direct: exec → first /response (baseline) | %d | %s | %s | — | — | %+.2f ms |\n", len(res[1]), ms(dr50), ms(dr99), float64(dr50-dn50)/1e6)
-	for _, k := range []int{0, 2} {
+	for k := range vs {
+		if k == 1 {
+			continue
+		}
 		p50, p99 := pct(res[k], .5), pct(res[k], .99)
 		fmt.Printf("| %s: Invoke API, request → response | %d | %s | %s | %+.2f ms | %+.2f ms | %+.2f ms |\n", vs[k].name, len(res[k]), ms(p50), ms(p99),
 			float64(p50-dr50)/1e6, float64(p99-dr99)/1e6, float64(p50-dn50)/1e6)
@@ -208,6 +242,12 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 	}
 	fmt.Printf("target: cold Invoke (3538 MB) adds ≤ 3 ms p50 to the bootstrap's exec → first /response: adds %.2f ms → %s (vs exec → first /next: %+.2f ms)\n",
 		float64(add)/1e6, verdict, float64(pct(res[0], .5)-dn50)/1e6)
+	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
+		float64(pct(res[0], .5)-pct(res[3], .5))/1e6, float64(pct(res[0], .99)-pct(res[3], .99))/1e6)
+	if mainS != nil {
+		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
+			float64(pct(res[0], .5)-pct(res[4], .5))/1e6, float64(pct(res[0], .99)-pct(res[4], .99))/1e6)
+	}
 	if notCold > 0 {
 		return fmt.Errorf("%d measured starts were not cold", notCold)
 	}

@@ -3,7 +3,7 @@
 // bench/cmd/plainproxy, runs `stoke serve` as a subprocess with a generated
 // config on free loopback ports, and stops every process it started.
 //
-//	go run ./bench/cmd/stokebench cold    # cold start vs starting the app directly
+//	go run ./bench/cmd/stokebench cold    # cold start vs starting the app directly (-main-bin: and main's Stoke)
 //	go run ./bench/cmd/stokebench warm    # warm latency (c=1) and throughput (wrk -c64)
 //	go run ./bench/cmd/stokebench burst   # 200 concurrent requests on a cold function
 //	go run ./bench/cmd/stokebench rss     # Stoke's RSS with 100 idle functions
@@ -12,7 +12,7 @@
 // and, for Lambda functions (not part of all; `lambda` runs both):
 //
 //	go run ./bench/cmd/stokebench lambda-warm  # Invoke API / route / http function / direct, c=1 and c=32
-//	go run ./bench/cmd/stokebench lambda-cold  # cold Invoke vs the bootstrap's own start
+//	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] lambda-cold  # cold Invoke vs the bootstrap's own start
 //
 // and, for examples/django-drf on the python-wsgi runtime (not part of all):
 //
