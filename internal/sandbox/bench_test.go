@@ -208,23 +208,17 @@ func BenchmarkStartInterleaved(b *testing.B) {
 // with code the function's user owns (no idmap); and isolated with
 // network: none (a network namespace made per start). Medians reported.
 func BenchmarkIsolatedStart(b *testing.B) {
-	iso := isolatedManager(b)
-	// Under a root of its own: a second Manager in the same process would
-	// otherwise sweep the first's cgroups (stoke/<this pid>) as stale.
-	// Not through newManager: its leak check would run while iso is open.
-	plain, err := sandbox.NewWithOptions(slog.New(slog.DiscardHandler), sandbox.Options{Stubs: 2, Root: "stokebench-plain"})
-	if err != nil {
-		b.Fatal(err)
+	if os.Geteuid() != 0 {
+		sandboxtest.SkipWithoutCgroups(b, "isolation needs root")
 	}
-	b.Cleanup(func() {
-		if err := plain.Close(context.Background()); err != nil {
-			b.Error(err)
-		}
-		for _, h := range []string{"memory", "cpu", "pids"} {
-			_ = os.Remove("/sys/fs/cgroup/" + h + "/stokebench-plain/stoke")
-			_ = os.Remove("/sys/fs/cgroup/" + h + "/stokebench-plain")
-		}
-	})
+	// Each Manager under a cgroup root of its own, a sibling of stoke/:
+	// a second Manager in the same process would otherwise sweep the
+	// first's cgroups (stoke/<this pid>) as stale, and on a shared host the
+	// stoke/ tree holds every other Stoke's instances, whose load the
+	// isolated starts would share and the plain ones not. Not through
+	// newManager: its leak check would run while the other is open.
+	iso := ownRootManager(b, "stokebench-iso", sandbox.Options{Isolate: true})
+	plain := ownRootManager(b, "stokebench-plain", sandbox.Options{Stubs: 2})
 	code, exe := codeDir(b)
 	owned, ownedExe := codeDir(b)
 	const uid = 200950
@@ -273,4 +267,42 @@ func BenchmarkIsolatedStart(b *testing.B) {
 	b.ReportMetric(med(ds[2]), "isolated-noidmap-ms")
 	b.ReportMetric(med(ds[3]), "isolated-nonet-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// ownRootManager is a Manager whose cgroups live under root (see
+// BenchmarkIsolatedStart), removed again at the end.
+func ownRootManager(b *testing.B, root string, opts sandbox.Options) *sandbox.Manager {
+	opts.Root = root
+	m, err := sandbox.NewWithOptions(slog.New(slog.DiscardHandler), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !m.Enforced() {
+		sandboxtest.SkipWithoutCgroups(b, "cgroups not usable here")
+	}
+	b.Cleanup(func() {
+		if err := m.Close(context.Background()); err != nil {
+			b.Error(err)
+		}
+		for _, h := range []string{"memory", "cpu", "pids"} {
+			_ = os.Remove("/sys/fs/cgroup/" + h + "/" + root + "/stoke")
+			_ = os.Remove("/sys/fs/cgroup/" + h + "/" + root)
+		}
+	})
+	return m
+}
+
+// BenchmarkNewNetNS is what `network: none` adds to a start: a network
+// namespace (CLONE_NEWNET) with lo up, made and let go.
+func BenchmarkNewNetNS(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	for b.Loop() {
+		ns, err := sandbox.NewNetNS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ns.Close()
+	}
 }

@@ -122,17 +122,32 @@ func benchCold(ctx context.Context, e *env) error {
 			return d, nil
 		}
 	}
-	direct := func() (time.Duration, error) {
-		if err := waitIdle(); err != nil {
-			return 0, err
-		}
-		time.Sleep(settle)
-		return directStart(ctx, e)
+	cg, err := newCgThread()
+	if err != nil {
+		return err
 	}
-	vs := []variant{{"stoke 3538 MB, isolated", stokeStart(s, 3538)}, {"direct", direct},
+	if cg != nil {
+		defer cg.close()
+	}
+	direct := func(cg *cgThread) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			if err := waitIdle(); err != nil {
+				return 0, err
+			}
+			time.Sleep(settle)
+			return directStart(ctx, e, cg)
+		}
+	}
+	vs := []variant{{"stoke 3538 MB, isolated", stokeStart(s, 3538)}, {"direct", direct(nil)},
 		{"stoke 3538 MB, not isolated", stokeStart(plain, 3538)}, {"stoke 128 MB, isolated", stokeStart(s, 128)}}
+	kMain, kBeside := -1, -1
 	if mainS != nil {
+		kMain = len(vs)
 		vs = append(vs, variant{"main's stoke 3538 MB, isolated", stokeStart(mainS, 3538)})
+	}
+	if cg != nil {
+		kBeside = len(vs)
+		vs = append(vs, variant{"direct, forked in a cpu cgroup beside Stoke's (stoke/stokebench-<pid>)", direct(cg)})
 	}
 	res := make([][]time.Duration, len(vs))
 	// Warm the page cache and both code paths once, unmeasured.
@@ -196,9 +211,13 @@ func benchCold(ctx context.Context, e *env) error {
 	fmt.Printf("target: stoke 3538 MB (isolated) adds ≤ 3 ms at p50: adds %.2f ms → %s\n", float64(add)/1e6, verdict)
 	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
 		float64(pct(res[0], .5)-pct(res[2], .5))/1e6, float64(pct(res[0], .99)-pct(res[2], .99))/1e6)
-	if mainS != nil {
+	if kMain >= 0 {
 		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
-			float64(pct(res[0], .5)-pct(res[4], .5))/1e6, float64(pct(res[0], .99)-pct(res[4], .99))/1e6)
+			float64(pct(res[0], .5)-pct(res[kMain], .5))/1e6, float64(pct(res[0], .99)-pct(res[kMain], .99))/1e6)
+	}
+	if kBeside >= 0 {
+		fmt.Printf("over the bare start beside Stoke's instances (same CPU share): adds %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated)\n",
+			float64(pct(res[0], .5)-pct(res[kBeside], .5))/1e6, float64(pct(res[0], .99)-pct(res[kBeside], .99))/1e6)
 	}
 	return nil
 }
@@ -206,7 +225,8 @@ func benchCold(ctx context.Context, e *env) error {
 var errNotCold = fmt.Errorf("answered by a warm instance")
 
 // directStart execs hello and polls GET / as fast as it can until a 200.
-func directStart(ctx context.Context, e *env) (time.Duration, error) {
+// With cg, hello is forked on cg's thread, in its cgroup.
+func directStart(ctx context.Context, e *env, cg *cgThread) (time.Duration, error) {
 	port := freePort()
 	url := fmt.Sprintf("http://127.0.0.1:%d/c", port)
 	tr := &http.Transport{DisableKeepAlives: true}
@@ -214,8 +234,15 @@ func directStart(ctx context.Context, e *env) (time.Duration, error) {
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	cmd := exec.Command(e.hello)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "GREETING=hi")
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	var t0 time.Time
+	var err error
+	start := func() { t0 = time.Now(); err = cmd.Start() }
+	if cg != nil {
+		cg.run(start)
+	} else {
+		start()
+	}
+	if err != nil {
 		return 0, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()

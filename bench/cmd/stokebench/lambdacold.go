@@ -131,20 +131,35 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 			return d, 0, nil
 		}
 	}
-	direct := func() (time.Duration, time.Duration, error) {
-		if err := quiet(); err != nil {
-			return 0, 0, err
+	cg, err := newCgThread()
+	if err != nil {
+		return err
+	}
+	if cg != nil {
+		defer cg.close()
+	}
+	direct := func(cg *cgThread) func() (time.Duration, time.Duration, error) {
+		return func() (time.Duration, time.Duration, error) {
+			if err := quiet(); err != nil {
+				return 0, 0, err
+			}
+			return rapi.run(ctx, e, echoBin, cg)
 		}
-		return rapi.run(ctx, e, echoBin)
 	}
 	type variant struct {
 		name string
 		run  func() (time.Duration, time.Duration, error)
 	}
-	vs := []variant{{"stoke 3538", stokeStart(s, 3538)}, {"direct", direct}, {"stoke 1769", stokeStart(s, 1769)},
+	vs := []variant{{"stoke 3538", stokeStart(s, 3538)}, {"direct", direct(nil)}, {"stoke 1769", stokeStart(s, 1769)},
 		{"stoke 3538 not isolated", stokeStart(plain, 3538)}}
+	kMain, kBeside := -1, -1
 	if mainS != nil {
+		kMain = len(vs)
 		vs = append(vs, variant{"main's stoke 3538", stokeStart(mainS, 3538)})
+	}
+	if cg != nil {
+		kBeside = len(vs)
+		vs = append(vs, variant{"direct beside Stoke's instances", direct(cg)})
 	}
 	// Warm the page cache and every path once, unmeasured.
 	for _, v := range vs {
@@ -178,7 +193,7 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 				continue
 			}
 			res[k] = append(res[k], d)
-			if dn > 0 {
+			if dn > 0 && k == 1 {
 				next = append(next, dn)
 			}
 		}
@@ -220,8 +235,13 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 	fmt.Printf("| bootstrap direct: exec → first /next (its init) | %d | %s | %s | %+.2f ms | %+.2f ms | — |\n", len(next), ms(dn50), ms(dn99),
 		float64(dn50-dr50)/1e6, float64(dn99-dr99)/1e6)
 	fmt.Printf("| bootstrap direct: exec → first /response (baseline) | %d | %s | %s | — | — | %+.2f ms |\n", len(res[1]), ms(dr50), ms(dr99), float64(dr50-dn50)/1e6)
+	if kBeside >= 0 {
+		p50, p99 := pct(res[kBeside], .5), pct(res[kBeside], .99)
+		fmt.Printf("| bootstrap direct, forked in a cpu cgroup beside Stoke's (stoke/stokebench-<pid>): exec → first /response | %d | %s | %s | %+.2f ms | %+.2f ms | — |\n",
+			len(res[kBeside]), ms(p50), ms(p99), float64(p50-dr50)/1e6, float64(p99-dr99)/1e6)
+	}
 	for k := range vs {
-		if k == 1 {
+		if k == 1 || k == kBeside {
 			continue
 		}
 		p50, p99 := pct(res[k], .5), pct(res[k], .99)
@@ -244,9 +264,13 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		float64(add)/1e6, verdict, float64(pct(res[0], .5)-dn50)/1e6)
 	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
 		float64(pct(res[0], .5)-pct(res[3], .5))/1e6, float64(pct(res[0], .99)-pct(res[3], .99))/1e6)
-	if mainS != nil {
+	if kMain >= 0 {
 		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
-			float64(pct(res[0], .5)-pct(res[4], .5))/1e6, float64(pct(res[0], .99)-pct(res[4], .99))/1e6)
+			float64(pct(res[0], .5)-pct(res[kMain], .5))/1e6, float64(pct(res[0], .99)-pct(res[kMain], .99))/1e6)
+	}
+	if kBeside >= 0 {
+		fmt.Printf("over the bare start beside Stoke's instances (same CPU share): adds %+.2f ms at p50, %+.2f ms at p99 (3538 MB)\n",
+			float64(pct(res[0], .5)-pct(res[kBeside], .5))/1e6, float64(pct(res[0], .99)-pct(res[kBeside], .99))/1e6)
 	}
 	if notCold > 0 {
 		return fmt.Errorf("%d measured starts were not cold", notCold)
@@ -344,7 +368,8 @@ var directRuns int
 
 // run execs the bootstrap with the Runtime API of rs and Lambda's
 // environment, and returns exec → /response and exec → first /next.
-func (rs *runtimeStub) run(ctx context.Context, e *env, bin string) (time.Duration, time.Duration, error) {
+// With cg, the bootstrap is forked on cg's thread, in its cgroup.
+func (rs *runtimeStub) run(ctx context.Context, e *env, bin string, cg *cgThread) (time.Duration, time.Duration, error) {
 	directRuns++
 	run := &stubRun{id: fmt.Sprintf("direct-%d", directRuns), next: make(chan time.Time, 1), done: make(chan error, 1)}
 	rs.mu.Lock()
@@ -356,8 +381,15 @@ func (rs *runtimeStub) run(ctx context.Context, e *env, bin string) (time.Durati
 		"AWS_LAMBDA_RUNTIME_API="+rs.ln.Addr().String(),
 		"AWS_LAMBDA_FUNCTION_NAME=direct", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=3538",
 		"AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "_HANDLER=lambda-echo", "TZ=:UTC")
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	var t0 time.Time
+	var err error
+	start := func() { t0 = time.Now(); err = cmd.Start() }
+	if cg != nil {
+		cg.run(start)
+	} else {
+		start()
+	}
+	if err != nil {
 		return 0, 0, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
