@@ -409,9 +409,6 @@ func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) 
 		if err := p.boost(spec); err != nil {
 			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 		}
-		if err := s.cg.rename(m.h, spec.ID); err != nil && !s.cg.v2 {
-			m.log.Warn("sandbox: cannot rename stub cgroup; it keeps its stub name", "id", spec.ID, "cgroup", s.cg.dir, "err", err)
-		}
 	}
 	env := spec.Env
 	if env == nil {
@@ -475,6 +472,14 @@ func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) 
 		return nil, fmt.Errorf("start sandbox %s: hand spec to stub: %w", spec.ID, m.stubWait(ctx, err))
 	}
 	runtime.KeepAlive(spec.Files)
+	if s.cg != nil {
+		// Renamed while the stub builds the view and execs, not before:
+		// the name is the tree's bookkeeping, which the app's start does
+		// not wait for (3 directory renames, ~0.15 ms).
+		if err := s.cg.rename(m.h, spec.ID); err != nil && !s.cg.v2 {
+			m.log.Warn("sandbox: cannot rename stub cgroup; it keeps its stub name", "id", spec.ID, "cgroup", s.cg.dir, "err", err)
+		}
+	}
 	reply, err := io.ReadAll(s.ctl)
 	_ = s.ctl.Close()
 	if err != nil {
