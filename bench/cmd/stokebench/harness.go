@@ -515,3 +515,41 @@ func (e *env) startMainStoke(ctx context.Context, name, body string, apps ...str
 	defer func() { e.stoke = cur }()
 	return e.startStoke(ctx, name, body, apps...)
 }
+
+// paired collects one duration per variant per round, for per-round
+// differences: on this VM the load swings within a run, and two starts
+// made one after the other in the same round see nearly the same load.
+type paired map[int]map[int]time.Duration // round → variant → duration
+
+func (p paired) add(round, variant int, d time.Duration) {
+	if p[round] == nil {
+		p[round] = map[int]time.Duration{}
+	}
+	p[round][variant] = d
+}
+
+// diff returns the median and the 10th and 90th percentiles of a − b over
+// the rounds that have both, and how many rounds that is.
+func (p paired) diff(a, b int) (p50, p10, p90 time.Duration, n int) {
+	var ds []time.Duration
+	for _, r := range p {
+		da, oka := r[a]
+		db, okb := r[b]
+		if oka && okb {
+			ds = append(ds, da-db)
+		}
+	}
+	if len(ds) == 0 {
+		return 0, 0, 0, 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	return at(.5), at(.1), at(.9), len(ds)
+}
+
+// printDiff says what a costs over b, round by round.
+func (p paired) printDiff(what string, a, b int) {
+	p50, p10, p90, n := p.diff(a, b)
+	fmt.Printf("%s, per round (%d rounds): median %+.2f ms (10th–90th percentile %+.2f to %+.2f ms)\n",
+		what, n, float64(p50)/1e6, float64(p10)/1e6, float64(p90)/1e6)
+}

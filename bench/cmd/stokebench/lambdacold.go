@@ -171,6 +171,7 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		reqIDs[m] = nil
 	}
 	res := make([][]time.Duration, len(vs))
+	rounds := paired{}
 	var next []time.Duration // direct: exec → first /next
 	errs := 0
 	for i := 0; i < *flagN; i++ {
@@ -193,6 +194,7 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 				continue
 			}
 			res[k] = append(res[k], d)
+			rounds.add(i, k, d)
 			if dn > 0 && k == 1 {
 				next = append(next, dn)
 			}
@@ -264,9 +266,15 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		float64(add)/1e6, verdict, float64(pct(res[0], .5)-dn50)/1e6)
 	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
 		float64(pct(res[0], .5)-pct(res[3], .5))/1e6, float64(pct(res[0], .99)-pct(res[3], .99))/1e6)
+	rounds.printDiff("isolation (3538 MB, isolated − not isolated)", 0, 3)
+	rounds.printDiff("over the bare start (3538 MB − direct)", 0, 1)
 	if kMain >= 0 {
 		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
 			float64(pct(res[0], .5)-pct(res[kMain], .5))/1e6, float64(pct(res[0], .99)-pct(res[kMain], .99))/1e6)
+		rounds.printDiff("this build − main's (3538 MB, isolated)", 0, kMain)
+	}
+	if kBeside >= 0 {
+		rounds.printDiff("over the bare start beside Stoke's instances (3538 MB − direct beside)", 0, kBeside)
 	}
 	if kBeside >= 0 {
 		fmt.Printf("over the bare start beside Stoke's instances (same CPU share): adds %+.2f ms at p50, %+.2f ms at p99 (3538 MB)\n",
