@@ -203,7 +203,8 @@ func BenchmarkStartInterleaved(b *testing.B) {
 }
 
 // BenchmarkIsolatedStart is what isolation adds to a stub start, step by
-// step, interleaved: a stub start without isolation; isolated (the view,
+// step, interleaved: a bare exec.Cmd.Start of the same program (no
+// sandbox); a stub start without isolation; isolated (the view,
 // the function's user, seccomp; code through an idmapped mount); isolated
 // with code the function's user owns (no idmap); and isolated with
 // network: none (a network namespace made per start). Medians reported.
@@ -236,9 +237,16 @@ func BenchmarkIsolatedStart(b *testing.B) {
 		}
 	}
 	i := 0
-	run := func(m *sandbox.Manager, exe string, is *sandbox.Isolation) time.Duration {
-		waitStubs(b, m, 2)
+	// Before every start both pools are full: a refill (a new stub joining
+	// its cgroup, which on v1 holds up every fork, exec and exit on the
+	// host for an RCU grace period) must not land on another variant's start.
+	full := func() {
+		waitStubs(b, plain, 2)
+		waitStubs(b, iso, 2)
 		time.Sleep(20 * time.Millisecond) // let a refill's join finish, as between cold starts
+	}
+	run := func(m *sandbox.Manager, exe string, is *sandbox.Isolation) time.Duration {
+		full()
 		i++
 		t0 := time.Now()
 		p, err := m.Start(context.Background(), sandbox.Spec{ID: fmt.Sprint("i", i), Args: []string{exe}, Dir: filepath.Dir(exe),
@@ -251,8 +259,29 @@ func BenchmarkIsolatedStart(b *testing.B) {
 		<-p.Done()
 		return d
 	}
-	ds := make([][]time.Duration, 4)
+	bare := func() time.Duration {
+		full()
+		t0 := time.Now()
+		cmd := exec.Command(exe)
+		cmd.Env = []string{childEnv + "=hello"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		r, err := cmd.StdoutPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(t0)
+		_ = cmd.Wait()
+		return d
+	}
+	ds := make([][]time.Duration, 5)
 	for b.Loop() { // the medians are the result, not ns/op
+		ds[4] = append(ds[4], bare())
 		ds[0] = append(ds[0], run(plain, exe, nil))
 		ds[1] = append(ds[1], run(iso, exe, &sandbox.Isolation{UID: uid, GID: uid, Code: code}))
 		ds[2] = append(ds[2], run(iso, ownedExe, &sandbox.Isolation{UID: uid, GID: uid, Code: owned}))
@@ -262,6 +291,7 @@ func BenchmarkIsolatedStart(b *testing.B) {
 		slices.Sort(ds)
 		return float64(ds[len(ds)/2]) / float64(time.Millisecond)
 	}
+	b.ReportMetric(med(ds[4]), "bare-exec-ms")
 	b.ReportMetric(med(ds[0]), "stub-ms")
 	b.ReportMetric(med(ds[1]), "isolated-ms")
 	b.ReportMetric(med(ds[2]), "isolated-noidmap-ms")
