@@ -13,8 +13,9 @@ import (
 //     who is then answered from the refreshed entry;
 //   - an error (500–504) while a stale entry may stand in for it
 //     (stale-if-error) is kept from the client, who gets the entry;
-//   - anything else goes through, with Age and Cache-Status, or as a 304
-//     when the client's own conditions match it.
+//   - anything else goes through, with Cache-Status (and no Age: it is
+//     not an answer from the cache), or as a 304 when the client's own
+//     conditions match it.
 //
 // Writes to a client that went away are dropped, not failed, so the
 // function's answer is still read whole (and stored) for the requests
@@ -94,7 +95,10 @@ func (f *fill) WriteHeader(code int) {
 	}
 	ch := f.client.Header()
 	copyFields(ch, f.h)
-	ch.Set("Age", seconds(max(0, f.t.age(now))))
+	// No Age of the cache's: the function made this response for this
+	// request (RFC 9111 §5.1), however long that took. f.t's age (which
+	// counts the forward's delay, §4.2.3) is the stored copy's, for the
+	// answers from it; the function's own Age, if any, passes through.
 	ch.Set("Cache-Status", st.String())
 	if notModified(f.r, code, f.h) {
 		// The client's own If-None-Match/If-Modified-Since: answer 304 with

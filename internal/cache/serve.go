@@ -69,11 +69,10 @@ func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, o Origin) Result {
 }
 
 // giveUp marks an answer the cache gives up on, before Origin.Fail writes
-// it: every response of a cached function says what the cache did.
+// it: every response of a cached function says what the cache did. No
+// Age: nothing came from the cache (RFC 9111 §5.1).
 func giveUp(w http.ResponseWriter, st status) {
-	h := w.Header()
-	h.Set("Age", "0")
-	h.Set("Cache-Status", st.String())
+	w.Header().Set("Cache-Status", st.String())
 }
 
 // staleAnswer says which allowance lets e, stale by staleness, answer now

@@ -32,7 +32,8 @@ import (
 // a test sees what reached the function whatever the gateway says. Query
 // parameters choose its answer: cc (Cache-Control), etag (with 304 to a
 // matching If-None-Match), vary, wait (block until the file
-// $STOKE_CACHE_APP/release exists).
+// $STOKE_CACHE_APP/release exists), crash (exit without an answer once the
+// file $STOKE_CACHE_APP/crash exists).
 func init() {
 	dir := os.Getenv("STOKE_CACHE_APP")
 	if dir == "" {
@@ -52,6 +53,9 @@ func init() {
 		}
 		n := countLines(filepath.Join(dir, "count"))
 		mu.Unlock()
+		if _, err := os.Stat(filepath.Join(dir, "crash")); err == nil && q.Get("crash") != "" {
+			os.Exit(3) // a function that fails: Stoke answers 502
+		}
 		if q.Get("wait") != "" {
 			for {
 				if _, err := os.Stat(filepath.Join(dir, "release")); err == nil {
@@ -215,13 +219,58 @@ func (f *cacheFixture) do(method, target string, header ...string) (*http.Respon
 	return resp, string(b)
 }
 
+// wantCacheStatus checks a cached function's response: its Cache-Status,
+// its X-Request-Id, and Age exactly when the answer came from the cache.
 func wantCacheStatus(t *testing.T, resp *http.Response, prefix string) {
 	t.Helper()
-	if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, prefix) {
+	got := resp.Header.Get("Cache-Status")
+	if !strings.HasPrefix(got, prefix) {
 		t.Fatalf("Cache-Status %q, want %s…", got, prefix)
 	}
-	if resp.Header.Get("Age") == "" || resp.Header.Get("X-Request-Id") == "" {
-		t.Fatalf("Age %q, X-Request-Id %q", resp.Header.Get("Age"), resp.Header.Get("X-Request-Id"))
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("no X-Request-Id")
+	}
+	if age := resp.Header.Values("Age"); fromCache(got) != (len(age) == 1) {
+		t.Fatalf("Age %q with Cache-Status %q: Age is for answers from the cache, and only for them (RFC 9111 §5.1)", age, got)
+	}
+}
+
+// fromCache says whether a response with Cache-Status cs was answered
+// from a stored entry: a hit (fresh or stale), another request's forward
+// (collapsed, unless the wait ended first), the stored body a 304
+// revalidated, or the stale entry standing in for an error.
+func fromCache(cs string) bool {
+	return strings.Contains(cs, "; hit") || strings.Contains(cs, "; collapsed") && !strings.Contains(cs, "detail=wait-ended") ||
+		strings.Contains(cs, "fwd-status=304") || strings.Contains(cs, "detail=stale-if-error")
+}
+
+// A function that fails gets Stoke's 502 through the cache, and that is
+// not an answer from the cache: no Age (it came back with Age: 2 when the
+// failure took 2 s), and nothing of the stale entry the forward was
+// revalidating — its ETag, Cache-Control, body.
+func TestCacheErrorIsNotFromTheCache(t *testing.T) {
+	f := newCacheFixture(t, 10*time.Second, pool.Options{}, cache.Options{})
+	const p = "/crashy?cc=max-age%3D10&etag=abc&crash=1"
+	resp, stored := f.do("GET", p)
+	wantCacheStatus(t, resp, "stoke; fwd=uri-miss; fwd-status=200; stored")
+	f.clock.advance(20 * time.Second)
+	if err := os.WriteFile(filepath.Join(f.dir, "crash"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{p, "/crash-new?crash=1"} {
+		resp, body := f.do("GET", target)
+		if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(resp.Header.Get("X-Amzn-Errortype"), "Runtime.") {
+			t.Fatalf("%s: %d %q: %s", target, resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), body)
+		}
+		wantCacheStatus(t, resp, "stoke; fwd=")
+		if !strings.Contains(resp.Header.Get("Cache-Status"), "fwd-status=502") || body == stored {
+			t.Fatalf("%s: Cache-Status %q, body %q", target, resp.Header.Get("Cache-Status"), body)
+		}
+		for _, k := range []string{"Etag", "Cache-Control", "Last-Modified"} {
+			if v := resp.Header.Values(k); v != nil {
+				t.Errorf("%s: the 502 carries %s %q", target, k, v)
+			}
+		}
 	}
 }
 
