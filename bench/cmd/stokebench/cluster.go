@@ -18,7 +18,7 @@ import (
 
 var (
 	flagClusterN = flag.Int("cluster-n", 40, "cluster: cold starts per variant")
-	flagMainBin  = flag.String("main-bin", "", "cluster, cold, lambda-cold: a stoke binary built from main, whose rows (a single node; isolated cold starts) run in the same run, interleaved (default: none)")
+	flagMainBin  = flag.String("main-bin", "", "cluster, cold, lambda-cold, warm: a stoke binary built from main, whose rows (a single node; isolated cold starts; warm: a target of its own) run in the same run, interleaved (default: none)")
 )
 
 // benchCluster: what cluster mode adds, against the same run's baselines,

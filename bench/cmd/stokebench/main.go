@@ -49,6 +49,7 @@ var (
 	flagReqs   = flag.Int("reqs", 5000, "warm: requests per c=1 round")
 	flagWrk    = flag.Int("wrk-rounds", 3, "warm: wrk rounds per target")
 	flagWrkDur = flag.String("wrk-d", "10s", "warm: wrk duration per round")
+	flagWarmAB = flag.Bool("warm-ab", false, "warm: only direct, plainproxy, stoke and (with -main-bin) main's binary: an A/B of a change to the warm path")
 	flagBurst  = flag.Int("burst-rounds", 3, "burst: rounds per memory size")
 	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
 	flagAll    = flag.Bool("all", false, "run every benchmark")

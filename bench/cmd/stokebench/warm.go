@@ -62,18 +62,24 @@ func benchWarm(ctx context.Context, e *env) error {
     routes: [/wl]
     env: {GREETING: hi}
 `, "./hello")
-	s, err := e.startStoke(ctx, "warm", lcfg, e.hello)
+	cfg := lcfg
+	if *flagWarmAB {
+		cfg = wcfg // as main's binary gets it
+	}
+	s, err := e.startStoke(ctx, "warm", cfg, e.hello)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
 	// The same function on a Stoke that does not isolate it: the warm path
 	// should not differ (concurrency 1 only).
-	plain, err := e.startStoke(ctx, "warm-plain", "sandbox: {isolation: false}\n"+wcfg, e.hello)
-	if err != nil {
-		return err
+	var plain *stokeProc
+	if !*flagWarmAB {
+		if plain, err = e.startStoke(ctx, "warm-plain", "sandbox: {isolation: false}\n"+wcfg, e.hello); err != nil {
+			return err
+		}
+		defer plain.stop()
 	}
-	defer plain.stop()
 	for _, a := range []string{fmt.Sprintf("127.0.0.1:%d", appPort), fmt.Sprintf("127.0.0.1:%d", proxyPort)} {
 		if err := waitListen(ctx, a); err != nil {
 			return err
@@ -84,36 +90,49 @@ func benchWarm(ctx context.Context, e *env) error {
 	// Stoke discards an instance whose client went away mid-request, so
 	// keep_warm starts a new one (see docs/BENCHMARKS.md).
 	stokeApp, stokeInst := 0, ""
-	findApp := func() error {
-		stokeApp, stokeInst = 0, ""
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			fs, err := s.functions()
-			if err != nil {
-				return err
-			}
-			for _, in := range fs["w"].Instances {
-				if in.State == "idle" && in.Pid > 0 {
-					stokeApp, stokeInst = in.Pid, in.ID
-					return nil
-				}
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("no idle instance of w: %+v", fs["w"])
-			}
-		}
+	findApp := func() (err error) {
+		stokeApp, stokeInst, err = idleApp(s, "w")
+		return err
 	}
 	if err := findApp(); err != nil {
 		return err
+	}
+	// -main-bin: the same function on main's binary, a same-run baseline
+	// for a change to Stoke itself (isolated, concurrency 64, as "stoke").
+	var mainS *stokeProc
+	mainApp := 0
+	if *flagMainBin != "" {
+		cur := e.stoke
+		e.stoke = *flagMainBin
+		mainS, err = e.startStoke(ctx, "warm-main", wcfg, e.hello)
+		e.stoke = cur
+		if err != nil {
+			return err
+		}
+		defer mainS.stop()
+		if mainApp, _, err = idleApp(mainS, "w"); err != nil {
+			return err
+		}
 	}
 	ts := []target{
 		{"direct", fmt.Sprintf("http://127.0.0.1:%d/w", appPort), func() []int { return []int{app.Process.Pid} }},
 		{"plainproxy", fmt.Sprintf("http://127.0.0.1:%d/w", proxyPort), func() []int { return []int{proxy.Process.Pid, app.Process.Pid} }},
 		{"stoke", s.gw + "/w", func() []int { return []int{s.pid, stokeApp} }},
-		{"stoke, not isolated", plain.gw + "/w", func() []int { return []int{plain.pid} }},
 	}
-	const iLambda = 4 // wrk only
+	if !*flagWarmAB {
+		ts = append(ts, target{"stoke, not isolated", plain.gw + "/w", func() []int { return []int{plain.pid} }})
+	}
+	iMain := -1
+	if mainS != nil {
+		iMain = len(ts)
+		ts = append(ts, target{"stoke, main's binary", mainS.gw + "/w", func() []int { return []int{mainS.pid, mainApp} }})
+	}
 	c1 := ts
-	ts = append(ts, target{"stoke, Lambda model (concurrency 1, ≤ 50 instances)", s.gw + "/wl", func() []int { return []int{s.pid} }})
+	iLambda := -1 // wrk only
+	if !*flagWarmAB {
+		iLambda = len(ts)
+		ts = append(ts, target{"stoke, Lambda model (concurrency 1, ≤ 50 instances)", s.gw + "/wl", func() []int { return []int{s.pid} }})
+	}
 
 	// (a) concurrency 1: a keep-alive Go client loop.
 	lat, roundMed, err := c1Rounds(ctx, c1, *flagRounds, *flagReqs)
@@ -132,6 +151,9 @@ func benchWarm(ctx context.Context, e *env) error {
 		verdict = fmt.Sprintf("MISSED: %.2f× instead of ≤ 0.75× (%s more than 0.75× the proxy's)", ratio, us(added[2]-time.Duration(0.75*float64(added[1]))))
 	}
 	fmt.Printf("target: stoke adds ≤ 0.75× what plainproxy adds at p50: %.2f× → %s\n", ratio, verdict)
+	if iMain >= 0 {
+		fmt.Printf("stoke adds %.2f× what main's binary adds at p50 (%s vs %s)\n", float64(added[2])/float64(added[iMain]), us(added[2]), us(added[iMain]))
+	}
 
 	// (b) concurrency 64 with wrk.
 	if _, err := exec.LookPath("wrk"); err != nil {
@@ -145,8 +167,10 @@ func benchWarm(ctx context.Context, e *env) error {
 	ws := make([]wres, len(ts))
 	// Lambda's model starts its instances at the first load: warm them
 	// up, unmeasured, so the rounds compare warm paths.
-	if out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d3s", ts[iLambda].url).CombinedOutput(); err != nil {
-		return fmt.Errorf("wrk warm-up %s: %v\n%s", ts[iLambda].name, err, out)
+	if iLambda >= 0 {
+		if out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d3s", ts[iLambda].url).CombinedOutput(); err != nil {
+			return fmt.Errorf("wrk warm-up %s: %v\n%s", ts[iLambda].name, err, out)
+		}
 	}
 	var periods, throttled, thrNS int64
 	replaced := 0
@@ -168,6 +192,11 @@ func benchWarm(ctx context.Context, e *env) error {
 				}
 				cpuStat = fmt.Sprintf("/sys/fs/cgroup/cpu/stoke/%d/%s/cpu.stat", s.pid, stokeInst)
 				thrBefore = readKV(cpuStat)
+			}
+			if k == iMain {
+				if mainApp, _, err = idleApp(mainS, "w"); err != nil {
+					return err
+				}
 			}
 			pids := ts[k].pids()
 			before := make([]time.Duration, len(pids))
@@ -219,7 +248,7 @@ func benchWarm(ctx context.Context, e *env) error {
 		names := map[int]string{0: "proxy", 1: "app"}
 		if k == 0 {
 			names = map[int]string{0: "app"}
-		} else if k == 2 || k == iLambda {
+		} else if k == 2 || k == iLambda || k == iMain {
 			names = map[int]string{0: "stoke", 1: "app"}
 		}
 		for j := range ws[k].cpu {
@@ -242,6 +271,12 @@ func benchWarm(ctx context.Context, e *env) error {
 		verdict = fmt.Sprintf("MISSED by %.2f", 1.5-tr)
 	}
 	fmt.Printf("target: stoke's ratio to direct ≥ 1.5× plainproxy's: %.2f / %.2f = %.2f× → %s\n", ratios[2], ratios[1], tr, verdict)
+	if iMain >= 0 {
+		fmt.Printf("stoke's ratio to direct against main's binary's: %.2f / %.2f = %.2f×\n", ratios[2], ratios[iMain], ratios[2]/ratios[iMain])
+	}
+	if iLambda < 0 {
+		return nil
+	}
 	lr := ratios[iLambda] / ratios[1]
 	verdict = "MET"
 	if lr < 1.0 {
@@ -249,6 +284,25 @@ func benchWarm(ctx context.Context, e *env) error {
 	}
 	fmt.Printf("target: with Lambda's model, stoke's ratio to direct ≥ 1.0× plainproxy's: %.2f / %.2f = %.2f× → %s\n", ratios[iLambda], ratios[1], lr, verdict)
 	return nil
+}
+
+// idleApp finds an idle instance of function fn on s (waiting up to 20 s
+// for one): its app's pid and the instance id.
+func idleApp(s *stokeProc, fn string) (int, string, error) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fs, err := s.functions()
+		if err != nil {
+			return 0, "", err
+		}
+		for _, in := range fs[fn].Instances {
+			if in.State == "idle" && in.Pid > 0 {
+				return in.Pid, in.ID, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, "", fmt.Errorf("no idle instance of %s: %+v", fn, fs[fn])
+		}
+	}
 }
 
 // baselines starts examples/hello on its own and bench/cmd/plainproxy (a
