@@ -176,7 +176,7 @@ func benchWarm(ctx context.Context, e *env) error {
 	replaced := 0
 	for r := 0; r < *flagWrk; r++ {
 		for i := range ts {
-			k := (i + r) % len(ts)
+			k := roundOrder(i, r, len(ts))
 			if ts[k].name == "stoke, not isolated" {
 				continue // (a) only
 			}
@@ -286,6 +286,17 @@ func benchWarm(ctx context.Context, e *env) error {
 	return nil
 }
 
+// roundOrder is the target run i-th in round r of n targets: rotated each
+// round, and reversed every other round, so over the rounds each target
+// runs in every position and after each of the others, not always after the
+// same one (which biased a same-code A/B by ~10 % of throughput).
+func roundOrder(i, r, n int) int {
+	if r%2 == 1 {
+		i = n - 1 - i
+	}
+	return (i + r/2) % n
+}
+
 // idleApp finds an idle instance of function fn on s (waiting up to 20 s
 // for one): its app's pid and the instance id.
 func idleApp(s *stokeProc, fn string) (int, string, error) {
@@ -338,7 +349,7 @@ func c1Rounds(ctx context.Context, ts []target, rounds, reqs int) (lat, roundMed
 	}
 	for r := 0; r < rounds; r++ {
 		for i := range ts {
-			k := (i + r) % len(ts)
+			k := roundOrder(i, r, len(ts))
 			d, err := loop(ctx, clients[k], ts[k].url, reqs)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", ts[k].name, err)
