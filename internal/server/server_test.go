@@ -42,7 +42,7 @@ functions:
 }
 
 // serve is servertest.Serve, named short for this package's many tests.
-func serve(t *testing.T, dir, yaml string) *server.Server { return servertest.Serve(t, dir, yaml) }
+func serve(t testing.TB, dir, yaml string) *server.Server { return servertest.Serve(t, dir, yaml) }
 
 func adminReq(t *testing.T, s *server.Server, method, path, token string) (*http.Response, []byte) {
 	t.Helper()

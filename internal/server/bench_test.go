@@ -1,0 +1,71 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/internal/sandbox/sandboxtest"
+)
+
+// BenchmarkWarmHTTP is one warm GET through a real server: listener,
+// gateway, the http runtime's forwarder, the app (this test binary, in its
+// sandbox, printing a log line per request) on loopback, the record, its
+// START/END/REPORT lines and the app's line written to SQLite, metrics.
+// The client is a keep-alive net/http client in this process. cpu-ns/op is
+// this process's CPU per request (Stoke's and the client's, not the
+// app's), the same client on both sides of an A/B; allocs/op likewise
+// (docs/BENCHMARKS.md, issue 14).
+func BenchmarkWarmHTTP(b *testing.B) {
+	sandboxtest.CheckNoLeaks(b)
+	dir := b.TempDir()
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: "127.0.0.1:0"}
+functions:
+  w:
+    runtime: http
+    command: [%q]
+    memory: 1769
+    keep_warm: 1
+    idle_timeout: 10m
+    routes: [/w]
+    env: {STOKE_SRV_APP: "1"}
+`, sandboxtest.InDir(b, dir))
+	s := serve(b, dir, yaml)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	url := "http://" + s.GatewayAddr() + "/w"
+	get := func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET /w: %d %v", resp.StatusCode, err)
+		}
+	}
+	for range 200 { // the cold start, then warm connections
+		get()
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		get()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is this process's CPU (user + system): on a shared machine a
+// benchmark's wall time includes waiting for the CPUs.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
