@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,15 +293,13 @@ func BenchmarkIsolatedStart(b *testing.B) {
 		},
 		bare,
 	}
-	round := 0
 	for b.Loop() { // the medians are the result, not ns/op
-		// Rotate the order: a start pays for what the one before it left
-		// behind (its cgroup's removal, the kernel's deferred work).
-		for k := range variants {
-			v := (k + round) % len(variants)
+		// A new order every round: a start pays for what the one before
+		// it left behind (its cgroup's removal, the kernel's deferred
+		// work), so no variant may always follow the same one.
+		for _, v := range rand.Perm(len(variants)) {
 			ds[v] = append(ds[v], variants[v]())
 		}
-		round++
 	}
 	med := func(ds []time.Duration) float64 {
 		slices.Sort(ds)
