@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -162,11 +163,10 @@ func benchCold(ctx context.Context, e *env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// Rotate the order so no variant always goes first.
-		order := make([]int, len(vs))
-		for k := range order {
-			order[k] = (k + i) % len(vs)
-		}
+		// A new order every round: a start pays for what the one before
+		// it left behind (an instance's cgroup removal, the kernel's
+		// deferred work), so no variant may always follow the same one.
+		order := rand.Perm(len(vs))
 		for _, k := range order {
 			d, err := vs[k].run()
 			if err == errNotCold {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,7 +31,7 @@ import (
 // next start); then 20 ms of quiet. Every Stoke start is checked cold in
 // Stoke's own records (by request id).
 //
-// In the same run, interleaved (the order rotates every round): the same
+// In the same run, interleaved (a random order every round): the same
 // function on a Stoke with `sandbox: {isolation: false}` (what isolation
 // costs) and, with -main-bin, on main's Stoke (what this build changes).
 func benchLambdaCold(ctx context.Context, e *env) error {
@@ -178,11 +179,10 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// Rotate the order so no variant always goes first.
-		order := make([]int, len(vs))
-		for k := range order {
-			order[k] = (k + i) % len(vs)
-		}
+		// A new order every round: a start pays for what the one before
+		// it left behind (an instance's cgroup removal, the kernel's
+		// deferred work), so no variant may always follow the same one.
+		order := rand.Perm(len(vs))
 		for _, k := range order {
 			d, dn, err := vs[k].run()
 			if err != nil {
