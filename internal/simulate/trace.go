@@ -27,6 +27,10 @@ type Function struct {
 	Duration time.Duration
 	// Init is a cold start's duration.
 	Init time.Duration
+	// Trigger is what the generator made the function as ("timer", "queue"
+	// for queue and event triggers, "http" for the rest); empty for a
+	// function read from a trace.
+	Trigger string
 	// PerMinute holds invocation counts per minute (Azure's form); Arrivals,
 	// when set, holds exact arrivals instead (Stoke's records).
 	PerMinute []int32
