@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 	"testing"
 )
 
@@ -191,12 +193,53 @@ func TestSharedSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// hybridVsFixed simulates each function alone (as Run does without a
+	// budget) and logs each policy's p75 and wasted memory, overall and per
+	// popularity class; it returns hybrid's wasted memory over fixed:10m's.
 	hybridVsFixed := func(name string, tr *Trace) float64 {
-		rep := Run(tr, Options{Policies: pols})
-		for _, p := range rep.Policies {
-			t.Logf("%-44s %-9s p75 %6.2f  wasted %12.0f GB-s (%.2f× fixed:10m)", name, p.Policy, p.AppColdStartPctP75, p.WastedMemoryGBs, p.WastedVsFixed10m)
+		nodeMB := tr.MeanMemoryMB()
+		var waste [3][4]float64 // policy × class (3: all)
+		pcts := make([][]float64, len(pols))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		next := make(chan *Function)
+		for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for f := range next {
+					n := f.Invocations()
+					k := 0
+					for k < 2 && n > shapeClasses[k].hi {
+						k++
+					}
+					arr := f.Expand(nil)
+					for p := range pols {
+						res := simulateOne(f, arr, pols[p], tr.Length, nodeMB, nil)
+						mu.Lock()
+						waste[p][k] += res.WastedMBs / 1024
+						waste[p][3] += res.WastedMBs / 1024
+						pcts[p] = append(pcts[p], 100*float64(res.ColdStarts)/float64(n))
+						mu.Unlock()
+					}
+				}
+			}()
 		}
-		return rep.Policies[1].WastedVsFixed10m
+		for i := range tr.Functions {
+			if tr.Functions[i].Invocations() > 0 {
+				next <- &tr.Functions[i]
+			}
+		}
+		close(next)
+		wg.Wait()
+		for p, pol := range pols {
+			t.Logf("%-44s %-9s p75 %6.2f  wasted %12.0f GB-s (%.2f× fixed:10m); by class %.2f× / %.2f× / %.2f×",
+				name, pol.Name, Percentile(pcts[p], 0.75), waste[p][3], waste[p][3]/waste[0][3],
+				waste[p][0]/waste[0][0], waste[p][1]/waste[0][1], waste[p][2]/waste[0][2])
+		}
+		t.Logf("%-44s fixed:10m's waste by class: %.0f %% / %.0f %% / %.0f %%", name,
+			100*waste[0][0]/waste[0][3], 100*waste[0][1]/waste[0][3], 100*waste[0][2]/waste[0][3])
+		return waste[1][3] / waste[0][3]
 	}
 	if r := hybridVsFixed("sample as it is", sample); r >= 1 {
 		t.Errorf("sample: hybrid wastes %.2f× fixed:10m", r)
@@ -209,6 +252,9 @@ func TestSharedSample(t *testing.T) {
 	}
 	if r := hybridVsFixed("sample arrivals, paper's times and memory", paper); r <= 1 {
 		t.Errorf("sample arrivals under the paper's times and memory: hybrid wastes %.2f× fixed:10m, expected more", r)
+	}
+	if r := hybridVsFixed("generated 1000/2 as generated", Generate(1000, 2, DefaultInit)); r >= 1 {
+		t.Logf("generated 1000/2: hybrid wastes %.2f× fixed:10m", r)
 	}
 	for _, seed := range []int64{2, 3} {
 		gen := Generate(1000, seed, DefaultInit)
