@@ -211,22 +211,7 @@ func benchCold(ctx context.Context, e *env) error {
 		verdict = fmt.Sprintf("MISSED by %.2f ms", float64(add-3*time.Millisecond)/1e6)
 	}
 	fmt.Printf("target: stoke 3538 MB (isolated) adds ≤ 3 ms at p50: adds %.2f ms → %s\n", float64(add)/1e6, verdict)
-	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
-		float64(pct(res[0], .5)-pct(res[2], .5))/1e6, float64(pct(res[0], .99)-pct(res[2], .99))/1e6)
-	rounds.printDiff("isolation (3538 MB, isolated − not isolated)", 0, 2)
-	rounds.printDiff("over the bare start (3538 MB isolated − direct)", 0, 1)
-	if kMain >= 0 {
-		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
-			float64(pct(res[0], .5)-pct(res[kMain], .5))/1e6, float64(pct(res[0], .99)-pct(res[kMain], .99))/1e6)
-		rounds.printDiff("this build − main's (3538 MB, isolated)", 0, kMain)
-	}
-	if kBeside >= 0 {
-		rounds.printDiff("over the bare start beside Stoke's instances (3538 MB isolated − direct beside)", 0, kBeside)
-	}
-	if kBeside >= 0 {
-		fmt.Printf("over the bare start beside Stoke's instances (same CPU share): adds %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated)\n",
-			float64(pct(res[0], .5)-pct(res[kBeside], .5))/1e6, float64(pct(res[0], .99)-pct(res[kBeside], .99))/1e6)
-	}
+	printComparisons(res, rounds, 2, 1, kMain, kBeside)
 	return nil
 }
 

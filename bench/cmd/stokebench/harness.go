@@ -553,3 +553,26 @@ func (p paired) printDiff(what string, a, b int) {
 	fmt.Printf("%s, per round (%d rounds): median %+.2f ms (10th–90th percentile %+.2f to %+.2f ms)\n",
 		what, n, float64(p50)/1e6, float64(p10)/1e6, float64(p90)/1e6)
 }
+
+// printComparisons says what variant 0 (Stoke, 3538 MB, isolated) costs
+// against the not-isolated variant iso, the bare start bare, main's build
+// kMain and the bare start beside Stoke's instances kBeside (kMain and
+// kBeside are -1 when not measured), at p50 and p99 and round by round:
+// the same lines for cold and lambda-cold.
+func printComparisons(res [][]time.Duration, rounds paired, iso, bare, kMain, kBeside int) {
+	diff := func(what string, k int) {
+		fmt.Printf("%s: %+.2f ms at p50, %+.2f ms at p99\n", what,
+			float64(pct(res[0], .5)-pct(res[k], .5))/1e6, float64(pct(res[0], .99)-pct(res[k], .99))/1e6)
+	}
+	diff("isolation costs (3538 MB, isolated − not isolated)", iso)
+	rounds.printDiff("isolation (3538 MB, isolated − not isolated)", 0, iso)
+	rounds.printDiff("over the bare start (3538 MB isolated − direct)", 0, bare)
+	if kMain >= 0 {
+		diff("this build − main's (3538 MB, isolated)", kMain)
+		rounds.printDiff("this build − main's (3538 MB, isolated)", 0, kMain)
+	}
+	if kBeside >= 0 {
+		diff("over the bare start beside Stoke's instances, same CPU share (3538 MB isolated)", kBeside)
+		rounds.printDiff("over the bare start beside Stoke's instances (3538 MB isolated − direct beside)", 0, kBeside)
+	}
+}

@@ -264,22 +264,7 @@ func benchLambdaCold(ctx context.Context, e *env) error {
 	}
 	fmt.Printf("target: cold Invoke (3538 MB) adds ≤ 3 ms p50 to the bootstrap's exec → first /response: adds %.2f ms → %s (vs exec → first /next: %+.2f ms)\n",
 		float64(add)/1e6, verdict, float64(pct(res[0], .5)-dn50)/1e6)
-	fmt.Printf("isolation costs %+.2f ms at p50, %+.2f ms at p99 (3538 MB, isolated − not isolated)\n",
-		float64(pct(res[0], .5)-pct(res[3], .5))/1e6, float64(pct(res[0], .99)-pct(res[3], .99))/1e6)
-	rounds.printDiff("isolation (3538 MB, isolated − not isolated)", 0, 3)
-	rounds.printDiff("over the bare start (3538 MB − direct)", 0, 1)
-	if kMain >= 0 {
-		fmt.Printf("this build − main's (3538 MB, isolated): %+.2f ms at p50, %+.2f ms at p99\n",
-			float64(pct(res[0], .5)-pct(res[kMain], .5))/1e6, float64(pct(res[0], .99)-pct(res[kMain], .99))/1e6)
-		rounds.printDiff("this build − main's (3538 MB, isolated)", 0, kMain)
-	}
-	if kBeside >= 0 {
-		rounds.printDiff("over the bare start beside Stoke's instances (3538 MB − direct beside)", 0, kBeside)
-	}
-	if kBeside >= 0 {
-		fmt.Printf("over the bare start beside Stoke's instances (same CPU share): adds %+.2f ms at p50, %+.2f ms at p99 (3538 MB)\n",
-			float64(pct(res[0], .5)-pct(res[kBeside], .5))/1e6, float64(pct(res[0], .99)-pct(res[kBeside], .99))/1e6)
-	}
+	printComparisons(res, rounds, 3, 1, kMain, kBeside)
 	if notCold > 0 {
 		return fmt.Errorf("%d measured starts were not cold", notCold)
 	}
