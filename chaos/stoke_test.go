@@ -243,6 +243,11 @@ func TestSigtermUnderLoad(t *testing.T) {
 	if broken.Load() != 0 {
 		t.Errorf("%d requests broken by the shutdown", broken.Load())
 	}
+	// The gateway's listener was quiesced (internal/server/quiesce.go), not
+	// just closed: the accept queue's connections were served.
+	if out := s.out.String(); strings.Contains(out, "before closing the listener") {
+		t.Errorf("the listener was not quiesced:\n%s", out)
+	}
 }
 
 // 50× overload: 100 clients on a function that serves 2 at a time get

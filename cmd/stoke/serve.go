@@ -27,7 +27,9 @@ keep_warm instances start now. The functions' logs (START/END/REPORT lines and
 the apps' output) are echoed to stderr unless --quiet.
 
 SIGINT or SIGTERM stops taking requests, lets requests in flight finish, stops
-every instance and removes its cgroup. Records and logs stay in data_dir, and a
+every instance and removes its cgroup. A client is answered whole or refused at
+connect: connections the kernel already took are served, new ones get no answer
+to their SYN and find the port closed. Records and logs stay in data_dir, and a
 restart on the same data_dir keeps them.`,
 		Example: `  stoke serve -f examples/stoke.yaml
   curl localhost:8080/hello`,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -25,24 +26,39 @@ func newHTTPServer(h http.Handler) *http.Server {
 }
 
 // listen listens on addr, with TLS when t is set. what names the setting
-// for messages.
-func listen(addr string, t config.TLS, what string) (net.Listener, error) {
+// for messages. It returns the TCP listener under the TLS one too
+// (quiesce).
+func listen(addr string, t config.TLS, what string) (net.Listener, *net.TCPListener, error) {
 	var tc *tls.Config
 	if t.On() {
 		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%s: loading the certificate %s and key %s: %w", what, t.Cert, t.Key, err)
+			return nil, nil, fmt.Errorf("%s: loading the certificate %s and key %s: %w", what, t.Cert, t.Key, err)
 		}
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	l, err := net.Listen("tcp", addr)
+	tl, err := listenTCP(addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: listening on %s: %w", what, addr, err)
+		return nil, nil, fmt.Errorf("%s: listening on %s: %w", what, addr, err)
 	}
+	var l net.Listener = tl
 	if tc != nil {
 		l = tls.NewListener(l, tc)
 	}
-	return l, nil
+	return l, tl, nil
+}
+
+// listenTCP listens on a plain TCP socket: Go listens with MPTCP by
+// default, and an MPTCP socket takes no socket filter, which quiesce
+// attaches. MPTCP clients fall back to TCP.
+func listenTCP(addr string) (*net.TCPListener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return l.(*net.TCPListener), nil
 }
 
 func scheme(t config.TLS) string {

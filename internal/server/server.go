@@ -74,6 +74,7 @@ type Server struct {
 	metrics *metrics.Metrics
 
 	gwLn, adminLn net.Listener
+	gwTCP         *net.TCPListener // under gwLn (quiesce)
 	gwSrv         *http.Server
 	adminSrv      *http.Server
 
@@ -171,10 +172,10 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		// Read at start, like the other gateway keys.
 		TrustedProxies: cfg.Gateway.TrustedProxies,
 	})
-	if s.gwLn, err = listen(cfg.Listen, cfg.TLS, "gateway (listen)"); err != nil {
+	if s.gwLn, s.gwTCP, err = listen(cfg.Listen, cfg.TLS, "gateway (listen)"); err != nil {
 		return nil, err
 	}
-	if s.adminLn, err = listen(cfg.Admin.Listen, cfg.Admin.TLS, "admin (admin.listen)"); err != nil {
+	if s.adminLn, _, err = listen(cfg.Admin.Listen, cfg.Admin.TLS, "admin (admin.listen)"); err != nil {
 		return nil, err
 	}
 	if cfg.Cluster != nil {
@@ -233,8 +234,7 @@ func (s *Server) Close(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, drain)
 	defer cancel()
 	if s.gwSrv != nil {
-		// Shutdown closes the listener and waits for requests in flight.
-		if err := s.gwSrv.Shutdown(dctx); err != nil {
+		if err := shutdownHTTP(dctx, s.gwSrv, s.gwTCP, s.log); err != nil {
 			errs = append(errs, fmt.Errorf("draining the gateway: %w", err))
 		}
 	} else if s.gwLn != nil {
