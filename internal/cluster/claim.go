@@ -111,80 +111,159 @@ func (rs *reservations) releaseAll() {
 	}
 }
 
+// offerLinger is how long a node whose last idle instance was just taken
+// keeps its claim subscription, answering busy, before it drops it: a
+// warm instance that frees within it (a request of a few ms) costs NATS
+// nothing, where a subscribe and an unsubscribe per request, each
+// propagated to every server, cost every local warm request on a cluster
+// node ~165 µs (docs/BENCHMARKS.md). A lingering node drops the
+// subscription as soon as it answers a claim busy, and before its own
+// gateway claims, so no claimer is asked twice by it.
+const offerLinger = 20 * time.Millisecond
+
+// offer is a function version's claim subscription on this node.
+type offer struct {
+	n       *Node
+	subject string
+	p       LocalPool
+	event   bool
+	kick    chan struct{} // the subscription was dropped: look again
+
+	mu  sync.Mutex
+	sub *nats.Subscription
+}
+
 // Offer makes a function version's idle instances claimable by other
 // nodes until stop is called: it holds the claim subscription while the
-// pool has an idle instance. event says whether its instances take Lambda
-// events directly.
+// pool has an idle instance, and for up to offerLinger after the last one
+// was taken. event says whether its instances take Lambda events
+// directly.
 func (n *Node) Offer(fn, version string, p LocalPool, event bool) (stop func()) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	subject := n.claimSubject(fn, version)
-	answer := func(m *nats.Msg) {
-		a := claimAnswer{Busy: true}
-		if l, ok := p.TryAcquire(); ok {
-			a = claimAnswer{Node: n.name, Peer: n.members.peer(n.name), Token: n.claims.add(l), Instance: l.InstanceID, Event: event}
-		}
-		b, _ := json.Marshal(a)
-		_ = m.Respond(b)
+	o := &offer{n: n, subject: n.claimSubject(fn, version), p: p, event: event, kick: make(chan struct{}, 1)}
+	n.offeredMu.Lock()
+	if n.offers == nil {
+		n.offers = map[string]*offer{}
 	}
+	n.offers[o.subject] = o
+	n.offeredMu.Unlock()
 	var done sync.WaitGroup
 	done.Go(func() {
-		var sub *nats.Subscription
 		defer func() {
-			if sub != nil {
-				_ = sub.Unsubscribe()
-				n.setOffered(subject, false)
+			n.offeredMu.Lock()
+			if n.offers[o.subject] == o {
+				delete(n.offers, o.subject)
 			}
+			n.offeredMu.Unlock()
+			o.drop(nil)
 		}()
+		linger := time.NewTimer(offerLinger)
+		linger.Stop()
+		defer linger.Stop()
 		for {
-			idle := p.Idle()
-			switch {
-			case idle && sub == nil:
-				s, err := n.nc.QueueSubscribe(subject, "idle", answer)
-				if err == nil {
-					// Once the server has it, peers learn of it over the
-					// routes within a round trip.
-					err = n.nc.Flush()
-				}
-				if err != nil {
+			if p.Idle() {
+				linger.Stop()
+				if err := o.subscribe(); err != nil {
 					n.log.Warn("cluster: offering idle instances", "function", fn, "err", err)
-				} else {
-					sub = s
-					n.setOffered(subject, true)
 				}
-			case !idle && sub != nil:
-				_ = sub.Unsubscribe()
-				sub = nil
-				n.setOffered(subject, false)
+			} else if o.subscribed() {
+				linger.Reset(offerLinger)
 			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-p.IdleChanged():
+			case <-o.kick:
+			case <-linger.C:
+				if !p.Idle() {
+					o.drop(nil)
+				}
 			}
 		}
 	})
 	return func() { cancel(); done.Wait() }
 }
 
-func (n *Node) setOffered(subject string, on bool) {
-	n.offeredMu.Lock()
-	defer n.offeredMu.Unlock()
-	if n.offered == nil {
-		n.offered = map[string]bool{}
-	}
-	if on {
-		n.offered[subject] = true
+// answer answers a claim: a reserved idle instance, or busy — and then
+// the node stops offering until an instance is idle again, so the
+// claimer's next ask goes to another node (NATS routes the unsubscribe
+// ahead of the answer).
+func (o *offer) answer(m *nats.Msg) {
+	a := claimAnswer{Busy: true}
+	if l, ok := o.p.TryAcquire(); ok {
+		a = claimAnswer{Node: o.n.name, Peer: o.n.members.peer(o.n.name), Token: o.n.claims.add(l), Instance: l.InstanceID, Event: o.event}
 	} else {
-		delete(n.offered, subject)
+		o.drop(m.Sub)
+	}
+	b, _ := json.Marshal(a)
+	_ = m.Respond(b)
+}
+
+func (o *offer) subscribe() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.sub != nil {
+		return nil
+	}
+	s, err := o.n.nc.QueueSubscribe(o.subject, "idle", o.answer)
+	if err == nil {
+		// Once the server has it, peers learn of it over the routes
+		// within a round trip.
+		err = o.n.nc.Flush()
+	}
+	if err != nil {
+		if s != nil {
+			_ = s.Unsubscribe()
+		}
+		return err
+	}
+	o.sub = s
+	return nil
+}
+
+func (o *offer) subscribed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.sub != nil
+}
+
+// drop unsubscribes (only from sub, when not nil: an answer of an older
+// subscription must not drop a newer one) and has the loop look again.
+func (o *offer) drop(sub *nats.Subscription) {
+	o.mu.Lock()
+	if o.sub == nil || (sub != nil && o.sub != sub) {
+		o.mu.Unlock()
+		return
+	}
+	_ = o.sub.Unsubscribe()
+	o.sub = nil
+	o.mu.Unlock()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dropOwnOffer stops offering fn's version on this node while it has no
+// idle instance, before this node claims one elsewhere: NATS prefers a
+// queue subscriber on the claimer's own server, which would answer busy.
+func (n *Node) dropOwnOffer(subject string) {
+	n.offeredMu.Lock()
+	o := n.offers[subject]
+	n.offeredMu.Unlock()
+	if o != nil && !o.p.Idle() {
+		o.drop(nil)
 	}
 }
 
 // Offered says whether this node offers idle instances of fn's version
-// to the cluster right now (stoke ls shows it).
+// to the cluster right now (stoke ls shows it): subscribed, with an idle
+// instance (a lingering subscription only answers busy).
 func (n *Node) Offered(fn, version string) bool {
 	n.offeredMu.Lock()
-	defer n.offeredMu.Unlock()
-	return n.offered[n.claimSubject(fn, version)]
+	o := n.offers[n.claimSubject(fn, version)]
+	n.offeredMu.Unlock()
+	return o != nil && o.subscribed() && o.p.Idle()
 }
 
 func (n *Node) claimTimeout() time.Duration {
@@ -194,6 +273,10 @@ func (n *Node) claimTimeout() time.Duration {
 	return config.DefaultClaimTimeout
 }
 
+// claimTries bounds the asks of one claim: each busy answer takes its
+// node out of the claim subject, so each ask goes to another node.
+const claimTries = 4
+
 // ErrNoneIdle: no node has an idle instance of the function version.
 var ErrNoneIdle = errors.New("cluster: no idle instance on any node")
 
@@ -202,9 +285,11 @@ var ErrNoneIdle = errors.New("cluster: no idle instance on any node")
 func (n *Node) Claim(ctx context.Context, fn, version string) (*pool.Lease, error) {
 	begin := time.Now()
 	subject := n.claimSubject(fn, version)
-	// A busy answer may come from a node that just went busy while
-	// another is idle: ask once more.
-	for try := 0; try < 2; try++ {
+	n.dropOwnOffer(subject)
+	// A busy answer comes from a node that went busy (or lingers,
+	// offerLinger) while another may be idle; that node has stopped
+	// offering, so asking again reaches another one.
+	for try := 0; try < claimTries; try++ {
 		// Bounded (cluster.claim_timeout): past it the gateway cold-starts
 		// locally rather than wait on a slow or partitioned NATS.
 		cctx, cancel := context.WithTimeout(ctx, n.claimTimeout())

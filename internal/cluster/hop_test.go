@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,10 @@ func helloApp() {
 
 // helloPool is a started pool of helloApp with one instance kept warm, in
 // real cgroups.
-func helloPool(t *testing.T) *pool.Pool {
+func helloPool(t *testing.T) *pool.Pool { return helloPools(t, 1)[0] }
+
+// helloPools is n such pools (one sandbox, one leak check).
+func helloPools(t *testing.T, n int) []*pool.Pool {
 	t.Helper()
 	sandboxtest.CheckNoLeaks(t)
 	sb, err := sandbox.New(slog.Default())
@@ -45,10 +50,14 @@ func helloPool(t *testing.T) *pool.Pool {
 		Memory: 128, Timeout: 10 * time.Second, Concurrency: 1, InitTimeout: 10 * time.Second,
 		Readiness: config.Readiness{Protocol: "http", Path: "/", StatusMin: 100, StatusMax: 499},
 	}
-	p := pool.New(pool.Options{Runtime: httprt.New(httprt.Options{Function: f, Version: "1", Sandbox: sb}), KeepWarm: 1, MaxInstances: 1})
-	p.Start()
-	t.Cleanup(p.Close)
-	return p
+	var ps []*pool.Pool
+	for range n {
+		p := pool.New(pool.Options{Runtime: httprt.New(httprt.Options{Function: f, Version: "1", Sandbox: sb}), KeepWarm: 1, MaxInstances: 1})
+		p.Start()
+		t.Cleanup(p.Close)
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 // TestClaimedInstanceOverTheHop: n2 claims n1's idle instance (a real
@@ -122,4 +131,92 @@ func reserved(n *Node) int {
 	n.claims.mu.Lock()
 	defer n.claims.mu.Unlock()
 	return len(n.claims.m)
+}
+
+// claimSubChanges counts the subscribes and unsubscribes n's NATS server
+// has seen: its own clients' and those its routes told it of.
+func claimSubChanges(t *testing.T, n *Node) uint64 {
+	t.Helper()
+	st, err := n.srv.Subsz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.NumInserts + st.NumRemoves
+}
+
+// TestWarmRequestsKeepTheOffer: sequential warm requests on the node that
+// holds an idle instance leave its claim subscription alone (before, each
+// request unsubscribed and subscribed again, each change sent to every
+// server: 2 per request); and a node whose only instance is busy still
+// never wins a claim, while its own claim reaches another node's idle
+// instance.
+func TestWarmRequestsKeepTheOffer(t *testing.T) {
+	ps := helloPools(t, 2)
+	p1, p2 := ps[0], ps[1]
+	nodes := testClusterWith(t, 3, func(c *config.Cluster) { c.ClaimTimeout = 2 * time.Second })
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	ctx := context.Background()
+	subject := n1.claimSubject("f", "1")
+	// winner probes the claim subject from n (the instance reserved is
+	// given straight back) and names the node that answered.
+	winner := func(n *Node) string {
+		m, err := n.nc.Request(subject, nil, time.Second)
+		var a claimAnswer
+		if err != nil || json.Unmarshal(m.Data, &a) != nil || a.Token == "" {
+			return ""
+		}
+		nodes[map[string]int{"n1": 0, "n2": 1, "n3": 2}[a.Node]].claims.take(a.Token).Release()
+		return a.Node
+	}
+	waitFor(t, 20*time.Second, "the keep_warm instances", func() bool { return p1.Idle() && p2.Idle() })
+	stop2 := n2.Offer("f", "1", p2, false)
+	defer stop2()
+	waitFor(t, 10*time.Second, "n1 to reach n2's offer", func() bool { return winner(n1) == "n2" })
+	stop1 := n1.Offer("f", "1", p1, false)
+	defer stop1()
+	waitFor(t, 10*time.Second, "n1 to offer", func() bool { return n1.Offered("f", "1") && p2.Idle() })
+
+	const requests = 50
+	r := n1.NewRouter("f", "1", p1)
+	before := claimSubChanges(t, n3)
+	for i := range requests {
+		l, err := r.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.InstanceID != p1.Instances()[0].ID {
+			t.Fatalf("request %d on n1 went to %s, not n1's idle instance", i, l.InstanceID)
+		}
+		w := httptest.NewRecorder()
+		err = l.Instance.Invoke(w, httptest.NewRequest("GET", fmt.Sprintf("http://example/%d", i), nil))
+		l.Release()
+		if err != nil || w.Code != 200 {
+			t.Fatalf("request %d: %v %d", i, err, w.Code)
+		}
+		// As between a client's requests: the instance is offered again.
+		waitFor(t, 10*time.Second, "n1 to offer again", func() bool { return n1.Offered("f", "1") })
+	}
+	if changed := claimSubChanges(t, n3) - before; changed > requests/10 {
+		t.Fatalf("%d warm requests on n1: n3's server saw %d subscription changes, want ≤ %d", requests, changed, requests/10)
+	}
+
+	// n1's only instance busy (its subscription may linger): n1's own
+	// claim wins n2's idle instance, at once.
+	l, ok := p1.TryAcquire()
+	if !ok {
+		t.Fatal("n1's instance is not idle")
+	}
+	defer l.Release()
+	if n1.Offered("f", "1") {
+		t.Fatal("n1 says it offers f with its only instance busy")
+	}
+	remote, err := n1.Claim(ctx, "f", "1")
+	if err != nil || !strings.HasPrefix(remote.InstanceID, "n2/") || p2.Idle() {
+		t.Fatalf("n1's claim with its own instance busy: %v, want n2's instance", err)
+	}
+	defer n2.claims.take(remote.Instance.(*remoteInstance).a.Token).Release()
+	// Every instance busy: a claim from n3 wins none.
+	if got, err := n3.Claim(ctx, "f", "1"); err == nil {
+		t.Fatalf("claim with every instance busy won %s", got.InstanceID)
+	}
 }

@@ -59,7 +59,7 @@ type Node struct {
 	fnChanged chan struct{}
 	claims    reservations // this node's instances claimed by others (claim.go)
 	offeredMu sync.Mutex
-	offered   map[string]bool // claim subjects subscribed
+	offers    map[string]*offer // by claim subject (claim.go)
 	peerOnce  sync.Once
 	peerHTTP  *http.Client
 

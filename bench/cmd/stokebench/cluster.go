@@ -17,8 +17,9 @@ import (
 )
 
 var (
-	flagClusterN = flag.Int("cluster-n", 40, "cluster: cold starts per variant")
-	flagMainBin  = flag.String("main-bin", "", "cluster, cold, lambda-cold, warm: a stoke binary built from main, whose rows (a single node; isolated cold starts; warm: a target of its own) run in the same run, interleaved (default: none)")
+	flagClusterN       = flag.Int("cluster-n", 40, "cluster: cold starts per variant")
+	flagClusterBaseBin = flag.String("cluster-base-bin", "", "cluster: a stoke binary (main's) whose own three-node cluster runs beside this build's, its warm and cold rows interleaved")
+	flagMainBin        = flag.String("main-bin", "", "cluster, cold, lambda-cold, warm: a stoke binary built from main, whose rows (a single node; isolated cold starts; warm: a target of its own) run in the same run, interleaved (default: none)")
 )
 
 // benchCluster: what cluster mode adds, against the same run's baselines,
@@ -29,7 +30,10 @@ var (
 //     then the cluster-wide count's compare-and-swap) against a cold start
 //     on a Stoke without cluster:;
 //   - with -main-bin, single-node warm and cold of this build against
-//     main's, both without cluster:.
+//     main's, both without cluster:;
+//   - with -cluster-base-bin, a second three-node cluster of that binary
+//     on 127.0.0.5-7: its local and remote warm rows and its cold row,
+//     in the same rounds.
 func benchCluster(ctx context.Context, e *env) error {
 	// The function's own directory: a cluster node packs its cwd.
 	app := filepath.Join(e.dir, "clusterapp")
@@ -65,32 +69,55 @@ func benchCluster(ctx context.Context, e *env) error {
     routes: [/c]
 `, app, helloW, helloC)
 	const secret = "stokebench-cluster-secret-0123456789abcdef"
-	var routes []string
-	var clusterCfgs []string
-	for i := range 3 {
-		host := fmt.Sprintf("127.0.0.%d", i+2)
-		rp := freePortOn(host)
-		routes = append(routes, fmt.Sprintf("nats://%s:%d", host, rp))
-		clusterCfgs = append(clusterCfgs, fmt.Sprintf("cluster:\n  name: bench\n  node: n%d\n  listen: %s:%d\n  peer_listen: %s:%d\n  secret: %s\n",
-			i+1, host, rp, host, freePortOn(host), secret))
+	// startCluster starts three nodes of bin on 127.0.0.<first>, +1, +2,
+	// in directories <prefix>-n1 …
+	startCluster := func(bin, prefix, name string, first int) ([]*stokeProc, error) {
+		var routes []string
+		var clusterCfgs []string
+		for i := range 3 {
+			host := fmt.Sprintf("127.0.0.%d", first+i)
+			rp := freePortOn(host)
+			routes = append(routes, fmt.Sprintf("nats://%s:%d", host, rp))
+			clusterCfgs = append(clusterCfgs, fmt.Sprintf("cluster:\n  name: %s\n  node: n%d\n  listen: %s:%d\n  peer_listen: %s:%d\n  secret: %s\n",
+				name, i+1, host, rp, host, freePortOn(host), secret))
+		}
+		cur := e.stoke
+		e.stoke = bin
+		defer func() { e.stoke = cur }()
+		nodes := make([]*stokeProc, 3)
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range 3 {
+			body := clusterCfgs[i] + "  routes: [" + strings.Join(routes, ", ") + "]\n" + fns
+			wg.Go(func() {
+				nodes[i], errs[i] = e.startStokeAt(ctx, fmt.Sprintf("%s-n%d", prefix, i+1), fmt.Sprintf("127.0.0.%d", first+i), body, 60*time.Second)
+			})
+		}
+		wg.Wait()
+		return nodes, errors.Join(errs...)
 	}
-	nodes := make([]*stokeProc, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		body := clusterCfgs[i] + "  routes: [" + strings.Join(routes, ", ") + "]\n" + fns
-		wg.Go(func() {
-			nodes[i], errs[i] = e.startStokeAt(ctx, fmt.Sprintf("cluster-n%d", i+1), fmt.Sprintf("127.0.0.%d", i+2), body, 60*time.Second)
-		})
-	}
-	wg.Wait()
+	nodes, err := startCluster(e.stoke, "cluster", "bench", 2)
 	for _, n := range nodes {
 		if n != nil {
 			defer n.stop()
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return err
+	}
+	// -cluster-base-bin: the same cluster of another build (main's), in
+	// the same run, interleaved.
+	var baseNodes []*stokeProc
+	if *flagClusterBaseBin != "" {
+		baseNodes, err = startCluster(*flagClusterBaseBin, "clusterbase", "benchbase", 5)
+		for _, n := range baseNodes {
+			if n != nil {
+				defer n.stop()
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	single, err := e.startStoke(ctx, "cluster-single", fns)
 	if err != nil {
@@ -111,28 +138,14 @@ func benchCluster(ctx context.Context, e *env) error {
 
 	// Which node holds w's keep_warm instance: its gateway is "local",
 	// another's "remote".
-	var local, remote *stokeProc
-	for deadline := time.Now().Add(30 * time.Second); local == nil; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no node reports w's keep_warm instance")
-		}
-		for _, n := range nodes {
-			resp, err := http.Get(n.gw + "/w")
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			node := resp.Header.Get("X-Stoke-Node")
-			if strings.HasSuffix(n.dir, "cluster-"+node) && local == nil {
-				local = n
-			}
-		}
+	local, remote, err := localRemote(nodes, "cluster-")
+	if err != nil {
+		return err
 	}
-	for _, n := range nodes {
-		if n != local {
-			remote = n
-			break
+	var baseLocal, baseRemote *stokeProc
+	if baseNodes != nil {
+		if baseLocal, baseRemote, err = localRemote(baseNodes, "clusterbase-"); err != nil {
+			return err
 		}
 	}
 	fmt.Printf("\n### cluster: warm request, c=1 (%d rounds × %d requests, interleaved)\n\n", *flagRounds, *flagReqs)
@@ -141,6 +154,10 @@ func benchCluster(ctx context.Context, e *env) error {
 		{name: "single node, no cluster:", url: single.gw + "/w"}}
 	if mainSingle != nil {
 		ts = append(ts, target{name: "single node, main before cluster mode", url: mainSingle.gw + "/w"})
+	}
+	if baseLocal != nil {
+		ts = append(ts, target{name: "-cluster-base-bin local: the node holding the instance", url: baseLocal.gw + "/w"},
+			target{name: "-cluster-base-bin remote: another node's gateway", url: baseRemote.gw + "/w"})
 	}
 	lat, roundMed, err := c1Rounds(ctx, ts, *flagRounds, *flagReqs)
 	if err != nil {
@@ -167,8 +184,11 @@ func benchCluster(ctx context.Context, e *env) error {
 	if mainSingle != nil {
 		vs = append(vs, variant{"single node, main before cluster mode", mainSingle, []*stokeProc{mainSingle}})
 	}
+	if baseNodes != nil {
+		vs = append(vs, variant{"-cluster-base-bin cluster node (claim, then count CAS)", baseNodes[0], baseNodes})
+	}
 	stubs := map[*stokeProc]int{}
-	for _, s := range append(append([]*stokeProc{single}, nodes...), mainSingle) {
+	for _, s := range append(append(append([]*stokeProc{single}, nodes...), baseNodes...), mainSingle) {
 		if s == nil {
 			continue
 		}
@@ -207,6 +227,34 @@ func benchCluster(ctx context.Context, e *env) error {
 		fmt.Printf("| %s | %s | %s | %s |\n", v.name, ms(pct(res[k], .5)), ms(pct(res[k], .99)), ms(pct(res[k], .5)-pct(res[0], .5)))
 	}
 	return nil
+}
+
+// localRemote finds which of a cluster's nodes (in directories
+// <prefix>n1 …) holds w's keep_warm instance, and another node.
+func localRemote(nodes []*stokeProc, prefix string) (local, remote *stokeProc, err error) {
+	for deadline := time.Now().Add(30 * time.Second); local == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("no node reports w's keep_warm instance")
+		}
+		for _, n := range nodes {
+			resp, err := http.Get(n.gw + "/w")
+			if err != nil {
+				return nil, nil, err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			node := resp.Header.Get("X-Stoke-Node")
+			if strings.HasSuffix(n.dir, prefix+node) && local == nil {
+				local = n
+			}
+		}
+	}
+	for _, n := range nodes {
+		if n != local {
+			return local, n, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("one node only")
 }
 
 func freePortOn(host string) int {

@@ -28,7 +28,7 @@
 //
 // and, for cluster mode (not part of all):
 //
-//	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] cluster  # warm via another node vs local; cold on a cluster node vs one node
+//	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] [-cluster-base-bin /tmp/stoke-main] cluster  # warm via another node vs local; cold on a cluster node vs one node; -cluster-base-bin: main's cluster beside this build's
 //
 // docs/BENCHMARKS.md has the results and how to read them.
 package main
