@@ -76,13 +76,15 @@ func (rs *reservations) add(l *pool.Lease) string {
 	if rs.m == nil {
 		rs.m = map[string]*reservation{}
 	}
-	rs.m[tok] = r
-	rs.mu.Unlock()
+	// The timer is set before the lock is let go: take reads it, and may
+	// run as soon as the token is out.
 	r.timer = time.AfterFunc(reserveFor, func() {
 		if l := rs.take(tok); l != nil {
 			l.Release() // the claimer never came
 		}
 	})
+	rs.m[tok] = r
+	rs.mu.Unlock()
 	return tok
 }
 
