@@ -196,8 +196,10 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 		// As between a client's requests: the instance is offered again.
 		waitFor(t, 10*time.Second, "n1 to offer again", func() bool { return n1.Offered("f", "1") })
 	}
-	if changed := claimSubChanges(t, n3) - before; changed > requests/10 {
-		t.Fatalf("%d warm requests on n1: n3's server saw %d subscription changes, want ≤ %d", requests, changed, requests/10)
+	// Before: ~2 per request (90 for 50). Now none of the claim subject's;
+	// the servers' own (JetStream's) make a few in the same time.
+	if changed := claimSubChanges(t, n3) - before; changed > requests/2 {
+		t.Fatalf("%d warm requests on n1: n3's server saw %d subscription changes, want ≤ %d", requests, changed, requests/2)
 	}
 
 	// n1's only instance busy (its subscription may linger): n1's own
@@ -214,7 +216,7 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 	if err != nil || !strings.HasPrefix(remote.InstanceID, "n2/") || p2.Idle() {
 		t.Fatalf("n1's claim with its own instance busy: %v, want n2's instance", err)
 	}
-	defer n2.claims.take(remote.Instance.(*remoteInstance).a.Token).Release()
+	defer func() { n2.claims.take(remote.Instance.(*remoteInstance).a.Token).Release() }()
 	// Every instance busy: a claim from n3 wins none.
 	if got, err := n3.Claim(ctx, "f", "1"); err == nil {
 		t.Fatalf("claim with every instance busy won %s", got.InstanceID)
