@@ -6,3 +6,6 @@ func KeepAliveApplies(p *Pool) int64 {
 	defer p.mu.Unlock()
 	return p.ka.applies
 }
+
+// Backoff is the wait after the failures-th failed start in a row.
+var Backoff = backoff

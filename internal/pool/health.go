@@ -44,6 +44,16 @@ func parentOf(err error) string {
 
 func (h *health) failing() bool { return h.failures >= 2 }
 
+// backoff is the wait after the failures-th failed start in a row (≥ 2):
+// lo at the second, doubling, at most hi.
+func backoff(failures int, lo, hi time.Duration) time.Duration {
+	d := lo << min(failures-2, 30)
+	if d <= 0 || d > hi {
+		return hi
+	}
+	return d
+}
+
 // startFailedLocked counts a failed start and, when the pool is failing
 // with nothing left that could serve, fails the waiting requests with err.
 func (p *Pool) startFailedLocked(err error) {
@@ -56,10 +66,7 @@ func (p *Pool) startFailedLocked(err error) {
 	h.failures++
 	h.lastErr = err
 	if h.failing() {
-		d := p.o.MinBackoff << min(h.failures-2, 30)
-		if d <= 0 || d > p.o.MaxBackoff {
-			d = p.o.MaxBackoff
-		}
+		d := backoff(h.failures, p.o.MinBackoff, p.o.MaxBackoff)
 		h.retryAt = now.Add(d)
 		if h.timer != nil {
 			h.timer.Stop()
