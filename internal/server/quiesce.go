@@ -76,13 +76,37 @@ func quiesce(ctx context.Context, ln *net.TCPListener) error {
 	}
 }
 
-// shutdownHTTP stops srv, which serves ln: no new connection, every one
-// the kernel took is served, Shutdown waits for requests in flight.
-func shutdownHTTP(ctx context.Context, srv *http.Server, ln *net.TCPListener, log *slog.Logger) error {
+// shutdownHTTP stops srv, which serves ln with arr installed: no new
+// connection, every one the kernel took is served (its first request
+// reached the handler before Shutdown, which would drop it), Shutdown
+// waits for requests in flight.
+func shutdownHTTP(ctx context.Context, srv *http.Server, ln *net.TCPListener, arr *arrivals, log *slog.Logger) error {
 	if err := quiesce(ctx, ln); err != nil {
 		log.Warn("waiting for the connections under way before closing the listener", "addr", ln.Addr().String(), "err", err)
+	} else if err := waitArrivals(ctx, arr); err != nil {
+		log.Warn("waiting for the requests of connections just accepted", "addr", ln.Addr().String(), "err", err)
 	}
 	return srv.Shutdown(ctx)
+}
+
+// waitArrivals waits until every accepted connection's first request has
+// reached the handler, or arrivalWait has passed: a client that connected
+// and sends nothing is not waited for longer.
+func waitArrivals(ctx context.Context, arr *arrivals) error {
+	until := time.Now().Add(arrivalWait)
+	tick := time.NewTicker(quiescePoll)
+	defer tick.Stop()
+	for arr.waiting() > 0 {
+		if time.Now().After(until) {
+			return fmt.Errorf("%d connections sent no request within %s", arr.waiting(), arrivalWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 const (
@@ -91,6 +115,9 @@ const (
 	// is reset by the close, like one that connected after a crash.
 	handshakeWait = 2 * time.Second
 	quiescePoll   = 2 * time.Millisecond
+	// arrivalWait bounds the wait for a connection accepted before the
+	// close to send its request.
+	arrivalWait = 2 * time.Second
 )
 
 // synDropFilter is a classic BPF socket filter; a TCP socket's filter sees

@@ -79,6 +79,8 @@ func TestShutdownServesTheAcceptQueue(t *testing.T) {
 	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "answered "+r.URL.Path)
 	}))
+	var arr arrivals
+	arr.serve(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(g) }()
 
@@ -115,7 +117,7 @@ func TestShutdownServesTheAcceptQueue(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := shutdownHTTP(ctx, srv, ln, slog.New(slog.DiscardHandler)); err != nil {
+	if err := shutdownHTTP(ctx, srv, ln, &arr, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {

@@ -76,6 +76,7 @@ type Server struct {
 	gwLn, adminLn net.Listener
 	gwTCP         *net.TCPListener // under gwLn (quiesce)
 	gwSrv         *http.Server
+	gwArrivals    arrivals
 	adminSrv      *http.Server
 
 	deployMu sync.Mutex // one deploy at a time
@@ -211,6 +212,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	}
 	s.invoke.Start(context.WithoutCancel(ctx))
 	s.gwSrv = newHTTPServer(s.nodeHeader(frontDoor(s.invoke.Handler(), s.gw)))
+	s.gwArrivals.serve(s.gwSrv)
 	s.adminSrv = newHTTPServer(admin.Handler(s, s.token))
 	go s.gwSrv.Serve(s.gwLn)
 	go s.adminSrv.Serve(s.adminLn)
@@ -234,7 +236,7 @@ func (s *Server) Close(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, drain)
 	defer cancel()
 	if s.gwSrv != nil {
-		if err := shutdownHTTP(dctx, s.gwSrv, s.gwTCP, s.log); err != nil {
+		if err := shutdownHTTP(dctx, s.gwSrv, s.gwTCP, &s.gwArrivals, s.log); err != nil {
 			errs = append(errs, fmt.Errorf("draining the gateway: %w", err))
 		}
 	} else if s.gwLn != nil {

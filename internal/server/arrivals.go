@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// arrivals tracks the connections whose request net/http has read, or is
+// reading, but not yet handed to the handler. Shutdown drops such a
+// request: net/http's connection loop returns without answering when it
+// finds the server shutting down after reading one. A connection the
+// accept queue just gave up (quiesce) is one of these, so shutdownHTTP
+// waits for them before calling Shutdown; the handler's entry, an idle
+// keep-alive or the connection's end takes one off.
+type arrivals struct {
+	mu      sync.Mutex
+	pending map[net.Conn]struct{}
+}
+
+type connKey struct{}
+
+// serve installs a on srv: its connection-state hook, the connection in
+// each request's context and the handler's entry.
+func (a *arrivals) serve(srv *http.Server) {
+	a.pending = map[net.Conn]struct{}{}
+	srv.ConnState = a.connState
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	h := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+			a.done(c)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (a *arrivals) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		a.mu.Lock()
+		a.pending[c] = struct{}{}
+		a.mu.Unlock()
+	case http.StateIdle, http.StateHijacked, http.StateClosed:
+		a.done(c)
+	}
+}
+
+func (a *arrivals) done(c net.Conn) {
+	a.mu.Lock()
+	delete(a.pending, c)
+	a.mu.Unlock()
+}
+
+// waiting is how many connections have a first request not yet handled.
+func (a *arrivals) waiting() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.pending)
+}
