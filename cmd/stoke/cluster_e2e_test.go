@@ -234,13 +234,13 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 		t.Fatalf("deploy on n1: %v\n%s", err, out)
 	}
 	for _, n := range nodes {
-		poll(t, 20*time.Second, n.name+" to run version 2", func() bool {
+		poll(t, 60*time.Second, n.name+" to run version 2", func() bool {
 			code, _, body := n.try("/hello")
 			return code == 200 && strings.Contains(body, "two from hello (version 2,")
 		})
 	}
 	// Every node drained version 1: its instances are gone.
-	poll(t, 20*time.Second, "version 1's instances to stop on every node", func() bool { return len(running(v1Dirs)) == 0 })
+	poll(t, 60*time.Second, "version 1's instances to stop on every node", func() bool { return len(running(v1Dirs)) == 0 })
 
 	// A failed build changes nothing anywhere.
 	bad := strings.Replace(two, "GREETING: two", "GREETING: three", 1)
@@ -274,7 +274,7 @@ func TestClusterFunctionsAreClusterState(t *testing.T) {
 	n3 := nodes[2]
 	n3.stop()
 	n3.stokeProc = startStoke(t, bin, n3.cfg, n3.gw)
-	poll(t, 20*time.Second, "n3 back, serving the cluster's version 2", func() bool {
+	poll(t, 60*time.Second, "n3 back, serving the cluster's version 2", func() bool {
 		code, _, body := n3.try("/hello")
 		return code == 200 && strings.Contains(body, "two from hello (version 2,")
 	})
@@ -440,7 +440,7 @@ func cliUntil(t *testing.T, n *clusterNode, what string, ok func(string) bool, a
 // of fn to the other nodes.
 func (n *clusterNode) waitOffered(t *testing.T, fn string) {
 	t.Helper()
-	poll(t, 10*time.Second, n.name+" to offer "+fn, func() bool {
+	poll(t, 60*time.Second, n.name+" to offer "+fn, func() bool {
 		for _, f := range n.functions(t) {
 			if f.Name == fn && f.Offered {
 				return true
@@ -504,7 +504,7 @@ func TestClusterLimitsAndNodeLoss(t *testing.T) {
 
 	// keep_warm 2 means two instances in the cluster, on two nodes.
 	var warm map[string]int
-	poll(t, 30*time.Second, "two keep_warm instances in the cluster", func() bool {
+	poll(t, 60*time.Second, "two keep_warm instances in the cluster", func() bool {
 		warm = clusterInstances(t, nodes, "hello")
 		return sum(warm) == 2
 	})
@@ -544,7 +544,7 @@ func TestClusterLimitsAndNodeLoss(t *testing.T) {
 
 	// Instances beyond keep_warm are reaped after idle_timeout, down to
 	// keep_warm 2 in the cluster.
-	poll(t, 15*time.Second, "the cluster back at keep_warm 2", func() bool {
+	poll(t, 60*time.Second, "the cluster back at keep_warm 2", func() bool {
 		warm = clusterInstances(t, nodes, "hello")
 		return sum(warm) == 2
 	})
@@ -598,7 +598,7 @@ func TestClusterLimitsAndNodeLoss(t *testing.T) {
 			}
 		}
 	}()
-	poll(t, 15*time.Second, "keep_warm restored on the surviving nodes", func() bool {
+	poll(t, 60*time.Second, "keep_warm restored on the surviving nodes", func() bool {
 		idle := 0
 		for _, f := range rest[0].functions(t) {
 			for _, in := range f.Instances {
@@ -649,7 +649,7 @@ func TestClusterLimitsAndNodeLoss(t *testing.T) {
 			syscallKill(pid)
 		}
 	}
-	poll(t, 20*time.Second, victim.name+" back in the cluster (serving, and seeing the others' instances)", func() bool {
+	poll(t, 60*time.Second, victim.name+" back in the cluster (serving, and seeing the others' instances)", func() bool {
 		code, node, _ := victim.try("/hello")
 		others := 0
 		for n, c := range clusterInstances(t, []*clusterNode{victim}, "hello") {

@@ -203,7 +203,7 @@ cluster:
 		}
 		return out
 	}
-	poll(t, 20*time.Second, "keep_warm 3: one instance per node", func() bool {
+	poll(t, 60*time.Second, "keep_warm 3: one instance per node", func() bool {
 		c := perNode(n2)
 		return c["n1"] == 1 && c["n2"] == 1 && c["n3"] == 1
 	})
@@ -213,7 +213,7 @@ cluster:
 
 	// The majority (n2, n3) keeps JetStream's quorum: it loses n1 and
 	// restores keep_warm 3 on its own nodes, serves, accepts Events.
-	poll(t, 40*time.Second, "the majority to run keep_warm 3 without n1", func() bool {
+	poll(t, 60*time.Second, "the majority to run keep_warm 3 without n1", func() bool {
 		c := perNode(n2)
 		return c["n1"] == 0 && c["n2"]+c["n3"] >= 3
 	})
