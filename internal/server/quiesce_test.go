@@ -141,15 +141,7 @@ func TestShutdownServesTheAcceptQueue(t *testing.T) {
 // handshake under way; a connection with it (as children accepted later
 // inherit it) carries data both ways and its close.
 func TestSYNDropFilter(t *testing.T) {
-	ln, err := listenTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, rc := rawListener(t)
 	// Connected before the filter: its server side gets the filter below.
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -213,15 +205,7 @@ func TestSYNDropFilter(t *testing.T) {
 // TCP_DEFER_ACCEPT the kernel keeps a connected client's socket in
 // SYN_RECV until its first data, which makes one to count.
 func TestHandshaking(t *testing.T) {
-	ln, err := listenTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, rc := rawListener(t)
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 30)
@@ -253,4 +237,20 @@ func TestHandshaking(t *testing.T) {
 		}
 		return h == 0 && q == 1
 	})
+}
+
+// rawListener is a plain TCP listener on loopback, closed with the test,
+// and its socket.
+func rawListener(t *testing.T) (*net.TCPListener, syscall.RawConn) {
+	t.Helper()
+	ln, err := listenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, rc
 }

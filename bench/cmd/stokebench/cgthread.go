@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -73,4 +74,18 @@ func (c *cgThread) close() {
 	for deadline := time.Now().Add(5 * time.Second); os.Remove(c.dir) != nil && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// start starts cmd, forked on c's thread (in its cgroup) when c is not
+// nil, and says when: the bare starts' clocks begin there.
+func (c *cgThread) start(cmd *exec.Cmd) (time.Time, error) {
+	var t0 time.Time
+	var err error
+	start := func() { t0 = time.Now(); err = cmd.Start() }
+	if c != nil {
+		c.run(start)
+	} else {
+		start()
+	}
+	return t0, err
 }

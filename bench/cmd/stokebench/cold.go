@@ -227,14 +227,7 @@ func directStart(ctx context.Context, e *env, cg *cgThread) (time.Duration, erro
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	cmd := exec.Command(e.hello)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "GREETING=hi")
-	var t0 time.Time
-	var err error
-	start := func() { t0 = time.Now(); err = cmd.Start() }
-	if cg != nil {
-		cg.run(start)
-	} else {
-		start()
-	}
+	t0, err := cg.start(cmd)
 	if err != nil {
 		return 0, err
 	}

@@ -374,14 +374,7 @@ func (rs *runtimeStub) run(ctx context.Context, e *env, bin string, cg *cgThread
 		"AWS_LAMBDA_RUNTIME_API="+rs.ln.Addr().String(),
 		"AWS_LAMBDA_FUNCTION_NAME=direct", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=3538",
 		"AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "_HANDLER=lambda-echo", "TZ=:UTC")
-	var t0 time.Time
-	var err error
-	start := func() { t0 = time.Now(); err = cmd.Start() }
-	if cg != nil {
-		cg.run(start)
-	} else {
-		start()
-	}
+	t0, err := cg.start(cmd)
 	if err != nil {
 		return 0, 0, err
 	}
