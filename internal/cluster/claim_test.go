@@ -50,7 +50,7 @@ func TestClaimAnswers(t *testing.T) {
 		if err := n2.nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "n1 to route claims to n2", func() bool {
+		waitFor(t, 60*time.Second, "n1 to route claims to n2", func() bool {
 			_, err := n1.nc.Request(subject, []byte("probe"), time.Second)
 			return err == nil
 		})

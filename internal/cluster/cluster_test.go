@@ -113,7 +113,7 @@ func TestMembership(t *testing.T) {
 	nodes := testCluster(t, 3)
 	all := []string{"n1", "n2", "n3"}
 	for _, nd := range nodes {
-		waitFor(t, 10*time.Second, nd.Name()+" to see all nodes", func() bool { return slices.Equal(nd.Alive(), all) })
+		waitFor(t, 60*time.Second, nd.Name()+" to see all nodes", func() bool { return slices.Equal(nd.Alive(), all) })
 	}
 	closing := time.Now()
 	nodes[2].Close()
@@ -122,7 +122,7 @@ func TestMembership(t *testing.T) {
 		// Heartbeats go over core NATS: while JetStream elects new
 		// leaders for what n3 led, n1 and n2 keep hearing each other.
 		var alive []string
-		waitFor(t, 10*time.Second, nd.Name()+" to lose n3 and keep n1, n2", func() bool {
+		waitFor(t, 60*time.Second, nd.Name()+" to lose n3 and keep n1, n2", func() bool {
 			alive = nd.Alive()
 			if !slices.Contains(alive, "n1") || !slices.Contains(alive, "n2") {
 				t.Fatalf("%s sees %v: n3's loss made it lose a live node", nd.Name(), alive)

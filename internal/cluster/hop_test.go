@@ -80,8 +80,8 @@ func TestClaimedInstanceOverTheHop(t *testing.T) {
 		<-served
 	}()
 	n1.SetPeer(ln.Addr().String())
-	waitFor(t, 10*time.Second, "n2 to learn n1's peer address", func() bool { return n2.members.peer("n1") != "" })
-	waitFor(t, 20*time.Second, "n1's keep_warm instance", p.Idle)
+	waitFor(t, 60*time.Second, "n2 to learn n1's peer address", func() bool { return n2.members.peer("n1") != "" })
+	waitFor(t, 60*time.Second, "n1's keep_warm instance", p.Idle)
 	stop := n1.Offer("f", "1", p, false)
 	defer stop()
 
@@ -89,7 +89,7 @@ func TestClaimedInstanceOverTheHop(t *testing.T) {
 	claim := func() *pool.Lease {
 		t.Helper()
 		var l *pool.Lease
-		waitFor(t, 10*time.Second, "a claim from n2 to win n1's instance", func() bool {
+		waitFor(t, 60*time.Second, "a claim from n2 to win n1's instance", func() bool {
 			var err error
 			l, err = n2.Claim(context.Background(), "f", "1")
 			if err != nil && !errors.Is(err, ErrNoneIdle) {
@@ -113,14 +113,14 @@ func TestClaimedInstanceOverTheHop(t *testing.T) {
 	if w.Code != 200 || w.Header().Get(HeaderNode) != "n1" || string(body) != fmt.Sprintf("hello /x from pid %d", p.Instances()[0].Pid) {
 		t.Fatalf("over the hop: %d node %q: %s", w.Code, w.Header().Get(HeaderNode), body)
 	}
-	waitFor(t, 10*time.Second, "n1's instance idle again after the request", p.Idle)
+	waitFor(t, 60*time.Second, "n1's instance idle again after the request", p.Idle)
 
 	// Claimed, never used, never released: reserved, then given back.
 	_ = claim()
 	if p.Idle() || reserved(n1) != 1 {
 		t.Fatalf("a claimed instance: pool idle %v, %d reservations", p.Idle(), reserved(n1))
 	}
-	waitFor(t, 10*time.Second, "the unused reservation to give the instance back", p.Idle)
+	waitFor(t, 60*time.Second, "the unused reservation to give the instance back", p.Idle)
 	if r := reserved(n1); r != 0 {
 		t.Fatalf("%d reservations left after the instance went back", r)
 	}
@@ -168,13 +168,13 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 		nodes[map[string]int{"n1": 0, "n2": 1, "n3": 2}[a.Node]].claims.take(a.Token).Release()
 		return a.Node
 	}
-	waitFor(t, 20*time.Second, "the keep_warm instances", func() bool { return p1.Idle() && p2.Idle() })
+	waitFor(t, 60*time.Second, "the keep_warm instances", func() bool { return p1.Idle() && p2.Idle() })
 	stop2 := n2.Offer("f", "1", p2, false)
 	defer stop2()
-	waitFor(t, 10*time.Second, "n1 to reach n2's offer", func() bool { return winner(n1) == "n2" })
+	waitFor(t, 60*time.Second, "n1 to reach n2's offer", func() bool { return winner(n1) == "n2" })
 	stop1 := n1.Offer("f", "1", p1, false)
 	defer stop1()
-	waitFor(t, 10*time.Second, "n1 to offer", func() bool { return n1.Offered("f", "1") && p2.Idle() })
+	waitFor(t, 60*time.Second, "n1 to offer", func() bool { return n1.Offered("f", "1") && p2.Idle() })
 
 	const requests = 50
 	r := n1.NewRouter("f", "1", p1)
@@ -194,7 +194,7 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 			t.Fatalf("request %d: %v %d", i, err, w.Code)
 		}
 		// As between a client's requests: the instance is offered again.
-		waitFor(t, 10*time.Second, "n1 to offer again", func() bool { return n1.Offered("f", "1") })
+		waitFor(t, 60*time.Second, "n1 to offer again", func() bool { return n1.Offered("f", "1") })
 	}
 	// Before: ~2 per request (90 for 50). Now none of the claim subject's;
 	// the servers' own (JetStream's) make a few in the same time.

@@ -13,7 +13,7 @@ import (
 func TestLimitHoldsClusterWide(t *testing.T) {
 	nodes := testCluster(t, 3)
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, n.Name()+" to see all nodes", func() bool { return len(n.Alive()) == 3 })
+		waitFor(t, 60*time.Second, n.Name()+" to see all nodes", func() bool { return len(n.Alive()) == 3 })
 	}
 	const max = 3
 	var held, peak, granted atomic.Int32

@@ -41,7 +41,7 @@ func TestNATSURL(t *testing.T) {
 		nodes = append(nodes, n)
 	}
 	for _, n := range nodes {
-		waitFor(t, 10*time.Second, n.Name()+" to see both nodes", func() bool { return slices.Equal(n.Alive(), []string{"a", "b"}) })
+		waitFor(t, 60*time.Second, n.Name()+" to see both nodes", func() bool { return slices.Equal(n.Alive(), []string{"a", "b"}) })
 	}
 	if s.NumRoutes() != 0 || s.NumClients() < 2 {
 		t.Errorf("the nodes are not plain clients of the server: %d routes, %d clients", s.NumRoutes(), s.NumClients())
@@ -60,5 +60,5 @@ func TestNATSURL(t *testing.T) {
 		t.Fatal("b took a second instance: max_instances 1 did not hold through nats_url")
 	}
 	la.Give()
-	waitFor(t, 10*time.Second, "b to get the room a gave back", func() bool { return lb.Take(ctx) })
+	waitFor(t, 60*time.Second, "b to get the room a gave back", func() bool { return lb.Take(ctx) })
 }

@@ -98,7 +98,7 @@ func TestRoutesOverTLS(t *testing.T) {
 	ca := newTestCA(t)
 	nodes := testClusterWith(t, 2, func(c *config.Cluster) { c.TLS = ca.issue(t, c.Node) })
 	for _, nd := range nodes {
-		waitFor(t, 10*time.Second, nd.Name()+" to see both nodes over TLS routes", func() bool {
+		waitFor(t, 60*time.Second, nd.Name()+" to see both nodes over TLS routes", func() bool {
 			return slices.Equal(nd.Alive(), []string{"n1", "n2"})
 		})
 	}
