@@ -165,7 +165,10 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 		if err != nil || json.Unmarshal(m.Data, &a) != nil || a.Token == "" {
 			return ""
 		}
-		nodes[map[string]int{"n1": 0, "n2": 1, "n3": 2}[a.Node]].claims.take(a.Token).Release()
+		// A reservation not taken within reserveFor gives itself back.
+		if l := nodes[map[string]int{"n1": 0, "n2": 1, "n3": 2}[a.Node]].claims.take(a.Token); l != nil {
+			l.Release()
+		}
 		return a.Node
 	}
 	waitFor(t, 60*time.Second, "the keep_warm instances", func() bool { return p1.Idle() && p2.Idle() })
@@ -216,7 +219,18 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 	if err != nil || !strings.HasPrefix(remote.InstanceID, "n2/") || p2.Idle() {
 		t.Fatalf("n1's claim with its own instance busy: %v, want n2's instance", err)
 	}
-	defer func() { n2.claims.take(remote.Instance.(*remoteInstance).a.Token).Release() }()
+	// Hold n2's instance as its claimer would (the request's hop takes the
+	// reservation): a reservation nobody takes gives itself back after
+	// reserveFor, and n3's claim below waits ClaimTimeout (as long), so
+	// under load the instance could be free again and won by n3.
+	held := n2.claims.take(remote.Instance.(*remoteInstance).a.Token)
+	if held == nil { // reserveFor passed already (a loaded machine): hold it directly
+		var ok bool
+		if held, ok = p2.TryAcquire(); !ok {
+			t.Fatal("n2's instance is neither reserved for n1 nor idle")
+		}
+	}
+	defer held.Release()
 	// Every instance busy: a claim from n3 wins none.
 	if got, err := n3.Claim(ctx, "f", "1"); err == nil {
 		t.Fatalf("claim with every instance busy won %s", got.InstanceID)
