@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink/nl"
+	"github.com/stokehq/stoke/internal/sockdiag"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -61,7 +59,7 @@ func quiesce(ctx context.Context, ln *net.TCPListener) error {
 		}
 		// In this order: with no handshake under way, nothing new can
 		// join the accept queue once it is seen empty.
-		n, err := handshaking(port)
+		n, err := sockdiag.Handshakes(port)
 		if err != nil {
 			return err
 		}
@@ -168,43 +166,4 @@ func acceptQueue(rc syscall.RawConn) (int, error) {
 		return 0, fmt.Errorf("reading the accept queue: %w", serr)
 	}
 	return int(info.Unacked), nil
-}
-
-// handshaking counts the TCP handshakes under way (SYN_RECV) to a local
-// port, IPv4 and IPv6 (an IPv6 listener takes IPv4 clients too).
-func handshaking(port uint16) (int, error) {
-	n := 0
-	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
-		req.AddData(&diagRequest{family: family, states: 1 << unix.BPF_TCP_SYN_RECV})
-		msgs, err := req.Execute(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY)
-		if errors.Is(err, nl.ErrDumpInterrupted) {
-			n++ // the list changed while it was read: look again
-		} else if err != nil {
-			return 0, fmt.Errorf("listing handshakes under way: %w", err)
-		}
-		for _, m := range msgs {
-			// inet_diag_msg: family, state, timer, retrans, then the
-			// source port, big-endian.
-			if len(m) >= 6 && m[1] == unix.BPF_TCP_SYN_RECV && binary.BigEndian.Uint16(m[4:6]) == port {
-				n++
-			}
-		}
-	}
-	return n, nil
-}
-
-// diagRequest is inet_diag_req_v2 for TCP sockets in the given states.
-type diagRequest struct {
-	family uint8
-	states uint32
-}
-
-func (r *diagRequest) Len() int { return 56 }
-
-func (r *diagRequest) Serialize() []byte {
-	b := make([]byte, r.Len())
-	b[0], b[1] = r.family, unix.IPPROTO_TCP
-	binary.NativeEndian.PutUint32(b[4:8], r.states)
-	return b // the socket id, all zero: every socket
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/stokehq/stoke/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
@@ -169,7 +170,7 @@ func TestSYNDropFilter(t *testing.T) {
 		t.Fatalf("connecting to a listener dropping SYNs: %v, want a timeout", err)
 	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	if h, err := handshaking(port); err != nil || h != 0 {
+	if h, err := sockdiag.Handshakes(port); err != nil || h != 0 {
 		t.Errorf("handshakes under way: %d %v", h, err)
 	}
 	if q, err := acceptQueue(rc); err != nil || q != 0 {
@@ -201,36 +202,22 @@ func TestSYNDropFilter(t *testing.T) {
 	}
 }
 
-// handshaking counts the handshakes under way on a port. With
-// TCP_DEFER_ACCEPT the kernel keeps a connected client's socket in
-// SYN_RECV until its first data, which makes one to count.
-func TestHandshaking(t *testing.T) {
+// acceptQueue counts a connection the kernel completed and nobody
+// accepted, which sockdiag.Handshakes no longer counts: quiesce waits for
+// the first to be 0 once the second is.
+func TestAcceptQueue(t *testing.T) {
 	ln, rc := rawListener(t)
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 30)
-	}); err != nil || serr != nil {
-		t.Fatal(err, serr)
-	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	if h, err := handshaking(port); err != nil || h != 0 {
-		t.Fatalf("an idle listener: %d handshakes under way, %v", h, err)
+	if q, err := acceptQueue(rc); err != nil || q != 0 {
+		t.Fatalf("an idle listener's accept queue: %d, %v", q, err)
 	}
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitUntil(t, "a handshake under way", func() bool {
-		h, err := handshaking(port)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h == 1
-	})
-	io.WriteString(c, "x")
 	waitUntil(t, "the connection in the accept queue, no handshake under way", func() bool {
-		h, err := handshaking(port)
+		h, err := sockdiag.Handshakes(port)
 		q, qerr := acceptQueue(rc)
 		if err != nil || qerr != nil {
 			t.Fatal(err, qerr)

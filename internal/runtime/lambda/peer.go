@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+
+	"github.com/stokehq/stoke/internal/sockdiag"
 )
 
 // peerListener accepts only connections whose socket belongs to the
@@ -12,7 +14,7 @@ import (
 // on the host can connect, and a neighbour must not poll another
 // function's events or post its answers. The kernel is asked who owns the
 // connecting socket (sock_diag, a lookup of the exact 4-tuple: no
-// /proc/net/tcp scan, no dump; sockdiag.go), once per connection; the
+// /proc/net/tcp scan, no dump; internal/sockdiag), once per connection; the
 // bootstrap keeps its connection alive.
 //
 // Instances of the same function share its user, so this separates
@@ -45,7 +47,7 @@ func (l peerListener) Accept() (net.Conn, error) {
 		from, fok := c.RemoteAddr().(*net.TCPAddr)
 		to, tok := c.LocalAddr().(*net.TCPAddr)
 		if fok && tok {
-			uid, err = socketUID(from, to)
+			uid, err = sockdiag.UID(from, to)
 		}
 		if err == nil && uid == l.uid {
 			return c, nil
