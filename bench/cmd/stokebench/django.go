@@ -151,11 +151,24 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 		defer ns.stopWith()
 		ns.keptWarm = s.keptWarm
 	}
+	// -main-bin: the same functions on main's Stoke, interleaved: what this
+	// build changes, in the same run.
+	mainS, err := e.startMainStoke(ctx, "django-"+proj.name+"-main", cfg.String())
+	if err != nil {
+		return err
+	}
+	if mainS != nil {
+		defer mainS.stopWith()
+		mainS.keptWarm = s.keptWarm
+	}
 	client := &http.Client{Timeout: 110 * time.Second}
 	get := func(name string) (time.Duration, bool, error) {
 		gw := s.gw
 		if n, ok := strings.CutPrefix(name, "noiso-"); ok {
 			name, gw = n, ns.gw
+		}
+		if n, ok := strings.CutPrefix(name, "main-"); ok {
+			name, gw = n, mainS.gw
 		}
 		t0 := time.Now()
 		resp, err := client.Get(fmt.Sprintf("%s/%s%s", gw, name, proj.path))
@@ -177,8 +190,11 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 		if err := s.waitQuiet(ctx, 30*time.Second, 0); err != nil {
 			return err
 		}
-		if ns != nil {
-			if err := ns.waitQuiet(ctx, 30*time.Second, 0); err != nil {
+		for _, o := range []*stokeProc{ns, mainS} {
+			if o == nil {
+				continue
+			}
+			if err := o.waitQuiet(ctx, 30*time.Second, 0); err != nil {
 				return err
 			}
 		}
@@ -198,7 +214,8 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 	}
 
 	cold := map[string][]time.Duration{}
-	warmNow := map[int][]time.Duration{} // the same run's warm requests, by memory size
+	warmNow := map[int][]time.Duration{}  // the same run's warm requests, by memory size
+	warmMain := map[int][]time.Duration{} // main's (-main-bin)
 	notCold := 0
 	run := func(name string) error {
 		if err := quiet(); err != nil {
@@ -230,14 +247,27 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 						return err
 					}
 				}
+				if md.prefix != "plain" && mainS != nil {
+					if err := run(fmt.Sprintf("main-%s%d", md.prefix, m)); err != nil {
+						return err
+					}
+				}
 			}
 			for k := 0; k < 3; k++ {
-				d, c, err := get(fmt.Sprintf("warm%d", m))
-				if err != nil {
-					return err
-				}
-				if !c && (i > 0 || k > 0) { // its first request may pay lazy init
-					warmNow[m] = append(warmNow[m], d)
+				for _, w := range []struct {
+					prefix string
+					into   map[int][]time.Duration
+				}{{"", warmNow}, {"main-", warmMain}} {
+					if w.prefix != "" && mainS == nil {
+						continue
+					}
+					d, c, err := get(fmt.Sprintf("%swarm%d", w.prefix, m))
+					if err != nil {
+						return err
+					}
+					if !c && (i > 0 || k > 0) { // its first request may pay lazy init
+						w.into[m] = append(w.into[m], d)
+					}
 				}
 			}
 		}
@@ -255,6 +285,9 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 	if ns != nil {
 		ns.stopWith()
 		ns = nil
+	}
+	if mainS != nil {
+		mainS.stopWith()
 	}
 
 	// Warm latency and idle memory: one kept-warm instance per size, plain
@@ -351,6 +384,19 @@ func benchDjangoProject(ctx context.Context, e *env, proj djangoProject) error {
 			verdict = append(verdict, fmt.Sprintf("boost cold − warm at %d MB is %s (> 20 ms)", m, ms(bo-wp)))
 		}
 		fmt.Printf("| %d MB | %s | %s | %s | %s |\n", m, ms(wp), ms(bo-wp), ms(sn-wp), res)
+	}
+	if mainS != nil {
+		fmt.Printf("\nThis build against main's (-main-bin %s), same run, interleaved: snapshot + boost (the default) cold and warm p50 / p99, cold p50 − warm p50.\n", *flagMainBin)
+		fmt.Printf("| memory | warm p50 this / main | boost cold p50 this / main | boost cold p99 this / main | cold − warm this / main | snapshot cold p50 this / main | cold p50 ratio this/main |\n|---|---|---|---|---|---|---|\n")
+		for _, m := range mems {
+			b, mb := cold[fmt.Sprintf("boost%d", m)], cold[fmt.Sprintf("main-boost%d", m)]
+			wp, wm := pct(warmNow[m], .5), pct(warmMain[m], .5)
+			fmt.Printf("| %d MB | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2f |\n", m, ms(wp), ms(wm),
+				ms(pct(b, .5)), ms(pct(mb, .5)), ms(pct(b, .99)), ms(pct(mb, .99)), ms(pct(b, .5)-wp), ms(pct(mb, .5)-wm),
+				ms(pct(cold[fmt.Sprintf("snap%d", m)], .5)), ms(pct(cold[fmt.Sprintf("main-snap%d", m)], .5)),
+				float64(pct(b, .5))/float64(max(pct(mb, .5), 1)))
+		}
+		fmt.Printf("samples per cell (main): snapshot %d, boost %d\n", len(cold["main-snap128"]), len(cold["main-boost128"]))
 	}
 	fmt.Printf("samples per cell: plain %d, snapshot %d, boost %d; answered warm instead of cold (excluded): %d\n",
 		len(cold["plain128"]), len(cold["snap128"]), len(cold["boost128"]), notCold)

@@ -16,7 +16,7 @@
 //
 // and, for examples/django-drf on the python-wsgi runtime (not part of all):
 //
-//	go run ./bench/cmd/stokebench django  # the seed's table: plain start vs fork snapshot vs + init boost
+//	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] django  # the seed's table: plain start vs fork snapshot vs + init boost; cold minus warm (-main-bin: and main's)
 //
 // and, for the response cache (not part of all):
 //

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -385,6 +386,104 @@ func TestSpareFork(t *testing.T) {
 	if strings.Contains(l.String(), "Traceback") || strings.Contains(l.String(), "EOFError") {
 		t.Errorf("a stopped spare printed a traceback:\n%s", l)
 	}
+}
+
+// A spare does its after-fork work (the hook and, with init boost, the
+// warm-up request) as soon as it is in its cgroup, ahead of demand; a
+// cold start that claims it during that work waits for it, is handed an
+// instance under its own id, and its init covers that work.
+func TestSpareWarmsAheadOfDemand(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "go")
+	f := testFunction(t, "app:app", true)
+	f.Memory = 128
+	f.Env["APP_HOOK_WAITS_FOR"] = gate
+	rt := newRuntime(t, f, nil)
+	if err := rt.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := waitSpares(t, rt, 1)[0]
+	type started struct {
+		in  runtime.Instance
+		err error
+	}
+	got := make(chan started, 1)
+	t0 := time.Now()
+	go func() {
+		in, err := rt.Start(context.Background(), "a")
+		got <- started{in, err}
+	}()
+	// Claimed, and held by the spare's hook: the start waits for it.
+	poll(t, "the spare claimed", func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return !slices.Contains(rt.spares, first)
+	})
+	select {
+	case s := <-got:
+		t.Fatalf("the start returned (%v) before the spare's hook ended", s.err)
+	default:
+	}
+	held := time.Since(t0)
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	a := s.in
+	t.Cleanup(func() { _ = a.Stop(context.Background()) })
+	if a.Pid() != first.proc.Pid() {
+		t.Errorf("instance pid %d, want the spare's %d", a.Pid(), first.proc.Pid())
+	}
+	if init := a.(*Instance).Init; init < held {
+		t.Errorf("init %s does not cover the spare's after-fork work (the start was held %s)", init, held)
+	}
+	w := decode(t, invoke(t, a, "GET", "/whoami", nil))
+	pid := float64(a.Pid())
+	if w["hooked_in"] != pid || !slices.Contains(w["warmups"].([]any), any(pid)) {
+		t.Errorf("whoami %v: the hook and the warm-up did not run in the instance %d", w, a.Pid())
+	}
+	// The hook ran before the claim named it; the requests see its own id.
+	if w["hook_saw_id"] != first.id || w["instance_id"] != "a" || !strings.HasSuffix(w["log_stream"].(string), "]"+streamSuffix("a")) {
+		t.Errorf("hook saw id %v; instance id %v, log stream %v", w["hook_saw_id"], w["instance_id"], w["log_stream"])
+	}
+	// The next spare is ready before any claim: quota applied, work done.
+	next := waitSpares(t, rt, 1)[0]
+	<-next.ready
+	if next.err != nil {
+		t.Fatal(next.err)
+	}
+	if q, want := cpuQuota(t, next.proc.Pid()), fmt.Sprint(100000*128/1769); q != want {
+		t.Errorf("a ready spare's quota is %s, want %s", q, want)
+	}
+	b := start(t, rt, "b")
+	if b.Pid() != next.proc.Pid() {
+		t.Errorf("instance pid %d, want the ready spare's %d", b.Pid(), next.proc.Pid())
+	}
+	if w := decode(t, invoke(t, b, "GET", "/whoami", nil)); w["instance_id"] != "b" || w["hooked_in"] != float64(b.Pid()) {
+		t.Errorf("whoami %v from instance %d", w, b.Pid())
+	}
+}
+
+// A spare whose after-fork work fails is dropped (nobody claimed it); the
+// next cold start forks and fails with the app's error itself.
+func TestSpareFailingItsInit(t *testing.T) {
+	l := &logs{}
+	f := testFunction(t, "app:app", true)
+	f.Env["APP_FAIL_HOOK"] = "1"
+	rt := newRuntime(t, f, l)
+	if err := rt.Prepare(context.Background()); err != nil {
+		t.Fatal(err) // the template imports fine; only its forks fail
+	}
+	l.waitFor(t, "-spare-")
+	poll(t, "the failed spare dropped", func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return len(rt.spares) == 0 && !rt.filling
+	})
+	_, err := rt.Start(context.Background(), "hooked")
+	initErr(t, err, "Runtime.InitError", "RuntimeError: after-fork hook failed on purpose", "in stoke_after_fork")
 }
 
 // streamSuffix is the end of AWS_LAMBDA_LOG_STREAM_NAME for instance id.

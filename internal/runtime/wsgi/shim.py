@@ -9,7 +9,9 @@
 #
 # Instance connection (a stream socket): frames of a 4-byte big-endian length
 # of what follows, a 1-byte type and a payload.
-#   Stoke -> shim  I  go-ahead for a forked instance (it is in its cgroup)
+#   Stoke -> shim  I  go-ahead for a forked instance (it is in its cgroup),
+#                     {"env"}; a spare gets it again once claimed, whose env
+#                     is then its instance's (id, log stream)
 #                  Q  request head (JSON), then B body chunks, an empty B ends
 #   shim -> Stoke  h  hello {"id", "pid"} (instance mode, first frame)
 #                  R  ready {"init_ms"}     E  init failed {"errorType", ...}
@@ -358,7 +360,7 @@ def run_app(app, env, on_head, on_data):
 
 def serve(conn, app):
     """The request loop of one instance, until Stoke closes the connection."""
-    Q, B = ord("Q"), ord("B")
+    Q, B, I = ord("Q"), ord("B"), ord("I")
     while True:
         try:
             typ, payload = conn.recv()
@@ -367,6 +369,11 @@ def serve(conn, app):
         if typ != Q:
             if typ == B:
                 continue  # the rest of a body the app did not read
+            if typ == I:
+                # A spare that did its after-fork work ahead of demand is
+                # claimed: its instance's own id and log stream.
+                os.environ.update(json.loads(payload).get("env", {}) if payload else {})
+                continue
             raise SystemExit("protocol: request expected, got %r" % chr(typ))
         head = json.loads(payload)
         body = Input(conn)

@@ -12,7 +12,13 @@ def stoke_after_fork():
     """Stoke's after-fork hook: runs in each forked instance."""
     if os.environ.get("APP_FAIL_HOOK"):
         raise RuntimeError("after-fork hook failed on purpose")
+    wait = os.environ.get("APP_HOOK_WAITS_FOR")
+    while wait and not os.path.exists(wait):
+        import time
+
+        time.sleep(0.005)  # a test holds the instance's init here
     STATE["hooked_in"] = os.getpid()
+    STATE["hook_saw_id"] = os.environ.get("STOKE_INSTANCE_ID")
 
 if os.environ.get("APP_BALLAST_MB"):
     # Memory the template holds (written, so its pages are resident), which
@@ -31,7 +37,7 @@ def app(environ, start_response):
     if path == "/whoami":
         body = json.dumps({"pid": os.getpid(), "random": random.random(), "imported_in": STATE["imported_in"],
                            "warmups": STATE["warmups"], "requests": STATE["requests"],
-                           "hooked_in": STATE["hooked_in"], "instance_id": os.environ.get("STOKE_INSTANCE_ID"),
+                           "hooked_in": STATE["hooked_in"], "hook_saw_id": STATE.get("hook_saw_id"), "instance_id": os.environ.get("STOKE_INSTANCE_ID"),
                            "log_stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
