@@ -47,32 +47,61 @@ func (n *Node) Definitions(ctx context.Context) (out map[string]*Definition, err
 	return out, err
 }
 
+// definitions reads the latest value under every key through one watcher
+// and refuses (for retry to try again) a view older than fnRev. Neither
+// JetStream's direct gets nor its consumers promise to read the writes
+// before them: they may be served by a replica still catching up. Acting
+// on such a view made a node that had just deployed version 2 follow "the
+// cluster" back to version 1 (TestClusterFunctionsAreClusterState), and a
+// listing could miss a function just created on another node.
 func (n *Node) definitions(ctx context.Context) (map[string]*Definition, error) {
-	out := map[string]*Definition{}
-	lister, err := n.kvFns.ListKeys(ctx)
+	w, err := n.kvFns.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: listing functions: %w", err)
+		return nil, fmt.Errorf("cluster: reading functions: %w", err)
 	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		e, err := n.kvFns.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // deleted between the list and the read
+	defer w.Stop()
+	out := map[string]*Definition{}
+	var newest uint64
+	for {
+		var e jetstream.KeyValueEntry
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: reading functions: %w", ctx.Err())
+		case e, ok = <-w.Updates():
 		}
-		if err != nil {
-			return nil, fmt.Errorf("cluster: reading %s: %w", k, err)
+		if !ok {
+			return nil, errors.New("cluster: reading functions: the watch ended early")
+		}
+		if e == nil { // every current value has been delivered
+			break
+		}
+		newest = max(newest, e.Revision())
+		if e.Operation() != jetstream.KeyValuePut {
+			continue // deleted or purged
 		}
 		d, err := decodeDefinition(e)
 		if err != nil {
-			n.log.Warn("cluster: unreadable function definition skipped", "key", k, "err", err)
+			n.log.Warn("cluster: unreadable function definition skipped", "key", e.Key(), "err", err)
 			continue
 		}
 		out[d.Function.Name] = d
 	}
+	if seen := n.fnRev.Load(); newest < seen {
+		return nil, fmt.Errorf("cluster: reading functions: a replica behind (revision %d, this node has seen %d)", newest, seen)
+	}
+	n.sawFns(newest)
 	return out, nil
+}
+
+// sawFns raises fnRev to rev.
+func (n *Node) sawFns(rev uint64) {
+	for {
+		cur := n.fnRev.Load()
+		if rev <= cur || n.fnRev.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 func decodeDefinition(e jetstream.KeyValueEntry) (*Definition, error) {
@@ -147,10 +176,14 @@ func (n *Node) commit(ctx context.Context, d *Definition) error {
 	if err != nil {
 		return err
 	}
+	var rev uint64
 	if d.rev == 0 {
-		_, err = n.kvFns.Create(ctx, fnKey(d.Function.Name), b)
+		rev, err = n.kvFns.Create(ctx, fnKey(d.Function.Name), b)
 	} else {
-		_, err = n.kvFns.Update(ctx, fnKey(d.Function.Name), b, d.rev)
+		rev, err = n.kvFns.Update(ctx, fnKey(d.Function.Name), b, d.rev)
+	}
+	if err == nil {
+		n.sawFns(rev)
 	}
 	if isWrongRevision(err) {
 		return fmt.Errorf("function %s: %w", d.Function.Name, ErrConflict)
@@ -268,7 +301,10 @@ func (n *Node) watchFunctions() error {
 	}
 	n.wg.Go(func() {
 		defer w.Stop()
-		for range w.Updates() {
+		for e := range w.Updates() {
+			if e != nil {
+				n.sawFns(e.Revision())
+			}
 			select {
 			case n.fnChanged <- struct{}{}:
 			default:

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -57,6 +58,10 @@ type Node struct {
 	objects jetstream.ObjectStore
 
 	fnChanged chan struct{}
+	// fnRev is the newest revision of the functions bucket this node has
+	// seen (its watcher, its own writes, its reads): no read of the
+	// definitions may return an older view.
+	fnRev     atomic.Uint64
 	claims    reservations // this node's instances claimed by others (claim.go)
 	offeredMu sync.Mutex
 	offers    map[string]*offer // by claim subject (claim.go)

@@ -288,12 +288,14 @@ func (s *Server) followCluster(ctx context.Context) {
 
 // syncCluster runs the stored definitions if they differ from what runs.
 func (s *Server) syncCluster(ctx context.Context) error {
+	// Read under deployMu: definitions read before a deploy on this node
+	// finished would be older than what it runs afterwards.
+	s.deployMu.Lock()
+	defer s.deployMu.Unlock()
 	defs, err := s.node.Definitions(ctx)
 	if err != nil {
 		return err
 	}
-	s.deployMu.Lock()
-	defer s.deployMu.Unlock()
 	s.mu.Lock()
 	same := len(defs) == len(s.fns)
 	for name, d := range s.fns {
