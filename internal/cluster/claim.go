@@ -192,10 +192,14 @@ func (n *Node) Offer(fn, version string, p LocalPool, event bool) (stop func()) 
 // ahead of the answer).
 func (o *offer) answer(m *nats.Msg) {
 	a := claimAnswer{Busy: true}
-	if l, ok := o.p.TryAcquire(); ok {
-		a = claimAnswer{Node: o.n.name, Peer: o.n.members.peer(o.n.name), Token: o.n.claims.add(l), Instance: l.InstanceID, Event: o.event}
-	} else {
-		o.drop(m.Sub)
+	// Without its peer listener (SetPeer not called yet) this node's
+	// instances cannot be reached: busy.
+	if peer := o.n.members.peer(o.n.name); peer != "" {
+		if l, ok := o.p.TryAcquire(); ok {
+			a = claimAnswer{Node: o.n.name, Peer: peer, Token: o.n.claims.add(l), Instance: l.InstanceID, Event: o.event}
+		} else {
+			o.drop(m.Sub)
+		}
 	}
 	b, _ := json.Marshal(a)
 	_ = m.Respond(b)

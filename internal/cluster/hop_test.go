@@ -171,6 +171,9 @@ func TestWarmRequestsKeepTheOffer(t *testing.T) {
 		}
 		return a.Node
 	}
+	// Announced, never dialled: this test's requests run here, not over the hop.
+	n1.SetPeer("127.0.0.2:1")
+	n2.SetPeer("127.0.0.3:1")
 	waitFor(t, 60*time.Second, "the keep_warm instances", func() bool { return p1.Idle() && p2.Idle() })
 	stop2 := n2.Offer("f", "1", p2, false)
 	defer stop2()

@@ -146,7 +146,7 @@ func (m *members) watch(w jetstream.KeyWatcher) {
 		if sent := e.Created().Add(m.minLag[ni.Name]); sent.After(m.seen[ni.Name]) {
 			m.seen[ni.Name] = sent
 		}
-		m.info[ni.Name] = ni
+		m.learn(ni)
 		m.mu.Unlock()
 		m.check()
 	}
@@ -162,9 +162,20 @@ func (m *members) heard(msg *nats.Msg) {
 	}
 	m.mu.Lock()
 	m.seen[ni.Name] = time.Now()
-	m.info[ni.Name] = ni
+	m.learn(ni)
 	m.mu.Unlock()
 	m.check()
+}
+
+// learn takes another node's info from its heartbeat. This node's own is
+// set here, not learned: a heartbeat of its own sent before setPeer, heard
+// or read back late, would forget its peer address, and a claim answered
+// meanwhile sent the claimer to "http:///…" (502s in
+// TestClusterLimitsAndNodeLoss). The caller holds mu.
+func (m *members) learn(ni NodeInfo) {
+	if ni.Name != m.n.name {
+		m.info[ni.Name] = ni
+	}
 }
 
 func (m *members) loop() {
