@@ -16,18 +16,27 @@ import (
 	"time"
 )
 
+// testMark is the header the test app counts connections by (see conns).
+const testMark = "X-Stoke-Test"
+
+// marked marks r as one of the test's own requests and returns it.
+func marked(r *http.Request) *http.Request {
+	r.Header.Set(testMark, "1")
+	return r
+}
+
 // invoke runs one request straight through Invoke.
 func invoke(t *testing.T, inst *Instance, method, target string, body io.Reader) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(method, target, body)
+	req := marked(httptest.NewRequest(method, target, body))
 	if err := inst.Invoke(rec, req); err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)
 	}
 	return rec
 }
 
-// conns is how many connections the app has accepted so far.
+// conns is how many connections the app has had the test's requests on.
 func conns(t *testing.T, inst *Instance) string {
 	t.Helper()
 	return invoke(t, inst, "GET", "/conns", nil).Body.String()
@@ -92,7 +101,7 @@ func TestRetryWhenAppClosedKeptConnection(t *testing.T) {
 	// A POST may have been served before the connection broke: not retried.
 	invoke(t, inst, "GET", "/hangup", nil)
 	waitAppClosed(t, inst)
-	err := inst.Invoke(httptest.NewRecorder(), httptest.NewRequest("POST", "/echo", strings.NewReader("x")))
+	err := inst.Invoke(httptest.NewRecorder(), marked(httptest.NewRequest("POST", "/echo", strings.NewReader("x"))))
 	if err == nil {
 		t.Fatal("POST on a connection the app closed was retried")
 	}
@@ -138,7 +147,7 @@ func TestResponseUntilEOF(t *testing.T) {
 	// A writer that cannot flush (the Invoke API's) gets the streamed body too.
 	var b bytes.Buffer
 	w := &pipeWriter{h: http.Header{}, w: &b}
-	if err := inst.Invoke(struct{ http.ResponseWriter }{w}, httptest.NewRequest("GET", "/eof", nil)); err != nil || b.String() != "until the end" {
+	if err := inst.Invoke(struct{ http.ResponseWriter }{w}, marked(httptest.NewRequest("GET", "/eof", nil))); err != nil || b.String() != "until the end" {
 		t.Fatalf("without Flush: %q, %v", b.String(), err)
 	}
 }
@@ -215,7 +224,7 @@ func TestLargeEchoFullDuplex(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rec := httptest.NewRecorder()
-	err := inst.Invoke(rec, httptest.NewRequest("POST", "/copy", bytes.NewReader(in)).WithContext(ctx))
+	err := inst.Invoke(rec, marked(httptest.NewRequest("POST", "/copy", bytes.NewReader(in)).WithContext(ctx)))
 	if err != nil || !bytes.Equal(rec.Body.Bytes(), in) {
 		t.Fatalf("64 MB echo: %d bytes back, err %v", rec.Body.Len(), err)
 	}
@@ -235,7 +244,7 @@ func TestMaxBytesErrorSurfaces(t *testing.T) {
 		// /echo reads the whole body before it answers, so the limit is hit
 		// before any response; an app that answers while it reads (/copy)
 		// may start its response first, and then the error is an abort.
-		req := httptest.NewRequest("POST", "/echo", c.body)
+		req := marked(httptest.NewRequest("POST", "/echo", c.body))
 		req.Body = http.MaxBytesReader(rec, req.Body, 1000)
 		err := inst.Invoke(rec, req)
 		var mbe *http.MaxBytesError
@@ -259,7 +268,7 @@ func TestCancelMidResponse(t *testing.T) {
 	w := &pipeWriter{h: http.Header{}, w: pw}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- inst.Invoke(w, httptest.NewRequest("GET", "/stream", nil).WithContext(ctx))
+		errc <- inst.Invoke(w, marked(httptest.NewRequest("GET", "/stream", nil).WithContext(ctx)))
 		pw.Close()
 	}()
 	if line, _ := bufio.NewReader(pr).ReadString('\n'); line != "first\n" {

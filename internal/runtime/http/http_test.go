@@ -97,7 +97,7 @@ func front(t testing.TB, inst *Instance) *httptest.Server {
 func frontErrs(t testing.TB, inst *Instance) (*httptest.Server, chan error) {
 	errs := make(chan error, 100)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := inst.Invoke(w, r)
+		err := inst.Invoke(w, marked(r))
 		if err == nil {
 			return
 		}
