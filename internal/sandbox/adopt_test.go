@@ -121,6 +121,19 @@ func TestAdoptForkedProcess(t *testing.T) {
 	if q, want := quota(), strconv.Itoa(100000*128/sandbox.MBPerCPU); q != want {
 		t.Errorf("after the boost cpu quota is %s, want %s", q, want)
 	}
+	// Boosted again, and the quota back after it.
+	if err := p.Boost(); err != nil {
+		t.Fatal(err)
+	}
+	if q := quota(); q != "-1" && q != "max" {
+		t.Errorf("boosted again, the cgroup has cpu quota %s, want none", q)
+	}
+	if err := p.EndInitBoost(); err != nil {
+		t.Fatal(err)
+	}
+	if q, want := quota(), strconv.Itoa(100000*128/sandbox.MBPerCPU); q != want {
+		t.Errorf("after the second boost cpu quota is %s, want %s", q, want)
+	}
 
 	fmt.Fprintln(goW, "go")
 	reaped(t, p, sc)

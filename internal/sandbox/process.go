@@ -51,6 +51,7 @@ type process struct {
 	// setLimitMB is the memory limit SetMemoryMB set (0: still memMB).
 	setLimitMB atomic.Int32
 	boosted    bool // runs without its CPU quota until EndInitBoost
+	canBoost   bool // started with Spec.InitBoost: Boost may lift the quota again
 	// adopted: forked by another process (see adopt.go); watched through
 	// pidfd, its status comes through status, unless orphaned closes
 	// first: its reaper is gone and will not report it.
@@ -447,6 +448,19 @@ func (p *process) boost(spec Spec) error {
 		return nil
 	}
 	if err := p.cg.setCPU(spec.MemoryMB, true); err != nil {
+		return err
+	}
+	p.boosted, p.canBoost = true, true
+	return nil
+}
+
+func (p *process) Boost() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.canBoost || p.boosted || p.reaped {
+		return nil
+	}
+	if err := p.cg.setCPU(p.memMB, true); err != nil {
 		return err
 	}
 	p.boosted = true

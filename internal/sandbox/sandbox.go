@@ -66,6 +66,10 @@ type Process interface {
 	// EndInitBoost applies the CPU quota to a process started with
 	// Spec.InitBoost; otherwise it does nothing.
 	EndInitBoost() error
+	// Boost lifts the CPU quota again, until the next EndInitBoost, of a
+	// process started with Spec.InitBoost (a forked python instance's first
+	// request finishes what its init began); otherwise it does nothing.
+	Boost() error
 	// Stop kills the whole process group (SIGTERM, then SIGKILL after grace),
 	// waits for it and removes its cgroup. Safe to call more than once.
 	Stop(ctx context.Context, grace time.Duration) error

@@ -152,9 +152,8 @@ func (rt *Runtime) startForked(ctx context.Context, id string) (runtime.Instance
 	}
 	in.drop()
 	in.Init = time.Since(t0)
-	if err := in.Process.EndInitBoost(); err != nil {
-		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", id, "err", err)
-	}
+	// Boosted since the fork: Boost is a no-op and the boost goes on.
+	in.boostFirst()
 	return in, nil
 }
 
@@ -184,9 +183,7 @@ func (rt *Runtime) claim(ctx context.Context, in *Instance, sp *spare, t0 time.T
 	}
 	in.drop()
 	in.Init = sp.init + time.Since(later(t0, sp.readyAt))
-	if err := in.Process.EndInitBoost(); err != nil {
-		rt.o.Logger.Warn("end init boost", "function", f.Name, "instance", in.ID, "err", err)
-	}
+	in.boostFirst()
 	return in, nil
 }
 

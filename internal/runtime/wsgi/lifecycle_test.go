@@ -278,12 +278,16 @@ func TestInitBoost(t *testing.T) {
 		t.Run(fmt.Sprint("boost=", boost), func(t *testing.T) {
 			f := testFunction(t, "app:app", true)
 			f.Memory, f.InitBoost = 128, boost
+			// Long enough that only the first request's end can end it.
+			firstRequestBoost = time.Hour
+			t.Cleanup(func() { firstRequestBoost = time.Second })
 			rt := newRuntime(t, f, nil)
 			in := start(t, rt, "i")
-			// Once ready, the quota applies either way.
-			q := cpuQuota(t, in.Pid())
-			if want := fmt.Sprint(100000 * 128 / 1769); q != want {
-				t.Errorf("quota %s once ready, want %s", q, want)
+			// Once ready, the quota applies without the boost; with it,
+			// after the first request.
+			want := fmt.Sprint(100000 * 128 / 1769)
+			if q := cpuQuota(t, in.Pid()); (boost && q != "-1" && q != "max") || (!boost && q != want) {
+				t.Errorf("quota %s once ready with boost %t", q, boost)
 			}
 			// With the boost the instance repeats the warm-up request
 			// during its init; without, only the template served it.
@@ -291,6 +295,31 @@ func TestInitBoost(t *testing.T) {
 			if n := len(w["warmups"].([]any)); (boost && n != 2) || (!boost && n != 1) {
 				t.Errorf("warm-ups %v with boost %t", w["warmups"], boost)
 			}
+			// Applied after the response, on the boost timer's goroutine.
+			poll(t, "the quota after the first request", func() bool { return cpuQuota(t, in.Pid()) == want })
+			// From a spare, ready before the claim: the same.
+			if err := rt.Prepare(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			sp := waitSpares(t, rt, 1)[0]
+			<-sp.ready
+			if q := cpuQuota(t, sp.proc.Pid()); q != want {
+				t.Errorf("quota %s of a ready spare, want %s", q, want)
+			}
+			in = start(t, rt, "j")
+			if in.Pid() != sp.proc.Pid() {
+				t.Fatalf("instance %d, want the spare %d", in.Pid(), sp.proc.Pid())
+			}
+			if q := cpuQuota(t, in.Pid()); (boost && q != "-1" && q != "max") || (!boost && q != want) {
+				t.Errorf("quota %s of a claimed spare with boost %t", q, boost)
+			}
+			invoke(t, in, "GET", "/", nil)
+			poll(t, "the quota after a claimed spare's first request", func() bool { return cpuQuota(t, in.Pid()) == want })
+			// One no request comes to (keep_warm) gets its quota anyway,
+			// firstRequestBoost after it was ready.
+			firstRequestBoost = 50 * time.Millisecond
+			idle := start(t, rt, "k")
+			poll(t, "the quota of an instance never invoked", func() bool { return cpuQuota(t, idle.Pid()) == want })
 		})
 	}
 }
