@@ -53,3 +53,16 @@ func SetStubExecTimeout(d time.Duration) (restore func()) {
 }
 
 var UsedMB = usedMB
+
+// IdleStubPids lists the pids of the idle stubs.
+func IdleStubPids(m *Manager) []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var pids []int
+	for _, s := range m.stubs {
+		pids = append(pids, s.cmd.Process.Pid)
+	}
+	return pids
+}
+
+var DropFilePages = dropFilePages

@@ -96,6 +96,8 @@ func runStub(flavour string) int {
 			return stubFail("prepare the view", "", err)
 		}
 	}
+	// Last before ready: shed what the exec would otherwise unmap.
+	trimForExec()
 	if _, err := unix.Write(ctlFd, []byte{'R'}); err != nil {
 		return 1
 	}
@@ -176,14 +178,23 @@ func readRequest() (*stubRequest, []int, error) {
 		}
 		n += k
 	}
-	var req stubRequest
-	if err := json.Unmarshal(buf[4:4+size], &req); err != nil {
+	req, err := decodeRequest(buf[4:4+size], len(fds))
+	if err != nil {
 		return nil, nil, err
 	}
-	if req.Files < 0 || req.Files > len(fds) {
-		return nil, nil, fmt.Errorf("%d files announced, %d passed", req.Files, len(fds))
+	return req, fds, nil
+}
+
+// decodeRequest decodes a request that came with nfds fds.
+func decodeRequest(b []byte, nfds int) (*stubRequest, error) {
+	var req stubRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return nil, err
 	}
-	return &req, fds, nil
+	if req.Files < 0 || req.Files > nfds {
+		return nil, fmt.Errorf("%d files announced, %d passed", req.Files, nfds)
+	}
+	return &req, nil
 }
 
 // isolate makes this stub the function's: its view, its network, its user.
