@@ -42,3 +42,32 @@ func TestCacheSpan(t *testing.T) {
 		t.Fatalf("waterfall %q %v", b.String(), err)
 	}
 }
+
+// An init longer than the request's wait for it (a python spare did its
+// after-fork work before the request came) is drawn from the queue's start;
+// the whole init is an attribute.
+func TestInitBeforeTheRequest(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tc := NewContext()
+	rec := &record.Record{RequestID: "c", Function: "f", Start: start, Status: 200, Cold: true, InitMS: 9.5,
+		QueueMS: 0.5, DurationMS: 3, InstanceID: "i", InvokeStart: start.Add(500 * time.Microsecond), End: start.Add(4 * time.Millisecond)}
+	tc.Stamp(rec)
+	tr := FromRecord(rec)
+	var init *Span
+	for i, s := range tr.Spans {
+		if s.Name == SpanInit {
+			init = &tr.Spans[i]
+		}
+	}
+	if init == nil || !init.Start.Equal(start) || !init.End.Equal(start.Add(500*time.Microsecond)) || init.Attributes["stoke.init_ms"] != 9.5 {
+		t.Fatalf("init span %+v", init)
+	}
+	// One within the wait is drawn as it is, without the attribute.
+	rec.RequestID, rec.InitMS, rec.QueueMS = "d", 0.4, 0.5
+	tc.Stamp(rec)
+	for _, s := range FromRecord(rec).Spans {
+		if s.Name == SpanInit && (!s.Start.Equal(start.Add(100*time.Microsecond)) || s.Attributes["stoke.init_ms"] != nil) {
+			t.Fatalf("init span %+v", s)
+		}
+	}
+}
