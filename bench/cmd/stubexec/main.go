@@ -263,23 +263,31 @@ func bare(target string) (sample, error) {
 	return s, nil
 }
 
-// idleState reads a stub's thread count and mapped memory.
+// idleState reads a stub's thread count and mapped memory: anonymous, and
+// file pages mapped one page table entry each (a huge folio of the page
+// cache mapped whole by one entry, FilePmdMapped, costs the exec one entry
+// to unmap, so it is not counted).
 func idleState(pid int) sample {
 	var s sample
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for l := range strings.Lines(string(b)) {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.Atoi(f[1])
-		switch f[0] {
-		case "Threads:":
-			s.threads = v
-		case "RssFile:":
-			s.file = v
-		case "RssAnon:":
-			s.anon = v
+	for _, name := range []string{"status", "smaps_rollup"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+		for l := range strings.Lines(string(b)) {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			v, _ := strconv.Atoi(f[1])
+			switch f[0] {
+			case "Threads:":
+				s.threads = v
+			case "Rss:":
+				s.file += v
+			case "Anonymous:":
+				s.file -= v
+				s.anon = v
+			case "FilePmdMapped:", "Shmem:":
+				s.file -= v
+			}
 		}
 	}
 	return s
@@ -316,7 +324,7 @@ func report(vs []variant, res [][]sample) {
 	for i, v := range vs {
 		names[i] = v.name
 	}
-	fmt.Println("| variant | starts | exec p50 / p90 / p99 | first line p50 / p90 / p99 | idle: threads, file / anon kB (p50) |")
+	fmt.Println("| variant | starts | exec p50 / p90 / p99 | first line p50 / p90 / p99 | idle: threads, file (by PTE) / anon kB (p50) |")
 	fmt.Println("|---|---|---|---|---|")
 	for k, ss := range res {
 		ex, li := pick(ss, func(s sample) time.Duration { return s.exec }), pick(ss, func(s sample) time.Duration { return s.line })
