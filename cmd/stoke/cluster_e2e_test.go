@@ -677,18 +677,24 @@ type e2eRecord struct {
 // records is the node's invocations of fn (its own SQLite only).
 func (n *clusterNode) records(t *testing.T, fn string) []e2eRecord {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+n.admin+"/v1/functions/"+fn+"/invocations?limit=1000&local=1", nil)
+	var recs []e2eRecord
+	n.adminGet(t, "/v1/functions/"+fn+"/invocations?limit=1000&local=1", &recs)
+	return recs
+}
+
+// adminGet decodes the JSON answer to GET path on the node's admin API.
+func (n *clusterNode) adminGet(t *testing.T, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+n.admin+path, nil)
 	req.Header.Set("Authorization", "Bearer "+clusterToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var recs []e2eRecord
-	if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
-		t.Fatal(err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s on %s: %v", path, n.name, err)
 	}
-	return recs
 }
 
 // peakInstances is the largest number of distinct instances whose

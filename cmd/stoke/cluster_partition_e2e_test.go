@@ -3,7 +3,6 @@ package main_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -279,17 +278,8 @@ cluster:
 // events lists fn's Event invocations the node keeps (the admin API).
 func (n *clusterNode) events(t *testing.T, fn string) []struct{ Status string } {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+n.admin+"/v1/functions/"+fn+"/events?limit=1000", nil)
-	req.Header.Set("Authorization", "Bearer "+clusterToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var evs []struct{ Status string }
-	if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
-		t.Fatalf("events of %s on %s: %v", fn, n.name, err)
-	}
+	n.adminGet(t, "/v1/functions/"+fn+"/events?limit=1000", &evs)
 	return evs
 }
 
