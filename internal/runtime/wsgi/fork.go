@@ -3,7 +3,6 @@ package wsgirt
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -214,32 +213,19 @@ func (rt *Runtime) prewarm(sp *spare) {
 		}
 	}()
 	t0 := time.Now()
-	typ, p, err := byte(0), []byte(nil), writeJSON(bufio.NewWriterSize(c, 512), frameGo, goAhead{Env: rt.instanceEnv(sp.id)})
+	err := writeJSON(bufio.NewWriterSize(c, 512), frameGo, goAhead{Env: rt.instanceEnv(sp.id)})
 	if err == nil {
 		// The shim sends nothing after its R (or E) until it is sent a
 		// request, so a reader of its own leaves nothing unread behind.
-		typ, p, err = readFrame(bufio.NewReaderSize(c, 4096), nil)
+		err = readReady(bufio.NewReaderSize(c, 4096))
 	}
 	close(done)
 	<-watched
 	_ = c.SetReadDeadline(time.Time{})
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		sp.err = context.DeadlineExceeded
-	case err != nil:
-		sp.err = err
-	case typ == frameReady:
-	case typ == frameInitErr:
-		var e errorPayload
-		if err := json.Unmarshal(p, &e); err != nil {
-			sp.err = fmt.Errorf("protocol: %w", err)
-		} else {
-			sp.err = initError(e)
-		}
-	default:
-		sp.err = fmt.Errorf("protocol: frame %q before ready", typ)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = context.DeadlineExceeded
 	}
-	if sp.err != nil {
+	if sp.err = err; err != nil {
 		return
 	}
 	sp.readyAt = time.Now()

@@ -175,11 +175,18 @@ func (in *Instance) drop() {
 func (in *Instance) awaitReady(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = in.c.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	typ, p, err := readFrame(in.br, nil)
+	err := readReady(in.br)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// readReady reads the shim's answer to the go-ahead: nil for R, the app's
+// init error for E.
+func readReady(br *bufio.Reader) error {
+	typ, p, err := readFrame(br, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		return err
 	}
 	switch typ {
