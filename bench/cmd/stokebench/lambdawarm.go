@@ -35,6 +35,9 @@ type lwTarget struct {
 // through aws-sdk-go-v2 (unsigned, and SigV4-signed against a second Stoke
 // with auth: sigv4), and AWS's Runtime Interface Emulator when installed.
 func benchLambdaWarm(ctx context.Context, e *env) error {
+	if *flagLambdaAB {
+		return benchLambdaAB(ctx, e)
+	}
 	echoBin, err := e.buildBin(ctx, "lambda-echo", "./examples/lambda-echo")
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@
 // and, for Lambda functions (not part of all; `lambda` runs both):
 //
 //	go run ./bench/cmd/stokebench lambda-warm  # Invoke API / route / http function / direct, c=1 and c=32
+//	go run ./bench/cmd/stokebench -lambda-ab [-main-bin /tmp/stoke-main] lambda-warm  # the Lambda warm target only: this build, main's, RIE (aws-sdk-go-v2, c=1, random order)
 //	go run ./bench/cmd/stokebench [-main-bin /tmp/stoke-main] lambda-cold  # cold Invoke vs the bootstrap's own start
 //
 // and, for examples/django-drf on the python-wsgi runtime (not part of all):
@@ -44,15 +45,16 @@ import (
 )
 
 var (
-	flagN      = flag.Int("n", 100, "cold: starts per variant")
-	flagRounds = flag.Int("rounds", 5, "warm: c=1 rounds per target")
-	flagReqs   = flag.Int("reqs", 5000, "warm: requests per c=1 round")
-	flagWrk    = flag.Int("wrk-rounds", 3, "warm: wrk rounds per target")
-	flagWrkDur = flag.String("wrk-d", "10s", "warm: wrk duration per round")
-	flagWarmAB = flag.Bool("warm-ab", false, "warm: only direct, plainproxy, stoke and (with -main-bin) main's binary: an A/B of a change to the warm path")
-	flagBurst  = flag.Int("burst-rounds", 3, "burst: rounds per memory size")
-	flagQueue  = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
-	flagAll    = flag.Bool("all", false, "run every benchmark")
+	flagN        = flag.Int("n", 100, "cold: starts per variant")
+	flagRounds   = flag.Int("rounds", 5, "warm: c=1 rounds per target")
+	flagReqs     = flag.Int("reqs", 5000, "warm: requests per c=1 round")
+	flagWrk      = flag.Int("wrk-rounds", 3, "warm: wrk rounds per target")
+	flagWrkDur   = flag.String("wrk-d", "10s", "warm: wrk duration per round")
+	flagWarmAB   = flag.Bool("warm-ab", false, "warm: only direct, plainproxy, stoke and (with -main-bin) main's binary: an A/B of a change to the warm path")
+	flagLambdaAB = flag.Bool("lambda-ab", false, "lambda-warm: only the target's rows at c=1, aws-sdk-go-v2 against this build, RIE and (with -main-bin) main's binary, a random order every round: an A/B of a change to the warm Lambda path")
+	flagBurst    = flag.Int("burst-rounds", 3, "burst: rounds per memory size")
+	flagQueue    = flag.Int("queue-size", 1000, "burst: gateway.queue_size (Stoke's default is 100)")
+	flagAll      = flag.Bool("all", false, "run every benchmark")
 
 	flagLRounds        = flag.Int("lambda-rounds", 5, "lambda-warm: c=1 rounds per target")
 	flagLReqs          = flag.Int("lambda-reqs", 2000, "lambda-warm: requests per c=1 round")
