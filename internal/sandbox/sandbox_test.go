@@ -84,6 +84,8 @@ func child(mode string) {
 			keep = append(keep, b)
 		}
 		fmt.Println("allocated", len(keep))
+	case "syscalls":
+		syscallsChild()
 	case "spin":
 		n, _ := strconv.Atoi(os.Getenv("STOKE_SPIN_N"))
 		wall, cpu, x := measure(n)

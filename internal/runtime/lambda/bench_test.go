@@ -91,6 +91,25 @@ func BenchmarkWarmLatency(b *testing.B) {
 			}
 		})
 	})
+	// The event path's critical path alone: each event goes to a /next
+	// that is already waiting (the bootstrap's wrap-up after its previous
+	// answer, 202 to next /next, is not timed). With a client in front,
+	// that wrap-up runs while the client reads its answer and sends the
+	// next request, so this is the floor the Runtime API protocol sets an
+	// Invoke at c=1 (BENCHMARKS, "Lambda warm Invoke: where the time goes").
+	b.Run("event-next-waiting", func(b *testing.B) {
+		checkNoLeaks(b)
+		in := start(b, function(b, "echo"), nil)
+		inv := &runtime.Invocation{Payload: []byte(`{"hello":"world"}`), Deadline: time.Now().Add(time.Hour)}
+		i := 0
+		latenciesAfter(b, func() { <-in.Free() }, func() {
+			i++
+			inv.RequestID = "lat-" + strconv.Itoa(i)
+			if _, err := in.InvokeEvent(context.Background(), inv); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
 	b.Run("http", func(b *testing.B) {
 		checkNoLeaks(b)
 		srv := front(b, start(b, function(b, "apiv2"), nil))
@@ -110,11 +129,20 @@ func BenchmarkWarmLatency(b *testing.B) {
 // latencies runs call 100 times unmeasured, then once per iteration, and
 // reports the p50, p90 and p99 of the iterations.
 func latencies(b *testing.B, call func()) {
+	latenciesAfter(b, func() {}, call)
+}
+
+// latenciesAfter is latencies with an untimed wait before each call.
+func latenciesAfter(b *testing.B, wait, call func()) {
 	for range 100 {
+		wait()
 		call()
 	}
 	var d []time.Duration
 	for b.Loop() {
+		b.StopTimer()
+		wait()
+		b.StartTimer()
 		began := time.Now()
 		call()
 		d = append(d, time.Since(began))
