@@ -97,5 +97,8 @@ func New(o Options) *Gateway {
 // returns are routed to the new set.
 func (g *Gateway) Set(fns []*Function) { g.table.Store(newTable(fns)) }
 
+// Routed says whether a function is routed at path.
+func (g *Gateway) Routed(path string) bool { return g.table.Load().match(path) != nil }
+
 // Function returns the deployed function called name, or nil.
 func (g *Gateway) Function(name string) *Function { return g.table.Load().byName[name] }

@@ -45,12 +45,17 @@ func (a *arrivals) serve(srv *http.Server) {
 func (a *arrivals) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
-		a.mu.Lock()
-		a.pending[c] = struct{}{}
-		a.mu.Unlock()
+		a.add(c)
 	case http.StateIdle, http.StateHijacked, http.StateClosed:
 		a.done(c)
 	}
+}
+
+// add counts c: accepted, its first request not handled yet.
+func (a *arrivals) add(c net.Conn) {
+	a.mu.Lock()
+	a.pending[c] = struct{}{}
+	a.mu.Unlock()
 }
 
 func (a *arrivals) done(c net.Conn) {

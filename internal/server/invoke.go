@@ -25,12 +25,17 @@ const invokePrefix = config.InvokeAPIPrefix
 // matched further.
 func frontDoor(api http.Handler, gw http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, invokePrefix) || (strings.HasPrefix(r.URL.Path, "/20") && invokeapi.LambdaPath(r.URL.Path)) {
+		if invokePath(r.URL.Path) {
 			api.ServeHTTP(w, r)
 			return
 		}
 		gw.ServeHTTP(w, r)
 	})
+}
+
+// invokePath says whether a path is the Invoke API's.
+func invokePath(p string) bool {
+	return strings.HasPrefix(p, invokePrefix) || (strings.HasPrefix(p, "/20") && invokeapi.LambdaPath(p))
 }
 
 // invokeBackend is the server as the Invoke API needs it.

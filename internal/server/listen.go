@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/stokehq/stoke/internal/config"
+	"github.com/stokehq/stoke/internal/frontconn"
+	"github.com/stokehq/stoke/internal/gateway"
 )
 
 // Limits of both listeners: a client that is slow to send its headers, or
@@ -23,6 +26,26 @@ const (
 // newHTTPServer is a listener's server with Stoke's limits.
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes}
+}
+
+// newGatewayServer serves the gateway listener: the connection loop
+// (internal/frontconn) serves a request routed to a function itself, and
+// hands every other request, and any connection with one, to an
+// http.Server with Stoke's limits. Both run h; arr counts the connections
+// whose first request has not reached it yet (quiesce).
+func newGatewayServer(h http.Handler, gw *gateway.Gateway, arr *arrivals, log *slog.Logger) *frontconn.Server {
+	fb := newHTTPServer(h)
+	arr.serve(fb)
+	return &frontconn.Server{
+		Handler:       h,
+		Fast:          func(r *http.Request) bool { return !invokePath(r.URL.Path) && gw.Routed(r.URL.Path) },
+		Fallback:      fb,
+		HeaderTimeout: readHeaderTimeout,
+		IdleTimeout:   idleTimeout,
+		Accepted:      arr.add,
+		Settled:       arr.done,
+		Logger:        log,
+	}
 }
 
 // listen listens on addr, with TLS when t is set. what names the setting

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"syscall"
 	"time"
 
@@ -78,7 +77,7 @@ func quiesce(ctx context.Context, ln *net.TCPListener) error {
 // connection, every one the kernel took is served (its first request
 // reached the handler before Shutdown, which would drop it), Shutdown
 // waits for requests in flight.
-func shutdownHTTP(ctx context.Context, srv *http.Server, ln *net.TCPListener, arr *arrivals, log *slog.Logger) error {
+func shutdownHTTP(ctx context.Context, srv interface{ Shutdown(context.Context) error }, ln *net.TCPListener, arr *arrivals, log *slog.Logger) error {
 	if err := quiesce(ctx, ln); err != nil {
 		log.Warn("waiting for the connections under way before closing the listener", "addr", ln.Addr().String(), "err", err)
 	} else if err := waitArrivals(ctx, arr); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/stokehq/stoke/internal/cluster"
 	"github.com/stokehq/stoke/internal/config"
 	"github.com/stokehq/stoke/internal/cost"
+	"github.com/stokehq/stoke/internal/frontconn"
 	"github.com/stokehq/stoke/internal/gateway"
 	"github.com/stokehq/stoke/internal/invokeapi"
 	"github.com/stokehq/stoke/internal/logs"
@@ -74,8 +75,8 @@ type Server struct {
 	metrics *metrics.Metrics
 
 	gwLn, adminLn net.Listener
-	gwTCP         *net.TCPListener // under gwLn (quiesce)
-	gwSrv         *http.Server
+	gwTCP         *net.TCPListener  // under gwLn (quiesce)
+	gwSrv         *frontconn.Server // its Fallback serves what the loop hands over
 	gwArrivals    arrivals
 	adminSrv      *http.Server
 
@@ -211,8 +212,7 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 		s.log.Warn("pruning finished Event invocations", "err", err)
 	}
 	s.invoke.Start(context.WithoutCancel(ctx))
-	s.gwSrv = newHTTPServer(s.nodeHeader(frontDoor(s.invoke.Handler(), s.gw)))
-	s.gwArrivals.serve(s.gwSrv)
+	s.gwSrv = newGatewayServer(s.nodeHeader(frontDoor(s.invoke.Handler(), s.gw)), s.gw, &s.gwArrivals, s.log)
 	s.adminSrv = newHTTPServer(admin.Handler(s, s.token))
 	go s.gwSrv.Serve(s.gwLn)
 	go s.adminSrv.Serve(s.adminLn)
