@@ -50,6 +50,10 @@ type conn struct {
 	cancel    context.CancelFunc
 	bodyDone  atomic.Bool // the request's body was read whole (the watcher may read)
 
+	// linger: the client may still be sending a body nobody read; the
+	// close waits for it a little (closeWriteAndWait).
+	linger bool
+
 	// idle: waiting for a request's first byte (Shutdown closes it then).
 	idle   bool
 	closed bool // by Shutdown
@@ -121,6 +125,9 @@ func (c *conn) serve() {
 	handed := false
 	defer func() {
 		if !handed {
+			if c.linger {
+				c.closeWriteAndWait()
+			}
 			c.nc.Close()
 			c.s.settle(c.nc)
 		}
@@ -233,27 +240,43 @@ func (c *conn) serveOne(req *http.Request, body *bodyReader) (keep bool) {
 	aborted := c.runHandler(w, req)
 	c.stopWatch()
 	cancel()
-	if aborted {
-		w.done = true
-		return false
+	if !aborted {
+		w.finish()
 	}
-	w.finish()
 	w.done = true
 	if body != nil {
 		body.closed = true
+		c.linger = body.left > 0 && !aborted // a broken response is cut off at once, as net/http does
 	}
-	if w.err != nil || w.closeAfter {
+	if aborted || w.err != nil || w.closeAfter {
 		return false
 	}
-	if body != nil && body.left > 0 {
+	if c.linger {
 		if body.left > maxDrain {
 			return false
 		}
 		if _, err := io.CopyN(io.Discard, c.br, body.left); err != nil {
 			return false
 		}
+		c.linger = false
 	}
 	return true
+}
+
+// lingerFor bounds closeWriteAndWait, as net/http's rstAvoidanceDelay.
+const lingerFor = 500 * time.Millisecond
+
+// closeWriteAndWait ends a connection whose client may still be sending a
+// body nobody read: closing with unread bytes resets the connection, and
+// the reset can destroy the response before the client reads it (a 413).
+// As net/http, it says it is done writing and gives the client a moment,
+// reading what it sends meanwhile.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerFor))
+	_, _ = io.Copy(io.Discard, c.nc)
 }
 
 // runHandler calls the handler; true when it panicked (the connection is

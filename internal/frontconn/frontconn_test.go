@@ -469,3 +469,28 @@ func TestShutdown(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A refusal of a large body the handler does not read (the gateway's 413)
+// reaches the client whole while it is still sending, and the connection
+// closes after it.
+func TestUnreadLargeBodyRefused(t *testing.T) {
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	}, nil)
+	for range 5 {
+		c, br := r.dial()
+		const n = 4 << 20
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			io.WriteString(c, fmt.Sprintf("POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", n))
+			c.Write(make([]byte, n)) // fails once the server hangs up: not read
+		}()
+		res, body := read(t, br, "POST")
+		if res.StatusCode != http.StatusRequestEntityTooLarge || body != "too large\n" || !res.Close {
+			t.Errorf("%d %q close %v", res.StatusCode, body, res.Close)
+		}
+		c.Close()
+		<-sent
+	}
+}

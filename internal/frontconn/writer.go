@@ -192,6 +192,11 @@ func (w *response) commit(final bool) {
 		extra[ne] = [2]string{"Date", date()}
 		ne++
 	}
+	if !w.closeAfter && w.req.ContentLength > maxDrain && !w.c.bodyDone.Load() {
+		// The body may be left unread, too large to skip: the connection
+		// closes after this response (as net/http says).
+		w.closeAfter = true
+	}
 	if !w.closeAfter && httpHasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
