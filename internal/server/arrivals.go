@@ -7,13 +7,14 @@ import (
 	"sync"
 )
 
-// arrivals tracks the connections whose request net/http has read, or is
-// reading, but not yet handed to the handler. Shutdown drops such a
-// request: net/http's connection loop returns without answering when it
-// finds the server shutting down after reading one. A connection the
-// accept queue just gave up (quiesce) is one of these, so shutdownHTTP
-// waits for them before calling Shutdown; the handler's entry, an idle
-// keep-alive or the connection's end takes one off.
+// arrivals tracks the connections whose first request has not reached a
+// handler yet. Shutdown drops such a request: net/http's connection loop
+// returns without answering when it finds the server shutting down after
+// reading one, and the gateway's connection loop (frontconn) closes a
+// connection that waits for its first. A connection the accept queue just
+// gave up (quiesce) is one of these, so shutdownHTTP waits for them before
+// calling Shutdown; the handler's entry, an idle keep-alive or the
+// connection's end takes one off (frontconn: its Accepted and Settled).
 //
 // A mutex and one map: per-connection atomic flags (no lock per request)
 // were measured and dropped, ~0.05 µs of a ~290 µs request
