@@ -79,3 +79,36 @@ func LoadSeccomp() error { return loadSeccomp() }
 func LoadAllowAllSeccomp() error {
 	return loadFilter([]bpf.RawInstruction{{Op: 0x06, K: unix.SECCOMP_RET_ALLOW}}) // ret #ALLOW
 }
+
+// PreparedStubs lists the pids of the prepared stubs (prepare.go).
+func PreparedStubs(m *Manager) []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var pids []int
+	for _, s := range m.prepped {
+		pids = append(pids, s.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// PreparedCgroup is the memory cgroup directory of the prepared stub pid.
+func PreparedCgroup(m *Manager, pid int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.prepped {
+		if s.cmd.Process.Pid == pid && s.cg != nil {
+			return s.cg.dir
+		}
+	}
+	return ""
+}
+
+// FromPrepared reports whether p was started in a prepared stub.
+func FromPrepared(p Process) bool { return p.(*process).prepared }
+
+// PreparedConfigs is how many configs m keeps a prepared stub for.
+func PreparedConfigs(m *Manager) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.prepWant)
+}

@@ -174,6 +174,13 @@ func codeDir(t testing.TB) (dir, exe string) {
 
 func runIsolated(t *testing.T, m *sandbox.Manager, id string, iso *sandbox.Isolation, env ...string) (sandbox.Exit, []string) {
 	t.Helper()
+	x, out, _ := runIsolatedP(t, m, id, iso, env...)
+	return x, out
+}
+
+// runIsolatedP is runIsolated that also returns the process.
+func runIsolatedP(t *testing.T, m *sandbox.Manager, id string, iso *sandbox.Isolation, env ...string) (sandbox.Exit, []string, sandbox.Process) {
+	t.Helper()
 	var c collector
 	p, err := m.Start(context.Background(), sandbox.Spec{ID: id, Args: []string{filepath.Join(iso.Code, "fn")}, Dir: iso.Code,
 		Env: env, MemoryMB: 256, Output: c.add, Isolation: iso})
@@ -181,7 +188,7 @@ func runIsolated(t *testing.T, m *sandbox.Manager, id string, iso *sandbox.Isola
 		t.Fatal(err)
 	}
 	x := waitDone(t, p, 20*time.Second)
-	return x, c.get()
+	return x, c.get(), p
 }
 
 func TestIsolatedView(t *testing.T) {
@@ -208,61 +215,71 @@ func TestIsolatedView(t *testing.T) {
 	t.Setenv("STOKE_TEST_SECRET", "do-not-inherit")
 	iso := &sandbox.Isolation{UID: 200777, GID: 200777, Code: code, Writable: []string{writable},
 		Hide: []string{data, secret}, TmpMB: 8}
-	x, out := runIsolated(t, m, "probe", iso, childEnv+"=probe", "SECRET_FILE="+secret, "HIDDEN_DIR="+data,
-		"OTHER_DIR="+other, "CODE_FILE="+filepath.Join(code, "app.txt"), "WRITABLE_DIR="+writable,
-		"STOKE_PID="+strconv.Itoa(os.Getpid()), "PATH=/usr/bin:/bin")
-	got := map[string]string{}
-	for _, l := range out {
-		if k, v, ok := strings.Cut(strings.TrimPrefix(l, "stdout: "), ": "); ok {
-			got[k] = v
+	// The second start finds a stub prepared ahead for the same config
+	// (its view built before the start): it must isolate just the same.
+	for run := range 2 {
+		if run == 1 {
+			waitPrepared(t, m, 1)
 		}
-	}
-	if x.Code != 0 {
-		t.Fatalf("probe exited %+v:\n%s", x, strings.Join(out, "\n"))
-	}
-	want := map[string]string{
-		"uid": "200777/200777", "groups": "0", "pid": "1",
-		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
-		"CapBnd": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
-		"nofile":             "1024/1024",
-		"read SECRET_FILE":   "ok", // an empty file stands in for it
-		"read HIDDEN_DIR":    "EACCES",
-		"read OTHER_DIR":     "ENOENT",
-		"read code":          "ok my code",
-		"write code":         "EROFS",
-		"write writable":     "ok",
-		"write tmp":          "ok",
-		"write etc":          "EROFS",
-		"cgroup file":        "ENOENT",
-		"mount":              "EPERM",
-		"unshare user":       "EPERM",
-		"ptrace":             "EPERM",
-		"bpf":                "EPERM",
-		"keyctl":             "EPERM",
-		"perf_event_open":    "EPERM",
-		"clone3":             "ENOSYS",
-		"kill stoke":         "ESRCH",
-		"stoke environ":      "ENOENT",
-		"child":              "ok child-ok",
-		"host mounts listed": "0",
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: %q, want %q", k, got[k], v)
+		x, out, p := runIsolatedP(t, m, "probe-"+strconv.Itoa(run), iso, childEnv+"=probe", "SECRET_FILE="+secret, "HIDDEN_DIR="+data,
+			"OTHER_DIR="+other, "CODE_FILE="+filepath.Join(code, "app.txt"), "WRITABLE_DIR="+writable,
+			"STOKE_PID="+strconv.Itoa(os.Getpid()), "PATH=/usr/bin:/bin")
+		got := map[string]string{}
+		for _, l := range out {
+			if k, v, ok := strings.Cut(strings.TrimPrefix(l, "stdout: "), ": "); ok {
+				got[k] = v
+			}
 		}
-	}
-	if b, _ := os.ReadFile(secret); string(b) != "token: sekrit" {
-		t.Errorf("the hidden config changed: %q", b)
-	}
-	// Only its own processes: itself and the shell's child at most.
-	if n, _ := strconv.Atoi(got["procs"]); n < 1 || n > 2 {
-		t.Errorf("sees %s processes", got["procs"])
-	}
-	if got["root"] != "bin,dev,etc,lib,lib64,proc,sbin,tmp,usr" && !strings.HasPrefix(got["root"], "bin,dev,etc,lib") {
-		t.Errorf("root directory: %s", got["root"])
-	}
-	if strings.Contains(got["env"], "STOKE_TEST_SECRET") {
-		t.Errorf("inherited Stoke's environment: %s", got["env"])
+		if x.Code != 0 {
+			t.Fatalf("probe exited %+v:\n%s", x, strings.Join(out, "\n"))
+		}
+		want := map[string]string{
+			"uid": "200777/200777", "groups": "0", "pid": "1",
+			"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
+			"CapBnd": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
+			"nofile":             "1024/1024",
+			"read SECRET_FILE":   "ok", // an empty file stands in for it
+			"read HIDDEN_DIR":    "EACCES",
+			"read OTHER_DIR":     "ENOENT",
+			"read code":          "ok my code",
+			"write code":         "EROFS",
+			"write writable":     "ok",
+			"write tmp":          "ok",
+			"write etc":          "EROFS",
+			"cgroup file":        "ENOENT",
+			"mount":              "EPERM",
+			"unshare user":       "EPERM",
+			"ptrace":             "EPERM",
+			"bpf":                "EPERM",
+			"keyctl":             "EPERM",
+			"perf_event_open":    "EPERM",
+			"clone3":             "ENOSYS",
+			"kill stoke":         "ESRCH",
+			"stoke environ":      "ENOENT",
+			"child":              "ok child-ok",
+			"host mounts listed": "0",
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %q, want %q", k, got[k], v)
+			}
+		}
+		if b, _ := os.ReadFile(secret); string(b) != "token: sekrit" {
+			t.Errorf("the hidden config changed: %q", b)
+		}
+		// Only its own processes: itself and the shell's child at most.
+		if n, _ := strconv.Atoi(got["procs"]); n < 1 || n > 2 {
+			t.Errorf("sees %s processes", got["procs"])
+		}
+		if got["root"] != "bin,dev,etc,lib,lib64,proc,sbin,tmp,usr" && !strings.HasPrefix(got["root"], "bin,dev,etc,lib") {
+			t.Errorf("root directory: %s", got["root"])
+		}
+		if strings.Contains(got["env"], "STOKE_TEST_SECRET") {
+			t.Errorf("inherited Stoke's environment: %s", got["env"])
+		}
+		if (run == 1) != sandbox.FromPrepared(p) {
+			t.Errorf("run %d: started in a prepared stub: %v", run, sandbox.FromPrepared(p))
+		}
 	}
 	// The file the function wrote in its writable path is on the host,
 	// owned by the path's owner (root), not by the function's user.

@@ -29,6 +29,10 @@ type Options struct {
 	// Stubs need the binary's main to call MaybeRunStub first; when this
 	// process has not, there are none.
 	Stubs int
+	// Prepared is how many stubs are kept prepared ahead for the configs
+	// of recent starts (prepare.go); 0 means DefaultPrepared, negative none.
+	// They come on top of Stubs.
+	Prepared int
 	// Isolate runs every process as its Spec.Isolation says: the
 	// function's own user, namespaces and view (isolate.go). It needs root
 	// and stubs (MaybeRunStub); NewWithOptions fails without them.
@@ -59,6 +63,12 @@ type Manager struct {
 	filling   bool    // a refill goroutine runs
 	fillers   sync.WaitGroup
 	quit      chan struct{} // closed by Close: a waiting refill gives up
+
+	prepMax   int              // Options.Prepared; 0 when there are none
+	prepGen   uint64           // DiscardPrepared's count: a start from before it prepares nothing
+	prepWant  []*template      // configs to keep a prepared stub for, least recent first
+	prepped   map[string]*stub // prepared, by template key
+	preparing bool             // a prepare goroutine runs
 }
 
 // New makes a Manager with the default Options.
@@ -83,8 +93,14 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 	case opts.Stubs < 0:
 		opts.Stubs = 0
 	}
+	switch {
+	case opts.Prepared == 0:
+		opts.Prepared = DefaultPrepared
+	case opts.Prepared < 0:
+		opts.Prepared = 0
+	}
 	m := &Manager{log: logger, opts: opts, procs: map[string]*process{}, stubsWant: opts.Stubs, quit: make(chan struct{}),
-		idmapNS: map[idmapKey]*os.File{}}
+		idmapNS: map[idmapKey]*os.File{}, prepMax: opts.Prepared, prepped: map[string]*stub{}}
 	if opts.Isolate {
 		if err := canIsolate(); err != nil {
 			return nil, err
@@ -98,7 +114,7 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 		// Re-running a binary that does not handle stubEnv would run its
 		// main (or a test binary's tests) instead.
 		logger.Info("sandbox: no stub processes: this binary did not call sandbox.MaybeRunStub")
-		m.stubsWant = 0
+		m.stubsWant, m.prepMax = 0, 0
 	}
 	reason := "disabled by Options.DisableCgroups"
 	if !opts.DisableCgroups {
@@ -218,7 +234,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.fillers.Wait() // a refill sees closed and kills what it made
 
 	m.mu.Lock()
-	stubs := m.stubs
+	stubs := append(m.stubs, m.stopPreparedLocked()...)
 	m.stubs = nil
 	var ps []*process
 	for _, p := range m.procs {

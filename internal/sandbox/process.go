@@ -44,6 +44,8 @@ type process struct {
 	out     func(stream, line string)
 	pipes   []*os.File // read ends: stdout, stderr
 	stub    bool       // started by handing the spec to an idle stub
+	// prepared: the stub had its limits and view before the start (prepare.go)
+	prepared bool
 	// nsInit: PID 1 of its own PID namespace, which ignores signals it has
 	// no handler for, SIGTERM included (see Stop).
 	nsInit bool

@@ -33,6 +33,10 @@ type Spec struct {
 	// Isolation is who the process runs as and what it sees; required when
 	// the Manager isolates (Options.Isolate), ignored otherwise.
 	Isolation *Isolation
+	// Once says a start of this config is not expected again soon (a
+	// python template, which lives as long as its function): no stub is
+	// prepared for it afterwards (prepare.go).
+	Once bool
 }
 
 // Exit says how a process ended.

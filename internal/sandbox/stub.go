@@ -82,6 +82,29 @@ type stub struct {
 	cg      *group        // nil when limits are not enforced
 	ctl     *net.UnixConn // Stoke's end of the control socketpair
 	pipes   []*os.File    // read ends: stdout, stderr
+	key     string        // prepared for this config (prepare.go); "" when idle
+	boosted bool          // prepared with its CPU quota lifted (init boost)
+}
+
+// send writes one length-prefixed request with fds (files keeps them open
+// until sent), by the control socket's deadline.
+func (s *stub) send(req stubRequest, fds []int, files []*os.File) error {
+	if len(fds) > maxStubFds {
+		return fmt.Errorf("%d files to pass, at most %d", len(fds), maxStubFds)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	msg := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
+	msg = append(msg, b...)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	_, _, err = s.ctl.WriteMsgUnix(msg, oob, nil)
+	runtime.KeepAlive(files)
+	return err
 }
 
 // kill ends an idle (or failed) stub and removes its cgroup.
@@ -334,34 +357,52 @@ func (m *Manager) stubWait(ctx context.Context, err error) error {
 	return err
 }
 
-// startFromStub starts spec in an idle stub, or returns nil, nil when there
-// is none ready.
+// replyError is the error a stub's reply says.
+func replyError(reply []byte) error {
+	var e stubError
+	if jerr := json.Unmarshal(reply, &e); jerr != nil {
+		e.Msg = string(reply)
+	}
+	return e.asError()
+}
+
+// failed reads what a stub that stopped reading its control socket said
+// before it exited, if anything (bounded by the socket's deadline).
+func (s *stub) failed() (error, bool) {
+	reply, _ := io.ReadAll(io.LimitReader(s.ctl, 64<<10))
+	if len(reply) == 0 {
+		return nil, false
+	}
+	return replyError(reply), true
+}
+
+// startFromStub starts spec in a stub prepared for its config or an idle
+// one, or returns nil, nil when there is none ready.
 func (m *Manager) startFromStub(ctx context.Context, spec Spec) (_ *process, err error) {
-	s := m.takeStub()
-	if s == nil {
-		return nil, nil
-	}
 	// Resolve the program as exec.Command would (Stoke's PATH), so both
-	// paths fail alike, and the stub is not spent on a missing program.
+	// paths fail alike, and no stub is spent on a missing program.
 	probe := exec.Command(spec.Args[0], spec.Args[1:]...)
-	m.mu.Lock()
-	if probe.Err != nil && !m.closed {
-		m.stubs = append(m.stubs, s)
-		s = nil
-	}
-	m.mu.Unlock()
 	if probe.Err != nil {
-		if s != nil {
-			_ = s.kill()
-		}
 		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, probe.Err)
 	}
-	defer func() {
-		m.mu.Lock()
-		m.refillLocked(refillDelay)
-		m.mu.Unlock()
-	}()
-	return m.handOff(ctx, s, spec, probe.Path)
+	t := m.template(spec, probe.Path, m.poolFlavour())
+	s := m.takePrepared(t)
+	if s == nil {
+		if s = m.takeStub(); s == nil {
+			return nil, nil
+		}
+		defer func() {
+			m.mu.Lock()
+			m.refillLocked(refillDelay)
+			m.mu.Unlock()
+		}()
+	}
+	p, err := m.handOff(ctx, s, spec, t)
+	if err == nil {
+		// The next start of this config finds a stub prepared for it.
+		m.wantPrepared(t, refillDelay)
+	}
+	return p, err
 }
 
 // startInNewStub starts spec in a stub made for it: a build, or a cold
@@ -385,13 +426,13 @@ func (m *Manager) startInNewStub(ctx context.Context, spec Spec) (*process, erro
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 	}
-	return m.handOff(ctx, s, spec, probe.Path)
+	return m.handOff(ctx, s, spec, m.template(spec, probe.Path, flavour))
 }
 
-// handOff gives spec to the idle stub s (its limits, then the request) and
-// waits until the stub exec'd the program at path, for at most
+// handOff gives spec to the stub s, idle or prepared for t (the config
+// part of spec), and waits until the stub exec'd the program, for at most
 // stubExecTimeout or until ctx ends. On failure the stub is gone.
-func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) (_ *process, err error) {
+func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, t *template) (_ *process, err error) {
 	defer func() {
 		if err != nil {
 			if kerr := s.kill(); kerr != nil {
@@ -401,59 +442,7 @@ func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) 
 	}()
 	p := &process{m: m, id: spec.ID, out: spec.Output, done: make(chan struct{}), exited: make(chan struct{}),
 		cmd: s.cmd, pid: s.cmd.Process.Pid, cg: s.cg, pipes: s.pipes, stub: true, memMB: spec.MemoryMB,
-		nsInit: s.flavour != flavourPlain}
-	if s.cg != nil {
-		if err := s.cg.setLimits(m.h, spec.MemoryMB); err != nil {
-			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
-		}
-		if err := p.boost(spec); err != nil {
-			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
-		}
-	}
-	env := spec.Env
-	if env == nil {
-		env = []string{}
-	}
-	req := stubRequest{Path: path, Args: spec.Args, Env: env, Dir: spec.Dir, Files: len(spec.Files), NetNS: -1}
-	fds := make([]int, 0, len(spec.Files)+2)
-	for _, f := range spec.Files {
-		fds = append(fds, int(f.Fd()))
-	}
-	if s.flavour != flavourPlain {
-		iso := *spec.Isolation
-		iso.Hide, iso.Others = iso.hides(), nil
-		req.Iso = &iso
-		idmaps, err := m.idmaps(&iso)
-		if err != nil {
-			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
-		}
-		for _, f := range idmaps {
-			if f == nil {
-				req.IDMap = append(req.IDMap, -1)
-				continue
-			}
-			req.IDMap = append(req.IDMap, len(fds))
-			fds = append(fds, int(f.Fd()))
-		}
-		if ns := spec.Isolation.NetNS; ns != nil {
-			req.NetNS = len(fds)
-			fds = append(fds, int(ns.f.Fd()))
-		}
-	}
-	if len(fds) > maxStubFds {
-		return nil, fmt.Errorf("start sandbox %s: %d files to pass, at most %d", spec.ID, len(fds), maxStubFds)
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
-	}
-	msg := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
-	msg = append(msg, b...)
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
-	}
-
+		nsInit: s.flavour != flavourPlain, prepared: s.key != ""}
 	if p.out == nil {
 		// The stub's pipes exist already; drain them, as /dev/null would.
 		p.out = func(string, string) {}
@@ -468,10 +457,30 @@ func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) 
 	_ = s.ctl.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = s.ctl.SetDeadline(aLongTimeAgo) })
 	defer stop()
-	if _, _, err := s.ctl.WriteMsgUnix(msg, oob, nil); err != nil {
+	if s.key == "" {
+		// Its config first (the stub builds the view while Stoke writes
+		// its limits), then the instance's part.
+		if err := m.sendConfig(s, t, false, deadline); err != nil {
+			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, m.stubWait(ctx, err))
+		}
+	}
+	p.boosted, p.canBoost = s.boosted, s.boosted
+	env := spec.Env
+	if env == nil {
+		env = []string{}
+	}
+	req := stubRequest{Path: t.path, Args: spec.Args, Env: env, Files: len(spec.Files), NetNS: -1}
+	fds := make([]int, 0, len(spec.Files))
+	for _, f := range spec.Files {
+		fds = append(fds, int(f.Fd()))
+	}
+	if err := s.send(req, fds, spec.Files); err != nil {
+		if e, ok := s.failed(); ok {
+			// It failed the config part and said why (a missing cwd).
+			return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, e)
+		}
 		return nil, fmt.Errorf("start sandbox %s: hand spec to stub: %w", spec.ID, m.stubWait(ctx, err))
 	}
-	runtime.KeepAlive(spec.Files)
 	if s.cg != nil {
 		// Renamed while the stub builds the view and execs, not before:
 		// the name is the tree's bookkeeping, which the app's start does
@@ -482,15 +491,16 @@ func (m *Manager) handOff(ctx context.Context, s *stub, spec Spec, path string) 
 	}
 	reply, err := io.ReadAll(s.ctl)
 	_ = s.ctl.Close()
+	if err != nil && len(reply) > 0 {
+		// It said why, then exited with the instance's part unread (which
+		// resets the connection): a failed config part.
+		err = nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %s: read stub reply: %w", spec.ID, m.stubWait(ctx, err))
 	}
 	if len(reply) > 0 {
-		var e stubError
-		if jerr := json.Unmarshal(reply, &e); jerr != nil {
-			e.Msg = string(reply)
-		}
-		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, e.asError())
+		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, replyError(reply))
 	}
 	if s.cg != nil {
 		// After the exec the stub's memory is released; from here the peak

@@ -37,6 +37,9 @@ type stubRequest struct {
 	// NetNS is the index among the passed fds of the network namespace to
 	// join, or -1.
 	NetNS int
+	// Ack asks the stub to answer 'P' once it has done what the request
+	// prepares (see runStub), so Stoke knows a prepared stub is ready.
+	Ack bool `json:",omitempty"`
 }
 
 type stubError struct {
@@ -101,20 +104,47 @@ func runStub(flavour string) int {
 	if _, err := unix.Write(ctlFd, []byte{'R'}); err != nil {
 		return 1
 	}
-	req, fds, err := readRequest()
+	// Two requests: the first is the function's config (its view, its
+	// cwd), which the stub prepares before the second, the instance's own
+	// (program, argv, env, files), says go. Stoke may send the first long
+	// before the second (a prepared stub, prepare.go) or right before it.
+	// Nothing of the function runs before the second: it is the exec.
+	prep, pfds, err := readRequest()
 	if err != nil {
 		if errors.Is(err, errStubClosed) {
 			return 0 // EOF: the Manager closed, or Stoke is gone
 		}
 		return stubFail("decode", "", err)
 	}
-	if req.Iso != nil {
-		if err := isolate(flavour, req, fds); err != nil {
-			return stubFail("isolate", req.Path, err)
+	if prep.Iso != nil {
+		if err := isolate(flavour, prep, pfds); err != nil {
+			return stubFail("isolate", prep.Path, err)
 		}
-	} else if req.Dir != "" {
-		if err := syscall.Chdir(req.Dir); err != nil {
-			return stubFail("chdir", req.Dir, err)
+	} else if prep.Dir != "" {
+		if err := syscall.Chdir(prep.Dir); err != nil {
+			return stubFail("chdir", prep.Dir, err)
+		}
+	}
+	for _, fd := range pfds {
+		unix.Close(fd) // joined or mounted already
+	}
+	if prep.Ack {
+		if _, err := unix.Write(ctlFd, []byte{'P'}); err != nil {
+			return 1
+		}
+	}
+	req, fds, err := readRequest()
+	if err != nil {
+		if errors.Is(err, errStubClosed) {
+			return 0 // discarded before it was claimed
+		}
+		return stubFail("decode", "", err)
+	}
+	if prep.Iso != nil {
+		// Last, right before the exec: the Go runtime's other threads keep
+		// root (creds.go), which the exec ends.
+		if err := dropPrivileges(prep.Iso.UID, prep.Iso.GID); err != nil {
+			return stubFail("isolate", req.Path, err)
 		}
 	}
 	if err := placeFiles(fds[:req.Files]); err != nil {
@@ -123,7 +153,7 @@ func runStub(flavour string) int {
 	// Exec replaces the stub's env with exactly req.Env (stubEnv included
 	// nowhere) and restores the RLIMIT_NOFILE the Go runtime raised.
 	err = syscall.Exec(req.Path, req.Args, req.Env)
-	if req.Iso != nil && errors.Is(err, syscall.ENOENT) {
+	if prep.Iso != nil && errors.Is(err, syscall.ENOENT) {
 		return stubFail("fork/exec", req.Path, fmt.Errorf("%w (the function sees only its cwd, writable paths, /tmp and the system directories %v)", err, systemDirs))
 	}
 	return stubFail("fork/exec", req.Path, err)
@@ -132,13 +162,14 @@ func runStub(flavour string) int {
 var errStubClosed = errors.New("control socket closed")
 
 // readRequest reads the length-prefixed JSON request and the fds that come
-// with its first bytes.
+// with its first bytes. It reads no byte past the request: the next one
+// may already be queued behind it.
 func readRequest() (*stubRequest, []int, error) {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4*maxStubFds))
-	n, oobn, _, _, err := unix.Recvmsg(ctlFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, _, _, err := unix.Recvmsg(ctlFd, buf[:4], oob, unix.MSG_CMSG_CLOEXEC)
 	for errors.Is(err, unix.EINTR) {
-		n, oobn, _, _, err = unix.Recvmsg(ctlFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, _, _, err = unix.Recvmsg(ctlFd, buf[:4], oob, unix.MSG_CMSG_CLOEXEC)
 	}
 	if err != nil || n == 0 {
 		return nil, nil, errStubClosed
@@ -158,7 +189,7 @@ func readRequest() (*stubRequest, []int, error) {
 		}
 	}
 	for n < 4 {
-		k, err := unix.Read(ctlFd, buf[n:])
+		k, err := unix.Read(ctlFd, buf[n:4])
 		if err != nil || k == 0 {
 			return nil, nil, errStubClosed
 		}
@@ -197,7 +228,8 @@ func decodeRequest(b []byte, nfds int) (*stubRequest, error) {
 	return &req, nil
 }
 
-// isolate makes this stub the function's: its view, its network, its user.
+// isolate gives this stub the function's view and network; its user
+// (dropPrivileges) comes right before the exec.
 func isolate(flavour string, req *stubRequest, fds []int) error {
 	iso := req.Iso
 	idmap := make([]int, len(iso.ownPaths()))
@@ -241,7 +273,7 @@ func isolate(flavour string, req *stubRequest, fds []int) error {
 			return fmt.Errorf("chdir %s: %w", req.Dir, err)
 		}
 	}
-	return dropPrivileges(iso.UID, iso.GID)
+	return nil
 }
 
 // placeFiles makes files the app's fds 3, 4, … (inherited across exec).

@@ -66,8 +66,14 @@ func (s *Server) isolation(ctx context.Context, cfg *config.Config, f *config.Fu
 
 // setPaths records the directories (cwd, writable paths) of the functions
 // in cfg, which every other function's view hides; merge keeps those
-// recorded before too (while a deploy is under way).
+// recorded before too (while a deploy is under way). Every call is a
+// change of the functions (a deploy begins or ends, the cluster's change
+// is followed), so the sandbox's prepared stubs go too: their views
+// were built from the functions and trees of before.
 func (s *Server) setPaths(cfg *config.Config, merge bool) {
+	if s.sb != nil {
+		s.sb.DiscardPrepared()
+	}
 	s.pathsMu.Lock()
 	defer s.pathsMu.Unlock()
 	if !merge || s.paths == nil {

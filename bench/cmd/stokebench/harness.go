@@ -262,6 +262,10 @@ type stokeProc struct {
 	// keptWarm: functions whose instances waitQuiet does not wait out
 	// (kept warm on purpose, as a same-run baseline).
 	keptWarm map[string]bool
+	// mostStubs is the most stubs idleStubs has counted: idle ones and,
+	// once a config has started, one prepared for it (a build of Stoke
+	// with prepared stubs keeps more than its idle pool).
+	mostStubs int
 }
 
 // startStoke writes stoke.yaml (the gateway and admin listen addresses and

@@ -148,13 +148,15 @@ func (s *stokeProc) idleStubs() int {
 			n++
 		}
 	}
+	s.mostStubs = max(s.mostStubs, n)
 	return n
 }
 
 // waitQuiet waits until no function has an instance, no process of any of
-// the apps named bins (base names) is alive, and Stoke holds at least stubs idle stubs (a cold start
-// uses one and the pool makes its replacement ~50 ms later: that start
-// must not overlap the next measurement).
+// the apps named bins (base names) is alive, and Stoke holds at least stubs idle stubs,
+// or as many as it has held (prepared ones too) (a cold start uses one and
+// the pool makes its replacement ~50 ms later: that start must not
+// overlap the next measurement).
 func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs int, bins ...string) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -173,7 +175,7 @@ func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs 
 			p += len(appProcs(s.e.dir, b))
 		}
 		st := s.idleStubs()
-		if n == 0 && p == 0 && st >= stubs {
+		if n == 0 && p == 0 && st >= max(stubs, s.mostStubs) {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -9,6 +9,14 @@
 //	go build -o /tmp/stoke-new ./cmd/stoke       # in this one
 //	go run ./bench/cmd/stubexec -n 100 [-iso] [-trace] main=/tmp/stoke-main new=/tmp/stoke-new
 //
+// A binary whose stubs take a start in two parts (the config part, then
+// the instance's: internal/sandbox/prepare.go) is named with a mode:
+// new=/tmp/stoke-new,split sends both parts at the start (a cold start on
+// an idle stub); new=/tmp/stoke-new,prepared sends the config part while
+// the stub idles and waits until it is prepared, then times the instance's
+// part (a cold start on a prepared stub). The same binary may be named
+// twice, in both modes.
+//
 // As root. The program is this binary re-run (it prints a line and exits).
 // -iso makes the stubs isolating ones (their own namespaces, the view) and
 // runs the program as uid 200950 from a copy it owns. -trace splits each
@@ -46,7 +54,9 @@ const (
 	stubNamespaces = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS
 )
 
-type variant struct{ name, bin string }
+// variant is a stoke binary and how its stubs are handed a start: "" (one
+// request, main's protocol before prepared stubs), "split" or "prepared".
+type variant struct{ name, bin, mode string }
 
 // sample is one start: send → the control socket's EOF (the exec done),
 // send → the program's first line; the stub's threads and its mapped file
@@ -70,18 +80,19 @@ func main() {
 	n := flag.Int("n", 100, "rounds")
 	trace := flag.Bool("trace", false, "split each stub's exec into steps with kernel tracepoints")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: stubexec [-n rounds] [-iso] [-trace] name=stoke-binary ...")
+		fmt.Fprintln(os.Stderr, "usage: stubexec [-n rounds] [-iso] [-trace] name=stoke-binary[,split|,prepared] ...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	var vs []variant
 	for _, a := range flag.Args() {
 		name, bin, ok := strings.Cut(a, "=")
-		if !ok || name == "" || bin == "" {
+		bin, mode, _ := strings.Cut(bin, ",")
+		if !ok || name == "" || bin == "" || (mode != "" && mode != "split" && mode != "prepared") {
 			flag.Usage()
 			os.Exit(2)
 		}
-		vs = append(vs, variant{name, bin})
+		vs = append(vs, variant{name, bin, mode})
 	}
 	if len(vs) == 0 || *n < 1 {
 		flag.Usage()
@@ -209,17 +220,46 @@ func viaStub(v variant, target string) (sample, error) {
 	pid := cmd.Process.Pid
 	s := idleState(pid)
 	req := map[string]any{"Path": target, "Args": []string{target}, "Env": []string{helloEnv + "=1"}, "Files": 0, "NetNS": -1}
+	conf := map[string]any{"Path": target, "NetNS": -1}
 	if *iso {
 		dir := filepath.Dir(target)
-		req["Dir"] = dir
-		req["Iso"] = map[string]any{"UID": isoUID, "GID": isoUID, "Code": dir}
-		req["IDMap"] = []int{-1} // its own files: no idmapped mount
+		for _, r := range []map[string]any{req, conf} {
+			r["Dir"] = dir
+			r["Iso"] = map[string]any{"UID": isoUID, "GID": isoUID, "Code": dir}
+			r["IDMap"] = []int{-1} // its own files: no idmapped mount
+		}
 	}
-	js, err := json.Marshal(req)
+	frame := func(r map[string]any) ([]byte, error) {
+		js, err := json.Marshal(r)
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(js))), js...), err
+	}
+	var msg []byte
+	switch v.mode {
+	case "":
+		msg, err = frame(req)
+	case "split":
+		var c []byte
+		if c, err = frame(conf); err == nil {
+			msg, err = frame(map[string]any{"Path": target, "Args": []string{target}, "Env": []string{helloEnv + "=1"}, "Files": 0, "NetNS": -1})
+			msg = append(c, msg...)
+		}
+	case "prepared":
+		conf["Ack"] = true
+		var c []byte
+		if c, err = frame(conf); err == nil {
+			if _, err = ctl.Write(c); err == nil {
+				if _, err = ctl.Read(b[:]); err == nil && b[0] != 'P' {
+					err = fmt.Errorf("not prepared: %q", b)
+				}
+			}
+		}
+		if err == nil {
+			msg, err = frame(map[string]any{"Path": target, "Args": []string{target}, "Env": []string{helloEnv + "=1"}, "Files": 0, "NetNS": -1})
+		}
+	}
 	if err != nil {
 		return sample{}, err
 	}
-	msg := append(binary.BigEndian.AppendUint32(nil, uint32(len(js))), js...)
 	lines := bufio.NewReader(out)
 	if marker != nil {
 		fmt.Fprintf(marker, "send %d %s\n", pid, v.name)

@@ -160,6 +160,7 @@ func (rt *Runtime) startTemplate(ctx context.Context, id string) (*template, err
 	proc, err := rt.o.Sandbox.Start(sctx, sandbox.Spec{
 		ID: id, Args: rt.args(), Dir: f.Cwd, Env: env, Files: []*os.File{child},
 		MemoryMB: f.Memory, InitBoost: true, Output: t.output, Isolation: rt.o.Isolation,
+		Once: true, // its forks are the cold starts; a template starts once per deploy
 	})
 	child.Close()
 	if err != nil {
