@@ -219,8 +219,9 @@ func BenchmarkIsolatedStart(b *testing.B) {
 	// stoke/ tree holds every other Stoke's instances, whose load the
 	// isolated starts would share and the plain ones not. Not through
 	// newManager: its leak check would run while the other is open.
-	iso := ownRootManager(b, "stokebench-iso", sandbox.Options{Isolate: true})
-	plain := ownRootManager(b, "stokebench-plain", sandbox.Options{Stubs: 2})
+	// Idle stubs only: BenchmarkPreparedStart measures prepared ones.
+	iso := ownRootManager(b, "stokebench-iso", sandbox.Options{Isolate: true, Prepared: -1})
+	plain := ownRootManager(b, "stokebench-plain", sandbox.Options{Stubs: 2, Prepared: -1})
 	code, exe := codeDir(b)
 	owned, ownedExe := codeDir(b)
 	const uid = 200950
@@ -310,6 +311,113 @@ func BenchmarkIsolatedStart(b *testing.B) {
 	b.ReportMetric(med(ds[1]), "isolated-ms")
 	b.ReportMetric(med(ds[2]), "isolated-noidmap-ms")
 	b.ReportMetric(med(ds[3]), "isolated-nonet-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkPreparedStart: a start on a stub prepared for its config
+// (prepare.go) against one on an idle stub, isolated and not, against a
+// bare exec, each variant once per round in a new random order; the
+// result is the median time from Start to the child's first line (and to
+// Start's return: the exec done), in ms. Run as root:
+//
+//	go test -c -o /tmp/sandbox.test ./internal/sandbox && cd internal/sandbox &&
+//	/tmp/sandbox.test -test.run '^$' -test.bench PreparedStart -test.benchtime 150x
+func BenchmarkPreparedStart(b *testing.B) {
+	if os.Geteuid() != 0 {
+		sandboxtest.SkipWithoutCgroups(b, "isolation needs root")
+	}
+	ms := []*sandbox.Manager{
+		ownRootManager(b, "stokebench-idle-iso", sandbox.Options{Isolate: true, Prepared: -1}),
+		ownRootManager(b, "stokebench-prep-iso", sandbox.Options{Isolate: true}),
+		ownRootManager(b, "stokebench-idle", sandbox.Options{Stubs: 2, Prepared: -1}),
+		ownRootManager(b, "stokebench-prep", sandbox.Options{Stubs: 2}),
+	}
+	names := []string{"idle-iso", "prepared-iso", "idle", "prepared"}
+	code, exe := codeDir(b)
+	const uid = 200950
+	line := make(chan struct{}, 1)
+	out := func(string, string) {
+		select {
+		case line <- struct{}{}:
+		default:
+		}
+	}
+	full := func(round int) {
+		for k, m := range ms {
+			waitStubs(b, m, 2)
+			if k%2 == 1 && round > 0 {
+				waitPrepared(b, m, 1)
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // let a refill's join finish, as between cold starts
+	}
+	i := 0
+	run := func(k, round int) (time.Duration, time.Duration) {
+		full(round)
+		i++
+		var is *sandbox.Isolation
+		if k < 2 {
+			is = &sandbox.Isolation{UID: uid, GID: uid, Code: code}
+		}
+		t0 := time.Now()
+		p, err := ms[k].Start(context.Background(), sandbox.Spec{ID: fmt.Sprint("p", i), Args: []string{exe}, Dir: code,
+			MemoryMB: 3538, Env: []string{childEnv + "=hello"}, Output: out, Isolation: is})
+		if err != nil {
+			b.Fatal(err)
+		}
+		started := time.Since(t0)
+		<-line
+		d := time.Since(t0)
+		<-p.Done()
+		if prepared := sandbox.FromPrepared(p); round > 0 && prepared != (k%2 == 1) {
+			b.Fatalf("%s: started in a prepared stub: %v", names[k], prepared)
+		}
+		return started, d
+	}
+	starts := make([][]time.Duration, len(ms))
+	lines := make([][]time.Duration, len(ms)+1)
+	round := 0
+	for b.Loop() { // the medians are the result, not ns/op
+		for _, k := range rand.Perm(len(ms) + 1) {
+			if k == len(ms) {
+				full(round)
+				t0 := time.Now()
+				cmd := exec.Command(exe)
+				cmd.Env = []string{childEnv + "=hello"}
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+				r, err := cmd.StdoutPipe()
+				if err == nil {
+					err = cmd.Start()
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+					b.Fatal(err)
+				}
+				lines[k] = append(lines[k], time.Since(t0))
+				_ = cmd.Wait()
+				continue
+			}
+			st, d := run(k, round)
+			if round > 0 { // the first start of a config finds nothing prepared
+				starts[k], lines[k] = append(starts[k], st), append(lines[k], d)
+			}
+		}
+		round++
+	}
+	med := func(ds []time.Duration) float64 {
+		if len(ds) == 0 {
+			return 0
+		}
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(med(lines[len(ms)]), "bare-exec-ms")
+	for k, n := range names {
+		b.ReportMetric(med(lines[k]), n+"-ms")
+		b.ReportMetric(med(starts[k]), n+"-start-ms")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
