@@ -154,7 +154,7 @@ func (s *stokeProc) idleStubs() int {
 
 // waitQuiet waits until no function has an instance, no process of any of
 // the apps named bins (base names) is alive, and Stoke holds at least stubs idle stubs,
-// or as many as it has held (prepared ones too) (a cold start uses one and
+// or, when stubs > 0, as many as it has held (prepared ones too) (a cold start uses one and
 // the pool makes its replacement ~50 ms later: that start must not
 // overlap the next measurement).
 func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs int, bins ...string) error {
@@ -175,7 +175,11 @@ func (s *stokeProc) waitQuiet(ctx context.Context, timeout time.Duration, stubs 
 			p += len(appProcs(s.e.dir, b))
 		}
 		st := s.idleStubs()
-		if n == 0 && p == 0 && st >= max(stubs, s.mostStubs) {
+		want := stubs
+		if stubs > 0 { // 0: the caller does not wait for stubs at all
+			want = max(stubs, s.mostStubs)
+		}
+		if n == 0 && p == 0 && st >= want {
 			return nil
 		}
 		if time.Now().After(deadline) {
