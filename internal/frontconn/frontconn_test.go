@@ -494,3 +494,19 @@ func TestUnreadLargeBodyRefused(t *testing.T) {
 		<-sent
 	}
 }
+
+// A field ending in a bare LF is a field to net/http: the loop must not
+// skip it (here it makes the body chunked: skipped, the body would be
+// read as the next request).
+func TestBareLFFieldNotSkipped(t *testing.T) {
+	r := newRig(t, hello, nil)
+	c, br := r.dial()
+	send(t, c, "POST /fast HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\n\r\n5\r\nhello\r\n0\r\n\r\n"+
+		"GET /fast/next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res, body := read(t, br, "POST"); res.StatusCode != 200 || body != `got "hello"` {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+	if res, body := read(t, br, "GET"); res.StatusCode != 200 || body != "hello /fast/next" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+}

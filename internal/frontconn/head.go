@@ -37,6 +37,11 @@ func headEnd(b []byte) int {
 // most one Content-Length of digits, no Transfer-Encoding, Expect or
 // Upgrade, no Connection naming upgrade.
 func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool) {
+	// Every line ends in CRLF, the last is empty: no bare LF anywhere
+	// (FuzzParse found a line ending in one skipped).
+	if !bytes.HasSuffix(head, crlfcrlf) || bytes.Count(head, lf) != bytes.Count(head, crlf) {
+		return nil, nil, false
+	}
 	line, rest, found := bytes.Cut(head, crlf)
 	if !found {
 		return nil, nil, false
@@ -137,7 +142,11 @@ func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool)
 	return req, body, true
 }
 
-var crlf = []byte("\r\n")
+var (
+	crlf     = []byte("\r\n")
+	crlfcrlf = []byte("\r\n\r\n")
+	lf       = []byte("\n")
+)
 
 func knownMethod(b []byte) string {
 	switch string(b) {
