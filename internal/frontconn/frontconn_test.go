@@ -510,3 +510,104 @@ func TestBareLFFieldNotSkipped(t *testing.T) {
 		t.Fatalf("%d %q", res.StatusCode, body)
 	}
 }
+
+// The loop's response writer frames what a handler does as net/http's
+// server does: the same handlers, answered by the loop (/fast) and by
+// Fallback (/slow), read back the same.
+func TestResponsesAsNetHTTP(t *testing.T) {
+	cases := map[string]http.HandlerFunc{
+		"short":  func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") },
+		"empty":  func(w http.ResponseWriter, r *http.Request) {},
+		"status": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503); io.WriteString(w, "{}") },
+		"length": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "3")
+			io.WriteString(w, "abc")
+		},
+		"notype": func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = nil
+			io.WriteString(w, "<html>")
+		},
+		"typed": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "a/b")
+			io.WriteString(w, "x")
+		},
+		"big":    func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("y", 5000)) },
+		"nobody": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) },
+		"304":    func(w http.ResponseWriter, r *http.Request) { w.Header().Set("Etag", `"a"`); w.WriteHeader(304) },
+		"flushed": func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "b")
+		},
+		"trailer": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-T")
+			io.WriteString(w, "body")
+			w.Header().Set("X-T", "1")
+			w.Header().Set(http.TrailerPrefix+"X-U", "2")
+		},
+		"close": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		},
+		"hints": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Link", "</a>")
+			w.WriteHeader(103)
+			io.WriteString(w, "x")
+		},
+		"multi": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Add("X-M", "1")
+			w.Header().Add("X-M", "2")
+			w.WriteHeader(201)
+		},
+		"header": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Bad", "a\r\nInjected: 1")
+			io.WriteString(w, "x")
+		},
+	}
+	r := newRig(t, func(w http.ResponseWriter, req *http.Request) {
+		cases[req.URL.Path[strings.LastIndexByte(req.URL.Path, '/')+1:]](w, req)
+	}, nil)
+	type seen struct {
+		status        int
+		header        http.Header
+		te            []string
+		length        int64
+		body          string
+		trailer       http.Header
+		close         bool
+		informational []int
+	}
+	get := func(path, method string) seen {
+		c, br := r.dial()
+		send(t, c, method+" "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		var s seen
+		req := &http.Request{Method: method}
+		res, err := http.ReadResponse(br, req)
+		for err == nil && res.StatusCode < 200 {
+			s.informational = append(s.informational, res.StatusCode)
+			res, err = http.ReadResponse(br, req)
+		}
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		res.Header.Del("Date")
+		res.Header.Del("X-Via")
+		if len(b) > 40 {
+			b = append(b[:40:40], fmt.Sprintf("…(%d bytes)", len(b))...)
+		}
+		s.status, s.header, s.te, s.length, s.body, s.trailer, s.close = res.StatusCode, res.Header, res.TransferEncoding, res.ContentLength, string(b), res.Trailer, res.Close
+		return s
+	}
+	for name := range cases {
+		for _, method := range []string{"GET", "HEAD"} {
+			loop, nethttp := get("/fast/"+name, method), get("/slow/"+name, method)
+			if fmt.Sprint(loop) != fmt.Sprint(nethttp) {
+				t.Errorf("%s %s:\nloop     %+v\nnet/http %+v", method, name, loop, nethttp)
+			}
+		}
+	}
+}

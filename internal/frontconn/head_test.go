@@ -68,4 +68,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-

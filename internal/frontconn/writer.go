@@ -18,6 +18,7 @@ type response struct {
 	c          *conn
 	req        *http.Request
 	header     http.Header
+	sent       http.Header // header as WriteHeader found it: what the head says
 	status     int
 	head       bool // HEAD
 	committed  bool // the head is written
@@ -66,6 +67,9 @@ func (w *response) WriteHeader(code int) {
 			w.header.Del("Content-Length") // as net/http: an invalid one is not sent
 		}
 	}
+	// The head says what the header was now: a field set later (a
+	// declared trailer's value) is not in it, as in net/http.
+	w.sent = w.header.Clone()
 }
 
 func (w *response) Write(p []byte) (int, error) {
@@ -85,15 +89,17 @@ func (w *response) Write(p []byte) (int, error) {
 		return 0, http.ErrContentLength
 	}
 	w.written += int64(len(p))
+	if !w.committed {
+		// Buffered (a HEAD response's too: its length and type are
+		// computed from what the handler writes, as net/http does).
+		if len(w.c.pre)+len(p) <= sniffLen {
+			w.c.pre = append(w.c.pre, p...)
+			return len(p), nil
+		}
+		w.commit(false, p)
+	}
 	if w.head {
 		return len(p), nil
-	}
-	if !w.committed && len(w.c.pre)+len(p) <= sniffLen {
-		w.c.pre = append(w.c.pre, p...)
-		return len(p), nil
-	}
-	if !w.committed {
-		w.commit(false)
 	}
 	w.body(p)
 	if w.err != nil {
@@ -127,7 +133,7 @@ func (w *response) FlushError() error {
 		if w.status == 0 {
 			w.WriteHeader(http.StatusOK)
 		}
-		w.commit(false)
+		w.commit(false, nil)
 	}
 	if w.err == nil {
 		w.err = w.c.bw.Flush()
@@ -142,13 +148,15 @@ func (w *response) Flush() { _ = w.FlushError() }
 func (w *response) EnableFullDuplex() error { return nil }
 
 // commit writes the response head, then what was buffered. final says
-// the handler returned (a Content-Length may then be computed).
-func (w *response) commit(final bool) {
-	w.committed = true
+// the handler returned (a Content-Length may then be computed); next is
+// the write that did not fit the buffer (sniffed when nothing was
+// buffered, as net/http sniffs the first bytes it frames).
+func (w *response) commit(final bool, next []byte) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
-	h := w.header
+	w.committed = true
+	h := w.sent
 	w.bodyOK = bodyAllowed(w.status)
 	pre := w.c.pre
 	trailers := h["Trailer"] != nil
@@ -184,8 +192,12 @@ func (w *response) commit(final bool) {
 		extra[ne] = [2]string{"Transfer-Encoding", "chunked"}
 		ne++
 	}
-	if _, ok := h["Content-Type"]; !ok && w.bodyOK && te == "" && len(pre) > 0 {
-		extra[ne] = [2]string{"Content-Type", http.DetectContentType(pre)}
+	sniff := pre
+	if len(sniff) == 0 {
+		sniff = next
+	}
+	if _, ok := h["Content-Type"]; !ok && w.bodyOK && te == "" && len(sniff) > 0 {
+		extra[ne] = [2]string{"Content-Type", http.DetectContentType(sniff)}
 		ne++
 	}
 	if _, ok := h["Date"]; !ok {
@@ -239,7 +251,7 @@ var excludeNone = map[string]bool{}
 // yet written, the last chunk and trailers, one flush.
 func (w *response) finish() {
 	if !w.committed {
-		w.commit(true)
+		w.commit(true, nil)
 	}
 	if w.chunked && w.err == nil {
 		bw := w.c.bw
@@ -256,7 +268,7 @@ func (w *response) finish() {
 				bw.WriteString("\r\n")
 			}
 		}
-		for _, k := range w.header["Trailer"] {
+		for _, k := range w.sent["Trailer"] {
 			for _, k := range strings.Split(k, ",") {
 				k = http.CanonicalHeaderKey(strings.TrimSpace(k))
 				for _, v := range w.header[k] {
