@@ -106,13 +106,14 @@ func (c *conn) closeIfIdle() {
 
 // setIdle marks c waiting for a request (idle) or serving one; false when
 // Shutdown closed it meanwhile, or is under way.
+//
+// Shutdown sets down before it looks at any connection, and both look
+// under c.mu: either Shutdown finds c idle and closes it, or c finds
+// down set and ends.
 func (c *conn) setIdle(idle bool) bool {
-	c.s.mu.Lock()
-	down := c.s.shutdown
-	c.s.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || (idle && down) {
+	if c.closed || (idle && c.s.down.Load()) {
 		return false
 	}
 	c.idle = idle

@@ -611,3 +611,21 @@ func TestResponsesAsNetHTTP(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown before Serve: Serve returns at once and closes its listener.
+func TestShutdownBeforeServe(t *testing.T) {
+	s := &Server{Handler: http.NotFoundHandler(), Fast: func(*http.Request) bool { return true }, Fallback: &http.Server{}}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the listener is still open: %v", err)
+	}
+}

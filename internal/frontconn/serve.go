@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	shutdown bool
+	down     atomic.Bool // shutdown, read without mu
 	ln       net.Listener
 	handoff  *chanListener
 	done     chan struct{} // closed when the last connection ended after shutdown
@@ -64,6 +66,7 @@ const watchAfter = 100 * time.Millisecond
 
 // Serve accepts connections on l until Shutdown (or l fails).
 func (s *Server) Serve(l net.Listener) error {
+	defer l.Close() // as http.Server: also when Shutdown came first
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -171,6 +174,7 @@ func (s *Server) handOver(orig, nc net.Conn, buffered []byte, first bool) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
+	s.down.Store(true) // before any closeIfIdle: see conn.setIdle
 	ln, ho := s.ln, s.handoff
 	done := make(chan struct{})
 	if len(s.conns) == 0 {

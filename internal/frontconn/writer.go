@@ -212,10 +212,8 @@ func (w *response) commit(final bool, next []byte) {
 	if !w.closeAfter && httpHasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
-	if !w.closeAfter {
-		w.c.s.mu.Lock()
-		w.closeAfter = w.c.s.shutdown
-		w.c.s.mu.Unlock()
+	if !w.closeAfter && w.c.s.down.Load() {
+		w.closeAfter = true
 	}
 	bw := w.c.bw
 	bw.Write(statusLine(w.status))
