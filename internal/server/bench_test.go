@@ -69,3 +69,61 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkWarmHTTPParallel is BenchmarkWarmHTTP at 64 requests at once on
+// 64 kept-alive connections, one instance with concurrency 64 (as
+// stokebench warm's c=64 rows): cpu-ns/op is this process's CPU per
+// request, the clients' included.
+func BenchmarkWarmHTTPParallel(b *testing.B) {
+	sandboxtest.CheckNoLeaks(b)
+	dir := b.TempDir()
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: "127.0.0.1:0"}
+functions:
+  w:
+    runtime: http
+    command: [%q]
+    memory: 3538
+    concurrency: 64
+    max_instances: 1
+    keep_warm: 1
+    idle_timeout: 10m
+    routes: [/w]
+    env: {STOKE_SRV_APP: "1"}
+`, sandboxtest.InDir(b, dir))
+	s := serve(b, dir, yaml)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	url := "http://" + s.GatewayAddr() + "/w"
+	get := func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET /w: %d", resp.StatusCode)
+		}
+		return err
+	}
+	for range 200 {
+		if err := get(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.SetParallelism(32) // × GOMAXPROCS (2 here): 64 clients
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := get(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
