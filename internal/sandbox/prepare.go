@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -62,12 +63,26 @@ func (m *Manager) template(spec Spec, path, flavour string) *template {
 	if !want || spec.Once || flavour == flavourBuild || (t.iso != nil && (t.iso.NoNetwork || t.netns != nil)) {
 		return t // a build, or a network namespace of the instance's own
 	}
+	// The view mounts the function's own directories as they are when it
+	// is prepared: one replaced as a whole since (moved aside and
+	// recreated) makes another key, so the stale view is not used.
+	var ids []uint64
+	if t.iso != nil {
+		for _, p := range t.iso.ownPaths() {
+			var st syscall.Stat_t
+			if syscall.Stat(p, &st) != nil {
+				return t // the start reports it
+			}
+			ids = append(ids, st.Dev, st.Ino)
+		}
+	}
 	b, err := json.Marshal(struct {
 		F, P, D string
 		M       int
 		B       bool
 		I       *Isolation
-	}{flavour, path, t.dir, t.memMB, t.boost, t.iso})
+		N       []uint64
+	}{flavour, path, t.dir, t.memMB, t.boost, t.iso, ids})
 	if err == nil {
 		t.key = string(b)
 	}

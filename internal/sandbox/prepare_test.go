@@ -162,3 +162,60 @@ func TestPreparedStubsDiscardedAndBounded(t *testing.T) {
 	run("c", 192)
 	waitPrepared(t, m, 1)
 }
+
+// A stub prepared before the function's directory was replaced as a whole
+// (moved aside, recreated: no deploy) holds a view of the old tree; the
+// next start must not use it, and sees the new code.
+func TestPreparedViewNotUsedAfterCodeReplaced(t *testing.T) {
+	m := isolatedManager(t)
+	code, _ := codeDir(t)
+	appFile := filepath.Join(code, "app.txt")
+	if err := os.WriteFile(appFile, []byte("v1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	iso := &sandbox.Isolation{UID: 200779, GID: 200779, Code: code, TmpMB: 8}
+	probe := func(id string) (string, bool) {
+		t.Helper()
+		x, out, p := runIsolatedP(t, m, id, iso, childEnv+"=probe", "CODE_FILE="+appFile, "PATH=/usr/bin:/bin")
+		if x.Code != 0 {
+			t.Fatalf("probe exited %+v:\n%s", x, strings.Join(out, "\n"))
+		}
+		for _, l := range out {
+			if v, ok := strings.CutPrefix(strings.TrimPrefix(l, "stdout: "), "read code: "); ok {
+				return v, sandbox.FromPrepared(p)
+			}
+		}
+		t.Fatalf("no read code line:\n%s", strings.Join(out, "\n"))
+		return "", false
+	}
+	if got, _ := probe("v1"); got != "ok v1" {
+		t.Fatalf("first start read %q", got)
+	}
+	waitPrepared(t, m, 1)
+
+	if err := os.Rename(code, code+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(code, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"fn", "app.txt"} {
+		b, err := os.ReadFile(filepath.Join(code+".old", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "app.txt" {
+			b = []byte("v2")
+		}
+		if err := os.WriteFile(filepath.Join(code, f), b, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, prepared := probe("v2")
+	if prepared {
+		t.Error("the start used the stub prepared with the replaced directory")
+	}
+	if got != "ok v2" {
+		t.Errorf("read %q after the directory was replaced, want the new code", got)
+	}
+}
