@@ -58,10 +58,26 @@ type EventQueue struct {
 }
 
 type heldEvent struct {
-	msg  jetstream.Msg
-	item store.AsyncItem
-	stop context.CancelFunc
-	done chan struct{}
+	msg        jetstream.Msg
+	item       store.AsyncItem
+	stop       context.CancelFunc
+	done       chan struct{}
+	completing bool // Complete took it (under EventQueue.mu)
+}
+
+// Running lists function's events this node is running now, an outcome
+// being stored included (stoke events: the cluster's queue itself is
+// JetStream's).
+func (q *EventQueue) Running(function string) []store.AsyncItem {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []store.AsyncItem
+	for _, h := range q.inflight {
+		if h.item.Function == function {
+			out = append(out, h.item)
+		}
+	}
+	return out
 }
 
 func (n *Node) eventSubject(fn string) string { return n.cfg.Name + ".events." + fn }
@@ -188,13 +204,14 @@ func (q *EventQueue) Claim(ctx context.Context, now time.Time) (store.AsyncItem,
 			it.Interrupted += int(md.NumDelivered - expected)
 		}
 		it.Attempts++
-		it.Status = store.AsyncRunning
-		h := &heldEvent{msg: msg, item: it, done: make(chan struct{})}
+		it.Status, it.Updated = store.AsyncRunning, now
+		h := &heldEvent{msg: msg, done: make(chan struct{})}
 		var hctx context.Context
 		hctx, h.stop = context.WithCancel(q.n.ctx)
 		q.mu.Lock()
 		q.nextID++
 		it.ID = q.nextID
+		h.item = it
 		q.inflight[it.ID] = h
 		q.mu.Unlock()
 		go h.hold(hctx)
@@ -227,14 +244,27 @@ func (h *heldEvent) hold(ctx context.Context) {
 func (q *EventQueue) Complete(ctx context.Context, id int64, c store.Completion) error {
 	q.mu.Lock()
 	h := q.inflight[id]
-	delete(q.inflight, id)
+	if h != nil && h.completing {
+		h = nil
+	}
+	if h != nil {
+		h.completing = true
+	}
 	q.mu.Unlock()
 	if h == nil {
 		return fmt.Errorf("cluster: event %d is not running: %w", id, store.ErrNotFound)
 	}
+	// Running (Running lists it) until its outcome is stored: that can
+	// wait out a leader election, and a shutdown meanwhile cuts it off.
+	defer func() {
+		q.mu.Lock()
+		delete(q.inflight, id)
+		q.mu.Unlock()
+	}()
 	h.stop()
 	<-h.done
 	it := h.item
+	it.ID = 0 // this node's number for it while it runs
 	it.LastError = c.Error
 	switch {
 	case !c.RetryAt.IsZero():

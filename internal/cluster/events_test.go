@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -147,5 +148,58 @@ func TestEventQueueKeepsTheAsyncSemantics(t *testing.T) {
 	}
 	if again, ok, err := q.Claim(ctx, time.Now()); err != nil || ok {
 		t.Fatalf("the same request id was stored twice: claimed %+v again (%v)", again, err)
+	}
+}
+
+// An event is listed as running from its claim until its outcome is
+// stored: a shutdown meanwhile would cut it off, so stoke events (and a
+// test waiting for every event to end) must see it. Completing it twice
+// is refused.
+func TestRunningEventsListedUntilStored(t *testing.T) {
+	ctx := context.Background()
+	nodes := testCluster(t, 1)
+	q, err := nodes[0].EventQueue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storing, release := make(chan struct{}), make(chan struct{})
+	q.Keep = func(context.Context, store.AsyncItem) error {
+		close(storing)
+		<-release
+		return nil
+	}
+	if _, err := q.Enqueue(ctx, store.AsyncItem{Function: "f", Version: "1", Payload: []byte(`{}`), RequestID: "req-running"}); err != nil {
+		t.Fatal(err)
+	}
+	var it store.AsyncItem
+	waitFor(t, 10*time.Second, "the event to be claimed", func() bool {
+		got, ok, err := q.Claim(ctx, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		it = got
+		return ok
+	})
+	if run := q.Running("f"); len(run) != 1 || run[0].RequestID != "req-running" || run[0].Status != store.AsyncRunning {
+		t.Fatalf("running after the claim: %+v", run)
+	}
+	if run := q.Running("g"); len(run) != 0 {
+		t.Errorf("another function's running events: %+v", run)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.Complete(ctx, it.ID, store.Completion{OK: true}) }()
+	<-storing
+	if run := q.Running("f"); len(run) != 1 {
+		t.Errorf("while its outcome is stored: running %+v, want the event", run)
+	}
+	if err := q.Complete(ctx, it.ID, store.Completion{OK: true}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a second Complete while the first stores: %v, want ErrNotFound", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if run := q.Running("f"); len(run) != 0 {
+		t.Errorf("running after its outcome was stored: %+v", run)
 	}
 }

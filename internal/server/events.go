@@ -11,11 +11,18 @@ import (
 )
 
 // localEvents lists a function's Event invocations this node keeps
-// (stoke events; in a cluster, its part of the view, views.go).
+// (stoke events; in a cluster, its part of the view, views.go: the
+// outcomes it stored and the events it is running now).
 func (s *Server) localEvents(ctx context.Context, function, status string, limit int) ([]admin.EventInfo, error) {
 	its, err := s.st.ListAsync(ctx, function, status, limit)
 	if err != nil {
 		return nil, err
+	}
+	if s.events != nil && (status == "" || status == store.AsyncRunning) {
+		for _, it := range s.events.Running(function) {
+			it.ID = 0 // the queue's own number, not one `stoke events retry` takes
+			its = append(its, it)
+		}
 	}
 	out := make([]admin.EventInfo, 0, len(its))
 	for _, it := range its {

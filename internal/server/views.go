@@ -214,8 +214,8 @@ func (s *Server) Records(ctx context.Context, q store.Query) ([]record.Record, e
 }
 
 // Events lists a function's Event invocations (stoke events); in a
-// cluster, the outcomes every node keeps (the queue itself is
-// JetStream's), each naming its node.
+// cluster, the outcomes every node keeps and the events each runs now
+// (the queue itself is JetStream's), each naming its node.
 func (s *Server) Events(ctx context.Context, function, status string, limit int) ([]admin.EventInfo, error) {
 	if s.node == nil {
 		return s.localEvents(ctx, function, status, limit)
