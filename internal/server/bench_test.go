@@ -75,6 +75,25 @@ func cpuTime() time.Duration {
 // stokebench warm's c=64 rows): cpu-ns/op is this process's CPU per
 // request, the clients' included.
 func BenchmarkWarmHTTPParallel(b *testing.B) {
+	warmParallel(b, `    memory: 3538
+    concurrency: 64
+    max_instances: 1
+    keep_warm: 1
+`)
+}
+
+// BenchmarkWarmHTTPParallelLambda is BenchmarkWarmHTTPParallel in Lambda's
+// model (stokebench warm's "Lambda model" row): concurrency 1, up to 50
+// instances, so 64 clients keep every instance busy and 14 requests
+// waiting, and each release hands its instance to a waiter.
+func BenchmarkWarmHTTPParallelLambda(b *testing.B) {
+	warmParallel(b, `    memory: 1769
+    concurrency: 1
+    max_instances: 50
+`)
+}
+
+func warmParallel(b *testing.B, sizing string) {
 	sandboxtest.CheckNoLeaks(b)
 	dir := b.TempDir()
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
@@ -83,14 +102,10 @@ functions:
   w:
     runtime: http
     command: [%q]
-    memory: 3538
-    concurrency: 64
-    max_instances: 1
-    keep_warm: 1
-    idle_timeout: 10m
+%s    idle_timeout: 10m
     routes: [/w]
     env: {STOKE_SRV_APP: "1"}
-`, sandboxtest.InDir(b, dir))
+`, sandboxtest.InDir(b, dir), sizing)
 	s := serve(b, dir, yaml)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
@@ -114,6 +129,25 @@ functions:
 	}
 	b.ReportAllocs()
 	b.SetParallelism(32) // × GOMAXPROCS (2 here): 64 clients
+	// The first parallel round starts the instances (Lambda's model): the
+	// timed loop measures them warm.
+	warm := make(chan error, 64)
+	for range 64 {
+		go func() {
+			var err error
+			for range 20 {
+				if err = get(); err != nil {
+					break
+				}
+			}
+			warm <- err
+		}()
+	}
+	for range 64 {
+		if err := <-warm; err != nil {
+			b.Fatal(err)
+		}
+	}
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
