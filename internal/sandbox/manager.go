@@ -69,6 +69,9 @@ type Manager struct {
 	prepWant  []*template      // configs to keep a prepared stub for, least recent first
 	prepped   map[string]*stub // prepared, by template key
 	preparing bool             // a prepare goroutine runs
+	// prepOne is closed when the stub being prepared now (if any) is
+	// kept or killed: DiscardPrepared waits for it.
+	prepOne chan struct{}
 }
 
 // New makes a Manager with the default Options.

@@ -249,6 +249,8 @@ func (m *Manager) prepareLocked(delay time.Duration) {
 			}
 			m.stubSeq++
 			name := "stub-" + strconv.FormatUint(m.stubSeq, 10)
+			one := make(chan struct{})
+			m.prepOne = one
 			m.mu.Unlock()
 
 			s, err := m.newStub(name, t.flavour)
@@ -259,21 +261,25 @@ func (m *Manager) prepareLocked(delay time.Duration) {
 				}
 			}
 			m.mu.Lock()
+			m.prepOne = nil
 			if err != nil {
 				// Not retried: that config starts the slower way, as
 				// without prepared stubs.
 				m.dropWantLocked(t.key)
 				m.mu.Unlock()
+				close(one)
 				m.log.Warn("sandbox: cannot prepare a stub; cold starts of that config take the slower path", "err", err)
 				continue
 			}
 			if m.closed || t.gen != m.prepGen || !m.wantedLocked(t.key) || m.prepped[t.key] != nil {
 				m.mu.Unlock()
 				_ = s.kill() // discarded or dropped while it was prepared
+				close(one)
 				continue
 			}
 			m.prepped[t.key] = s
 			m.mu.Unlock()
+			close(one)
 		}
 	}()
 }
@@ -300,7 +306,8 @@ func (m *Manager) dropWantLocked(key string) {
 // forgets the configs they were prepared for; a stub being prepared now
 // is killed when it is done. Call it whenever the functions change: a
 // prepared view shows the tree (and hides the paths) of when it was made.
-// It returns once the stubs and their cgroups are gone.
+// It returns once the stubs and their cgroups are gone, the one being
+// prepared included.
 func (m *Manager) DiscardPrepared() {
 	m.mu.Lock()
 	m.prepGen++
@@ -310,8 +317,12 @@ func (m *Manager) DiscardPrepared() {
 		ss = append(ss, s)
 		delete(m.prepped, k)
 	}
+	one := m.prepOne
 	m.mu.Unlock()
 	killStubs(m, ss)
+	if one != nil {
+		<-one // it sees the new prepGen and kills what it made
+	}
 }
 
 func killStubs(m *Manager, ss []*stub) {
