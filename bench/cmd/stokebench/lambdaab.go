@@ -62,28 +62,11 @@ functions:
 			return fmt.Errorf("the A/B needs AWS's emulator: %w", err)
 		}
 	}
-	rp, ap := freePort(), freePort()
-	rie, err := e.start(filepath.Join(e.dir, "rie.log"), []string{
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769", "AWS_LAMBDA_FUNCTION_TIMEOUT=10", "AWS_REGION=us-east-1",
-	}, riePath, "--log-level", "error",
-		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", rp),
-		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ap), echoBin)
+	rie, rp, stopRIE, err := e.startRIE(ctx, riePath, echoBin)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		kids := children(rie.Process.Pid)
-		e.stop(rie, 5*time.Second)
-		for _, k := range kids {
-			if procExists(k) {
-				e.leak(fmt.Sprintf("RIE's bootstrap %d (%s) survived RIE; killed", k, cmdline(k)))
-				killPid(k)
-			}
-		}
-	}()
-	if err := waitListen(ctx, fmt.Sprintf("127.0.0.1:%d", rp)); err != nil {
-		return err
-	}
+	defer stopRIE()
 	// The floor of the client and one HTTP hop: the same client against
 	// lambda-echo's handler as a plain HTTP app that answers at once (the
 	// SDK takes its 200 and body as the invocation's payload).

@@ -125,28 +125,13 @@ functions:
 		}
 	}
 	if riePath != "" {
-		rp, ap := freePort(), freePort()
-		rie, err = e.start(filepath.Join(e.dir, "rie.log"), []string{
-			"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769", "AWS_LAMBDA_FUNCTION_TIMEOUT=10", "AWS_REGION=us-east-1",
-		}, riePath, "--log-level", "error",
-			"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", rp),
-			"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ap), echoBin)
+		var rp int
+		var stopRIE func()
+		rie, rp, stopRIE, err = e.startRIE(ctx, riePath, echoBin)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			kids := children(rie.Process.Pid)
-			e.stop(rie, 5*time.Second)
-			for _, k := range kids {
-				if procExists(k) {
-					e.leak(fmt.Sprintf("RIE's bootstrap %d (%s) survived RIE; killed", k, cmdline(k)))
-					killPid(k)
-				}
-			}
-		}()
-		if err := waitListen(ctx, fmt.Sprintf("127.0.0.1:%d", rp)); err != nil {
-			return err
-		}
+		defer stopRIE()
 		rieBase = fmt.Sprintf("http://127.0.0.1:%d", rp)
 		rieURL = rieBase + "/2015-03-31/functions/function/invocations"
 	}
@@ -421,4 +406,34 @@ func killPid(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {
 		p.Kill()
 	}
+}
+
+// startRIE runs AWS's Runtime Interface Emulator with the bootstrap
+// echoBin (1769 MB, as Stoke's function) on a free port, and waits until it
+// listens. stop ends it and kills a bootstrap that outlived it.
+func (e *env) startRIE(ctx context.Context, riePath, echoBin string) (rie *exec.Cmd, port int, stop func(), err error) {
+	rp, ap := freePort(), freePort()
+	rie, err = e.start(filepath.Join(e.dir, "rie.log"), []string{
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769", "AWS_LAMBDA_FUNCTION_TIMEOUT=10", "AWS_REGION=us-east-1",
+	}, riePath, "--log-level", "error",
+		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", rp),
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ap), echoBin)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	stop = func() {
+		kids := children(rie.Process.Pid)
+		e.stop(rie, 5*time.Second)
+		for _, k := range kids {
+			if procExists(k) {
+				e.leak(fmt.Sprintf("RIE's bootstrap %d (%s) survived RIE; killed", k, cmdline(k)))
+				killPid(k)
+			}
+		}
+	}
+	if err := waitListen(ctx, fmt.Sprintf("127.0.0.1:%d", rp)); err != nil {
+		stop()
+		return nil, 0, nil, err
+	}
+	return rie, rp, stop, nil
 }
