@@ -225,14 +225,7 @@ func (m *Manager) prepareLocked(delay time.Duration) {
 	m.fillers.Add(1)
 	go func() {
 		defer m.fillers.Done()
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-m.quit:
-				t.Stop()
-			}
-		}
+		m.pause(delay)
 		for {
 			m.mu.Lock()
 			var t *template

@@ -272,6 +272,19 @@ func (m *Manager) takeStub() *stub {
 	}
 }
 
+// pause waits d, or until the Manager closes.
+func (m *Manager) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-m.quit:
+	}
+}
+
 // refillLocked tops the pool up in the background after delay, one stub at
 // a time: a burst of starts should not also get a burst of stub starts
 // competing for the CPUs. The caller holds m.mu.
@@ -283,14 +296,7 @@ func (m *Manager) refillLocked(delay time.Duration) {
 	m.fillers.Add(1)
 	go func() {
 		defer m.fillers.Done()
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-m.quit:
-				t.Stop()
-			}
-		}
+		m.pause(delay)
 		for {
 			m.mu.Lock()
 			if m.closed || len(m.stubs) >= m.stubsWant {
