@@ -24,7 +24,6 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"syscall"
@@ -140,17 +139,11 @@ func (m *Manager) sendConfig(s *stub, t *template, ack bool, deadline time.Time)
 	if !ack {
 		return nil
 	}
-	var b [1]byte
-	if _, err := io.ReadFull(s.ctl, b[:]); err != nil || b[0] != 'P' {
-		if err == nil {
-			rest, _ := io.ReadAll(io.LimitReader(s.ctl, 64<<10))
-			var e stubError
-			if jerr := json.Unmarshal(append(b[:], rest...), &e); jerr == nil {
-				return e.asError()
-			}
-			return fmt.Errorf("stub said %q", b[:])
+	if err, said := s.answer('P'); err != nil {
+		if !said {
+			err = fmt.Errorf("stub did not prepare: %w", err)
 		}
-		return fmt.Errorf("stub did not prepare: %w", err)
+		return err
 	}
 	_ = s.ctl.SetDeadline(time.Time{})
 	s.key = t.key

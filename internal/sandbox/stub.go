@@ -234,23 +234,34 @@ func (m *Manager) newStub(name, flavour string) (_ *stub, err error) {
 		}
 	}
 	_ = s.ctl.SetReadDeadline(time.Now().Add(stubReadyTimeout))
-	var b [1]byte
-	if _, err := io.ReadFull(s.ctl, b[:]); err != nil || b[0] != 'R' {
-		if err == nil {
-			// A stub that failed to prepare says why instead.
-			rest, _ := io.ReadAll(io.LimitReader(s.ctl, 64<<10))
-			var e stubError
-			if jerr := json.Unmarshal(append(b[:], rest...), &e); jerr == nil {
-				err = e.asError()
-			} else {
-				err = fmt.Errorf("said %q", b[:])
-			}
-			return fail(err)
+	if err, said := s.answer('R'); err != nil {
+		if !said {
+			err = fmt.Errorf("not ready (does main call sandbox.MaybeRunStub first?): %w", err)
 		}
-		return fail(fmt.Errorf("not ready (does main call sandbox.MaybeRunStub first?): %w", err))
+		return fail(err)
 	}
 	_ = s.ctl.SetReadDeadline(time.Time{})
 	return s, nil
+}
+
+// answer reads the stub's one-byte answer on its control socket: nil when
+// it is want. A stub that failed says why instead (a JSON stubError):
+// that error, or what else it said, comes with said set; a failed read
+// without.
+func (s *stub) answer(want byte) (err error, said bool) {
+	var b [1]byte
+	if _, err := io.ReadFull(s.ctl, b[:]); err != nil {
+		return err, false
+	}
+	if b[0] == want {
+		return nil, false
+	}
+	rest, _ := io.ReadAll(io.LimitReader(s.ctl, 64<<10))
+	var e stubError
+	if json.Unmarshal(append(b[:], rest...), &e) == nil {
+		return e.asError(), true
+	}
+	return fmt.Errorf("said %q", b[:]), true
 }
 
 // takeStub hands out an idle live stub, or nil when there is none.
