@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -137,6 +138,16 @@ type group struct {
 	dir string // memory.* files and the cgroup.procs listing every member
 	v1  cgroup1.Cgroup
 	v2m *cgroup2.Manager
+
+	// peak is the peak-memory file, opened at the first reading and kept
+	// until remove: it is read after every invocation (at most every
+	// peakCacheTTL per instance, which many instances each serving a
+	// request every few ms all miss), and opening it each time (path walk,
+	// file setup, close) was ~90 % of a reading's CPU (docs/BENCHMARKS.md,
+	// issue 14). One more descriptor per instance.
+	peakMu   sync.Mutex
+	peak     *os.File
+	peakGone bool // removed: no more readings
 }
 
 // newGroup makes the instance cgroup <parent>/<id> with limits for memoryMB.
@@ -314,9 +325,9 @@ func (g *group) rename(h *hierarchy, id string) error {
 
 // resetPeak restarts the peak-memory watermark from the current use, so what
 // a stub's own Go runtime touched before it exec'd the app is not reported
-// as the app's. v1 only: v2's memory.peak reset (6.12+) is per open file and
-// the readers here open it anew each time, so on v2 the peak can include the
-// stub's few MB.
+// as the app's. v1 only: v2's memory.peak reset (6.12+) is per open file
+// (it would have to be a write to the kept one, peakFile), so on v2 the
+// peak can include the stub's few MB.
 func (g *group) resetPeak() error {
 	if g.v2 {
 		return nil
@@ -362,15 +373,69 @@ func killListed(dir string) int {
 	return n
 }
 
-// The memory readers open one file each: they run after every invocation,
+// The memory readers read one file each: they run after every invocation,
 // and the libraries' Stat() reads every stat file of every controller (see
-// BenchmarkMemoryRead).
+// BenchmarkMemoryRead). The peak's file is kept open (peakFile).
 
 func (g *group) peakBytes() (uint64, error) {
-	if g.v2 {
-		return readUint(filepath.Join(g.dir, "memory.peak")) // kernel 5.19+
+	f, err := g.peakFile()
+	if err != nil {
+		return 0, err
 	}
-	return readUint(filepath.Join(g.dir, "memory.max_usage_in_bytes"))
+	// One pread from offset 0: a cgroup file is a seq_file, which makes
+	// its text anew for a read at offset 0, so the kept file reads as
+	// fresh as a new one. Through RawConn, so a concurrent close (remove)
+	// cannot hand the descriptor's number to another file mid-read.
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var buf [32]byte
+	var n int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Pread(int(fd), buf[:], 0)
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, fmt.Errorf("read %s: %w", f.Name(), rerr)
+	}
+	return strconv.ParseUint(string(bytes.TrimSpace(buf[:n])), 10, 64)
+}
+
+// peakFile opens the peak-memory file once.
+func (g *group) peakFile() (*os.File, error) {
+	g.peakMu.Lock()
+	defer g.peakMu.Unlock()
+	if g.peakGone {
+		return nil, fmt.Errorf("cgroup %s: %w", g.dir, os.ErrNotExist)
+	}
+	if g.peak == nil {
+		name := "memory.max_usage_in_bytes"
+		if g.v2 {
+			name = "memory.peak" // kernel 5.19+
+		}
+		f, err := os.Open(filepath.Join(g.dir, name))
+		if err != nil {
+			return nil, err
+		}
+		g.peak = f
+	}
+	return g.peak, nil
+}
+
+// closePeak closes the kept peak file; later readings fail as for a
+// removed cgroup.
+func (g *group) closePeak() {
+	g.peakMu.Lock()
+	defer g.peakMu.Unlock()
+	if g.peak != nil {
+		_ = g.peak.Close()
+		g.peak = nil
+	}
+	g.peakGone = true
 }
 
 func (g *group) currentBytes() (uint64, error) {
@@ -401,6 +466,7 @@ func (g *group) oomKilled(killedBySIGKILL bool) bool {
 // rmdir fails with EBUSY until the kernel has finished tearing down the
 // killed tasks.
 func (g *group) remove(ctx context.Context) error {
+	g.closePeak()
 	del := func() error {
 		g.killAll()
 		if g.v2 {

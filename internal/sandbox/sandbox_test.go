@@ -84,6 +84,19 @@ func child(mode string) {
 			keep = append(keep, b)
 		}
 		fmt.Println("allocated", len(keep))
+	case "growsleep": // says it runs, touches STOKE_ALLOC_MB on SIGUSR1, sleeps
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		fmt.Println("ready")
+		<-usr1
+		mb, _ := strconv.Atoi(os.Getenv("STOKE_ALLOC_MB"))
+		keep := make([]byte, mb<<20)
+		for i := 0; i < len(keep); i += 4096 {
+			keep[i] = 1
+		}
+		fmt.Println("allocated", len(keep)>>20)
+		time.Sleep(time.Hour)
+		runtime.KeepAlive(keep)
 	case "syscalls":
 		syscallsChild()
 	case "spin":

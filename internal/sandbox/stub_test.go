@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +155,31 @@ func TestStubOOMAndPeak(t *testing.T) {
 	// reserves shadow memory); the stub's own run must not be counted on top.
 	if small <= 0 || small > 32 {
 		t.Errorf("MaxMemoryMB of a sleeping child = %d, want (0,32]", small)
+	}
+}
+
+// A running process's MaxMemoryMB follows its use: the peak file, kept open
+// after the first reading, reads afresh each time (beyond the short cache).
+func TestMaxMemoryFollowsRunningProcess(t *testing.T) {
+	m := enforced(t)
+	var c collector
+	p := start(t, m, "growing", 256, c.add, childEnv+"=growsleep", "STOKE_ALLOC_MB=96")
+	t.Cleanup(func() { _ = p.Stop(context.Background(), 0) })
+	c.waitFor(t, "stdout: ready", 1)
+	small := p.MaxMemoryMB()
+	if small <= 0 || small >= 64 {
+		t.Fatalf("MaxMemoryMB before allocating = %d, want (0,64)", small)
+	}
+	if err := syscall.Kill(p.Pid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "stdout: allocated", 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for mb := p.MaxMemoryMB(); mb < 96; mb = p.MaxMemoryMB() {
+		if time.Now().After(deadline) {
+			t.Fatalf("MaxMemoryMB while running = %d after touching 96 MB (before: %d), want ≥ 96", mb, small)
+		}
+		time.Sleep(5 * time.Millisecond) // polling: the reading may be cached for 20 ms
 	}
 }
 
