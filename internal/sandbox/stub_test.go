@@ -183,6 +183,40 @@ func TestMaxMemoryFollowsRunningProcess(t *testing.T) {
 	}
 }
 
+// The peak file kept open for MaxMemoryMB goes with its instance, stopped
+// or exiting by itself: no descriptor outlives the cgroup it reads.
+func TestPeakFileClosedWithInstance(t *testing.T) {
+	m := enforced(t)
+	for _, how := range []string{"stopped", "exited"} {
+		t.Run(how, func(t *testing.T) {
+			var c collector
+			p := start(t, m, "peakfd-"+how, 128, c.add, childEnv+"=growsleep")
+			t.Cleanup(func() { _ = p.Stop(context.Background(), 0) })
+			c.waitFor(t, "stdout: ready", 1)
+			if mb := p.MaxMemoryMB(); mb <= 0 {
+				t.Fatalf("MaxMemoryMB = %d, want > 0", mb)
+			}
+			if open := sandboxtest.CgroupFiles(); len(open) != 1 {
+				t.Fatalf("open cgroup files while running = %q, want the kept peak file", open)
+			}
+			if how == "stopped" {
+				if err := p.Stop(context.Background(), time.Second); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitDone(t, p, 10*time.Second)
+			if open := sandboxtest.CgroupFiles(); len(open) != 0 {
+				t.Fatalf("open cgroup files after the instance is done = %q, want none", open)
+			}
+			if mb := p.MaxMemoryMB(); mb <= 0 {
+				t.Fatalf("MaxMemoryMB after exit = %d, want the peak read at exit", mb)
+			}
+		})
+	}
+}
+
 // MaxMemoryMB may be cached while running, but after exit it is exact.
 func TestMaxMemoryCachedThenExact(t *testing.T) {
 	m := enforced(t)

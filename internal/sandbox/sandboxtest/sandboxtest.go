@@ -18,7 +18,8 @@ import (
 // are done, a child process of this test binary is still alive or a zombie
 // nobody reaped, a stoke/<this pid> cgroup exists in any hierarchy, or a
 // mount appeared in this binary's own mount namespace (an isolated
-// instance's mounts must stay in its own). Each is this binary's alone:
+// instance's mounts must stay in its own), or this binary still has a file
+// open in one of its cgroups (a kept peak-memory file, say). Each is this binary's alone:
 // its children, its pid's cgroups, and (as root) a mount namespace no other
 // test binary mounts in, which TestMain makes with InOwnMountNamespace.
 // Namespaces live only as long as their processes, so no child left means
@@ -37,14 +38,14 @@ func CheckNoLeaks(t testing.TB) {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Second)
 		for {
-			kids, dirs := Children(), StokeCgroups()
+			kids, dirs, files := Children(), StokeCgroups(), CgroupFiles()
 			var mounts []string
 			for m := range Mounts() {
 				if !before[m] {
 					mounts = append(mounts, m)
 				}
 			}
-			if len(kids) == 0 && len(dirs) == 0 && len(mounts) == 0 {
+			if len(kids) == 0 && len(dirs) == 0 && len(mounts) == 0 && len(files) == 0 {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -56,6 +57,9 @@ func CheckNoLeaks(t testing.TB) {
 				}
 				for _, m := range mounts {
 					t.Errorf("leaked mount: %s", m)
+				}
+				for _, f := range files {
+					t.Errorf("leaked descriptor: %s", f)
 				}
 				return
 			}
@@ -118,6 +122,27 @@ func StokeCgroups() []string {
 			}
 			return nil
 		})
+	}
+	return out
+}
+
+// CgroupFiles lists the files this process holds open under its
+// stoke/<this pid> cgroups, as "fd -> path".
+func CgroupFiles() []string {
+	want := "/stoke/" + strconv.Itoa(os.Getpid()) + "/"
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return []string{"cannot list /proc/self/fd: " + err.Error()}
+	}
+	var out []string
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // closed meanwhile (the directory's own descriptor, too)
+		}
+		if strings.Contains(target, want) {
+			out = append(out, e.Name()+" -> "+target)
+		}
 	}
 	return out
 }
