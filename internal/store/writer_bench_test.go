@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stokehq/stoke/internal/record"
 )
 
 // BenchmarkWriteRecordsIDs is the writer's cost per record as the gateway
@@ -73,4 +74,52 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWriteRequests is the writer's cost per warm request as the
+// server queues it: four log lines (START, a line of the app's, END,
+// REPORT) and the record, in batches of BatchSize rows (the writer's size
+// under load), into tables already at their limits, so that pruning is
+// part of the cost as it is in a long-running stoke.
+func BenchmarkWriteRequests(b *testing.B) {
+	s := open(b, b.TempDir(), Options{MaxRecords: 20_000, MaxLogLines: 80_000, QueueSize: 1 << 16})
+	r := rec("bench", 1, false)
+	traced(r, 1)
+	r.ErrorType, r.Status = "", 200
+	r.InstanceID = "i-" + uuid.NewString()[:8]
+	t0 := time.Now()
+	line := func(stream, text string) LogLine {
+		return LogLine{Function: r.Function, Time: r.Start, Stream: stream, Instance: r.InstanceID, Text: text}
+	}
+	add := func(i int) {
+		r.RequestID = uuid.Must(uuid.NewV7()).String()
+		r.Start = t0.Add(time.Duration(i) * time.Microsecond)
+		s.AddLog(line(StreamPlatform, record.StartLine(r)))
+		s.AddLog(line(StreamStdout, `{"level":"info","msg":"GET /hello/world 200","took_ms":0.412}`))
+		s.AddLog(line(StreamPlatform, record.EndLine(r)))
+		s.AddLog(line(StreamPlatform, record.ReportLine(r)))
+		s.Add(r)
+		if i%100 == 0 { // 500 rows
+			_ = s.Flush(context.Background())
+		}
+	}
+	for i := range 30_000 {
+		add(i)
+	}
+	_ = s.Flush(context.Background())
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	i := 30_000
+	for b.Loop() {
+		i++
+		add(i)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	if d := s.Dropped(); d > 0 {
+		b.Fatalf("%d dropped", d)
+	}
 }
