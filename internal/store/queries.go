@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -341,50 +340,6 @@ func (s *Store) queryChunks(ctx context.Context, q string, args ...any) ([][]Log
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: querying logs: %w", err)
-	}
-	return out, nil
-}
-
-// seqShift splits a line's Seq into its chunk id and its index in the chunk.
-const seqShift = 20
-
-// chunkLine is a log line as stored inside a chunk.
-type chunkLine struct {
-	T int64  `json:"t"`
-	S string `json:"s"`
-	I string `json:"i,omitempty"`
-	X string `json:"x"`
-}
-
-// chunkLogs groups a batch's lines by function, keeping their order.
-func chunkLogs(lines []LogLine) map[string][]*LogLine {
-	out := map[string][]*LogLine{}
-	for i := range lines {
-		l := &lines[i]
-		out[l.Function] = append(out[l.Function], l)
-	}
-	return out
-}
-
-func encodeChunk(lines []*LogLine) ([]byte, error) {
-	if len(lines) >= 1<<seqShift {
-		return nil, fmt.Errorf("%d lines in one chunk", len(lines))
-	}
-	cl := make([]chunkLine, len(lines))
-	for i, l := range lines {
-		cl[i] = chunkLine{T: l.Time.UnixNano(), S: l.Stream, I: l.Instance, X: l.Text}
-	}
-	return json.Marshal(cl)
-}
-
-func decodeChunk(id int64, fn string, data []byte) ([]LogLine, error) {
-	var cl []chunkLine
-	if err := json.Unmarshal(data, &cl); err != nil {
-		return nil, err
-	}
-	out := make([]LogLine, len(cl))
-	for i, c := range cl {
-		out[i] = LogLine{Seq: id<<seqShift | int64(i), Function: fn, Time: time.Unix(0, c.T), Stream: c.S, Instance: c.I, Text: c.X}
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ type writer struct {
 	full    *sql.Stmt // the INSERT of recordsPerInsert records, prepared once
 	one     *sql.Stmt // the INSERT of one record
 	args    []any     // its arguments, reused
+	chunk   []byte    // a log chunk's data, reused
 }
 
 // run writes batches: one once a batch has waited FlushInterval since its
@@ -168,14 +169,20 @@ func (w *writer) write() error {
 		}
 		defer st.Close()
 		for fn, lines := range chunkLogs(w.b.logs) {
-			data, err := encodeChunk(lines)
+			// The driver copies data while binding it: the buffer is
+			// reused for the next chunk.
+			data, err := appendChunk(w.chunk[:0], lines)
 			if err != nil {
 				return fmt.Errorf("encoding log lines: %w", err)
 			}
+			w.chunk = data
 			if _, err := st.ExecContext(ctx, fn, len(lines), data); err != nil {
 				return fmt.Errorf("inserting log lines: %w", err)
 			}
 		}
+	}
+	if cap(w.chunk) > 1<<20 {
+		w.chunk = nil // a burst's buffer is let go
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing batch: %w", err)
