@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"time"
 )
@@ -16,10 +17,12 @@ type writer struct {
 	grownR  map[string]int
 	grownL  map[string]int
 	lastPrn time.Time
-	full    *sql.Stmt // the INSERT of recordsPerInsert records, prepared once
-	one     *sql.Stmt // the INSERT of one record
-	args    []any     // its arguments, reused
-	chunk   []byte    // a log chunk's data, reused
+	conn    *sql.Conn           // the writer's own connection (insert.go)
+	full    driver.Stmt         // the INSERT of recordsPerInsert records, prepared on conn
+	one     driver.Stmt         // the INSERT of one record
+	chunkSt driver.Stmt         // the INSERT of a log chunk
+	args    []driver.NamedValue // a statement's arguments, reused
+	chunk   []byte              // a log chunk's data, reused
 }
 
 // run writes batches: one once a batch has waited FlushInterval since its
@@ -33,7 +36,7 @@ func (s *Store) run() {
 		grownL:  map[string]int{},
 		lastPrn: time.Now(),
 	}
-	defer w.closeStmts()
+	defer w.closeConn()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -81,12 +84,22 @@ func (w *writer) commitAll() {
 	}
 }
 
-func (w *writer) closeStmts() {
-	for _, st := range []*sql.Stmt{w.full, w.one} {
-		if st != nil {
-			st.Close()
-		}
+// closeConn closes the writer's statements and gives its connection back.
+func (w *writer) closeConn() {
+	if w.conn == nil {
+		return
 	}
+	_ = w.conn.Raw(func(any) error {
+		for _, st := range []driver.Stmt{w.full, w.one, w.chunkSt} {
+			if st != nil {
+				st.Close()
+			}
+		}
+		return nil
+	})
+	w.full, w.one, w.chunkSt = nil, nil, nil
+	w.conn.Close()
+	w.conn = nil
 }
 
 // commit writes up to BatchSize pending rows in one transaction (a log
@@ -154,40 +167,25 @@ func (w *writer) write() error {
 	// Background: a batch already taken off the queue is written even
 	// during shutdown; busy_timeout bounds the wait.
 	ctx := context.Background()
-	tx, err := w.s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("beginning batch: %w", err)
-	}
-	defer tx.Rollback()
-	if err := w.insertRecords(ctx, tx); err != nil {
-		return err
-	}
-	if len(w.b.logs) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO log_chunks (function, lines, data) VALUES (?,?,?)`)
+	if w.conn == nil {
+		c, err := w.s.db.Conn(ctx)
 		if err != nil {
-			return fmt.Errorf("preparing log insert: %w", err)
+			return fmt.Errorf("beginning batch: %w", err)
 		}
-		defer st.Close()
-		for fn, lines := range chunkLogs(w.b.logs) {
-			// The driver copies data while binding it: the buffer is
-			// reused for the next chunk.
-			data, err := appendChunk(w.chunk[:0], lines)
-			if err != nil {
-				return fmt.Errorf("encoding log lines: %w", err)
-			}
-			w.chunk = data
-			if _, err := st.ExecContext(ctx, fn, len(lines), data); err != nil {
-				return fmt.Errorf("inserting log lines: %w", err)
-			}
+		w.conn = c
+	}
+	err := w.conn.Raw(func(dc any) error {
+		c, ok := dc.(sqliteConn)
+		if !ok {
+			return fmt.Errorf("the sqlite driver's connection is a %T, without BeginTx or PrepareContext", dc)
 		}
+		return w.writeOn(ctx, c)
+	})
+	if err != nil {
+		// The next batch starts on a connection of its own again.
+		w.closeConn()
 	}
-	if cap(w.chunk) > 1<<20 {
-		w.chunk = nil // a burst's buffer is let go
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing batch: %w", err)
-	}
-	return nil
+	return err
 }
 
 // prune trims functions that got rows to their limits. Trimming costs an
