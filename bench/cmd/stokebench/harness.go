@@ -28,6 +28,7 @@ type env struct {
 	stoke string // bin/stoke of the repository
 	hello string // examples/hello, built into dir
 	proxy string // bench/cmd/plainproxy, built into dir
+	floor string // bench/cmd/floorproxy, built into dir
 
 	mu    sync.Mutex
 	procs []*exec.Cmd
@@ -61,8 +62,8 @@ func newEnv(ctx context.Context) (*env, error) {
 		return nil, err
 	}
 	e := &env{root: root, dir: dir, stoke: filepath.Join(root, "bin", "stoke"),
-		hello: filepath.Join(dir, "hello"), proxy: filepath.Join(dir, "plainproxy")}
-	for _, b := range [][2]string{{e.stoke, "./cmd/stoke"}, {e.hello, "./examples/hello"}, {e.proxy, "./bench/cmd/plainproxy"}} {
+		hello: filepath.Join(dir, "hello"), proxy: filepath.Join(dir, "plainproxy"), floor: filepath.Join(dir, "floorproxy")}
+	for _, b := range [][2]string{{e.stoke, "./cmd/stoke"}, {e.hello, "./examples/hello"}, {e.proxy, "./bench/cmd/plainproxy"}, {e.floor, "./bench/cmd/floorproxy"}} {
 		c := exec.CommandContext(ctx, goBin(), "build", "-o", b[0], b[1])
 		c.Dir = root
 		if out, err := c.CombinedOutput(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ type target struct {
 // max_instances: 1, so one app process serves all 64 connections, as in the
 // baselines; memory 3538 gives it a quota of both CPUs. A second function,
 // wl, serves Lambda's model at c=64 only: concurrency 1, up to 50 instances.
+// -floors adds what anything on the request path costs at least, in front
+// of the same app: a raw TCP relay and a minimal HTTP forwarder
+// (bench/cmd/floorproxy), so that a target Stoke misses can be told apart
+// from one no proxy could meet.
 func benchWarm(ctx context.Context, e *env) error {
 	app, proxy, appPort, proxyPort, err := e.baselines()
 	if err != nil {
@@ -127,6 +132,23 @@ func benchWarm(ctx context.Context, e *env) error {
 		iMain = len(ts)
 		ts = append(ts, target{"stoke, main's binary", mainS.gw + "/w", func() []int { return []int{mainS.pid, mainApp} }})
 	}
+	// -floors: the least anything on the request path can cost.
+	var floors []int // indices in ts
+	if *flagFloors {
+		for _, f := range [][2]string{{"tcp", "floor: raw TCP relay (splice)"}, {"http", "floor: minimal HTTP forwarder"}} {
+			addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+			c, err := e.start(filepath.Join(e.dir, "floor-"+f[0]+".log"), nil, e.floor, "-mode", f[0], "-listen", addr, "-target", fmt.Sprintf("127.0.0.1:%d", appPort))
+			if err != nil {
+				return err
+			}
+			defer e.stop(c, 0)
+			if err := waitListen(ctx, addr); err != nil {
+				return err
+			}
+			floors = append(floors, len(ts))
+			ts = append(ts, target{f[1], "http://" + addr + "/w", func() []int { return []int{c.Process.Pid, app.Process.Pid} }})
+		}
+	}
 	c1 := ts
 	iLambda := -1 // wrk only
 	if !*flagWarmAB {
@@ -151,6 +173,9 @@ func benchWarm(ctx context.Context, e *env) error {
 		verdict = fmt.Sprintf("MISSED: %.2f× instead of ≤ 0.75× (%s more than 0.75× the proxy's)", ratio, us(added[2]-time.Duration(0.75*float64(added[1]))))
 	}
 	fmt.Printf("target: stoke adds ≤ 0.75× what plainproxy adds at p50: %.2f× → %s\n", ratio, verdict)
+	for _, k := range floors {
+		fmt.Printf("%s adds %s at p50: %.2f× what plainproxy adds (stoke's target: ≤ 0.75×)\n", ts[k].name, us(added[k]), float64(added[k])/float64(added[1]))
+	}
 	if iMain >= 0 {
 		fmt.Printf("stoke adds %.2f× what main's binary adds at p50 (%s vs %s)\n", float64(added[2])/float64(added[iMain]), us(added[2]), us(added[iMain]))
 	}
@@ -250,6 +275,8 @@ func benchWarm(ctx context.Context, e *env) error {
 			names = map[int]string{0: "app"}
 		} else if k == 2 || k == iLambda || k == iMain {
 			names = map[int]string{0: "stoke", 1: "app"}
+		} else if slices.Contains(floors, k) {
+			names = map[int]string{0: "floor", 1: "app"}
 		}
 		for j := range ws[k].cpu {
 			cpu = append(cpu, fmt.Sprintf("%s %.1f", names[j], medianF(ws[k].cpu[j])))
@@ -273,6 +300,10 @@ func benchWarm(ctx context.Context, e *env) error {
 	fmt.Printf("target: stoke's ratio to direct ≥ 1.5× plainproxy's: %.2f / %.2f = %.2f× → %s\n", ratios[2], ratios[1], tr, verdict)
 	if iMain >= 0 {
 		fmt.Printf("stoke's ratio to direct against main's binary's: %.2f / %.2f = %.2f×\n", ratios[2], ratios[iMain], ratios[2]/ratios[iMain])
+	}
+	for _, k := range floors {
+		fmt.Printf("%s: ratio to direct %.2f = %.2f× plainproxy's (stoke's target: ≥ 1.5×); its own CPU %.1f µs/req, plainproxy's %.1f\n",
+			ts[k].name, ratios[k], ratios[k]/ratios[1], medianF(ws[k].cpu[0]), medianF(ws[1].cpu[0]))
 	}
 	if iLambda < 0 {
 		return nil
