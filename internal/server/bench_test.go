@@ -93,19 +93,34 @@ func BenchmarkWarmHTTPParallelLambda(b *testing.B) {
 `)
 }
 
+// BenchmarkWarmLambdaParallel is BenchmarkWarmHTTPParallelLambda with the
+// lambda runtime behind the route (this binary's minimal bootstrap,
+// trace_test.go): a released instance is free again only at its
+// bootstrap's next /next, which hands it to a waiter (runtime.Settling).
+func BenchmarkWarmLambdaParallel(b *testing.B) {
+	warmParallelOf(b, "lambda", `{STOKE_TRACE_APP: lambda}`, `    memory: 1769
+    concurrency: 1
+    max_instances: 50
+`)
+}
+
 func warmParallel(b *testing.B, sizing string) {
+	warmParallelOf(b, "http", `{STOKE_SRV_APP: "1"}`, sizing)
+}
+
+func warmParallelOf(b *testing.B, kind, env, sizing string) {
 	sandboxtest.CheckNoLeaks(b)
 	dir := b.TempDir()
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: "127.0.0.1:0"}
 functions:
   w:
-    runtime: http
+    runtime: %s
     command: [%q]
 %s    idle_timeout: 10m
     routes: [/w]
-    env: {STOKE_SRV_APP: "1"}
-`, sandboxtest.InDir(b, dir), sizing)
+    env: %s
+`, kind, sandboxtest.InDir(b, dir), sizing, env)
 	s := serve(b, dir, yaml)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
