@@ -267,7 +267,7 @@ func (s *Server) newDeployed(cfg *config.Config, f *config.Function, version int
 	switch f.Runtime {
 	case "lambda":
 		rt = lambdart.New(lambdart.Options{Function: f, Version: ver, Region: cfg.Region, AccountID: cfg.AccountID,
-			Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log})
+			Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log, Spares: s.spares})
 	case "python-wsgi":
 		rt = wsgirt.New(wsgirt.Options{Function: f, Version: ver, Region: cfg.Region, Sandbox: s.sb, Isolation: iso, Output: output, Logger: s.log})
 	default:

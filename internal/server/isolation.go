@@ -74,6 +74,7 @@ func (s *Server) setPaths(cfg *config.Config, merge bool) {
 	if s.sb != nil {
 		s.sb.DiscardPrepared()
 	}
+	s.spares.Discard() // the Runtime API listeners made ahead, likewise
 	s.pathsMu.Lock()
 	defer s.pathsMu.Unlock()
 	if !merge || s.paths == nil {

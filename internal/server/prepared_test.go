@@ -121,3 +121,109 @@ functions:
 		}
 	}
 }
+
+// loopbackListeners are the ports this process listens on at 127.0.0.1.
+func loopbackListeners(t *testing.T) map[int]bool {
+	t.Helper()
+	own := map[string]bool{}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			own[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	b, err := os.ReadFile("/proc/self/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]bool{}
+	for l := range strings.Lines(string(b)) {
+		f := strings.Fields(l)
+		// sl local_address rem_address st ... inode; 0A is LISTEN.
+		if len(f) < 10 || f[3] != "0A" || !own[f[9]] || !strings.HasPrefix(f[1], "0100007F:") {
+			continue
+		}
+		if port, err := strconv.ParseInt(strings.TrimPrefix(f[1], "0100007F:"), 16, 32); err == nil {
+			out[int(port)] = true
+		}
+	}
+	return out
+}
+
+// After a lambda cold start Stoke keeps a Runtime API listener made ahead
+// for the function; a deploy closes it before it returns (the old
+// version's instance may still be draining), and the new version's next
+// cold start makes one anew.
+func TestSpareListenerClosedOnDeploy(t *testing.T) {
+	sandboxtest.CheckNoLeaks(t)
+	dir := t.TempDir()
+	app := sandboxtest.InDir(t, dir)
+	token := strings.Repeat("t0ken", 8)
+	conf := func(tag string) string {
+		return fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: "127.0.0.1:0", token: %s}
+functions:
+  f:
+    runtime: lambda
+    command: [%q]
+    routes: [/f]
+    env: {STOKE_TRACE_APP: lambda, TAG: %s}
+`, token, app, tag)
+	}
+	s := serve(t, dir, conf("one"))
+	get := func() {
+		t.Helper()
+		resp, err := http.Get("http://" + s.GatewayAddr() + "/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET: %d %s", resp.StatusCode, b)
+		}
+	}
+	// spare is the port listened on besides those in base and the
+	// running instance's Runtime API.
+	spare := func(base map[int]bool) int {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			api := 0
+			for _, fi := range functions(t, s, token) {
+				for _, in := range fi.Instances {
+					env, _ := os.ReadFile("/proc/" + strconv.Itoa(in.Pid) + "/environ")
+					for kv := range strings.SplitSeq(string(env), "\x00") {
+						if a, ok := strings.CutPrefix(kv, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:"); ok {
+							api, _ = strconv.Atoi(a)
+						}
+					}
+				}
+			}
+			var extra []int
+			for p := range loopbackListeners(t) {
+				if !base[p] && p != api {
+					extra = append(extra, p)
+				}
+			}
+			if api != 0 && len(extra) == 1 {
+				return extra[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no single listener made ahead after 10 s: instance's API %d, other new listeners %v", api, extra)
+			}
+		}
+	}
+	base := loopbackListeners(t)
+	get()
+	before := spare(base)
+	if _, err := s.Deploy(context.Background(), filepath.Join(dir, "stoke.yaml"), []byte(conf("two"))); err != nil {
+		t.Fatal(err)
+	}
+	if loopbackListeners(t)[before] {
+		t.Fatalf("the Runtime API listener made ahead (port %d) still listens after the deploy", before)
+	}
+	get()
+	if after := spare(base); after == before {
+		t.Fatalf("the listener made before the deploy (port %d) is kept", before)
+	}
+}

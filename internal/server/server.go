@@ -31,6 +31,7 @@ import (
 	"github.com/stokehq/stoke/internal/pool"
 	"github.com/stokehq/stoke/internal/record"
 	"github.com/stokehq/stoke/internal/runtime"
+	lambdart "github.com/stokehq/stoke/internal/runtime/lambda"
 	"github.com/stokehq/stoke/internal/sandbox"
 	"github.com/stokehq/stoke/internal/store"
 	"github.com/stokehq/stoke/internal/trace"
@@ -63,6 +64,8 @@ type Server struct {
 	echo  *echoWriter // nil unless Options.EchoLogs
 	// invoke is Lambda's Invoke API, with its queue of Event invocations.
 	invoke *invokeapi.API
+	// spares are lambda instances' Runtime API listeners made ahead.
+	spares *lambdart.Spares
 	// node is this server's membership of a cluster; nil for one node
 	// (cluster.go).
 	node   *cluster.Node
@@ -158,6 +161,9 @@ func Start(ctx context.Context, cfg *config.Config, yaml []byte, o Options) (s *
 	if s.sb, err = newSandbox(cfg, s.log, o.Out); err != nil {
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
+	// Lambda's Runtime API listeners made ahead, bounded as the sandbox's
+	// prepared stubs are.
+	s.spares = lambdart.NewSpares(sandbox.DefaultPrepared, s.log)
 	if s.token, err = adminToken(cfg, o.Out); err != nil {
 		return nil, err
 	}
@@ -271,6 +277,7 @@ func (s *Server) Close(ctx context.Context) error {
 	wg.Wait()
 	s.tunes.closeAll() // a tune cut off by the admin listener's close
 	s.drains.Wait()
+	s.spares.Close() // the pools closed their Runtimes: none is left but in case
 	if s.sb != nil {
 		if err := s.sb.Close(ctx); err != nil {
 			errs = append(errs, err)

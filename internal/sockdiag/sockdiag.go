@@ -25,13 +25,61 @@ import (
 
 // UID is the user owning the TCP socket whose local address is local and
 // remote address remote: the exact lookup of that one socket by its
-// 4-tuple. An error when no socket has it.
+// 4-tuple. An error when no socket has it. It opens a netlink socket for
+// the question; a caller with many, or with one that must be quick, keeps
+// a Socket open.
 func UID(local, remote *net.TCPAddr) (uint32, error) {
+	return uid(nil, local, remote)
+}
+
+// Socket is a sock_diag socket kept open: a lookup on it is one send and
+// one receive, where UID also opens, binds and closes a netlink socket
+// (on a CPU back from idle, 53 µs a lookup against 155 µs; the Runtime
+// API's peer check is on a Lambda cold start's path). Safe for concurrent
+// use (nl serializes the requests on it).
+type Socket struct {
+	h *nl.SocketHandle
+}
+
+// Open opens a Socket in the caller's network namespace.
+func Open() (*Socket, error) {
+	// -1 is netns.None(): the namespace of the calling thread, no switch.
+	s, err := nl.GetNetlinkSocketAt(-1, -1, unix.NETLINK_INET_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("open sock_diag socket: %w", err)
+	}
+	// The bounds nl puts on a socket it opens per request.
+	if err := s.SetSendTimeout(&nl.SocketTimeoutTv); err == nil {
+		err = s.SetReceiveTimeout(&nl.SocketTimeoutTv)
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sock_diag socket: %w", err)
+	}
+	return &Socket{h: &nl.SocketHandle{Socket: s}}, nil
+}
+
+// UID is the package's UID, asked on s.
+func (s *Socket) UID(local, remote *net.TCPAddr) (uint32, error) {
+	return uid(s, local, remote)
+}
+
+// Close closes the socket.
+func (s *Socket) Close() {
+	s.h.Close()
+}
+
+func uid(s *Socket, local, remote *net.TCPAddr) (uint32, error) {
 	r, err := exact(local, remote)
 	if err != nil {
 		return 0, err
 	}
 	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, 0) // NLM_F_REQUEST only: one socket
+	if s != nil {
+		// A kept socket: nl numbers the request on it and skips any late
+		// answer to an earlier one.
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: s.h}
+	}
 	req.AddData(r)
 	msgs, err := req.Execute(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY)
 	if err != nil {

@@ -39,15 +39,24 @@ type Options struct {
 	// Output receives the bootstrap's log lines; may be nil.
 	Output func(instanceID, stream, line string)
 	Logger *slog.Logger
+	// Spares keeps Runtime API listeners made ahead for recent cold
+	// starts, shared by the Runtimes of a server (nil: none).
+	Spares *Spares
 }
 
 // Runtime starts lambda instances of one function version.
 type Runtime struct {
 	o   Options
 	arn string
+	// sparesClosed: Close ran, no listener is made ahead for it any more.
+	// Guarded by o.Spares' mutex.
+	sparesClosed bool
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime = (*Runtime)(nil)
+	_ runtime.Closer  = (*Runtime)(nil)
+)
 
 // New returns a Runtime; o.Function and o.Sandbox are required.
 func New(o Options) *Runtime {
@@ -96,10 +105,7 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 		c.NetNS = netns
 		iso = &c
 	default:
-		l, err = net.Listen("tcp", "127.0.0.1:0")
-		if err == nil && iso != nil {
-			l = peerListener{Listener: l, uid: uint32(iso.UID), log: rt.o.Logger.With("function", f.Name, "instance", id)}
-		}
+		l, err = rt.apiListener(id)
 	}
 	if err != nil {
 		return nil, runtime.Errorf("Runtime.InitError", http.StatusBadGateway, "listen for the Runtime API: %v", err)
@@ -132,6 +138,10 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	}
 	in.proc = proc
 	go in.closeAPIOnExit()
+	if netns == nil {
+		// While the bootstrap initializes: the next cold start's listener.
+		rt.o.Spares.refill(rt)
+	}
 	if err := in.waitInit(ctx); err != nil {
 		// The instance never served, so there is nothing to drain: kill it now.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -147,6 +157,14 @@ func (rt *Runtime) Start(ctx context.Context, id string) (runtime.Instance, erro
 	rt.o.Logger.Debug("instance ready", "function", f.Name, "instance", id, "pid", proc.Pid(),
 		"runtime_api", in.addr, "init", in.initDuration)
 	return in, nil
+}
+
+// Close closes the Runtime API listener kept ahead for the function
+// version, if any (runtime.Closer: the pool calls it once its instances
+// are stopped).
+func (rt *Runtime) Close(context.Context) error {
+	rt.o.Spares.drop(rt)
+	return nil
 }
 
 // waitInit waits for the bootstrap's first GET /next (ready), its
