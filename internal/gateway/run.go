@@ -67,12 +67,14 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 	if !c.Trace.Valid() {
 		c.Trace = trace.NewContext()
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, g.o.Timeout, errGatewayTimeout)
-	defer cancel()
+	// Waiting for an instance ends at the gateway deadline; the
+	// invocation, at the earlier of it and the function's (runOn).
+	wctx := newWaitCtx(ctx, begin.Add(g.o.Timeout))
+	defer wctx.stop()
 
-	fn, lease, err := g.acquire(ctx, c.Function)
+	fn, lease, err := g.acquire(wctx, c.Function)
 	if err != nil {
-		return g.notRun(ctx, c, fn, begin, err)
+		return g.notRun(wctx, c, fn, begin, err)
 	}
 	// Whatever happens below, a panic included, the instance goes back
 	// (or away); Release and Discard after the first are no-ops.
@@ -82,7 +84,7 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		if retried {
 			queue = time.Since(begin)
 		}
-		out, nd := g.runOn(ctx, c, fn, lease, begin, queue)
+		out, nd := g.runOn(ctx, wctx.deadline, c, fn, lease, begin, queue)
 		if nd == nil || retried {
 			return out
 		}
@@ -93,8 +95,8 @@ func (g *Gateway) Run(ctx context.Context, c Call) Outcome {
 		} else {
 			lease.Release()
 		}
-		if fn, lease, err = g.acquire(ctx, c.Function); err != nil {
-			return g.notRun(ctx, c, fn, begin, err)
+		if fn, lease, err = g.acquire(wctx, c.Function); err != nil {
+			return g.notRun(wctx, c, fn, begin, err)
 		}
 	}
 }
@@ -118,8 +120,10 @@ func (g *Gateway) notRun(ctx context.Context, c Call, fn *Function, begin time.T
 
 // runOn runs c on lease's instance and records it, unless the instance
 // never received it: then it returns the *runtime.NotDelivered, records
-// nothing and leaves the lease to the caller.
-func (g *Gateway) runOn(ctx context.Context, c Call, fn *Function, lease *pool.Lease, begin time.Time, queue time.Duration) (Outcome, *runtime.NotDelivered) {
+// nothing and leaves the lease to the caller. ctx is the request's; the
+// invocation ends at the function's timeout or at gateway, whichever
+// comes first.
+func (g *Gateway) runOn(ctx context.Context, gateway time.Time, c Call, fn *Function, lease *pool.Lease, begin time.Time, queue time.Duration) (Outcome, *runtime.NotDelivered) {
 	rec := &record.Record{
 		RequestID: c.RequestID, Function: fn.Name, Version: fn.Version, Start: begin.Add(-c.Lookup),
 		Cold: lease.Cold, QueueMS: ms(queue), MemoryMB: fn.MemoryMB,
@@ -138,9 +142,10 @@ func (g *Gateway) runOn(ctx context.Context, c Call, fn *Function, lease *pool.L
 		g.o.Recorder.Begin(rec)
 	}
 
-	ictx, icancel := context.WithTimeoutCause(ctx, fn.Timeout, errFunctionTimeout)
-	defer icancel()
 	start := time.Now()
+	deadline, cause := invokeDeadline(start, gateway, fn.Timeout)
+	ictx, icancel := context.WithDeadlineCause(ctx, deadline, cause)
+	defer icancel()
 	err := g.do(ictx, c, inst)
 	end := time.Now()
 	if nd, ok := runtime.AsNotDelivered(err); ok && ictx.Err() == nil {

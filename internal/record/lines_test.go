@@ -1,6 +1,8 @@
 package record
 
 import (
+	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -136,6 +138,24 @@ func TestErrorLines(t *testing.T) {
 		got := ErrorLines(&Record{RequestID: "rid", ErrorType: tc.typ, ErrorMessage: tc.msg, Status: tc.status}, at)
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
 			t.Errorf("%s: %q, want %q", tc.typ, got, tc.want)
+		}
+	}
+}
+
+// ReportLine is appended by hand: it must say what fmt's format did, for
+// any numbers.
+func TestReportLineMatchesFormat(t *testing.T) {
+	for _, d := range []float64{0, 0.004, 0.005, 1.005, 2.675, 99.999, 123456.789, 1e21, math.Inf(1), math.NaN()} {
+		for _, cold := range []bool{false, true} {
+			r := &Record{RequestID: "id-1", DurationMS: d, BilledMS: 1 << 40, MemoryMB: 1769, MaxMemoryMB: 0, Cold: cold, InitMS: d * 3}
+			want := fmt.Sprintf("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",
+				r.RequestID, r.DurationMS, r.BilledMS, r.MemoryMB, r.MaxMemoryMB)
+			if cold {
+				want += fmt.Sprintf("Init Duration: %.2f ms\t", r.InitMS)
+			}
+			if got := ReportLine(r); got != want {
+				t.Errorf("ReportLine:\n got %q\nwant %q", got, want)
+			}
 		}
 	}
 }

@@ -31,6 +31,9 @@ func (e *NotDelivered) Unwrap() error { return e.Err }
 
 // AsNotDelivered returns err's *NotDelivered, if it is one.
 func AsNotDelivered(err error) (*NotDelivered, bool) {
+	if err == nil {
+		return nil, false // before nd, which escapes: every invocation asks
+	}
 	var nd *NotDelivered
 	ok := errors.As(err, &nd)
 	return nd, ok

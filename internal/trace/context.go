@@ -90,14 +90,26 @@ func FromHeaders(h http.Header) Context {
 // lambda runtime passes on as Lambda-Runtime-Trace-Id), both naming the
 // invoke span as the parent. Whatever the caller sent is replaced.
 func (c Context) Inject(h http.Header) {
-	h["Traceparent"] = []string{c.Traceparent()}
-	h["X-Amzn-Trace-Id"] = []string{c.XRay()}
+	// One string and one slice for both fields: this runs per request.
+	var b [55 + 74]byte
+	c.traceparent(b[:55])
+	c.xray(b[55:])
+	s := string(b[:])
+	v := []string{s[:55], s[55:]}
+	h["Traceparent"] = v[0:1:1]
+	h["X-Amzn-Trace-Id"] = v[1:2:2]
 }
 
 // Traceparent is the W3C header the function gets: version 00, the trace
 // id, the invoke span as parent, and the sampled flag.
 func (c Context) Traceparent() string {
 	var b [55]byte
+	c.traceparent(b[:])
+	return string(b[:])
+}
+
+// traceparent writes Traceparent into b (55 bytes).
+func (c Context) traceparent(b []byte) {
 	copy(b[:], "00-")
 	hex.Encode(b[3:35], c.TraceID[:])
 	b[35] = '-'
@@ -106,7 +118,6 @@ func (c Context) Traceparent() string {
 	if c.Sampled {
 		b[54] = '1'
 	}
-	return string(b[:])
 }
 
 // XRay is the X-Amzn-Trace-Id (and Lambda-Runtime-Trace-Id) the function
@@ -114,6 +125,12 @@ func (c Context) Traceparent() string {
 // "-" + the other 24, so both name the same trace.
 func (c Context) XRay() string {
 	var b [74]byte
+	c.xray(b[:])
+	return string(b[:])
+}
+
+// xray writes XRay into b (74 bytes).
+func (c Context) xray(b []byte) {
 	copy(b[:], "Root=1-")
 	var id [32]byte
 	hex.Encode(id[:], c.TraceID[:])
@@ -126,7 +143,6 @@ func (c Context) XRay() string {
 	if c.Sampled {
 		b[73] = '1'
 	}
-	return string(b[:])
 }
 
 // ParseTraceparent continues a W3C traceparent

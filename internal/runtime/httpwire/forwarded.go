@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Forwarding is the one forwarded-header policy: what an instance is told
@@ -66,32 +67,61 @@ func (f *Forwarding) Apply(r *http.Request) {
 	}
 	port := localPort(r, proto)
 
+	// The fields' values share one backing array: a request's five
+	// fields cost one allocation, not five.
+	vals := make([]string, 0, 5)
+	field := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	var priorFor, priorForwarded []string
 	if trusted {
 		priorFor, priorForwarded = h["X-Forwarded-For"], h["Forwarded"]
 		for _, kv := range [...][2]string{{"X-Forwarded-Host", r.Host}, {"X-Forwarded-Proto", proto}, {"X-Forwarded-Port", port}} {
 			if h.Get(kv[0]) == "" && kv[1] != "" {
-				h[kv[0]] = []string{kv[1]}
+				field(kv[0], kv[1])
 			}
 		}
 	} else {
 		delete(h, "X-Forwarded-Host")
-		h["X-Forwarded-Proto"] = []string{proto}
-		h["X-Forwarded-Port"] = []string{port}
+		field("X-Forwarded-Proto", proto)
+		field("X-Forwarded-Port", port)
 		if r.Host != "" {
-			h["X-Forwarded-Host"] = []string{r.Host}
+			field("X-Forwarded-Host", r.Host)
 		}
 	}
 	delete(h, "X-Forwarded-For")
 	if ip != "" {
-		h["X-Forwarded-For"] = []string{joinList(priorFor, ip)}
+		field("X-Forwarded-For", joinList(priorFor, ip))
 	}
-	h["Forwarded"] = []string{joinList(priorForwarded, forwardedElement(ip, r.Host, proto))}
+	field("Forwarded", joinList(priorForwarded, forwardedElement(ip, r.Host, proto)))
+}
+
+// portString caches the last local port's text: a listener's connections
+// share it, and formatting it per request allocates.
+type portString struct {
+	port int
+	s    string
+}
+
+var lastPort atomic.Pointer[portString]
+
+// tcpPort is a TCP address's port as text.
+func tcpPort(a *net.TCPAddr) string {
+	if p := lastPort.Load(); p != nil && p.port == a.Port {
+		return p.s
+	}
+	p := &portString{a.Port, strconv.Itoa(a.Port)}
+	lastPort.Store(p)
+	return p.s
 }
 
 // localPort is the port the client connected to: the listener's, else the
 // Host's, else the scheme's default.
 func localPort(r *http.Request, proto string) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && a.Port > 0 {
+		return tcpPort(a)
+	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if _, p, err := net.SplitHostPort(a.String()); err == nil && p != "" {
 			return p
@@ -118,6 +148,7 @@ func joinList(prior []string, v string) string {
 // where the syntax needs it (IPv6 addresses, ports).
 func forwardedElement(ip, host, proto string) string {
 	var b strings.Builder
+	b.Grow(len(ip) + len(host) + len(`for="[]";host="";proto=`) + len(proto) + 8)
 	if ip != "" {
 		b.WriteString("for=")
 		if strings.Contains(ip, ":") {
