@@ -162,11 +162,17 @@ func (c *conn) serve() {
 		}
 		var req *http.Request
 		var body *bodyReader
+		var cancel context.CancelFunc
 		if ok {
-			req, body, ok = c.parse(head)
+			var parsed http.Request
+			parsed, body, ok = c.parse(head)
+			if ok {
+				req, cancel = c.withContext(&parsed)
+			}
 		}
 		if ok && !c.s.Fast(req) {
 			ok = false
+			cancel()
 		}
 		if !ok {
 			handed = true
@@ -181,10 +187,18 @@ func (c *conn) serve() {
 			c.s.settle(c.nc)
 			first = false
 		}
-		if !c.serveOne(req, body) {
+		if !c.serveOne(req, cancel, body) {
 			return
 		}
 	}
+}
+
+// withContext is the request to serve: parsed in a context of its own,
+// which the returned function cancels. parsed stays on the caller's stack,
+// so this copy is the request's only allocation.
+func (c *conn) withContext(parsed *http.Request) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(c.base)
+	return parsed.WithContext(ctx), cancel
 }
 
 // readHead waits until the buffer holds a whole request head and returns
@@ -224,11 +238,9 @@ func (c *conn) handOver(first bool) {
 	c.s.handOver(c.nc, c.nc, buf, first)
 }
 
-// serveOne runs the handler for req and finishes its response; false when
-// the connection is to close.
-func (c *conn) serveOne(req *http.Request, body *bodyReader) (keep bool) {
-	ctx, cancel := context.WithCancel(c.base)
-	req = req.WithContext(ctx)
+// serveOne runs the handler for req (in a context cancel ends) and
+// finishes its response; false when the connection is to close.
+func (c *conn) serveOne(req *http.Request, cancel context.CancelFunc, body *bodyReader) (keep bool) {
 	// A response per request: a handler that kept its writer cannot
 	// write into the next one.
 	w := newResponse(c, req)

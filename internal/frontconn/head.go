@@ -36,44 +36,51 @@ func headEnd(b []byte) int {
 // field names and values with no line folding, exactly one valid Host, at
 // most one Content-Length of digits, no Transfer-Encoding, Expect or
 // Upgrade, no Connection naming upgrade.
-func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool) {
+func (c *conn) parse(head []byte) (req http.Request, body *bodyReader, ok bool) {
 	// Every line ends in CRLF, the last is empty: no bare LF anywhere
 	// (FuzzParse found a line ending in one skipped).
 	if !bytes.HasSuffix(head, crlfcrlf) || bytes.Count(head, lf) != bytes.Count(head, crlf) {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	line, rest, found := bytes.Cut(head, crlf)
 	if !found {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	method := knownMethod(line[:sp])
 	if method == "" {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	line = line[sp+1:]
 	sp = bytes.IndexByte(line, ' ')
 	if sp <= 0 || line[0] != '/' || string(line[sp+1:]) != "HTTP/1.1" {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	for _, b := range line[:sp] {
 		if b <= ' ' || b >= 0x7f {
-			return nil, nil, false
+			return http.Request{}, nil, false
 		}
 	}
-	target := string(line[:sp])
+	// The head as one string: the target and the values are slices of
+	// it, one allocation rather than one per field.
+	hs := string(head)
+	str := func(b []byte) string { // b is a slice of head
+		off := cap(head) - cap(b)
+		return hs[off : off+len(b)]
+	}
+	target := str(line[:sp])
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 
 	// Fields: count them first, for one backing array of values.
 	n := bytes.Count(rest, crlf) - 1
 	if n < 0 {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	h := make(http.Header, n)
 	vals := make([]string, n)
@@ -85,14 +92,14 @@ func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool)
 		line, rest, _ = bytes.Cut(rest, crlf)
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return nil, nil, false // includes obsolete line folding
+			return http.Request{}, nil, false // includes obsolete line folding
 		}
 		name, v := line[:colon], trim(line[colon+1:])
 		if !validName(name) || !validValue(v) {
-			return nil, nil, false
+			return http.Request{}, nil, false
 		}
 		key := c.canonical(name)
-		val := string(v)
+		val := str(v)
 		switch key {
 		case "Host":
 			hosts++
@@ -101,13 +108,13 @@ func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool)
 		case "Content-Length":
 			cls++
 			if cl, err = strconv.ParseInt(val, 10, 64); err != nil || cl < 0 || val[0] == '+' {
-				return nil, nil, false
+				return http.Request{}, nil, false
 			}
 		case "Transfer-Encoding", "Expect", "Upgrade":
-			return nil, nil, false
+			return http.Request{}, nil, false
 		case "Connection":
 			if hasToken(val, "upgrade") {
-				return nil, nil, false
+				return http.Request{}, nil, false
 			}
 			if hasToken(val, "close") {
 				closeAfter = true
@@ -121,7 +128,7 @@ func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool)
 		}
 	}
 	if hosts != 1 || cls > 1 || !httpguts.ValidHostHeader(host) {
-		return nil, nil, false
+		return http.Request{}, nil, false
 	}
 	// As net/http's server (RFC 7234 §5.4): Pragma: no-cache stands for
 	// Cache-Control: no-cache when that is absent.
@@ -130,7 +137,7 @@ func (c *conn) parse(head []byte) (req *http.Request, body *bodyReader, ok bool)
 			h["Cache-Control"] = []string{"no-cache"}
 		}
 	}
-	req = &http.Request{
+	req = http.Request{
 		Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Host: host, RemoteAddr: c.remote, RequestURI: target, Close: closeAfter,
 		Body: http.NoBody,
