@@ -145,36 +145,39 @@ func joinList(prior []string, v string) string {
 }
 
 // forwardedElement is one RFC 7239 element: for, host and proto, quoted
-// where the syntax needs it (IPv6 addresses, ports).
+// where the syntax needs it (IPv6 addresses, ports). Appended in a buffer
+// on the stack: the string is the one allocation.
 func forwardedElement(ip, host, proto string) string {
-	var b strings.Builder
-	b.Grow(len(ip) + len(host) + len(`for="[]";host="";proto=`) + len(proto) + 8)
+	var buf [128]byte
+	b := buf[:0]
 	if ip != "" {
-		b.WriteString("for=")
+		b = append(b, "for="...)
 		if strings.Contains(ip, ":") {
-			b.WriteString(`"[` + ip + `]"`)
+			b = append(b, `"[`...)
+			b = append(b, ip...)
+			b = append(b, `]"`...)
 		} else {
-			b.WriteString(ip)
+			b = append(b, ip...)
 		}
-		b.WriteByte(';')
+		b = append(b, ';')
 	}
 	if host != "" {
-		b.WriteString("host=")
-		b.WriteString(token(host))
-		b.WriteByte(';')
+		b = append(b, "host="...)
+		b = appendToken(b, host)
+		b = append(b, ';')
 	}
-	b.WriteString("proto=")
-	b.WriteString(proto)
-	return b.String()
+	b = append(b, "proto="...)
+	b = append(b, proto...)
+	return string(b)
 }
 
-// token returns s as an RFC 7230 token if it is one, else quoted.
-func token(s string) string {
+// appendToken appends s as an RFC 7230 token if it is one, else quoted.
+func appendToken(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return strconv.Quote(s)
+			return strconv.AppendQuote(b, s)
 		}
 	}
-	return s
+	return append(b, s...)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -87,5 +89,25 @@ func TestForwardingPortAndProto(t *testing.T) {
 	NewForwarding(nil).Apply(r)
 	if r.Header.Get("X-Forwarded-Port") != "8443" {
 		t.Errorf("X-Forwarded-Port %q", r.Header.Get("X-Forwarded-Port"))
+	}
+}
+
+// The local port's text is cached: listeners on other ports, one after
+// the other, each get their own.
+func TestForwardingPortOfEachListener(t *testing.T) {
+	for _, port := range []int{8443, 9000, 8443, 80, 65535} {
+		r := clientRequest("203.0.113.7:5555", "api.example.com")
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}))
+		NewForwarding(nil).Apply(r)
+		if got := r.Header.Get("X-Forwarded-Port"); got != strconv.Itoa(port) {
+			t.Errorf("port %d: X-Forwarded-Port %q", port, got)
+		}
+	}
+	// A host too long for the element's buffer, and one to quote.
+	long := strings.Repeat("h", 300) + ".example"
+	r := clientRequest("203.0.113.7:5555", long)
+	NewForwarding(nil).Apply(r)
+	if got, want := r.Header.Get("Forwarded"), "for=203.0.113.7;host="+long+";proto=http"; got != want {
+		t.Errorf("Forwarded %q", got)
 	}
 }
