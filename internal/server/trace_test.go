@@ -50,6 +50,9 @@ func lambdaLoop() {
 		if err != nil {
 			return
 		}
+		// Read to the end, as aws-lambda-go does: else the connection is
+		// not reused and every answer costs a connect and its peer check.
+		io.Copy(io.Discard, r.Body)
 		r.Body.Close()
 	}
 }
