@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,6 +340,32 @@ func readProc(t *testing.T, pid int) procStat {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	ps.FDs = len(fds)
 	return ps
+}
+
+// fdTargets is what each of a process's descriptors refers to, by number.
+func fdTargets(pid int) map[string]string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	out := map[string]string{}
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil {
+			out[e.Name()] = target
+		}
+	}
+	return out
+}
+
+// newFDs lists the descriptors of now that were not open, to the same
+// target, in base: what a leak check that failed is holding.
+func newFDs(base, now map[string]string) []string {
+	var out []string
+	for fd, target := range now {
+		if base[fd] != target {
+			out = append(out, fd+" -> "+target)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ctxT is a context bounded for one chaos case.

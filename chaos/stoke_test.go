@@ -268,6 +268,7 @@ func TestOverload(t *testing.T) {
 	}
 	base := settle()
 	baseG := s.metric("go_goroutines")
+	baseFDs := fdTargets(s.pid())
 	tr := &http.Transport{MaxIdleConnsPerHost: 100}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -299,10 +300,16 @@ func TestOverload(t *testing.T) {
 	tr.CloseIdleConnections()
 	var after procStat
 	var afterG float64
-	waitFor(t, 60*time.Second, "goroutines and open files back to their baseline", func() bool {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		after, afterG = settle(), s.metric("go_goroutines")
-		return afterG <= baseG+5 && after.FDs <= base.FDs+3
-	})
+		if afterG <= baseG+5 && after.FDs <= base.FDs+3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s goroutines %v (baseline %v), open files %d (baseline %d): %v",
+				afterG, baseG, after.FDs, base.FDs, newFDs(baseFDs, fdTargets(s.pid())))
+		}
+	}
 	total := 0
 	for _, n := range codes {
 		total += n

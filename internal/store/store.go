@@ -160,6 +160,11 @@ func openLocked(ctx context.Context, dir string, o Options, lock *dirLock) (*Sto
 	if err != nil {
 		return nil, explainOpen(path, err)
 	}
+	// The writer keeps a connection of its own; the pool's are the
+	// readers' (admin API, CLI, dashboard). A burst of reads leaves up to
+	// two idle beside it for good unless they expire (each holds the
+	// database and its WAL open): readers polling every second keep theirs.
+	db.SetConnMaxIdleTime(30 * time.Second)
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, explainOpen(path, fmt.Errorf("migrating: %w", err))
