@@ -161,9 +161,11 @@ func openLocked(ctx context.Context, dir string, o Options, lock *dirLock) (*Sto
 		return nil, explainOpen(path, err)
 	}
 	// The writer keeps a connection of its own; the pool's are the
-	// readers' (admin API, CLI, dashboard). A burst of reads leaves up to
-	// two idle beside it for good unless they expire (each holds the
-	// database and its WAL open): readers polling every second keep theirs.
+	// readers' (admin API, CLI, dashboard) and pruning's. Before it did,
+	// the pool kept at most two idle, the writer's among them; one idle
+	// beside the writer's keeps that count, and an idle one expires
+	// (each holds the database and its WAL open).
+	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(30 * time.Second)
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
