@@ -115,7 +115,12 @@ func TestSpareListenerLifecycle(t *testing.T) {
 	fb := function(t, "echo")
 	fb.Name = "t-echo-b"
 	a := withSpares(t, newRuntime(t, function(t, "echo"), nil), sp)
-	b := withSpares(t, newRuntime(t, fb, nil), sp)
+	// One sandbox manager for both, as in a server: two in one process
+	// share its stoke/<pid> cgroup, and the first closed waited (up to its
+	// 5 s, then failed) for the other's stubs to leave it.
+	ob := a.o
+	ob.Function, ob.Spares = fb, nil
+	b := withSpares(t, New(ob), sp)
 
 	startOn(t, a)
 	addrA := waitSpare(t, sp, a)
