@@ -74,18 +74,7 @@ functions:
 `, app, greeting)
 	}
 	s := serve(t, dir, conf("one"))
-	get := func() {
-		t.Helper()
-		resp, err := http.Get("http://" + s.GatewayAddr() + "/f/x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET: %d %s", resp.StatusCode, b)
-		}
-	}
+	get := func() { t.Helper(); getOK(t, "http://"+s.GatewayAddr()+"/f/x") }
 	waitPrepared := func() map[int]string {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -171,18 +160,7 @@ functions:
 `, token, app, tag)
 	}
 	s := serve(t, dir, conf("one"))
-	get := func() {
-		t.Helper()
-		resp, err := http.Get("http://" + s.GatewayAddr() + "/f")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET: %d %s", resp.StatusCode, b)
-		}
-	}
+	get := func() { t.Helper(); getOK(t, "http://"+s.GatewayAddr()+"/f") }
 	// spare is the port listened on besides those in base and the
 	// running instance's Runtime API.
 	spare := func(base map[int]bool) int {
@@ -225,5 +203,19 @@ functions:
 	get()
 	if after := spare(base); after == before {
 		t.Fatalf("the listener made before the deploy (port %d) is kept", before)
+	}
+}
+
+// getOK GETs url and fails the test unless the answer is a 200.
+func getOK(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
 }
