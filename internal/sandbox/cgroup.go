@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -382,25 +383,15 @@ func (g *group) peakBytes() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// One pread from offset 0: a cgroup file is a seq_file, which makes
-	// its text anew for a read at offset 0, so the kept file reads as
-	// fresh as a new one. Through RawConn, so a concurrent close (remove)
-	// cannot hand the descriptor's number to another file mid-read.
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
+	// One pread from offset 0 (ReadAt): a cgroup file is a seq_file, which
+	// makes its text anew for a read at offset 0, so the kept file reads
+	// as fresh as a new one; os.File holds its descriptor for the call, so
+	// a concurrent close (remove) cannot hand the number to another file
+	// mid-read. The text is shorter than buf: io.EOF is the usual end.
 	var buf [32]byte
-	var n int
-	var rerr error
-	if err := rc.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Pread(int(fd), buf[:], 0)
-		return true
-	}); err != nil {
+	n, err := f.ReadAt(buf[:], 0)
+	if err != nil && err != io.EOF {
 		return 0, err
-	}
-	if rerr != nil {
-		return 0, fmt.Errorf("read %s: %w", f.Name(), rerr)
 	}
 	return strconv.ParseUint(string(bytes.TrimSpace(buf[:n])), 10, 64)
 }
