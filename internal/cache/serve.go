@@ -125,8 +125,21 @@ func (c *Cache) alone(w http.ResponseWriter, r *http.Request, o Origin, req dire
 // collapse forwards r, or waits for the forward of the same key already in
 // progress and answers from its result.
 func (c *Cache) collapse(w http.ResponseWriter, r *http.Request, o Origin, req directives, stale *entry, uri, extra, fwd string, lookup time.Duration) Result {
+	var prevFwd string
+	var prevStatus int
 	for round := 0; ; round++ {
 		f, leader := c.join(uri+extra, r.Context())
+		if leader && round > 0 {
+			// Another request for this variant may have stored it and
+			// landed its flight between this one's lookup below and the
+			// join: answer from that, and hand it to any who joined since.
+			if e, _ := c.st.lookup(uri, r, extra); e != nil {
+				if res, ok := c.answerCollapsed(w, r, req, e, extra, prevFwd, prevStatus); ok {
+					c.land(f, e, prevFwd, prevStatus)
+					return res
+				}
+			}
+		}
 		if leader {
 			return c.lead(w, r, o, f, req, stale, uri, extra, fwd, lookup)
 		}
@@ -151,6 +164,7 @@ func (c *Cache) collapse(w http.ResponseWriter, r *http.Request, o Origin, req d
 		// Stored, but another variant (Vary, Authorization): wait with the
 		// requests that want what this one wants, or find what one of them
 		// stored meanwhile.
+		prevFwd, prevStatus = f.fwd, f.fwdStatus
 		if e, _ := c.st.lookup(uri, r, extra); e != nil {
 			if res, ok := c.answerCollapsed(w, r, req, e, extra, f.fwd, f.fwdStatus); ok {
 				return res
