@@ -151,7 +151,7 @@ func start(m *Manager, spec Spec) (_ *process, err error) {
 		cmd, err = startV1(mk, p.cg)
 	} else {
 		cmd = mk()
-		err = cmd.Start()
+		err = forkBatch(cmd.Start)
 	}
 	closeAll(writers) // the child has its copies; EOF comes when it and its children are gone
 	if err != nil {
@@ -179,14 +179,14 @@ func startV1(mk func() *exec.Cmd, g *group) (*exec.Cmd, error) {
 	defer runtime.UnlockOSThread()
 	cmd := mk()
 	cmd.SysProcAttr.Ptrace = true
-	if err := cmd.Start(); err != nil {
+	if err := forkBatch(cmd.Start); err != nil {
 		if !errors.Is(err, syscall.EPERM) {
 			return nil, err
 		}
 		// ptrace is forbidden here (seccomp, Yama): join after the start
 		// instead, accepting the window.
 		cmd = mk()
-		if err := cmd.Start(); err != nil {
+		if err := forkBatch(cmd.Start); err != nil {
 			return nil, err
 		}
 		return cmd, joinOrKill(cmd, g)

@@ -142,6 +142,8 @@ func child(mode string) {
 		time.Sleep(time.Hour)
 	case "hello":
 		fmt.Println("hello")
+	case "sched":
+		fmt.Println("policies " + threadPolicies(os.Getpid()))
 	case "probe":
 		probe()
 	case "filltmp":

@@ -140,6 +140,9 @@ func runStub(flavour string) int {
 		}
 		return stubFail("decode", "", err)
 	}
+	// The function's scheduling policy (sched.go), set on this thread,
+	// which execs: a default, so a refusal leaves Stoke's own.
+	_ = setBatch()
 	if prep.Iso != nil {
 		// Last, right before the exec: the Go runtime's other threads keep
 		// root (creds.go), which the exec ends.
