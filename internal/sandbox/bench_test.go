@@ -214,11 +214,10 @@ func BenchmarkIsolatedStart(b *testing.B) {
 		sandboxtest.SkipWithoutCgroups(b, "isolation needs root")
 	}
 	// Each Manager under a cgroup root of its own, a sibling of stoke/:
-	// a second Manager in the same process would otherwise sweep the
-	// first's cgroups (stoke/<this pid>) as stale, and on a shared host the
-	// stoke/ tree holds every other Stoke's instances, whose load the
-	// isolated starts would share and the plain ones not. Not through
-	// newManager: its leak check would run while the other is open.
+	// on a shared host the stoke/ tree holds every other Stoke's
+	// instances, whose load the isolated starts would share and the plain
+	// ones not. Not through newManager: its leak check would run while the
+	// other is open.
 	// Idle stubs only: BenchmarkPreparedStart measures prepared ones.
 	iso := ownRootManager(b, "stokebench-iso", sandbox.Options{Isolate: true, Prepared: -1})
 	plain := ownRootManager(b, "stokebench-plain", sandbox.Options{Stubs: 2, Prepared: -1})

@@ -28,7 +28,8 @@ const (
 )
 
 // hierarchy is where this Manager's cgroups live: the parent stoke/<pid> in
-// either the v1 memory, cpu and pids hierarchies or the v2 unified one.
+// either the v1 memory, cpu and pids hierarchies or the v2 unified one,
+// shared with the other Managers of this process (parents).
 //
 // The parent sits at <Root>/stoke/<pid> of each hierarchy, Root "/" by
 // default, rather than nested under the cgroup Stoke itself runs in. Nesting
@@ -47,6 +48,8 @@ type hierarchy struct {
 	v2m     *cgroup2.Manager
 	swap    bool // memsw (v1) / memory.swap.max (v2) exists, so swap can be limited too
 	pidsMax int64
+
+	released bool // delete ran: this Manager's reference is gone (under parentsMu)
 }
 
 // v1Subsystems lists only the controllers Stoke sets: the library's default
@@ -71,9 +74,52 @@ func v1Subsystems() ([]cgroup1.Subsystem, error) {
 	return out, nil
 }
 
-// openHierarchy creates the parent cgroup root/stoke/<pid>.
-func openHierarchy(root string, pidsMax int64) (*hierarchy, error) {
+// parents are this process's parent cgroups, by path, with how many open
+// Managers use each. Every Manager of a process shares its stoke/<pid>
+// (the path holds only the pid), so the first to open creates it and the
+// last to close removes it. Before this count, a Manager closing while
+// another was open waited its 5 s for the other's stubs and instances to
+// leave the parent and then failed ("contains running processes"), and a
+// second New swept the first's cgroups as stale. parentsMu is held across
+// the making and the removing (and the sweep that comes before the
+// making), so a Manager opening while the last one closes finds the parent
+// either still counted or gone, never half removed.
+var (
+	parentsMu sync.Mutex
+	parents   = map[string]*parentRef{}
+)
+
+type parentRef struct {
+	refs int
+	h    hierarchy // the shared part: all but pidsMax
+}
+
+// openHierarchy sweeps root/stoke (see sweep) and takes a reference to
+// the parent cgroup root/stoke/<pid>, creating it if no Manager of this
+// process holds it. It returns the cgroups the sweep removed even when it
+// fails.
+func openHierarchy(root string, pidsMax int64) (*hierarchy, []string, error) {
 	rel := filepath.Join("/", root, "stoke", strconv.Itoa(os.Getpid()))
+	parentsMu.Lock()
+	defer parentsMu.Unlock()
+	p := parents[rel]
+	swept := sweep(root, p == nil)
+	if p != nil {
+		p.refs++
+		h := p.h
+		h.pidsMax = pidsMax
+		return &h, swept, nil
+	}
+	h, err := makeParent(rel, pidsMax)
+	if err != nil {
+		return nil, swept, err
+	}
+	parents[rel] = &parentRef{refs: 1, h: *h}
+	return h, swept, nil
+}
+
+// makeParent creates the parent cgroup rel in each hierarchy.
+func makeParent(rel string, pidsMax int64) (*hierarchy, error) {
 	h := &hierarchy{rel: rel, pidsMax: pidsMax}
 	switch cgroups.Mode() {
 	case cgroups.Unavailable:
@@ -116,11 +162,27 @@ func openHierarchy(root string, pidsMax int64) (*hierarchy, error) {
 	return h, nil
 }
 
-// delete removes the parent cgroup (its instances must be gone already). The
-// shared stoke/ directory stays: removing it when empty raced with another
-// Stoke creating its own stoke/<pid> in it (ENOENT halfway through the
+// delete lets go of this Manager's reference to the parent cgroup and,
+// when it was the last, removes the parent (the instances in it must be
+// gone already). Only the first call per hierarchy counts. The shared
+// stoke/ directory stays: removing it when empty raced with another Stoke
+// creating its own stoke/<pid> in it (ENOENT halfway through the
 // hierarchies), and an empty cgroup directory costs nothing.
 func (h *hierarchy) delete(ctx context.Context) error {
+	parentsMu.Lock()
+	defer parentsMu.Unlock()
+	if h.released {
+		return nil
+	}
+	h.released = true
+	if p := parents[h.rel]; p != nil {
+		if p.refs--; p.refs > 0 {
+			return nil
+		}
+		// Forgotten even if the removal fails: the next Manager then
+		// finds no reference, and its sweep removes what is left.
+		delete(parents, h.rel)
+	}
 	var err error
 	if h.v2 {
 		err = retryRemove(ctx, h.v2m.Delete)
@@ -516,9 +578,10 @@ func readKey(path, key string) (uint64, error) {
 
 // sweep removes stoke/<pid> cgroups left by Stoke processes that are gone
 // (crashed, or killed before Close), killing whatever still runs in them. A
-// directory named after our own pid is stale too: it can only come from an
-// earlier process that had the same pid.
-func sweep(root string) (removed []string) {
+// directory named after our own pid is stale too when ownStale says so (no
+// Manager of this process holds it): it can only come from an earlier
+// process that had the same pid. The caller holds parentsMu.
+func sweep(root string, ownStale bool) (removed []string) {
 	var bases []string
 	if cgroups.Mode() == cgroups.Unified {
 		bases = []string{filepath.Join(cgroupMount, root, "stoke")}
@@ -537,6 +600,9 @@ func sweep(root string) (removed []string) {
 			pid, err := strconv.Atoi(e.Name())
 			if err != nil || !e.IsDir() {
 				continue
+			}
+			if pid == self && !ownStale {
+				continue // another Manager of this process uses it
 			}
 			if pid != self && syscall.Kill(pid, 0) != syscall.ESRCH {
 				continue // that Stoke is alive and owns it

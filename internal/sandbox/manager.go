@@ -59,7 +59,6 @@ type Manager struct {
 
 	stubs     []*stub // idle, ready
 	stubsWant int     // pool size; 0 once making stubs failed
-	stubSeq   uint64  // names stub cgroups: stub-<n>
 	filling   bool    // a refill goroutine runs
 	fillers   sync.WaitGroup
 	quit      chan struct{} // closed by Close: a waiting refill gives up
@@ -80,9 +79,11 @@ func New(logger *slog.Logger) (*Manager, error) {
 }
 
 // NewWithOptions makes a Manager. It first removes cgroups that Stoke
-// processes which are no longer alive left behind, then creates its own
-// parent cgroup. If cgroups cannot be used it still works, without limits,
-// and says so once, loudly.
+// processes which are no longer alive left behind, then creates the parent
+// cgroup stoke/<pid>, or shares it with the Managers of this process that
+// have it open already (their instance ids then share one namespace). If
+// cgroups cannot be used it still works, without limits, and says so once,
+// loudly.
 func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -121,10 +122,10 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 	}
 	reason := "disabled by Options.DisableCgroups"
 	if !opts.DisableCgroups {
-		for _, dir := range sweep(opts.Root) {
+		h, swept, err := openHierarchy(opts.Root, opts.PidsMax)
+		for _, dir := range swept {
 			logger.Info("sandbox: removed cgroup left by a Stoke process that is gone", "cgroup", dir)
 		}
-		h, err := openHierarchy(opts.Root, opts.PidsMax)
 		if err == nil {
 			m.h = h
 			if err := m.begin(); err != nil {
@@ -147,7 +148,7 @@ func NewWithOptions(logger *slog.Logger, opts Options) (*Manager, error) {
 // is found out here rather than at the first cold start.
 func (m *Manager) begin() error {
 	if m.opts.Isolate {
-		s, err := m.newStub("stub-0", flavourView)
+		s, err := m.newStub(nextStubName(), flavourView)
 		if err != nil {
 			if m.h != nil {
 				_ = m.h.delete(context.Background())
@@ -225,7 +226,8 @@ func (m *Manager) forget(p *process) {
 
 // Close kills every process the Manager started (no grace: callers that want
 // a graceful stop Stop their processes first) and its idle stubs, waits for
-// them and removes every cgroup it made, its parent cgroup included.
+// them and removes every cgroup it made, and the parent cgroup when no other
+// Manager of this process still uses it.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if !m.closed {

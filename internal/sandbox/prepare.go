@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -233,8 +232,7 @@ func (m *Manager) prepareLocked(delay time.Duration) {
 				m.mu.Unlock()
 				return
 			}
-			m.stubSeq++
-			name := "stub-" + strconv.FormatUint(m.stubSeq, 10)
+			name := nextStubName()
 			one := make(chan struct{})
 			m.prepOne = one
 			m.mu.Unlock()

@@ -75,6 +75,16 @@ var refillDelay = 50 * time.Millisecond
 // as a stub, will act as one instead of doing whatever its main does.
 var stubAware atomic.Bool
 
+// stubSeq numbers stub cgroups (stub-<n>) across every Manager of this
+// process: they share the parent cgroup (parents), so two Managers each
+// counting from 1 would put two stubs in one cgroup stub-1, which either's
+// rename or kill would take from the other.
+var stubSeq atomic.Uint64
+
+func nextStubName() string {
+	return "stub-" + strconv.FormatUint(stubSeq.Add(1), 10)
+}
+
 // stub is an idle stub process, ready for a spec.
 type stub struct {
 	cmd     *exec.Cmd
@@ -315,8 +325,7 @@ func (m *Manager) refillLocked(delay time.Duration) {
 				m.mu.Unlock()
 				return
 			}
-			m.stubSeq++
-			name := "stub-" + strconv.FormatUint(m.stubSeq, 10)
+			name := nextStubName()
 			m.mu.Unlock()
 
 			s, err := m.newStub(name, m.poolFlavour())
@@ -435,11 +444,7 @@ func (m *Manager) startInNewStub(ctx context.Context, spec Spec) (*process, erro
 	if spec.Isolation.Build {
 		flavour = flavourBuild
 	}
-	m.mu.Lock()
-	m.stubSeq++
-	name := "stub-" + strconv.FormatUint(m.stubSeq, 10)
-	m.mu.Unlock()
-	s, err := m.newStub(name, flavour)
+	s, err := m.newStub(nextStubName(), flavour)
 	if err != nil {
 		return nil, fmt.Errorf("start sandbox %s: %w", spec.ID, err)
 	}

@@ -115,9 +115,7 @@ func TestSpareListenerLifecycle(t *testing.T) {
 	fb := function(t, "echo")
 	fb.Name = "t-echo-b"
 	a := withSpares(t, newRuntime(t, function(t, "echo"), nil), sp)
-	// One sandbox manager for both, as in a server: two in one process
-	// share its stoke/<pid> cgroup, and the first closed waited (up to its
-	// 5 s, then failed) for the other's stubs to leave it.
+	// One sandbox manager for both, as in a server.
 	ob := a.o
 	ob.Function, ob.Spares = fb, nil
 	b := withSpares(t, New(ob), sp)
