@@ -6,6 +6,7 @@
 //
 //	floorproxy -mode tcp  -listen 127.0.0.1:9000 -target 127.0.0.1:9001
 //	floorproxy -mode http -listen 127.0.0.1:9000 -target 127.0.0.1:9001
+//	floorproxy -mode pool -listen 127.0.0.1:9000 -target 127.0.0.1:9001,127.0.0.1:9002,…
 //
 // tcp: a raw relay. Each client connection gets one connection to the app,
 // dialled once, and io.Copy both ways (splice(2) between two TCP sockets on
@@ -20,6 +21,16 @@
 // no header rewriting, no connection pool, no validation, no timeouts, and no
 // chunked bodies (a chunked message ends its connection). A benchmark floor,
 // not a proxy to use.
+//
+// pool: the http forwarder in front of N copies of the app, each taking one
+// request at a time: Lambda's one-request-per-instance model with nothing
+// but the forwarding. It dials one connection to each app at its start and
+// keeps them on a free list (a buffered channel: checkout receives, return
+// sends, and a return hands the connection straight to the longest waiting
+// request). Each request's head is read from its client first, then an app
+// connection checked out, the exchange relayed as in http, and the
+// connection returned. No instance bookkeeping, no timeouts, no records; an
+// exchange that fails closes its app connection and dials that app again.
 package main
 
 import (
@@ -30,21 +41,35 @@ import (
 	"io"
 	"log"
 	"net"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	mode := flag.String("mode", "tcp", "tcp (raw relay) or http (minimal HTTP/1.1 forwarder)")
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
-	target := flag.String("target", "", "the app's host:port, e.g. 127.0.0.1:9001")
+	target := flag.String("target", "", "the app's host:port, e.g. 127.0.0.1:9001 (pool: the apps', comma-separated)")
 	flag.Parse()
 	serve := map[string]func(net.Conn, net.Conn){"tcp": relayTCP, "http": forwardHTTP}[*mode]
-	if serve == nil || *target == "" {
-		log.Fatalf("floorproxy: need -mode tcp|http (got %q) and -target host:port (got %q)", *mode, *target)
+	if (serve == nil && *mode != "pool") || *target == "" {
+		log.Fatalf("floorproxy: need -mode tcp|http|pool (got %q) and -target host:port (got %q)", *mode, *target)
 	}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *mode == "pool" {
+		free, err := dialApps(strings.Split(*target, ","))
+		if err != nil {
+			log.Fatal(err)
+		}
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				log.Fatal(err)
+			}
+			go forwardPool(c, free)
+		}
 	}
 	for {
 		c, err := l.Accept()
@@ -82,53 +107,120 @@ func relayTCP(c, u net.Conn) {
 func forwardHTTP(c, u net.Conn) {
 	req, resp := &conn{c: c}, &conn{c: u}
 	for {
-		n, err := req.head()
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) { // wrk resets at its end
-				log.Printf("floorproxy: request: %v", err)
-			}
+		n, cl, isHEAD, ok := req.request()
+		if !ok || exchange(req, resp, n, cl, isHEAD) != nil {
 			return
-		}
-		h := req.buf[req.r : req.r+n]
-		isHEAD := bytes.HasPrefix(h, []byte("HEAD "))
-		cl, err := framing(h)
-		if err != nil {
-			log.Printf("floorproxy: request: %v", err)
-			return
-		}
-		if err := req.relay(u, int64(n)+max(cl, 0)); err != nil {
-			return
-		}
-		for final := false; !final; {
-			n, err := resp.head()
-			if err != nil {
-				log.Printf("floorproxy: response: %v", err)
-				return
-			}
-			h := resp.buf[resp.r : resp.r+n]
-			code := int64(-1)
-			if len(h) >= 12 {
-				code = digits(h[9:12]) // "HTTP/1.1 200 …"
-			}
-			cl, err := framing(h)
-			if err != nil {
-				log.Printf("floorproxy: response: %v", err)
-				return
-			}
-			final = code >= 200
-			if isHEAD || !final || code == 204 || code == 304 {
-				cl = 0 // no body
-			}
-			if cl < 0 { // the body runs to the app's close
-				resp.relay(c, int64(n))
-				io.Copy(c, u)
-				return
-			}
-			if err := resp.relay(c, int64(n)+cl); err != nil {
-				return
-			}
 		}
 	}
+}
+
+// app is one app's kept connection in pool mode.
+type app struct {
+	addr string
+	k    *conn
+}
+
+// dialApps dials one connection to each app and returns the free list.
+func dialApps(addrs []string) (chan *app, error) {
+	free := make(chan *app, len(addrs))
+	for _, a := range addrs {
+		u, err := net.Dial("tcp", a)
+		if err != nil {
+			return nil, err
+		}
+		free <- &app{addr: a, k: &conn{c: u}}
+	}
+	return free, nil
+}
+
+// forwardPool relays requests from c, each to whichever app connection is
+// free, until c closes or sends what it cannot frame.
+func forwardPool(c net.Conn, free chan *app) {
+	defer c.Close()
+	req := &conn{c: c}
+	for {
+		n, cl, isHEAD, ok := req.request()
+		if !ok {
+			return
+		}
+		a := <-free
+		err := exchange(req, a.k, n, cl, isHEAD)
+		if err != nil {
+			// The app connection may be mid-message: dial it afresh.
+			a.k.c.Close()
+			u, derr := net.Dial("tcp", a.addr)
+			if derr != nil {
+				log.Fatalf("floorproxy: %v", derr)
+			}
+			a.k = &conn{c: u}
+		}
+		free <- a
+		if err != nil {
+			return
+		}
+	}
+}
+
+// request reads the next request head from k: its length, Content-Length
+// (-1 if none) and whether it is a HEAD; ok false when the connection ends
+// or the head cannot be framed.
+func (k *conn) request() (n int, cl int64, isHEAD, ok bool) {
+	n, err := k.head()
+	if err != nil {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) { // wrk resets at its end
+			log.Printf("floorproxy: request: %v", err)
+		}
+		return 0, 0, false, false
+	}
+	h := k.buf[k.r : k.r+n]
+	if cl, err = framing(h); err != nil {
+		log.Printf("floorproxy: request: %v", err)
+		return 0, 0, false, false
+	}
+	return n, cl, bytes.HasPrefix(h, []byte("HEAD ")), true
+}
+
+// errEnded: the exchange ended its connections (a body that runs to the
+// app's close).
+var errEnded = errors.New("connection ended")
+
+// exchange relays the request whose head req has read (n bytes, body cl)
+// to resp's socket and the responses back to req's, up to the final one.
+func exchange(req, resp *conn, n int, cl int64, isHEAD bool) error {
+	c, u := req.c, resp.c
+	if err := req.relay(u, int64(n)+max(cl, 0)); err != nil {
+		return err
+	}
+	for final := false; !final; {
+		n, err := resp.head()
+		if err != nil {
+			log.Printf("floorproxy: response: %v", err)
+			return err
+		}
+		h := resp.buf[resp.r : resp.r+n]
+		code := int64(-1)
+		if len(h) >= 12 {
+			code = digits(h[9:12]) // "HTTP/1.1 200 …"
+		}
+		cl, err := framing(h)
+		if err != nil {
+			log.Printf("floorproxy: response: %v", err)
+			return err
+		}
+		final = code >= 200
+		if isHEAD || !final || code == 204 || code == 304 {
+			cl = 0 // no body
+		}
+		if cl < 0 { // the body runs to the app's close
+			resp.relay(c, int64(n))
+			io.Copy(c, u)
+			return errEnded
+		}
+		if err := resp.relay(c, int64(n)+cl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // conn is one side's socket and its fixed read buffer.

@@ -109,7 +109,7 @@ func benchWarm(ctx context.Context, e *env) error {
 	if *flagMainBin != "" {
 		cur := e.stoke
 		e.stoke = *flagMainBin
-		mainS, err = e.startStoke(ctx, "warm-main", wcfg, e.hello)
+		mainS, err = e.startStoke(ctx, "warm-main", cfg, e.hello)
 		e.stoke = cur
 		if err != nil {
 			return err
@@ -150,10 +150,55 @@ func benchWarm(ctx context.Context, e *env) error {
 		}
 	}
 	c1 := ts
-	iLambda := -1 // wrk only
+	iLambda, iLambdaMain := -1, -1 // wrk only
+	var poolFloors []int           // indices in ts, wrk only
 	if !*flagWarmAB {
+		// Stoke's CPU and its instances' (looked up before each round).
+		lambdaPids := func(s *stokeProc) func() []int {
+			return func() []int {
+				out := []int{s.pid}
+				if fs, err := s.functions(); err == nil {
+					for _, in := range fs["wl"].Instances {
+						if in.Pid > 0 {
+							out = append(out, in.Pid)
+						}
+					}
+				}
+				return out
+			}
+		}
 		iLambda = len(ts)
-		ts = append(ts, target{"stoke, Lambda model (concurrency 1, ≤ 50 instances)", s.gw + "/wl", func() []int { return []int{s.pid} }})
+		ts = append(ts, target{"stoke, Lambda model (concurrency 1, ≤ 50 instances)", s.gw + "/wl", lambdaPids(s)})
+		if mainS != nil {
+			iLambdaMain = len(ts)
+			ts = append(ts, target{"stoke, main's binary, Lambda model", mainS.gw + "/wl", lambdaPids(mainS)})
+		}
+		// -floors: the pool floor, Lambda's model with nothing but the
+		// forwarding: 50 copies of the app, one request each at a time.
+		if *flagFloors {
+			for _, isolated := range []bool{false, true} {
+				pool, err := e.startAppPool(isolated)
+				if err != nil {
+					if isolated {
+						fmt.Printf("pool floor with cgroups: not run: %v\n", err)
+						continue
+					}
+					return err
+				}
+				defer pool.stop(e)
+				tag, name := "root", fmt.Sprintf("floor: minimal HTTP forwarder, %d apps of one request each (root cgroup, SCHED_OTHER)", poolFloorApps)
+				if isolated {
+					tag, name = "cg", fmt.Sprintf("floor: minimal HTTP forwarder, %d apps of one request each (a cpu cgroup each, 1-CPU quota, SCHED_BATCH)", poolFloorApps)
+				}
+				c, addr, err := e.startPoolFloor(ctx, pool, tag)
+				if err != nil {
+					return err
+				}
+				defer e.stop(c, 0)
+				poolFloors = append(poolFloors, len(ts))
+				ts = append(ts, target{name, "http://" + addr + "/wl", func() []int { return append([]int{c.Process.Pid}, pool.pids()...) }})
+			}
+		}
 	}
 
 	// (a) concurrency 1: a keep-alive Go client loop.
@@ -187,14 +232,22 @@ func benchWarm(ctx context.Context, e *env) error {
 	type wres struct {
 		rps, p50, p99 []float64
 		cpu           [][]float64 // per pid index: CPU µs per request
+		napps         []float64   // apps: how many app processes were summed
 		non2xx, errs  int
 	}
 	ws := make([]wres, len(ts))
 	// Lambda's model starts its instances at the first load: warm them
-	// up, unmeasured, so the rounds compare warm paths.
-	if iLambda >= 0 {
-		if out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d3s", ts[iLambda].url).CombinedOutput(); err != nil {
-			return fmt.Errorf("wrk warm-up %s: %v\n%s", ts[iLambda].name, err, out)
+	// up, unmeasured, so the rounds compare warm paths (the pool floors
+	// too, alike).
+	// Those rows' pids()[1:] are many app processes, whose CPU is summed
+	// into one "apps" figure.
+	lambdaModel := func(k int) bool { return k == iLambda || k == iLambdaMain || slices.Contains(poolFloors, k) }
+	for k, t := range ts {
+		if !lambdaModel(k) {
+			continue
+		}
+		if out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c64", "-d3s", t.url).CombinedOutput(); err != nil {
+			return fmt.Errorf("wrk warm-up %s: %v\n%s", t.name, err, out)
 		}
 	}
 	var periods, throttled, thrNS int64
@@ -249,11 +302,25 @@ func benchWarm(ctx context.Context, e *env) error {
 			ws[k].p99 = append(ws[k].p99, w.p99)
 			ws[k].non2xx += w.non2xx
 			ws[k].errs += w.errs
-			if ws[k].cpu == nil {
-				ws[k].cpu = make([][]float64, len(pids))
-			}
+			used := make([]float64, len(pids))
 			for j, p := range pids {
-				ws[k].cpu[j] = append(ws[k].cpu[j], float64(cpuTime(p)-before[j])/1e3/float64(w.reqs))
+				used[j] = float64(cpuTime(p)-before[j]) / 1e3 / float64(w.reqs)
+			}
+			if lambdaModel(k) && len(used) > 1 { // the front, then the apps summed
+				sum := 0.0
+				for _, u := range used[1:] {
+					sum += u
+				}
+				used = []float64{used[0], sum}
+				ws[k].napps = append(ws[k].napps, float64(len(pids)-1))
+			}
+			if ws[k].cpu == nil {
+				ws[k].cpu = make([][]float64, len(used))
+			}
+			for j := range used {
+				if j < len(ws[k].cpu) {
+					ws[k].cpu[j] = append(ws[k].cpu[j], used[j])
+				}
 			}
 		}
 	}
@@ -273,10 +340,14 @@ func benchWarm(ctx context.Context, e *env) error {
 		names := map[int]string{0: "proxy", 1: "app"}
 		if k == 0 {
 			names = map[int]string{0: "app"}
-		} else if k == 2 || k == iLambda || k == iMain {
+		} else if k == 2 || k == iMain {
 			names = map[int]string{0: "stoke", 1: "app"}
+		} else if k == iLambda || k == iLambdaMain {
+			names = map[int]string{0: "stoke", 1: fmt.Sprintf("%.0f apps", medianF(ws[k].napps))}
 		} else if slices.Contains(floors, k) {
 			names = map[int]string{0: "floor", 1: "app"}
+		} else if slices.Contains(poolFloors, k) {
+			names = map[int]string{0: "floor", 1: fmt.Sprintf("%.0f apps", medianF(ws[k].napps))}
 		}
 		for j := range ws[k].cpu {
 			cpu = append(cpu, fmt.Sprintf("%s %.1f", names[j], medianF(ws[k].cpu[j])))
@@ -314,6 +385,13 @@ func benchWarm(ctx context.Context, e *env) error {
 		verdict = fmt.Sprintf("MISSED by %.2f", 1.0-lr)
 	}
 	fmt.Printf("target: with Lambda's model, stoke's ratio to direct ≥ 1.0× plainproxy's: %.2f / %.2f = %.2f× → %s\n", ratios[iLambda], ratios[1], lr, verdict)
+	if iLambdaMain >= 0 {
+		fmt.Printf("with Lambda's model, stoke's ratio to direct against main's binary's: %.2f / %.2f = %.2f×\n", ratios[iLambda], ratios[iLambdaMain], ratios[iLambda]/ratios[iLambdaMain])
+	}
+	for _, k := range poolFloors {
+		fmt.Printf("%s: ratio to direct %.2f = %.2f× plainproxy's (stoke's Lambda-model target: ≥ 1.0×), %.2f× stoke's Lambda model; its own CPU %.1f µs/req, its apps' %.1f\n",
+			ts[k].name, ratios[k], ratios[k]/ratios[1], ratios[k]/ratios[iLambda], medianF(ws[k].cpu[0]), medianF(ws[k].cpu[1]))
+	}
 	return nil
 }
 
