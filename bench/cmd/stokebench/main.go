@@ -5,7 +5,7 @@
 //
 //	go run ./bench/cmd/stokebench cold    # cold start vs starting the app directly (-main-bin: and main's Stoke)
 //	go run ./bench/cmd/stokebench warm    # warm latency (c=1) and throughput (wrk -c64)
-//	go run ./bench/cmd/stokebench -floors warm  # and the floors under any proxy: a raw TCP relay, a minimal HTTP forwarder
+//	go run ./bench/cmd/stokebench -floors warm  # and the floors under any proxy: a raw TCP relay, a minimal HTTP forwarder (and for Lambda's model, one in front of 50 apps)
 //	go run ./bench/cmd/stokebench burst   # 200 concurrent requests on a cold function
 //	go run ./bench/cmd/stokebench rss     # Stoke's RSS with 100 idle functions
 //	go run ./bench/cmd/stokebench all     # (or -all) every one of the above
@@ -51,7 +51,7 @@ var (
 	flagReqs     = flag.Int("reqs", 5000, "warm: requests per c=1 round")
 	flagWrk      = flag.Int("wrk-rounds", 3, "warm: wrk rounds per target")
 	flagWrkDur   = flag.String("wrk-d", "10s", "warm: wrk duration per round")
-	flagFloors   = flag.Bool("floors", false, "warm: also two floors in front of the same app, interleaved: a raw TCP relay and a minimal HTTP forwarder (bench/cmd/floorproxy), each against the tuned proxy")
+	flagFloors   = flag.Bool("floors", false, "warm: also two floors in front of the same app, interleaved: a raw TCP relay and a minimal HTTP forwarder (bench/cmd/floorproxy), each against the tuned proxy; and beside the Lambda-model row, the forwarder in front of 50 copies of the app taking one request each (floorproxy -mode pool), in the root cgroup or a cpu cgroup each, under SCHED_OTHER or SCHED_BATCH")
 	flagWarmAB   = flag.Bool("warm-ab", false, "warm: only direct, plainproxy, stoke and (with -main-bin) main's binary: an A/B of a change to the warm path")
 	flagLambdaAB = flag.Bool("lambda-ab", false, "lambda-warm: only the target's rows at c=1, aws-sdk-go-v2 against this build, RIE and (with -main-bin) main's binary, a random order every round: an A/B of a change to the warm Lambda path")
 	flagBurst    = flag.Int("burst-rounds", 3, "burst: rounds per memory size")

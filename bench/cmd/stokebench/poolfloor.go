@@ -33,16 +33,17 @@ func (p *appPool) pids() []int {
 	return out
 }
 
-// startAppPool starts the copies. isolated: each runs under SCHED_BATCH
-// (`chrt -b 0`, as Stoke's instances do) in a v1 cpu cgroup of its own with
-// the quota of the Lambda-model function's 1769 MB (one CPU), at
+// startAppPool starts the copies. batch: each runs under SCHED_BATCH
+// (`chrt -b 0`, as Stoke's instances do once the sandbox sets it). cg: each
+// runs in a v1 cpu cgroup of its own with the quota of the Lambda-model
+// function's 1769 MB (one CPU), as Stoke's instances do, at
 // stoke/floorpool-<pid>/<i>: the same depth below stoke/ as an instance's
 // stoke/<stoke pid>/<id>, so the kernel's group scheduling walks as many
 // levels (Stoke's sweep skips names that are not pids). Only the cpu
 // controller: not memory or pids, which Stoke's instances are in too.
-func (e *env) startAppPool(isolated bool) (*appPool, error) {
+func (e *env) startAppPool(cg, batch bool) (*appPool, error) {
 	p := &appPool{}
-	if isolated {
+	if cg {
 		base := "/sys/fs/cgroup/cpu/stoke"
 		if _, err := os.Stat("/sys/fs/cgroup/cpu"); err != nil {
 			return nil, fmt.Errorf("no cgroup v1 cpu hierarchy: %w", err)
@@ -58,7 +59,7 @@ func (e *env) startAppPool(isolated bool) (*appPool, error) {
 	for i := 0; i < poolFloorApps; i++ {
 		port := freePort()
 		name, args := e.hello, []string(nil)
-		if isolated {
+		if batch {
 			name, args = "chrt", []string{"-b", "0", e.hello}
 		}
 		a, err := e.start(filepath.Join(e.dir, fmt.Sprintf("poolapp-%d.log", port)), []string{fmt.Sprintf("PORT=%d", port), "GREETING=hi"}, name, args...)
@@ -68,7 +69,7 @@ func (e *env) startAppPool(isolated bool) (*appPool, error) {
 		}
 		p.apps = append(p.apps, a)
 		p.addrs = append(p.addrs, fmt.Sprintf("127.0.0.1:%d", port))
-		if isolated {
+		if cg {
 			dir := filepath.Join(p.cg, strconv.Itoa(i))
 			err := os.Mkdir(dir, 0o755)
 			for _, kv := range [][2]string{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "100000"}, {"cgroup.procs", strconv.Itoa(a.Process.Pid)}} {

@@ -176,20 +176,24 @@ func benchWarm(ctx context.Context, e *env) error {
 		// -floors: the pool floor, Lambda's model with nothing but the
 		// forwarding: 50 copies of the app, one request each at a time.
 		if *flagFloors {
-			for _, isolated := range []bool{false, true} {
-				pool, err := e.startAppPool(isolated)
+			for _, v := range []struct{ cg, batch bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
+				pool, err := e.startAppPool(v.cg, v.batch)
 				if err != nil {
-					if isolated {
+					if v.cg {
 						fmt.Printf("pool floor with cgroups: not run: %v\n", err)
 						continue
 					}
 					return err
 				}
 				defer pool.stop(e)
-				tag, name := "root", fmt.Sprintf("floor: minimal HTTP forwarder, %d apps of one request each (root cgroup, SCHED_OTHER)", poolFloorApps)
-				if isolated {
-					tag, name = "cg", fmt.Sprintf("floor: minimal HTTP forwarder, %d apps of one request each (a cpu cgroup each, 1-CPU quota, SCHED_BATCH)", poolFloorApps)
+				where, tag := "root cgroup", "root"
+				if v.cg {
+					where, tag = "a cpu cgroup each, 1-CPU quota", "cg"
 				}
+				if v.batch {
+					where, tag = where+", SCHED_BATCH", tag+"-batch"
+				}
+				name := fmt.Sprintf("floor: minimal HTTP forwarder, %d apps of one request each (%s)", poolFloorApps, where)
 				c, addr, err := e.startPoolFloor(ctx, pool, tag)
 				if err != nil {
 					return err
