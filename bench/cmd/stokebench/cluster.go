@@ -19,7 +19,7 @@ import (
 var (
 	flagClusterN       = flag.Int("cluster-n", 40, "cluster: cold starts per variant")
 	flagClusterBaseBin = flag.String("cluster-base-bin", "", "cluster: a stoke binary (main's) whose own three-node cluster runs beside this build's, its warm and cold rows interleaved")
-	flagMainBin        = flag.String("main-bin", "", "cluster, cold, lambda-cold, warm, lambda-warm -lambda-ab, django: a stoke binary built from main, whose rows (a single node; isolated cold starts; warm: a target of its own; django: the same functions, cold and warm) run in the same run, interleaved (default: none)")
+	flagMainBin        = flag.String("main-bin", "", "cluster, cold, lambda-cold, warm, lambda-warm -lambda-ab, django: a stoke binary built from main, whose rows (a single node; isolated cold starts; warm: a target of its own, and one for the Lambda-model function unless -warm-ab; django: the same functions, cold and warm) run in the same run, interleaved (default: none)")
 )
 
 // benchCluster: what cluster mode adds, against the same run's baselines,

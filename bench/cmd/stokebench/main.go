@@ -141,7 +141,7 @@ func main() {
 			limit = 90 * time.Minute // thousands of instances started, step by step
 		case "warm":
 			if *flagFloors {
-				limit = 10 * time.Minute // two more targets in every round
+				limit = 20 * time.Minute // two more targets in every round, four pool floors in every c=64 round
 			}
 		}
 		bctx, cancel := context.WithTimeout(ctx, limit)
