@@ -25,26 +25,32 @@ import (
 // function may set SCHED_OTHER again (an unprivileged thread may move
 // between the two), at its own cost only.
 
-// batchAttr is attr with the policy SCHED_BATCH; the nice value and
-// SCHED_RESET_ON_FORK stay as they were.
-func batchAttr(attr *unix.SchedAttr) *unix.SchedAttr {
-	return &unix.SchedAttr{Policy: unix.SCHED_BATCH, Nice: attr.Nice, Flags: attr.Flags & unix.SCHED_FLAG_RESET_ON_FORK}
+// settable is attr as sched_setattr takes it back: policy, priority, nice
+// value and SCHED_RESET_ON_FORK (sched_getattr also reports what may not be
+// set without its own flags, utilisation clamps).
+func settable(attr *unix.SchedAttr) *unix.SchedAttr {
+	return &unix.SchedAttr{Policy: attr.Policy, Priority: attr.Priority, Nice: attr.Nice,
+		Flags: attr.Flags & unix.SCHED_FLAG_RESET_ON_FORK}
 }
 
-// setBatch makes the calling thread SCHED_BATCH. What it then execs, or
-// forks, inherits the policy, as does every thread that makes.
-func setBatch() error {
+// setBatch makes the calling thread SCHED_BATCH, its nice value kept, and
+// returns what the thread had before (nil if it was SCHED_BATCH already).
+// What the thread then execs, or forks, inherits the policy, as does every
+// thread that makes.
+func setBatch() (old *unix.SchedAttr, err error) {
 	attr, err := unix.SchedGetAttr(0, 0)
 	if err != nil {
-		return fmt.Errorf("read the scheduling policy: %w", err)
+		return nil, fmt.Errorf("read the scheduling policy: %w", err)
 	}
 	if attr.Policy == unix.SCHED_BATCH {
-		return nil
+		return nil, nil
 	}
-	if err := unix.SchedSetAttr(0, batchAttr(attr), 0); err != nil {
-		return fmt.Errorf("set SCHED_BATCH: %w", err)
+	batch := settable(attr)
+	batch.Policy, batch.Priority = unix.SCHED_BATCH, 0
+	if err := unix.SchedSetAttr(0, batch, 0); err != nil {
+		return nil, fmt.Errorf("set SCHED_BATCH: %w", err)
 	}
-	return nil
+	return attr, nil
 }
 
 // forkBatch calls fork, which must fork from the calling thread (exec.Cmd's
@@ -54,16 +60,12 @@ func setBatch() error {
 func forkBatch(fork func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	old, err := unix.SchedGetAttr(0, 0)
-	if err != nil || old.Policy == unix.SCHED_BATCH {
-		return fork()
-	}
-	if err := unix.SchedSetAttr(0, batchAttr(old), 0); err != nil {
-		return fork() // runs under Stoke's own policy: slower under load, not wrong
+	old, err := setBatch()
+	if err != nil || old == nil {
+		return fork() // under Stoke's own policy: slower under load, not wrong
 	}
 	// Stoke's thread goes back to its own policy; if that failed it would
 	// stay SCHED_BATCH, which only makes it yield sooner.
-	defer unix.SchedSetAttr(0, &unix.SchedAttr{Policy: old.Policy, Nice: old.Nice, Priority: old.Priority,
-		Flags: old.Flags & unix.SCHED_FLAG_RESET_ON_FORK}, 0)
+	defer unix.SchedSetAttr(0, settable(old), 0)
 	return fork()
 }

@@ -142,7 +142,7 @@ func runStub(flavour string) int {
 	}
 	// The function's scheduling policy (sched.go), set on this thread,
 	// which execs: a default, so a refusal leaves Stoke's own.
-	_ = setBatch()
+	_, _ = setBatch()
 	if prep.Iso != nil {
 		// Last, right before the exec: the Go runtime's other threads keep
 		// root (creds.go), which the exec ends.
