@@ -71,9 +71,7 @@ func (c *cgThread) run(f func()) {
 func (c *cgThread) close() {
 	close(c.ch)
 	<-c.done
-	for deadline := time.Now().Add(5 * time.Second); os.Remove(c.dir) != nil && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	rmdirWait(c.dir)
 }
 
 // start starts cmd, forked on c's thread (in its cgroup) when c is not
